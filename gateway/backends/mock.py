@@ -1,0 +1,50 @@
+"""MOCK backends: answer with the configured ``result_content`` without calling anything.
+
+Role in the pipeline: the terminal step for ``backend_type`` MOCK (and ``policy_mocks``). The body,
+status (``status_code``, 200 by default; the vendor's ``mock_status_code_and_header`` feature) and
+headers are prepared at config-load time; the Content-Type is ``application/json`` when the body parses
+as JSON, else ``text/plain``, unless a configured header sets it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from gateway.backends.base import BackendPlan, BackendRequest
+
+if TYPE_CHECKING:
+    from gateway.context import RequestContext
+
+
+class MockTarget:
+    kind = "MOCK"
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        content = info.get("result_content") or ""
+        self.body = content.encode()
+        self.status = int(info.get("status_code") or 200)
+        self.headers = tuple((h["key"], h["value"]) for h in info.get("headers") or [])
+        ctype = next((v for k, v in self.headers if k.lower() == "content-type"), None)
+        if ctype is None:
+            try:
+                orjson.loads(self.body)
+                ctype = "application/json"
+            except orjson.JSONDecodeError:
+                ctype = "text/plain; charset=utf-8"
+        self.content_type = ctype
+
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+        resp = web.Response(status=self.status, body=self.body)
+        h = resp.headers
+        h["Content-Type"] = self.content_type
+        for k, v in self.headers:
+            h[k] = v
+        h.update(ctx.response_headers)
+        h["X-Request-Id"] = ctx.request_id
+        ctx.status = self.status
+        ctx.bytes_sent = len(self.body)
+        return resp

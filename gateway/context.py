@@ -1,0 +1,126 @@
+"""Per-request state that flows through the pipeline stages.
+
+Role in the pipeline: the server creates one :class:`RequestContext` per request; routing fills in the
+endpoint, stages (ACL, auth, validation, throttling ...) read and enrich it, the backend builder reads
+it to build the backend request, and the response layer and access log read the outcome. It is a
+plain slotted object: no dict lookups or properties on the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDictProxy, MultiDictProxy
+
+from gateway.errors import GatewayError, body_too_large
+
+if TYPE_CHECKING:
+    from gateway.runtime import Endpoint, GroupRuntime, Runtime
+
+
+class RequestContext:
+    """Everything the pipeline knows about one request."""
+
+    __slots__ = (
+        "app_id",
+        "app_name",
+        "authorizer_backend",
+        "authorizer_frontend",
+        "backend_ms",
+        "body",
+        "bytes_sent",
+        "client_ip",
+        "endpoint",
+        "env_id",
+        "env_name",
+        "error",
+        "extras",
+        "group",
+        "headers",
+        "host",
+        "identity",
+        "max_body",
+        "method",
+        "params",
+        "path",
+        "path_params",
+        "path_suffix",
+        "peer_ip",
+        "query",
+        "request",
+        "request_id",
+        "response_headers",
+        "retries",
+        "runtime",
+        "started",
+        "status",
+        "user_id",
+        "user_name",
+    )
+
+    def __init__(
+        self,
+        request: web.BaseRequest,
+        request_id: str,
+        runtime: Runtime,
+        peer_ip: str,
+        max_body: int,
+    ) -> None:
+        self.request = request
+        self.request_id = request_id
+        self.runtime = runtime
+        self.started = time.perf_counter()
+        self.peer_ip = peer_ip
+        self.client_ip = peer_ip
+        self.method: str = request.method
+        self.path: str = request.path
+        self.query: MultiDictProxy[str] = request.query
+        self.headers: CIMultiDictProxy[str] = request.headers
+        self.host: str = ""
+        self.max_body = max_body
+        self.group: GroupRuntime | None = None
+        self.endpoint: Endpoint | None = None
+        self.env_id: str = ""
+        self.env_name: str = ""
+        self.path_params: dict[str, str] = {}
+        self.path_suffix: str = ""
+        # Validated request parameter values: (location, name) -> value (defaults applied).
+        self.params: dict[tuple[str, str], str] = {}
+        self.app_id: str | None = None
+        self.app_name: str | None = None
+        self.user_id: str | None = None  # IAM user id (user throttling)
+        self.user_name: str | None = None  # IAM account/domain name (DOMAIN ACLs)
+        self.identity: dict[str, Any] | None = None  # raw identity claims (IAM token, app record)
+        self.authorizer_frontend: dict[str, Any] = {}
+        self.authorizer_backend: dict[str, Any] = {}
+        # Headers added to whatever response is sent (success or error): CORS, rate-limit, latency ...
+        self.response_headers: dict[str, str] = {}
+        self.body: bytes | None = None
+        self.error: GatewayError | None = None
+        self.status: int = 0
+        self.bytes_sent: int = 0
+        self.backend_ms: float | None = None
+        self.retries: int = 0
+        self.extras: dict[str, Any] = {}
+
+    async def read_body(self) -> bytes:
+        """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""
+        if self.body is not None:
+            return self.body
+        length = self.request.content_length
+        if length is not None and length > self.max_body:
+            raise body_too_large()
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in self.request.content.iter_chunked(65536):
+            total += len(chunk)
+            if total > self.max_body:
+                raise body_too_large()
+            chunks.append(chunk)
+        self.body = b"".join(chunks)
+        return self.body
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0

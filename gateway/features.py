@@ -1,0 +1,15 @@
+"""Import every feature module so that it registers its stages, checks, targets and admin routes.
+
+Role: start-up only. Each module below registers itself with the registries of
+:mod:`gateway.stages`, :mod:`gateway.snapshot.validate`, :mod:`gateway.runtime` and
+:mod:`gateway.admin` when imported; this is the one place that lists them.
+"""
+
+from __future__ import annotations
+
+import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+
+
+def load_all() -> None:
+    """Importing this module is the work; the function makes the intent explicit at call sites."""
+    return None

@@ -1,0 +1,113 @@
+"""The request pipeline: route, run the endpoint's stages, pick a backend, forward, render errors.
+
+Role in the pipeline: this *is* the pipeline (spec 02 §11.2). Everything variable was compiled into the
+endpoint at config-load time, so this module is a short straight line:
+
+    route -> CORS preflight -> endpoint stages (ACL, auth, app checks, validation, throttling)
+    -> backend selection (policies) -> backend stages (backend authorizer) -> parameter mapping
+    -> target.invoke (request hooks such as backend signing run per attempt)
+
+Any :class:`GatewayError` ends the request through the group response of the API's group (or the
+built-in default before a group is known). Any other exception is logged with its traceback and
+answered as DEFAULT_5XX without details: the caller never sees a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import StreamReader, web
+
+from gateway.backends.base import BackendRequest
+from gateway.backends.http import forwarded_headers
+from gateway.context import RequestContext
+from gateway.errors import GatewayError, internal_error
+from gateway.params import apply_mapping
+from gateway.responses import DEFAULT_RESPONSES
+from gateway.runtime import Endpoint
+
+log = logging.getLogger("gateway.pipeline")
+
+CORS_ALLOW_HEADERS = (
+    "X-Stage,X-Sdk-Date,X-Sdk-Nonce,X-Proxy-Signed-Headers,X-Sdk-Content-Sha256,X-Forwarded-For,"
+    "Authorization,Content-Type,Accept,Accept-Ranges,Cache-Control,Range,X-Apig-AppCode,X-Auth-Token"
+)
+CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
+
+
+def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
+    methods = ep.method if ep.method != "ANY" else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
+    requested = ctx.headers.get("Access-Control-Request-Headers")
+    allow_headers = CORS_ALLOW_HEADERS + ("," + requested if requested else "")
+    resp = web.Response(status=200)
+    h = resp.headers
+    h.update(ctx.response_headers)
+    h["Access-Control-Allow-Origin"] = "*"
+    h["Access-Control-Allow-Methods"] = methods
+    h["Access-Control-Allow-Headers"] = allow_headers
+    h["Access-Control-Max-Age"] = "172800"
+    h["X-Request-Id"] = ctx.request_id
+    ctx.status = 200
+    return resp
+
+
+def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping, uri) -> BackendRequest:  # type: ignore[no-untyped-def]
+    path_params, add_query, add_headers = apply_mapping(ctx, mapping)
+    headers = forwarded_headers(ctx, mapping.drop_headers)
+    for k, v in add_headers:
+        headers[k] = v
+    query = [(k, v) for k, v in ctx.query.items() if k not in mapping.drop_query]
+    query.extend(add_query)
+    path = uri.render(path_params, ctx.path_params) if uri is not None else ctx.path
+    if ctx.path_suffix:
+        path = path.rstrip("/") + ctx.path_suffix
+    method = ctx.method if plan_method == "ANY" else plan_method
+    body: bytes | StreamReader | None
+    if ctx.body is not None:
+        body = ctx.body
+    elif ctx.request.body_exists:
+        body = ctx.request.content
+    else:
+        body = None
+    return BackendRequest(method=method, path=path or "/", query=query, headers=headers, body=body)
+
+
+async def run(ctx: RequestContext) -> web.StreamResponse:
+    ep = ctx.runtime.route(ctx)
+    if ep.cors:
+        ctx.response_headers["Access-Control-Allow-Origin"] = "*"
+        ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if ctx.extras.get("preflight"):
+            return _preflight(ctx, ep)
+    for _name, stage in ep.stages:
+        await stage(ctx)
+    plan = ep.select_backend(ctx)
+    for _name, stage in plan.stages:
+        await stage(ctx)
+    breq = build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
+    return await plan.target.invoke(ctx, breq, plan)
+
+
+def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
+    ctx.error = err
+    ep = ctx.endpoint
+    if ep is not None:
+        responses = ep.responses
+    elif ctx.group is not None:
+        responses = ctx.group.responses
+    else:
+        responses = DEFAULT_RESPONSES
+    resp = responses.render(ctx, err)
+    ctx.status = resp.status
+    ctx.bytes_sent = len(resp.body) if isinstance(resp.body, bytes) else 0
+    return resp
+
+
+async def handle(ctx: RequestContext) -> web.StreamResponse:
+    try:
+        return await run(ctx)
+    except GatewayError as err:
+        return render_error(ctx, err)
+    except Exception:
+        log.exception("unhandled error on request %s", ctx.request_id)
+        return render_error(ctx, internal_error())

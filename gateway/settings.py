@@ -1,0 +1,82 @@
+"""Process settings: listeners, limits, pools, Redis; one object with env-var and CLI overrides.
+
+Role in the pipeline: read once at start-up; the server and every long-lived service take their knobs
+from here. Precedence: CLI flag > ``GATEWAY_<NAME>`` environment variable > default. The full table is
+in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Settings:
+    config: str | None = None
+    listen: str = "0.0.0.0:8080"
+    admin_listen: str = "127.0.0.1:9080"
+    admin_token: str | None = None
+    admin_token_required: bool = False
+    workers: int = 1
+    redis_url: str | None = None
+    # request limits (spec 03 "Other run-time facts": 12 MB body, 32 KB URI line / header, 128 KB headers)
+    max_body_bytes: int = 12 * MB
+    max_line_bytes: int = 32 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 128
+    header_read_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
+    backlog: int = 1024
+    # backends
+    max_backend_timeout_ms: int = 60000
+    pool_size_per_host: int = 256
+    pool_size_total: int = 4096
+    backend_keepalive_s: float = 30.0
+    backend_ca_file: str | None = None
+    # routing
+    default_group: str | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
+    # observability
+    access_log: bool = True
+    log_level: str = "INFO"
+    shutdown_timeout_s: float = 30.0
+    node_name: str = ""
+
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(c, strict=False) for c in self.trusted_proxies]
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    text = str(kind)
+    if "bool" in text:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if "int" in text and "str" not in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    if "list" in text:
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    return raw
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    s = Settings()
+    for f in fields(Settings):
+        raw = env.get(f"GATEWAY_{f.name.upper()}")
+        if raw is not None:
+            setattr(s, f.name, _coerce(f.type, raw))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            setattr(s, key, value)
+    return s
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -1,0 +1,274 @@
+"""Validate a whole snapshot: field schemas, references, env variables, route conflicts.
+
+Role in the pipeline: config-load time only, before compilation. :func:`validate` returns an
+:class:`Index` (every collection keyed by id) or raises :class:`SnapshotError` with every problem as
+``path.to.field: reason``. A document that fails here never reaches the compiler, so nothing
+half-loaded can serve.
+
+Feature modules add checks for the collections they own by appending to ``EXTRA_CHECKS``
+(a function ``(index, problems) -> None``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
+from gateway.snapshot.load import SnapshotError
+from gateway.snapshot.resources import (
+    COLLECTIONS,
+    RELEASE_ENV_ID,
+    RELEASE_ENV_NAME,
+    RESPONSE_ENTRY,
+    TOP_LEVEL_SCALARS,
+)
+from gateway.snapshot.schema import check, check_field, check_unique_ids
+
+ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")
+PATH_PARAM_RX = re.compile(r"\{([^{}/]+?)\+?\}")
+
+
+@dataclass
+class Index:
+    """The validated document with each collection keyed by its id (and a few derived lookups)."""
+
+    doc: dict[str, Any]
+    by_id: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    env_by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (group_id, env_id) -> {variable_name: value}
+    variables: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # api_id -> [publish records]
+    publishes_by_api: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    publish_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def items(self, collection: str) -> list[dict[str, Any]]:
+        value = self.doc.get(collection) or []
+        return [x for x in value if isinstance(x, dict)]
+
+    def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        return self.by_id.get(collection, {}).get(key)
+
+
+Check = Callable[[Index, list[str]], None]
+EXTRA_CHECKS: list[Check] = []
+
+
+def _where(collection: str, items: list[dict[str, Any]], key: str, value: Any) -> str:
+    for i, item in enumerate(items):
+        if item.get(key) == value:
+            return f"{collection}[{i}]"
+    return collection
+
+
+def validate(doc: dict[str, Any]) -> Index:
+    problems: list[str] = []
+    for key, value in doc.items():
+        if key in TOP_LEVEL_SCALARS:
+            check_field(TOP_LEVEL_SCALARS[key], value, key, problems)
+        elif key not in COLLECTIONS:
+            problems.append(f"{key}: unknown top-level key")
+        elif value is not None and not isinstance(value, list):
+            problems.append(f"{key}: must be a list")
+    if problems:
+        raise SnapshotError(problems)
+
+    for name, (schema, id_key) in COLLECTIONS.items():
+        items = doc.get(name) or []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                problems.append(f"{name}[{i}]: must be an object")
+            else:
+                check(schema, item, f"{name}[{i}]", problems)
+        if id_key:
+            check_unique_ids(items, id_key, name, problems)
+
+    index = Index(doc=doc)
+    for name, (_schema, id_key) in COLLECTIONS.items():
+        if id_key:
+            index.by_id[name] = {
+                str(x[id_key]): x for x in index.items(name) if x.get(id_key) is not None
+            }
+    envs = index.by_id["environments"]
+    if RELEASE_ENV_ID not in envs:
+        envs[RELEASE_ENV_ID] = {"id": RELEASE_ENV_ID, "name": RELEASE_ENV_NAME}
+    for i, env in enumerate(index.items("environments")):
+        name = env.get("name")
+        if isinstance(name, str) and name.upper() in {e.upper() for e in index.env_by_name}:
+            problems.append(f"environments[{i}].name: duplicate environment name {name!r}")
+        if env.get("id") != RELEASE_ENV_ID and isinstance(name, str) and name.upper() == RELEASE_ENV_NAME:
+            problems.append(f"environments[{i}].name: RELEASE is reserved for {RELEASE_ENV_ID}")
+    for env in envs.values():
+        if isinstance(env.get("name"), str):
+            index.env_by_name.setdefault(env["name"].upper(), env)
+
+    _check_groups(index, problems)
+    _check_variables(index, problems)
+    _check_responses(index, problems)
+    _check_publishes(index, problems)
+    _check_apis(index, problems)
+    for extra in EXTRA_CHECKS:
+        extra(index, problems)
+    if problems:
+        raise SnapshotError(problems)
+    return index
+
+
+def _check_groups(index: Index, problems: list[str]) -> None:
+    hosts: dict[str, str] = {}
+    for i, g in enumerate(index.items("groups")):
+        names = [g.get("sl_domain"), *list(g.get("sl_domains") or [])]
+        names += [d.get("domain") for d in g.get("url_domains") or [] if isinstance(d, dict)]
+        for host in names:
+            if not isinstance(host, str) or not host:
+                continue
+            key = host.lower()
+            if key in hosts and hosts[key] != g.get("id"):
+                problems.append(f"groups[{i}]: domain {host!r} is already used by group {hosts[key]!r}")
+            hosts[key] = str(g.get("id"))
+        rid = g.get("response_id")
+        if rid and rid not in index.by_id["responses"]:
+            problems.append(f"groups[{i}].response_id: unknown response {rid!r}")
+
+
+def _check_variables(index: Index, problems: list[str]) -> None:
+    for i, v in enumerate(index.items("env_variables")):
+        gid, eid = v.get("group_id"), v.get("env_id")
+        if gid not in index.by_id["groups"]:
+            problems.append(f"env_variables[{i}].group_id: unknown group {gid!r}")
+        if eid not in index.by_id["environments"]:
+            problems.append(f"env_variables[{i}].env_id: unknown environment {eid!r}")
+        scope = index.variables.setdefault((str(gid), str(eid)), {})
+        name = v.get("variable_name")
+        if name in scope:
+            problems.append(f"env_variables[{i}].variable_name: duplicate {name!r} in this group and environment")
+        scope[str(name)] = str(v.get("variable_value"))
+
+
+def _check_responses(index: Index, problems: list[str]) -> None:
+    for i, r in enumerate(index.items("responses")):
+        entries = r.get("responses") or {}
+        if not isinstance(entries, dict):
+            continue
+        for type_name, entry in entries.items():
+            path = f"responses[{i}].responses.{type_name}"
+            canonical = RESPONSE_TYPE_ALIASES.get(type_name, type_name)
+            if canonical not in RESPONSE_TYPES:
+                problems.append(f"{path}: unknown response type")
+            elif not isinstance(entry, dict):
+                problems.append(f"{path}: must be an object")
+            else:
+                check(RESPONSE_ENTRY, entry, path, problems)
+                if entry.get("status") == 444:
+                    problems.append(f"{path}.status: 444 is not allowed")
+        gid = r.get("group_id")
+        if gid and gid not in index.by_id["groups"]:
+            problems.append(f"responses[{i}].group_id: unknown group {gid!r}")
+
+
+def _check_publishes(index: Index, problems: list[str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for i, p in enumerate(index.items("publishes")):
+        aid, eid = p.get("api_id"), p.get("env_id")
+        if aid not in index.by_id["apis"]:
+            problems.append(f"publishes[{i}].api_id: unknown API {aid!r}")
+            continue
+        if eid not in index.by_id["environments"]:
+            problems.append(f"publishes[{i}].env_id: unknown environment {eid!r}")
+            continue
+        if (aid, eid) in seen:
+            problems.append(f"publishes[{i}]: API {aid!r} is published twice in environment {eid!r}")
+        seen.add((str(aid), str(eid)))
+        index.publishes_by_api.setdefault(str(aid), []).append(p)
+        index.publish_by_id[str(p.get("publish_id"))] = p
+
+
+def _backend_strings(api: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, value) of every field in which #env# variables are substituted."""
+    out: list[tuple[str, str]] = []
+    b = api.get("backend_api") or {}
+    for key in ("url_domain", "req_uri"):
+        if isinstance(b.get(key), str):
+            out.append((f"backend_api.{key}", b[key]))
+    for j, pol in enumerate(api.get("policy_https") or []):
+        for key in ("url_domain", "req_uri"):
+            if isinstance(pol, dict) and isinstance(pol.get(key), str):
+                out.append((f"policy_https[{j}].{key}", pol[key]))
+    for group in ("backend_params",):
+        for j, bp in enumerate(api.get(group) or []):
+            if isinstance(bp, dict) and bp.get("origin") == "CONSTANT" and isinstance(bp.get("value"), str):
+                out.append((f"{group}[{j}].value", bp["value"]))
+    return out
+
+
+def _check_apis(index: Index, problems: list[str]) -> None:
+    routes: dict[tuple[str, str, str, str, str], str] = {}
+    for i, api in enumerate(index.items("apis")):
+        path = f"apis[{i}]"
+        gid = api.get("group_id")
+        if gid not in index.by_id["groups"]:
+            problems.append(f"{path}.group_id: unknown group {gid!r}")
+        rid = api.get("response_id")
+        if rid and rid not in index.by_id["responses"]:
+            problems.append(f"{path}.response_id: unknown response {rid!r}")
+        btype = api.get("backend_type")
+        if btype == "HTTP" and not isinstance(api.get("backend_api"), dict):
+            problems.append(f"{path}.backend_api: is required when backend_type is HTTP")
+        if btype == "MOCK" and not isinstance(api.get("mock_info"), dict):
+            problems.append(f"{path}.mock_info: is required when backend_type is MOCK")
+        if btype == "FUNCTION" and not isinstance(api.get("func_info"), dict):
+            problems.append(f"{path}.func_info: is required when backend_type is FUNCTION")
+        if btype == "GRPC":
+            problems.append(f"{path}.backend_type: GRPC backends are not supported by this gateway")
+        if api.get("auth_type") == "AUTHORIZER" and not api.get("authorizer_id"):
+            problems.append(f"{path}.authorizer_id: is required when auth_type is AUTHORIZER")
+        backend = api.get("backend_api")
+        if isinstance(backend, dict):
+            if backend.get("vpc_channel_status") == 1:
+                if not backend.get("vpc_channel_info"):
+                    problems.append(f"{path}.backend_api.vpc_channel_info: is required when vpc_channel_status is 1")
+            elif not backend.get("url_domain"):
+                problems.append(f"{path}.backend_api.url_domain: is required without a VPC channel")
+
+        req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
+        uri = api.get("req_uri") if isinstance(api.get("req_uri"), str) else ""
+        uri_params = set(PATH_PARAM_RX.findall(uri))
+        names = {(p.get("location"), p.get("name")) for p in req_params}
+        for j, p in enumerate(req_params):
+            if p.get("location") == "PATH" and p.get("name") not in uri_params:
+                problems.append(f"{path}.req_params[{j}].name: PATH parameter {p.get('name')!r} is not in req_uri")
+            pname = str(p.get("name", "")).lower()
+            if pname == "x-stage" or pname.startswith(("x-apig-", "x-sdk-")):
+                problems.append(f"{path}.req_params[{j}].name: {p.get('name')!r} is a reserved name")
+        req_names = {p.get("name") for p in req_params}
+        for j, bp in enumerate(api.get("backend_params") or []):
+            if isinstance(bp, dict) and bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
+                problems.append(f"{path}.backend_params[{j}].value: no request parameter named {bp.get('value')!r}")
+        if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
+            backend_path = {bp.get("name") for bp in api.get("backend_params") or []
+                            if isinstance(bp, dict) and bp.get("location") == "PATH"}
+            for name in PATH_PARAM_RX.findall(ENV_VAR_RX.sub("", backend["req_uri"])):
+                if name not in backend_path and ("PATH", name) not in names and name not in uri_params:
+                    problems.append(f"{path}.backend_api.req_uri: path parameter {{{name}}} has no value")
+
+        publishes = index.publishes_by_api.get(str(api.get("id")), [])
+        strings = _backend_strings(api)
+        for pub in publishes:
+            eid = str(pub.get("env_id"))
+            scope = index.variables.get((str(gid), eid), {})
+            env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
+            for fpath, value in strings:
+                for var in ENV_VAR_RX.findall(value):
+                    if var not in scope:
+                        problems.append(
+                            f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
+                        )
+            key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
+                   str(api.get("match_mode") or "NORMAL"))
+            if key in routes:
+                problems.append(
+                    f"{path}: same method, path and match mode as API {routes[key]!r} in environment {env_name!r}"
+                )
+            routes[key] = str(api.get("id"))
