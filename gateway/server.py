@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,14 @@ from gateway.snapshot.load import SnapshotError, load_path
 from gateway.snapshot.validate import validate
 
 log = logging.getLogger("gateway")
+
+
+class VersionConflict(Exception):
+    """An ``If-Match`` version that is not the active one (answered 412 by the admin API)."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(f"active version is {current}")
+        self.current = current
 
 
 def build_runtime(doc: dict[str, Any], services: Services, version: str | None = None) -> Runtime:
@@ -51,6 +60,9 @@ class Gateway:
         self.admin_app: web.Application | None = None
         self.document: dict[str, Any] | None = None
         self.inflight = 0
+        self._push_lock = asyncio.Lock()
+        # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
+        self.push_hooks: list[Callable[[dict[str, Any], Runtime], Awaitable[None]]] = []
 
     # --- snapshot ------------------------------------------------------------------------------
     @property
@@ -64,6 +76,29 @@ class Gateway:
         except SnapshotError:
             self.services.reload_failures += 1
             raise
+        self._activate(doc, runtime)
+        return runtime
+
+    async def push_document(self, doc: dict[str, Any], expected_version: str | None = None,
+                            version: str | None = None, distribute: bool = True) -> Runtime:
+        """Control-plane write: optimistic concurrency on the version, compile in a worker thread
+        (the event loop keeps serving), swap, then run ``push_hooks`` (distribution to other nodes)."""
+        async with self._push_lock:
+            current = self.runtime
+            if expected_version is not None and (current is None or current.version != expected_version):
+                raise VersionConflict(current.version if current else None)
+            try:
+                runtime = await asyncio.to_thread(build_runtime, doc, self.services, version)
+            except SnapshotError:
+                self.services.reload_failures += 1
+                raise
+            self._activate(doc, runtime)
+        if distribute:
+            for hook in self.push_hooks:
+                await hook(doc, runtime)
+        return runtime
+
+    def _activate(self, doc: dict[str, Any], runtime: Runtime) -> None:
         self.services.runtime = runtime  # the atomic swap
         self.document = doc
         self.services.reloads += 1
@@ -71,7 +106,6 @@ class Gateway:
             hook(runtime)
         log.info("snapshot %s active: %s (compiled in %.1f ms)", runtime.version, runtime.counts,
                  runtime.compile_ms)
-        return runtime
 
     def load_config_path(self, path: str) -> Runtime:
         return self.apply_document(load_path(path))
