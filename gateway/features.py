@@ -7,7 +7,8 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+import gateway.runtime  # request-parameter stage, HTTP/MOCK targets
+import gateway.throttling.stage  # noqa: F401  (throttling and credential quotas, order 70)
 
 
 def load_all() -> None:

@@ -1,0 +1,7 @@
+"""Request throttling and credential quotas (seed 002 §3.4, §3.8, §3.9, §3.29; spec 02 §1, §2, §6).
+
+Modules: :mod:`.resources` (snapshot schemas and cross-reference checks), :mod:`.plan` (compile policies
+into per-publication check lists), :mod:`.store` (the in-process counter store), :mod:`.redis_store`
+(the shared Redis store), :mod:`.service` (store selection and Redis failure policy), :mod:`.stage`
+(the order-70 request stage). See docs/throttling.md.
+"""

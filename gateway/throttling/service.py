@@ -1,0 +1,165 @@
+"""The long-lived throttling service: picks the store and applies the Redis failure policy.
+
+Role in the pipeline: lives in ``services.extras["throttle"]`` (so counters survive config swaps) and is
+what the order-70 stage calls. Without ``redis_url`` every decision is made by the in-process store.
+With Redis, a decision is one EVALSHA bounded by ``throttle_redis_timeout_ms``; when Redis fails or is
+slow the request is decided by ``throttle_redis_failure``:
+
+* ``local`` (default) — the in-process fallback store, each limit divided by ``throttle_nodes``
+  (the number of gateway processes sharing the limit; 0 = ``workers``), so the cluster as a whole stays
+  close to the configured limit;
+* ``open`` — admit without counting;
+* ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
+
+After a failure the store is marked down: requests go straight to the failure policy (no waiting) while
+a background probe PINGs Redis every ``throttle_redis_probe_ms``; the first successful PING brings Redis
+back. ``stats`` counts decisions by source for the metrics module (keys documented in docs/throttling.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gateway.throttling.redis_store import RedisStore, make_client
+from gateway.throttling.store import Check, Decision, LocalStore, scaled
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+log = logging.getLogger("gateway.throttling")
+
+EXTRAS_KEY = "throttle"
+FAILURE_POLICIES = ("local", "open", "closed")
+WARN_EVERY_S = 10.0
+
+
+class ThrottleService:
+    def __init__(self, services: Services) -> None:
+        s = services.settings
+        self.settings = s
+        self.local = LocalStore()  # primary store when no Redis is configured
+        self.fallback = LocalStore()  # used only while Redis is down (policy "local")
+        self.redis_url: str | None = s.redis_url or None
+        self.timeout_s = max(0.001, s.throttle_redis_timeout_ms / 1000.0)
+        self.probe_s = max(0.01, s.throttle_redis_probe_ms / 1000.0)
+        self.failure_policy = s.throttle_redis_failure if s.throttle_redis_failure in FAILURE_POLICIES else "local"
+        self.local_divisor = max(1, int(s.workers or 1))
+        self.fallback_divisor = max(1, int(s.throttle_nodes or s.workers or 1))
+        self.redis: RedisStore | None = None
+        self.redis_up = True
+        self._probe: asyncio.Task[None] | None = None
+        self._last_warn = 0.0
+        self._unwarned = 0
+        self.stats: dict[str, int] = {
+            "decisions_local": 0,
+            "decisions_redis": 0,
+            "redis_errors": 0,
+            "redis_timeouts": 0,
+            "redis_fallbacks": 0,  # decisions made by the failure policy while Redis was failing/down
+            "redis_down_events": 0,
+            "redis_recoveries": 0,
+            "rejected": 0,
+            "admitted": 0,
+        }
+        services.close_hooks.append(self.close)
+
+    @classmethod
+    def of(cls, services: Services) -> ThrottleService:
+        svc = services.extras.get(EXTRAS_KEY)
+        if not isinstance(svc, ThrottleService):
+            svc = cls(services)
+            services.extras[EXTRAS_KEY] = svc
+            services.extras["throttle_stats"] = svc.stats
+        return svc
+
+    # --- decisions -------------------------------------------------------------------------------
+    async def admit(self, checks: Sequence[Check], shared: bool = True) -> Decision:
+        if self.redis_url is None or not shared:
+            self.stats["decisions_local"] += 1
+            d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
+        elif self.redis_up:
+            store = self.redis
+            if store is None:
+                store = self.redis = RedisStore(make_client(self.redis_url, self.timeout_s))
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    d = await store.admit(checks)
+                self.stats["decisions_redis"] += 1
+            except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
+                self._mark_down(exc)
+                d = self._degraded(checks)
+        else:
+            d = self._degraded(checks)
+        self.stats["admitted" if d.allowed else "rejected"] += 1
+        return d
+
+    def _degraded(self, checks: Sequence[Check]) -> Decision:
+        self.stats["redis_fallbacks"] += 1
+        self._unwarned += 1
+        now = time.monotonic()
+        if now - self._last_warn >= WARN_EVERY_S:
+            log.warning("throttling: Redis unavailable, %d request(s) decided by the %r failure policy",
+                        self._unwarned, self.failure_policy)
+            self._last_warn = now
+            self._unwarned = 0
+        if self.failure_policy == "open":
+            return Decision(True, -1, 0, [c[1] for c in checks], "open")
+        if self.failure_policy == "closed":
+            return Decision(False, 0, 1000, [0 for _ in checks], "closed")
+        d = self.fallback.admit(scaled(checks, self.fallback_divisor))
+        d.source = "fallback"
+        return d
+
+    # --- health ----------------------------------------------------------------------------------
+    def _mark_down(self, exc: BaseException) -> None:
+        if isinstance(exc, TimeoutError):
+            self.stats["redis_timeouts"] += 1
+        else:
+            self.stats["redis_errors"] += 1
+        if not self.redis_up:
+            return
+        self.redis_up = False
+        self.stats["redis_down_events"] += 1
+        log.warning("throttling: Redis failed (%s: %s); using the %r failure policy until it answers again",
+                    type(exc).__name__, exc, self.failure_policy)
+        self._last_warn = time.monotonic()
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_loop())
+
+    async def _probe_loop(self) -> None:
+        store = self.redis
+        if store is None:
+            return
+        while True:
+            try:
+                await store.reset_connections()  # drop sockets to the old server before retrying
+            except Exception:
+                pass
+            await asyncio.sleep(self.probe_s)
+            try:
+                async with asyncio.timeout(max(self.timeout_s, 0.2)):
+                    if await store.ping():
+                        break
+            except Exception:
+                continue
+        self.redis_up = True
+        self.stats["redis_recoveries"] += 1
+        log.warning("throttling: Redis is answering again; shared limits resumed")
+
+    async def close(self) -> None:
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
+            try:
+                await self._probe
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.redis is not None:
+            try:
+                await self.redis.close()
+            except Exception:
+                pass
+            self.redis = None

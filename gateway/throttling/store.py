@@ -1,0 +1,121 @@
+"""Counter stores: the check/decision types and the in-process store.
+
+Role in the pipeline: the throttling stage (order 70) turns a request into a list of :data:`Check`
+tuples (one per applicable limit) and asks a store to *admit* them: every check is evaluated first, and
+only if all pass is one unit taken from each (all-or-nothing, so a request rejected by one limit never
+consumes another). This module holds the in-process store used when no Redis is configured and as the
+fallback when Redis is unreachable; :mod:`gateway.throttling.redis_store` runs the same algorithm
+server-side in Redis.
+
+Two algorithms (docs/throttling.md explains the choice):
+
+* ``BUCKET`` — token bucket, capacity ``limit``, refilled continuously at ``limit / period``. Used for
+  throttling policies with SECOND / MINUTE / HOUR units: no double burst at window edges, and an exact
+  long-run rate of ``limit`` per ``period`` (plus one initial burst of ``limit``).
+* ``WINDOW`` — a counter per calendar window of length ``period``, aligned to ``anchor``
+  (``0`` = the Unix epoch, i.e. UTC midnight for days; ``-1`` = the first call; else an epoch-ms instant).
+  Used for DAY throttles and credential quotas whose budget must reset at a known instant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+BUCKET = 0
+WINDOW = 1
+ANCHOR_EPOCH = 0
+ANCHOR_FIRST_CALL = -1
+
+# (key, limit, period_ms, mode, anchor_ms)
+Check = tuple[str, int, int, int, int]
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    failed: int  # index of the first check that was exhausted, -1 when allowed
+    retry_ms: int  # when allowed: 0; else ms until the failed check admits one call again
+    remaining: list[int]  # per check: calls left after this one (allowed) or now (rejected)
+    source: str = "local"  # "local" | "redis" | "fallback" | "open" | "closed"
+
+
+def scaled(checks: Sequence[Check], divisor: int) -> list[Check]:
+    """The checks with every limit divided by ``divisor`` (at least 1): a node's share of a cluster limit."""
+    return [(k, max(1, lim // divisor), p, m, a) for (k, lim, p, m, a) in checks]
+
+
+class LocalStore:
+    """Exact counters for one process. Not thread-safe by design: the event loop is the critical section
+    (``admit`` never awaits, so check-then-commit is atomic)."""
+
+    SWEEP_EVERY_S = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        # key -> [value, stamp, anchor_ms, expires_at_ms]; value = tokens (bucket) or count (window),
+        # stamp = last refill time (bucket) or window index (window)
+        self._state: dict[str, list[float]] = {}
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def admit(self, checks: Sequence[Check]) -> Decision:
+        now = self._clock() * 1000.0
+        if now >= self._next_sweep:
+            self._sweep(now)
+        state = self._state
+        n = len(checks)
+        values: list[float] = [0.0] * n
+        stamps: list[float] = [0.0] * n
+        anchors: list[float] = [0.0] * n
+        ends: list[float] = [0.0] * n
+        remaining: list[int] = [0] * n
+        failed = -1
+        retry = 0.0
+        for i, (key, limit, period, mode, anchor) in enumerate(checks):
+            st = state.get(key)
+            if mode == BUCKET:
+                tokens = float(limit)
+                if st is not None:
+                    tokens = min(float(limit), st[0] + (now - st[1]) * limit / period)
+                values[i], stamps[i] = tokens, now
+                remaining[i] = int(tokens)
+                if tokens < 1.0 and failed < 0:
+                    failed, retry = i, (1.0 - tokens) * period / limit
+            else:
+                a = float(anchor)
+                if a < 0:
+                    a = st[2] if st is not None else now
+                if now < a:
+                    idx, end = -1.0, a
+                else:
+                    idx = float((now - a) // period)
+                    end = a + (idx + 1) * period
+                count = 0.0
+                if st is not None and st[1] == idx and st[2] == a:
+                    count = st[0]
+                values[i], stamps[i], anchors[i], ends[i] = count, idx, a, end
+                remaining[i] = max(0, int(limit - count))
+                if count >= limit and failed < 0:
+                    failed, retry = i, end - now
+        if failed >= 0:
+            return Decision(False, failed, max(1, math.ceil(retry)), remaining)
+        for i, (key, _limit, period, mode, _anchor) in enumerate(checks):
+            if mode == BUCKET:
+                state[key] = [values[i] - 1.0, stamps[i], 0.0, now + period]
+            else:
+                # keep a first-call anchor one period past the window end so the next window lines up
+                state[key] = [values[i] + 1.0, stamps[i], anchors[i], ends[i] + period]
+            remaining[i] = max(0, remaining[i] - 1)
+        return Decision(True, -1, 0, remaining)
+
+    def _sweep(self, now: float) -> None:
+        """Drop counters that have expired (a full bucket or an ended window is the same as no entry)."""
+        self._next_sweep = now + self.SWEEP_EVERY_S * 1000.0
+        dead = [k for k, st in self._state.items() if st[3] <= now]
+        for k in dead:
+            del self._state[k]
