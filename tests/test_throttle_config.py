@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from gateway.server import build_runtime
 from gateway.services import Services
 from gateway.settings import load_settings
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import validate
-from gateway.server import build_runtime
 from tests.helpers import RELEASE, mock_api, snapshot
 from tests.throttle_helpers import app, binding, policy, pub
 

@@ -28,6 +28,8 @@ from redis.exceptions import NoScriptError
 from gateway.throttling.store import Check, Decision
 
 # KEYS[i]: counter keys; ARGV: per key 4 values (limit, period_ms, mode 0=bucket 1=window, anchor_ms).
+# Hash fields: v = used level (bucket) or count (window); s = last update ms (bucket) or window index;
+# a = window anchor ms.
 # Reply: {allowed 0|1, failed index (1-based, 0 if allowed), retry_ms, remaining_1 .. remaining_n}.
 ADMIT_LUA = """
 local t = redis.call('TIME')
@@ -43,16 +45,17 @@ for i = 1, n do
   local anchor = tonumber(ARGV[b + 4])
   local st = redis.call('HMGET', KEYS[i], 'v', 's', 'a')
   if mode == 0 then
-    local tokens = limit
+    local used = 0
     if st[1] then
-      tokens = tonumber(st[1]) + (now - tonumber(st[2])) * limit / period
-      if tokens > limit then tokens = limit end
+      used = tonumber(st[1]) - (now - tonumber(st[2])) * limit / period
+      if used < 0 then used = 0 end
     end
-    vals[i] = tokens
-    rem[i] = math.floor(tokens)
-    if tokens < 1 and failed == 0 then
+    vals[i] = used
+    rem[i] = math.floor(limit - used)
+    if rem[i] < 0 then rem[i] = 0 end
+    if used + 1 > limit and failed == 0 then
       failed = i
-      retry = (1 - tokens) * period / limit
+      retry = (used + 1 - limit) * period / limit
     end
   else
     local a = anchor
@@ -91,7 +94,7 @@ for i = 1, n do
   local b = (i - 1) * 4
   local period = tonumber(ARGV[b + 2])
   if tonumber(ARGV[b + 3]) == 0 then
-    redis.call('HSET', KEYS[i], 'v', tostring(vals[i] - 1), 's', tostring(now))
+    redis.call('HSET', KEYS[i], 'v', tostring(vals[i] + 1), 's', tostring(now))
     redis.call('PEXPIRE', KEYS[i], math.ceil(period) + 1000)
   else
     redis.call('HSET', KEYS[i], 'v', tostring(vals[i] + 1), 's', tostring(stamps[i]), 'a', tostring(anchors[i]))

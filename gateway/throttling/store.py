@@ -11,7 +11,9 @@ Two algorithms (docs/throttling.md explains the choice):
 
 * ``BUCKET`` — token bucket, capacity ``limit``, refilled continuously at ``limit / period``. Used for
   throttling policies with SECOND / MINUTE / HOUR units: no double burst at window edges, and an exact
-  long-run rate of ``limit`` per ``period`` (plus one initial burst of ``limit``).
+  long-run rate of ``limit`` per ``period`` (plus one initial burst of ``limit``). The state stored is
+  the *used* level (``limit - tokens``, draining at ``limit / period``), so a config push that changes
+  ``limit`` applies at once: raising 3 -> 5 after 2 calls leaves 3 calls, not 1.
 * ``WINDOW`` — a counter per calendar window of length ``period``, aligned to ``anchor``
   (``0`` = the Unix epoch, i.e. UTC midnight for days; ``-1`` = the first call; else an epoch-ms instant).
   Used for DAY throttles and credential quotas whose budget must reset at a known instant.
@@ -55,7 +57,7 @@ class LocalStore:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        # key -> [value, stamp, anchor_ms, expires_at_ms]; value = tokens (bucket) or count (window),
+        # key -> [value, stamp, anchor_ms, expires_at_ms]; value = used level (bucket) or count (window),
         # stamp = last refill time (bucket) or window index (window)
         self._state: dict[str, list[float]] = {}
         self._next_sweep = 0.0
@@ -79,13 +81,13 @@ class LocalStore:
         for i, (key, limit, period, mode, anchor) in enumerate(checks):
             st = state.get(key)
             if mode == BUCKET:
-                tokens = float(limit)
+                used = 0.0
                 if st is not None:
-                    tokens = min(float(limit), st[0] + (now - st[1]) * limit / period)
-                values[i], stamps[i] = tokens, now
-                remaining[i] = int(tokens)
-                if tokens < 1.0 and failed < 0:
-                    failed, retry = i, (1.0 - tokens) * period / limit
+                    used = max(0.0, st[0] - (now - st[1]) * limit / period)
+                values[i], stamps[i] = used, now
+                remaining[i] = max(0, math.floor(limit - used))
+                if used + 1.0 > limit and failed < 0:
+                    failed, retry = i, (used + 1.0 - limit) * period / limit
             else:
                 a = float(anchor)
                 if a < 0:
@@ -106,7 +108,7 @@ class LocalStore:
             return Decision(False, failed, max(1, math.ceil(retry)), remaining)
         for i, (key, _limit, period, mode, _anchor) in enumerate(checks):
             if mode == BUCKET:
-                state[key] = [values[i] - 1.0, stamps[i], 0.0, now + period]
+                state[key] = [values[i] + 1.0, stamps[i], 0.0, now + period]
             else:
                 # keep a first-call anchor one period past the window end so the next window lines up
                 state[key] = [values[i] + 1.0, stamps[i], anchors[i], ends[i] + period]
