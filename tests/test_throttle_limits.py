@@ -175,7 +175,7 @@ async def test_per_second_refill(make_gateway: Any, client: aiohttp.ClientSessio
     gw = await make_gateway(doc, **store)
     url = gw.url + "/a"
     assert [(await get(client, url))[0] for _ in range(5)] == [200, 200, 200, 200, 429]
-    _, headers, body = await get(client, url)
+    _, _, body = await get(client, url)
     assert body["error_msg"] == f"{THRESHOLD}: policy api over ratelimit,limit:4,time:2 second"
     await asyncio.sleep(0.6)  # 4 per 2 s: one call every 500 ms
     assert [(await get(client, url))[0] for _ in range(2)] == [200, 429]

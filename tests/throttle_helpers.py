@@ -153,6 +153,11 @@ class GatewayProcess:
                 await asyncio.sleep(0.1)
         raise RuntimeError("gateway did not become ready")
 
+    async def throttle_stats(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.admin_port}/v1/throttling") as r:
+            data: dict[str, Any] = await r.json()
+            return data
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

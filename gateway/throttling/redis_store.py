@@ -4,8 +4,9 @@ Role in the pipeline: called by the throttling stage (order 70) through
 :class:`gateway.throttling.service.ThrottleService` when ``redis_url`` is set. It runs exactly the
 algorithm of :class:`gateway.throttling.store.LocalStore` server-side:
 
-* one ``EVALSHA`` per request carries every key of the request (one round trip), with an ``EVAL``
-  fallback when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``);
+* one ``EVALSHA`` per request carries every key of the request (one round trip), with a
+  ``SCRIPT LOAD`` + retry when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``);
+  concurrent requests are coalesced into one pipeline per event-loop iteration;
 * the script reads ``TIME`` from Redis, so the clocks of the gateway nodes do not matter;
 * it checks every key first and writes only when all pass (rejections consume nothing);
 * every written key gets an expiry (a bucket: the time to refill; a window: its end plus one period),
@@ -16,6 +17,7 @@ Key layout and Redis Cluster: see docs/throttling.md ("Redis keys").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -110,39 +112,95 @@ return out
 ADMIT_SHA = hashlib.sha1(ADMIT_LUA.encode()).hexdigest()
 
 
-def make_client(url: str, timeout_s: float, max_connections: int = 512) -> Redis:
-    """A client that never retries and never waits longer than ``timeout_s`` on a socket: the caller's
-    deadline, not redis-py's retry policy, decides when to give up."""
+def make_client(url: str, socket_timeout_s: float, max_connections: int = 64) -> Redis:
+    """A client that never retries: the caller's deadline, not redis-py's retry policy, decides when to
+    give up. The socket timeout only bounds how long a batch task may linger on a hung server."""
     return Redis.from_url(
         url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
         retry=Retry(NoBackoff(), 0),
         max_connections=max_connections,
         health_check_interval=0,
+        lib_name=None,  # no CLIENT SETINFO round trips when a connection opens
+        lib_version=None,
     )
 
 
+Pending = tuple[list[str], list[Any], "asyncio.Future[Decision]"]
+
+
+def _decision(reply: Any) -> Decision:
+    return Decision(int(reply[0]) == 1, int(reply[1]) - 1, int(reply[2]), [int(x) for x in reply[3:]], "redis")
+
+
 class RedisStore:
-    """Admits a request's checks with one EVALSHA. Raises on any Redis problem (the service decides)."""
+    """Admits a request's checks with one EVALSHA; raises on any Redis problem (the service decides).
+
+    Requests that arrive in the same event-loop iteration are coalesced into one pipeline (one write,
+    one read, one pooled connection) — each EVALSHA in it is still its own atomic decision. A caller
+    that gives up (deadline) just stops waiting on its future: the socket I/O is never cancelled
+    half-way, so a connection can never be left with an unread reply.
+    """
 
     def __init__(self, client: Redis) -> None:
         self.client = client
         self.script_loads = 0
+        self.batches = 0
+        self._pending: list[Pending] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def admit(self, checks: Sequence[Check]) -> Decision:
+    def admit(self, checks: Sequence[Check]) -> asyncio.Future[Decision]:
         keys: list[str] = []
         args: list[Any] = []
         for key, limit, period, mode, anchor in checks:
             keys.append(key)
             args.extend((limit, period, mode, anchor))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Decision] = loop.create_future()
+        self._pending.append((keys, args, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_batch)
+        return fut
+
+    def _start_batch(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(self, batch: list[Pending]) -> None:
+        self.batches += 1
         try:
-            reply = await self.client.evalsha(ADMIT_SHA, len(keys), *keys, *args)
-        except NoScriptError:
-            self.script_loads += 1
-            reply = await self.client.eval(ADMIT_LUA, len(keys), *keys, *args)
-        allowed = int(reply[0]) == 1
-        return Decision(allowed, int(reply[1]) - 1, int(reply[2]), [int(x) for x in reply[3:]], "redis")
+            replies = await self._execute(batch, ADMIT_SHA)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if missing:  # Redis restarted or SCRIPT FLUSH: load once, then retry only those
+                self.script_loads += 1
+                await self.client.script_load(ADMIT_LUA)
+                again = await self._execute([batch[i] for i in missing], ADMIT_SHA)
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except Exception as exc:
+            for _k, _a, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_k, _a, fut), reply in zip(batch, replies, strict=True):
+            if fut.done():
+                continue
+            if isinstance(reply, Exception):
+                fut.set_exception(reply)
+            else:
+                fut.set_result(_decision(reply))
+
+    async def _execute(self, batch: list[Pending], sha: str) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys, args, _fut in batch:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -151,4 +209,6 @@ class RedisStore:
         await self.client.connection_pool.disconnect()
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.client.aclose()

@@ -11,9 +11,12 @@ slow the request is decided by ``throttle_redis_failure``:
 * ``open`` — admit without counting;
 * ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
 
-After a failure the store is marked down: requests go straight to the failure policy (no waiting) while
-a background probe PINGs Redis every ``throttle_redis_probe_ms``; the first successful PING brings Redis
-back. ``stats`` counts decisions by source for the metrics module (keys documented in docs/throttling.md).
+A connection error marks the store down at once; timeouts mark it down after
+``TIMEOUTS_TO_DOWN`` in a row (one slow reply under load should not cost the cluster its exact limits
+for a whole probe interval; each timed-out request is still decided by the failure policy). While down,
+requests go straight to the failure policy (no waiting) and a background probe PINGs Redis every
+``throttle_redis_probe_ms``; the first successful PING brings Redis back. ``stats`` counts decisions
+by source for the metrics module (keys documented in docs/throttling.md).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger("gateway.throttling")
 EXTRAS_KEY = "throttle"
 FAILURE_POLICIES = ("local", "open", "closed")
 WARN_EVERY_S = 10.0
+TIMEOUTS_TO_DOWN = 3
 
 
 class ThrottleService:
@@ -51,6 +55,7 @@ class ThrottleService:
         self.fallback_divisor = max(1, int(s.throttle_nodes or s.workers or 1))
         self.redis: RedisStore | None = None
         self.redis_up = True
+        self._timeouts_in_row = 0
         self._probe: asyncio.Task[None] | None = None
         self._last_warn = 0.0
         self._unwarned = 0
@@ -84,13 +89,14 @@ class ThrottleService:
         elif self.redis_up:
             store = self.redis
             if store is None:
-                store = self.redis = RedisStore(make_client(self.redis_url, self.timeout_s))
+                store = self.redis = RedisStore(make_client(self.redis_url, max(1.0, 10 * self.timeout_s)))
             try:
                 async with asyncio.timeout(self.timeout_s):
                     d = await store.admit(checks)
                 self.stats["decisions_redis"] += 1
+                self._timeouts_in_row = 0
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
-                self._mark_down(exc)
+                self._failed(exc)
                 d = self._degraded(checks)
         else:
             d = self._degraded(checks)
@@ -115,9 +121,12 @@ class ThrottleService:
         return d
 
     # --- health ----------------------------------------------------------------------------------
-    def _mark_down(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):
             self.stats["redis_timeouts"] += 1
+            self._timeouts_in_row += 1
+            if self._timeouts_in_row < TIMEOUTS_TO_DOWN:
+                return
         else:
             self.stats["redis_errors"] += 1
         if not self.redis_up:
@@ -134,11 +143,11 @@ class ThrottleService:
         store = self.redis
         if store is None:
             return
+        try:
+            await store.reset_connections()  # drop sockets to a dead or restarted server
+        except Exception:
+            pass
         while True:
-            try:
-                await store.reset_connections()  # drop sockets to the old server before retrying
-            except Exception:
-                pass
             await asyncio.sleep(self.probe_s)
             try:
                 async with asyncio.timeout(max(self.timeout_s, 0.2)):
@@ -147,6 +156,7 @@ class ThrottleService:
             except Exception:
                 continue
         self.redis_up = True
+        self._timeouts_in_row = 0
         self.stats["redis_recoveries"] += 1
         log.warning("throttling: Redis is answering again; shared limits resumed")
 

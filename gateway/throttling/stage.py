@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from gateway import stages as stage_registry
 from gateway.errors import GatewayError
+from gateway.throttling import admin as _admin  # noqa: F401  (admin route /v1/throttling)
 from gateway.throttling import resources as _resources  # noqa: F401  (registers schemas and checks)
 from gateway.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
 from gateway.throttling.service import ThrottleService
