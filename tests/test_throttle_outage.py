@@ -157,15 +157,19 @@ async def test_hung_redis_never_holds_a_request_past_the_deadline(
     own_redis.freeze()  # accepts nothing, answers nothing: the worst kind of slow
     try:
         took = []
-        for _ in range(5):
+        while stats(gw)["redis_down_events"] == 0 and len(took) < 20:
             t0 = time.perf_counter()
             status, _, _ = await get(client, gw.url + "/a")
             took.append(time.perf_counter() - t0)
-            assert status == 200
+            assert status == 200  # decided by the local fallback
         st = stats(gw)
-        assert st["redis_timeouts"] == 3 and st["redis_fallbacks"] == 5  # down after 3 timeouts in a row
-        assert max(took[:3]) < 0.5, took  # 50 ms deadline (+ scheduling slack on a shared machine)
-        assert max(took[3:]) < 0.2, took  # marked down: no waiting at all
+        assert st["redis_down_events"] == 1, st  # persistent timeouts (>= 3 over >= 200 ms) mark it down
+        assert st["redis_timeouts"] == len(took) and st["redis_fallbacks"] == len(took)
+        assert max(took) < 0.5, took  # 50 ms deadline (+ scheduling slack on a shared machine)
+        for _ in range(3):  # marked down: no waiting at all
+            t0 = time.perf_counter()
+            assert (await get(client, gw.url + "/a"))[0] == 200
+            assert time.perf_counter() - t0 < 0.2
     finally:
         own_redis.thaw()
     await wait_recovered([gw])

@@ -11,9 +11,11 @@ slow the request is decided by ``throttle_redis_failure``:
 * ``open`` — admit without counting;
 * ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
 
-A connection error marks the store down at once; timeouts mark it down after
-``TIMEOUTS_TO_DOWN`` in a row (one slow reply under load should not cost the cluster its exact limits
-for a whole probe interval; each timed-out request is still decided by the failure policy). While down,
+A connection error marks the store down at once. Timeouts mark it down only when they persist:
+``TIMEOUTS_TO_DOWN`` in a row spanning at least ``TIMEOUT_STREAK_S`` with no success in between. A
+burst of timeouts from one scheduling stall of this process (every waiter whose deadline passed during
+the stall fires at once, before the already-arrived replies are read) should not cost the cluster its
+exact limits for a whole probe interval; each timed-out request is still decided by the failure policy. While down,
 requests go straight to the failure policy (no waiting) and a background probe PINGs Redis every
 ``throttle_redis_probe_ms``; the first successful PING brings Redis back. ``stats`` counts decisions
 by source for the metrics module (keys documented in docs/throttling.md).
@@ -39,6 +41,7 @@ EXTRAS_KEY = "throttle"
 FAILURE_POLICIES = ("local", "open", "closed")
 WARN_EVERY_S = 10.0
 TIMEOUTS_TO_DOWN = 3
+TIMEOUT_STREAK_S = 0.2
 
 
 class ThrottleService:
@@ -56,6 +59,7 @@ class ThrottleService:
         self.redis: RedisStore | None = None
         self.redis_up = True
         self._timeouts_in_row = 0
+        self._streak_started = 0.0
         self._probe: asyncio.Task[None] | None = None
         self._last_warn = 0.0
         self._unwarned = 0
@@ -124,8 +128,11 @@ class ThrottleService:
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):
             self.stats["redis_timeouts"] += 1
+            now = time.monotonic()
+            if self._timeouts_in_row == 0:
+                self._streak_started = now
             self._timeouts_in_row += 1
-            if self._timeouts_in_row < TIMEOUTS_TO_DOWN:
+            if self._timeouts_in_row < TIMEOUTS_TO_DOWN or now - self._streak_started < TIMEOUT_STREAK_S:
                 return
         else:
             self.stats["redis_errors"] += 1

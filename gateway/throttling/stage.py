@@ -45,9 +45,12 @@ class EndpointThrottle:
     __slots__ = (
         "api_check",
         "api_label",
+        "app_generic",
+        "app_special",
         "ceiling_check",
         "ceiling_label",
         "headers",
+        "ip_label",
         "ip_limit",
         "policy",
         "prefix",
@@ -55,6 +58,8 @@ class EndpointThrottle:
         "quotas",
         "service",
         "shared",
+        "user_generic",
+        "user_special",
     )
 
     def __init__(self, draft: EndpointDraft, plan: SnapshotPlan, policy: PolicyPlan | None,
@@ -67,6 +72,11 @@ class EndpointThrottle:
         self.api_check: Check | None = None
         self.api_label: Label | None = None
         self.ip_limit = 0
+        self.ip_label: Label = ("", "", 0, "")
+        self.app_generic: tuple[int, Label] = (0, self.ip_label)
+        self.user_generic: tuple[int, Label] = (0, self.ip_label)
+        self.app_special: dict[str, tuple[int, Label]] = {}
+        self.user_special: dict[str, tuple[int, Label]] = {}
         api_id = str(draft.api["id"])
         if policy is not None:
             scope = policy.policy_id if policy.type == 2 else f"{policy.policy_id}:{api_id}:{draft.env_id}"
@@ -74,6 +84,14 @@ class EndpointThrottle:
             self.api_check = (self.prefix + "api", policy.api_limit, policy.period_ms, policy.mode, policy.anchor_ms)
             self.api_label = (HEADER + "api", "policy api", policy.api_limit, policy.time)
             self.ip_limit = policy.ip_limit or 0
+            t = policy.time
+            self.ip_label = (HEADER + "ip", "policy ip", self.ip_limit, t)
+            self.app_generic = (policy.app_limit or 0, (HEADER + "app", "policy app", policy.app_limit or 0, t))
+            self.user_generic = (policy.user_limit or 0,
+                                 (HEADER + "user", "policy user", policy.user_limit or 0, t))
+            self.app_special = {k: (v, (HEADER + "app", "policy app", v, t)) for k, v in policy.special_app.items()}
+            self.user_special = {k: (v, (HEADER + "user", "policy user", v, t))
+                                 for k, v in policy.special_user.items()}
         self.ceiling_check: Check | None = None
         self.ceiling_label: Label | None = None
         if plan.ceiling > 0:
@@ -89,19 +107,19 @@ class EndpointThrottle:
         if p is not None:
             app = ctx.app_id
             if app is not None:
-                limit = p.special_app.get(app, p.app_limit)
+                limit, label = self.app_special.get(app, self.app_generic)
                 if limit:
                     checks.append((f"{self.prefix}a:{app}", limit, p.period_ms, p.mode, p.anchor_ms))
-                    labels.append((HEADER + "app", "policy app", limit, p.time))
+                    labels.append(label)
             user = ctx.user_id
             if user is not None:
-                limit = p.special_user.get(user, p.user_limit)
+                limit, label = self.user_special.get(user, self.user_generic)
                 if limit:
                     checks.append((f"{self.prefix}u:{user}", limit, p.period_ms, p.mode, p.anchor_ms))
-                    labels.append((HEADER + "user", "policy user", limit, p.time))
+                    labels.append(label)
             if self.ip_limit:
                 checks.append((f"{self.prefix}i:{ctx.client_ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
-                labels.append((HEADER + "ip", "policy ip", self.ip_limit, p.time))
+                labels.append(self.ip_label)
             checks.append(self.api_check)  # type: ignore[arg-type]
             labels.append(self.api_label)  # type: ignore[arg-type]
         if self.ceiling_check is not None:

@@ -70,24 +70,26 @@ class LocalStore:
         if now >= self._next_sweep:
             self._sweep(now)
         state = self._state
-        n = len(checks)
-        values: list[float] = [0.0] * n
-        stamps: list[float] = [0.0] * n
-        anchors: list[float] = [0.0] * n
-        ends: list[float] = [0.0] * n
-        remaining: list[int] = [0] * n
         failed = -1
         retry = 0.0
+        remaining: list[int] = []  # tentative: after this call for passing checks, now for failing ones
+        writes: list[tuple[int, str, list[float]]] = []
         for i, (key, limit, period, mode, anchor) in enumerate(checks):
             st = state.get(key)
             if mode == BUCKET:
                 used = 0.0
                 if st is not None:
-                    used = max(0.0, st[0] - (now - st[1]) * limit / period)
-                values[i], stamps[i] = used, now
-                remaining[i] = max(0, math.floor(limit - used))
-                if used + 1.0 > limit and failed < 0:
-                    failed, retry = i, (used + 1.0 - limit) * period / limit
+                    used = st[0] - (now - st[1]) * limit / period
+                    if used < 0.0:
+                        used = 0.0
+                free = limit - used
+                if free < 1.0:
+                    remaining.append(0 if free <= 0.0 else int(free))
+                    if failed < 0:
+                        failed, retry = i, (1.0 - free) * period / limit
+                    continue
+                remaining.append(int(free) - 1)
+                writes.append((i, key, [used + 1.0, now, 0.0, now + period]))
             else:
                 a = float(anchor)
                 if a < 0:
@@ -97,22 +99,21 @@ class LocalStore:
                 else:
                     idx = float((now - a) // period)
                     end = a + (idx + 1) * period
-                count = 0.0
-                if st is not None and st[1] == idx and st[2] == a:
-                    count = st[0]
-                values[i], stamps[i], anchors[i], ends[i] = count, idx, a, end
-                remaining[i] = max(0, int(limit - count))
-                if count >= limit and failed < 0:
-                    failed, retry = i, end - now
-        if failed >= 0:
-            return Decision(False, failed, max(1, math.ceil(retry)), remaining)
-        for i, (key, _limit, period, mode, _anchor) in enumerate(checks):
-            if mode == BUCKET:
-                state[key] = [values[i] + 1.0, stamps[i], 0.0, now + period]
-            else:
+                count = st[0] if st is not None and st[1] == idx and st[2] == a else 0.0
+                if count >= limit:
+                    remaining.append(0)
+                    if failed < 0:
+                        failed, retry = i, end - now
+                    continue
+                remaining.append(int(limit - count) - 1)
                 # keep a first-call anchor one period past the window end so the next window lines up
-                state[key] = [values[i] + 1.0, stamps[i], anchors[i], ends[i] + period]
-            remaining[i] = max(0, remaining[i] - 1)
+                writes.append((i, key, [count + 1.0, idx, a, end + period]))
+        if failed >= 0:
+            for i, _key, _st in writes:  # nothing is consumed: report what is left now
+                remaining[i] += 1
+            return Decision(False, failed, max(1, math.ceil(retry)), remaining)
+        for _i, key, st in writes:
+            state[key] = st
         return Decision(True, -1, 0, remaining)
 
     def _sweep(self, now: float) -> None:

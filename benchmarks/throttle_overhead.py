@@ -1,0 +1,64 @@
+"""Throttling overhead: requests/s of one gateway process with throttling off, in-process, and Redis.
+
+Usage: ``python benchmarks/throttle_overhead.py [--seconds 5] [--connections 32]``
+
+One ``python -m gateway run`` process serving a MOCK API (no backend hop, so the numbers show the
+gateway's own cost), driven by wrk (1 thread, keep-alive). The throttled runs bind a policy with an
+API limit and a per-IP limit far above the offered load (two counters per request, none rejects), so
+what is measured is the price of deciding, not of rejecting. Redis is a private local redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throttle_common import Gateway, Redis, mock_api, snapshot, start_wrk, wrk_result
+
+
+def doc(throttled: bool) -> dict[str, Any]:
+    if not throttled:
+        return snapshot([mock_api("a1", "/a")])
+    return snapshot([mock_api("a1", "/a")],
+                    throttles=[{"id": "t1", "name": "big", "api_call_limits": 100_000_000,
+                                "ip_call_limits": 100_000_000, "time_interval": 1, "time_unit": "SECOND"}],
+                    throttle_bindings=[{"id": "b1", "policy_id": "t1", "publish_id": "p-a1"}])
+
+
+def measure(name: str, d: dict[str, Any], redis_url: str | None, seconds: float, conns: int) -> dict[str, float]:
+    gw = Gateway(d, redis_url, {"GATEWAY_THROTTLE_KEY_PREFIX": uuid.uuid4().hex[:8]})
+    try:
+        start_wrk(gw.url + "/a", 1, conns).communicate(timeout=60)  # warm-up (connections, script load)
+        res = wrk_result(start_wrk(gw.url + "/a", seconds, conns))
+        stats = gw.throttle_stats()["stats"]
+    finally:
+        gw.stop()
+    print(f"{name:<26} {res['rps']:>9.0f} req/s   mean latency {res['latency_ms']:6.2f} ms   "
+          f"non-2xx {res['non2xx']:>5}   fallbacks {stats['redis_fallbacks']}")
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    redis = Redis()
+    try:
+        off = measure("throttling off", doc(False), None, args.seconds, args.connections)
+        local = measure("in-process store", doc(True), None, args.seconds, args.connections)
+        shared = measure("Redis store", doc(True), redis.url, args.seconds, args.connections)
+    finally:
+        redis.stop()
+    for name, r in (("in-process", local), ("Redis", shared)):
+        print(f"{name} vs off: {100.0 * r['rps'] / off['rps']:.1f}% of the throughput")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
