@@ -47,16 +47,24 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2, help="alternate the three setups; keep each one's best")
     args = ap.parse_args()
     redis = Redis()
+    best: dict[str, dict[str, float]] = {}
     try:
-        off = measure("throttling off", doc(False), None, args.seconds, args.connections)
-        local = measure("in-process store", doc(True), None, args.seconds, args.connections)
-        shared = measure("Redis store", doc(True), redis.url, args.seconds, args.connections)
+        for _ in range(args.rounds):  # alternating evens out the noise of a shared machine
+            for name, d, url in (("throttling off", doc(False), None), ("in-process store", doc(True), None),
+                                 ("Redis store", doc(True), redis.url)):
+                r = measure(name, d, url, args.seconds, args.connections)
+                if name not in best or r["rps"] > best[name]["rps"]:
+                    best[name] = r
     finally:
         redis.stop()
-    for name, r in (("in-process", local), ("Redis", shared)):
-        print(f"{name} vs off: {100.0 * r['rps'] / off['rps']:.1f}% of the throughput")
+    off = best["throttling off"]["rps"]
+    print("best of each:")
+    for name, r in best.items():
+        print(f"  {name:<24} {r['rps']:>9.0f} req/s  mean latency {r['latency_ms']:6.2f} ms  "
+              f"{100.0 * r['rps'] / off:5.1f}% of off")
     return 0
 
 

@@ -4,9 +4,9 @@ Role in the pipeline: called by the throttling stage (order 70) through
 :class:`gateway.throttling.service.ThrottleService` when ``redis_url`` is set. It runs exactly the
 algorithm of :class:`gateway.throttling.store.LocalStore` server-side:
 
-* one ``EVALSHA`` per request carries every key of the request (one round trip), with a
-  ``SCRIPT LOAD`` + retry when Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``);
-  concurrent requests are coalesced into one pipeline per event-loop iteration;
+* one ``EVALSHA`` carries every key of a request (one round trip), with a ``SCRIPT LOAD`` + retry when
+  Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``); requests that arrive in the same
+  event-loop iteration share that call (the script decides them one after the other);
 * the script reads ``TIME`` from Redis, so the clocks of the gateway nodes do not matter;
 * it checks every key first and writes only when all pass (rejections consume nothing);
 * every written key gets an expiry (a bucket: the time to refill; a window: its end plus one period),
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -29,84 +28,94 @@ from redis.exceptions import NoScriptError
 
 from gateway.throttling.store import Check, Decision
 
-# KEYS[i]: counter keys; ARGV: per key 4 values (limit, period_ms, mode 0=bucket 1=window, anchor_ms).
+# One script call decides a whole *batch* of requests (those that arrived in one event-loop iteration),
+# each request atomically and in arrival order, exactly as if each had its own EVALSHA.
+# KEYS: the keys of request 1, then of request 2, ... ARGV[1]: the requests joined by "|", each a list of
+# "limit,period_ms,mode,anchor_ms" (one per key) joined by ";". mode 0 = token bucket, 1 = window.
 # Hash fields: v = used level (bucket) or count (window); s = last update ms (bucket) or window index;
 # a = window anchor ms.
-# Reply: {allowed 0|1, failed index (1-based, 0 if allowed), retry_ms, remaining_1 .. remaining_n}.
+# Reply: one string, per request "allowed,failed,retry_ms,remaining_1,...,remaining_n" joined by "|"
+# (failed is 1-based, 0 when allowed).
 ADMIT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS
-local vals, stamps, anchors, ends, rem = {}, {}, {}, {}, {}
-local failed, retry = 0, 0
-for i = 1, n do
-  local b = (i - 1) * 4
-  local limit = tonumber(ARGV[b + 1])
-  local period = tonumber(ARGV[b + 2])
-  local mode = tonumber(ARGV[b + 3])
-  local anchor = tonumber(ARGV[b + 4])
-  local st = redis.call('HMGET', KEYS[i], 'v', 's', 'a')
-  if mode == 0 then
-    local used = 0
-    if st[1] then
-      used = tonumber(st[1]) - (now - tonumber(st[2])) * limit / period
-      if used < 0 then used = 0 end
-    end
-    vals[i] = used
-    rem[i] = math.floor(limit - used)
-    if rem[i] < 0 then rem[i] = 0 end
-    if used + 1 > limit and failed == 0 then
-      failed = i
-      retry = (used + 1 - limit) * period / limit
-    end
-  else
-    local a = anchor
-    if a < 0 then
-      if st[3] then a = tonumber(st[3]) else a = now end
-    end
-    local idx, e
-    if now < a then
-      idx = -1
-      e = a
+local results = {}
+local base = 0
+for req in string.gmatch(ARGV[1], '[^|]+') do
+  local spec = {}
+  for a, b, c, d in string.gmatch(req, '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)') do
+    spec[#spec + 1] = {tonumber(a), tonumber(b), tonumber(c), tonumber(d)}
+  end
+  local n = #spec
+  local vals, stamps, anchors, ends, rem = {}, {}, {}, {}, {}
+  local failed, retry = 0, 0
+  for i = 1, n do
+    local limit, period, mode, anchor = spec[i][1], spec[i][2], spec[i][3], spec[i][4]
+    local st = redis.call('HMGET', KEYS[base + i], 'v', 's', 'a')
+    if mode == 0 then
+      local used = 0
+      if st[1] then
+        used = tonumber(st[1]) - (now - tonumber(st[2])) * limit / period
+        if used < 0 then used = 0 end
+      end
+      vals[i] = used
+      rem[i] = math.floor(limit - used)
+      if rem[i] < 0 then rem[i] = 0 end
+      if used + 1 > limit and failed == 0 then
+        failed = i
+        retry = (used + 1 - limit) * period / limit
+      end
     else
-      idx = math.floor((now - a) / period)
-      e = a + (idx + 1) * period
-    end
-    local count = 0
-    if st[1] and tonumber(st[2]) == idx and tonumber(st[3]) == a then count = tonumber(st[1]) end
-    vals[i] = count
-    stamps[i] = idx
-    anchors[i] = a
-    ends[i] = e
-    rem[i] = limit - count
-    if rem[i] < 0 then rem[i] = 0 end
-    if count >= limit and failed == 0 then
-      failed = i
-      retry = e - now
+      local a = anchor
+      if a < 0 then
+        if st[3] then a = tonumber(st[3]) else a = now end
+      end
+      local idx, e
+      if now < a then
+        idx = -1
+        e = a
+      else
+        idx = math.floor((now - a) / period)
+        e = a + (idx + 1) * period
+      end
+      local count = 0
+      if st[1] and tonumber(st[2]) == idx and tonumber(st[3]) == a then count = tonumber(st[1]) end
+      vals[i] = count
+      stamps[i] = idx
+      anchors[i] = a
+      ends[i] = e
+      rem[i] = limit - count
+      if rem[i] < 0 then rem[i] = 0 end
+      if count >= limit and failed == 0 then
+        failed = i
+        retry = e - now
+      end
     end
   end
-end
-if failed > 0 then
-  local out = {0, failed, math.ceil(retry)}
-  for i = 1, n do out[3 + i] = rem[i] end
-  return out
-end
-local out = {1, 0, 0}
-for i = 1, n do
-  local b = (i - 1) * 4
-  local period = tonumber(ARGV[b + 2])
-  if tonumber(ARGV[b + 3]) == 0 then
-    redis.call('HSET', KEYS[i], 'v', tostring(vals[i] + 1), 's', tostring(now))
-    redis.call('PEXPIRE', KEYS[i], math.ceil(period) + 1000)
+  local out
+  if failed > 0 then
+    out = {0, failed, math.ceil(retry)}
+    for i = 1, n do out[3 + i] = rem[i] end
   else
-    redis.call('HSET', KEYS[i], 'v', tostring(vals[i] + 1), 's', tostring(stamps[i]), 'a', tostring(anchors[i]))
-    redis.call('PEXPIRE', KEYS[i], math.ceil(ends[i] + period - now))
+    out = {1, 0, 0}
+    for i = 1, n do
+      local key, period = KEYS[base + i], spec[i][2]
+      if spec[i][3] == 0 then
+        redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(now))
+        redis.call('PEXPIRE', key, math.ceil(period) + 1000)
+      else
+        redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(stamps[i]), 'a', tostring(anchors[i]))
+        redis.call('PEXPIRE', key, math.ceil(ends[i] + period - now))
+      end
+      local r = rem[i] - 1
+      if r < 0 then r = 0 end
+      out[3 + i] = r
+    end
   end
-  local r = rem[i] - 1
-  if r < 0 then r = 0 end
-  out[3 + i] = r
+  results[#results + 1] = table.concat(out, ',')
+  base = base + n
 end
-return out
+return table.concat(results, '|')
 """
 
 ADMIT_SHA = hashlib.sha1(ADMIT_LUA.encode()).hexdigest()
@@ -127,21 +136,25 @@ def make_client(url: str, socket_timeout_s: float, max_connections: int = 64) ->
     )
 
 
-Pending = tuple[list[str], list[Any], "asyncio.Future[Decision]"]
+Pending = tuple[list[str], str, "asyncio.Future[Decision]"]
 
 
-def _decision(reply: Any) -> Decision:
-    return Decision(int(reply[0]) == 1, int(reply[1]) - 1, int(reply[2]), [int(x) for x in reply[3:]], "redis")
+def _decision(reply: bytes) -> Decision:
+    parts = reply.split(b",")
+    return Decision(parts[0] == b"1", int(parts[1]) - 1, int(parts[2]), [int(x) for x in parts[3:]], "redis")
 
 
 class RedisStore:
-    """Admits a request's checks with one EVALSHA; raises on any Redis problem (the service decides).
+    """Admits requests' checks in Redis; raises on any Redis problem (the service decides).
 
-    Requests that arrive in the same event-loop iteration are coalesced into one pipeline (one write,
-    one read, one pooled connection) — each EVALSHA in it is still its own atomic decision. A caller
-    that gives up (deadline) just stops waiting on its future: the socket I/O is never cancelled
-    half-way, so a connection can never be left with an unread reply.
+    Requests that arrive in the same event-loop iteration are coalesced into ONE script call (one
+    command to encode, one reply to parse, one pooled connection): the script decides each request
+    atomically and in order, so the outcome is the same as one EVALSHA per request. A caller that gives
+    up (deadline) just stops waiting on its future: the socket I/O is never cancelled half-way, so a
+    connection can never be left with an unread reply.
     """
+
+    MAX_BATCH = 256  # requests per script call: bounds how long one call keeps Redis busy
 
     def __init__(self, client: Redis) -> None:
         self.client = client
@@ -152,55 +165,51 @@ class RedisStore:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def admit(self, checks: Sequence[Check]) -> asyncio.Future[Decision]:
-        keys: list[str] = []
-        args: list[Any] = []
-        for key, limit, period, mode, anchor in checks:
-            keys.append(key)
-            args.extend((limit, period, mode, anchor))
+        spec = ";".join(f"{limit},{period},{mode},{anchor}" for _k, limit, period, mode, anchor in checks)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Decision] = loop.create_future()
-        self._pending.append((keys, args, fut))
+        self._pending.append(([c[0] for c in checks], spec, fut))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._start_batch)
+            loop.call_soon(self._start_batches)
         return fut
 
-    def _start_batch(self) -> None:
+    def _start_batches(self) -> None:
         self._scheduled = False
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        pending, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        for i in range(0, len(pending), self.MAX_BATCH):
+            task = loop.create_task(self._run_batch(pending[i:i + self.MAX_BATCH]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run_batch(self, batch: list[Pending]) -> None:
         self.batches += 1
+        keys: list[str] = []
+        for k, _spec, _fut in batch:
+            keys.extend(k)
+        spec = "|".join(s for _k, s, _f in batch)
         try:
-            replies = await self._execute(batch, ADMIT_SHA)
-            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            if missing:  # Redis restarted or SCRIPT FLUSH: load once, then retry only those
+            try:
+                reply = await self.client.evalsha(ADMIT_SHA, len(keys), *keys, spec)
+            except NoScriptError:  # Redis restarted or SCRIPT FLUSH: load once, then retry
                 self.script_loads += 1
                 await self.client.script_load(ADMIT_LUA)
-                again = await self._execute([batch[i] for i in missing], ADMIT_SHA)
-                for i, r in zip(missing, again, strict=True):
-                    replies[i] = r
+                reply = await self.client.evalsha(ADMIT_SHA, len(keys), *keys, spec)
+            decisions = [_decision(part) for part in reply.split(b"|")]
+            if len(decisions) != len(batch):
+                raise RuntimeError(f"throttle script answered {len(decisions)} of {len(batch)} requests")
         except Exception as exc:
-            for _k, _a, fut in batch:
+            for _k, _s, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for (_k, _a, fut), reply in zip(batch, replies, strict=True):
-            if fut.done():
-                continue
-            if isinstance(reply, Exception):
-                fut.set_exception(reply)
-            else:
-                fut.set_result(_decision(reply))
+        for (_k, _s, fut), decision in zip(batch, decisions, strict=True):
+            if not fut.done():
+                fut.set_result(decision)
 
-    async def _execute(self, batch: list[Pending], sha: str) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for keys, args, _fut in batch:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+    async def load_script(self) -> None:
+        await self.client.script_load(ADMIT_LUA)
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())

@@ -61,6 +61,8 @@ class ThrottleService:
         self._timeouts_in_row = 0
         self._streak_started = 0.0
         self._probe: asyncio.Task[None] | None = None
+        self._warmed = False
+        self._warm_task: asyncio.Task[None] | None = None
         self._last_warn = 0.0
         self._unwarned = 0
         self.stats: dict[str, int] = {
@@ -75,6 +77,7 @@ class ThrottleService:
             "admitted": 0,
         }
         services.close_hooks.append(self.close)
+        services.swap_hooks.append(self._on_swap)
 
     @classmethod
     def of(cls, services: Services) -> ThrottleService:
@@ -85,15 +88,38 @@ class ThrottleService:
             services.extras["throttle_stats"] = svc.stats
         return svc
 
+    def _store(self) -> RedisStore:
+        if self.redis is None:
+            assert self.redis_url is not None
+            self.redis = RedisStore(make_client(self.redis_url, max(1.0, 10 * self.timeout_s)))
+        return self.redis
+
+    def _on_swap(self, _runtime: object) -> None:
+        """After a snapshot swap inside the running loop: open a connection and load the script in the
+        background, so the first requests do not pay connect + NOSCRIPT + SCRIPT LOAD on their deadline."""
+        if self.redis_url is None or self._warmed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._warmed = True
+        self._warm_task = loop.create_task(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await self._store().load_script()
+        except Exception as exc:
+            log.warning("throttling: could not preload the Redis script (%s: %s)", type(exc).__name__, exc)
+
     # --- decisions -------------------------------------------------------------------------------
     async def admit(self, checks: Sequence[Check], shared: bool = True) -> Decision:
         if self.redis_url is None or not shared:
             self.stats["decisions_local"] += 1
             d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
         elif self.redis_up:
-            store = self.redis
-            if store is None:
-                store = self.redis = RedisStore(make_client(self.redis_url, max(1.0, 10 * self.timeout_s)))
+            store = self.redis or self._store()
             try:
                 async with asyncio.timeout(self.timeout_s):
                     d = await store.admit(checks)
@@ -168,12 +194,13 @@ class ThrottleService:
         log.warning("throttling: Redis is answering again; shared limits resumed")
 
     async def close(self) -> None:
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
-            try:
-                await self._probe
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in (self._probe, self._warm_task):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
         if self.redis is not None:
             try:
                 await self.redis.close()
