@@ -11,7 +11,8 @@ slow the request is decided by ``throttle_redis_failure``:
 * ``open`` — admit without counting;
 * ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
 
-A connection error marks the store down at once. Timeouts mark it down only when they persist:
+The deadline is ``throttle_redis_timeout_ms`` plus at most ``GRACE_TURNS`` event-loop turns (see
+:func:`_expire`). A connection error marks the store down at once. Timeouts mark it down only when they persist:
 ``TIMEOUTS_TO_DOWN`` in a row spanning at least ``TIMEOUT_STREAK_S`` with no success in between. A
 burst of timeouts from one scheduling stall of this process (every waiter whose deadline passed during
 the stall fires at once, before the already-arrived replies are read) should not cost the cluster its
@@ -41,6 +42,19 @@ EXTRAS_KEY = "throttle"
 FAILURE_POLICIES = ("local", "open", "closed")
 WARN_EVERY_S = 10.0
 TIMEOUTS_TO_DOWN = 3
+GRACE_TURNS = 4
+
+
+def _expire(fut: asyncio.Future[Decision], turns: int) -> None:
+    """The deadline passed: give the loop ``turns`` more iterations to read a reply that has already
+    arrived (a process descheduled past the deadline wakes with the reply in its socket, but timers run
+    before the reader resumes), then fail the waiter with TimeoutError."""
+    if fut.done():
+        return
+    if turns > 0:
+        asyncio.get_running_loop().call_soon(_expire, fut, turns - 1)
+    else:
+        fut.set_exception(TimeoutError("Redis did not answer within the deadline"))
 TIMEOUT_STREAK_S = 0.2
 
 
@@ -121,8 +135,12 @@ class ThrottleService:
         elif self.redis_up:
             store = self.redis or self._store()
             try:
-                async with asyncio.timeout(self.timeout_s):
-                    d = await store.admit(checks)
+                fut = store.admit(checks)
+                handle = asyncio.get_running_loop().call_later(self.timeout_s, _expire, fut, GRACE_TURNS)
+                try:
+                    d = await fut
+                finally:
+                    handle.cancel()
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
