@@ -7,7 +7,8 @@ slow the request is decided by ``throttle_redis_failure``:
 
 * ``local`` (default) — the in-process fallback store, each limit divided by ``throttle_nodes``
   (the number of gateway processes sharing the limit; 0 = ``workers``), so the cluster as a whole stays
-  close to the configured limit;
+  close to the configured limit. Every call Redis admits is also recorded there, so a fallback starts
+  from this node's recent usage rather than from full buckets;
 * ``open`` — admit without counting;
 * ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
 
@@ -143,6 +144,8 @@ class ThrottleService:
                     handle.cancel()
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
+                if d.allowed and self.failure_policy == "local":
+                    self.fallback.record(scaled(checks, self.fallback_divisor))
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
                 self._failed(exc)
                 d = self._degraded(checks)

@@ -116,6 +116,33 @@ class LocalStore:
             state[key] = st
         return Decision(True, -1, 0, remaining)
 
+    def record(self, checks: Sequence[Check]) -> None:
+        """Count one call on every check without deciding (capped at each limit). Used to shadow the
+        Redis decisions of this node in the fallback store, so a fallback starts from this node's
+        recent usage instead of full buckets."""
+        now = self._clock() * 1000.0
+        state = self._state
+        for key, limit, period, mode, anchor in checks:
+            st = state.get(key)
+            if mode == BUCKET:
+                used = 0.0
+                if st is not None:
+                    used = st[0] - (now - st[1]) * limit / period
+                    if used < 0.0:
+                        used = 0.0
+                state[key] = [min(float(limit), used + 1.0), now, 0.0, now + period]
+            else:
+                a = float(anchor)
+                if a < 0:
+                    a = st[2] if st is not None else now
+                if now < a:
+                    idx, end = -1.0, a
+                else:
+                    idx = float((now - a) // period)
+                    end = a + (idx + 1) * period
+                count = st[0] if st is not None and st[1] == idx and st[2] == a else 0.0
+                state[key] = [min(float(limit), count + 1.0), idx, a, end + period]
+
     def _sweep(self, now: float) -> None:
         """Drop counters that have expired (a full bucket or an ended window is the same as no entry)."""
         self._next_sweep = now + self.SWEEP_EVERY_S * 1000.0
