@@ -250,3 +250,12 @@ async def test_environment_bindings_are_separate(make_gateway: Any, client: aioh
     assert [(await get(client, gw.url + "/a"))[0] for _ in range(2)] == [200, 429]
     test = {"X-Stage": "TEST"}
     assert [(await get(client, gw.url + "/a", **test))[0] for _ in range(3)] == [200, 200, 429]
+
+
+async def test_huge_periods_are_handled(make_gateway: Any, client: aiohttp.ClientSession,
+                                        store: dict[str, Any]) -> None:
+    doc = two_apis(throttles=[policy("t1", 1, interval=2147483647, unit="DAY")],
+                   throttle_bindings=[binding("t1", "a1")])
+    gw = await make_gateway(doc, **store)
+    assert [(await get(client, gw.url + "/a"))[0] for _ in range(2)] == [200, 429]
+    assert gw.gw.services.extras["throttle_stats"]["redis_fallbacks"] == 0

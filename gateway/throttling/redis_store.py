@@ -37,6 +37,7 @@ from gateway.throttling.store import Check, Decision
 # Reply: one string, per request "allowed,failed,retry_ms,remaining_1,...,remaining_n" joined by "|"
 # (failed is 1-based, 0 when allowed).
 ADMIT_LUA = """
+local MAX_TTL = 34560000000  -- 400 days: longer periods keep their counter this long (and stay integers)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local results = {}
@@ -102,10 +103,10 @@ for req in string.gmatch(ARGV[1], '[^|]+') do
       local key, period = KEYS[base + i], spec[i][2]
       if spec[i][3] == 0 then
         redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(now))
-        redis.call('PEXPIRE', key, math.ceil(period) + 1000)
+        redis.call('PEXPIRE', key, math.min(math.ceil(period) + 1000, MAX_TTL))
       else
         redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(stamps[i]), 'a', tostring(anchors[i]))
-        redis.call('PEXPIRE', key, math.ceil(ends[i] + period - now))
+        redis.call('PEXPIRE', key, math.min(math.ceil(ends[i] + period - now), MAX_TTL))
       end
       local r = rem[i] - 1
       if r < 0 then r = 0 end
@@ -141,7 +142,8 @@ Pending = tuple[list[str], str, "asyncio.Future[Decision]"]
 
 def _decision(reply: bytes) -> Decision:
     parts = reply.split(b",")
-    return Decision(parts[0] == b"1", int(parts[1]) - 1, int(parts[2]), [int(x) for x in parts[3:]], "redis")
+    # retry_ms may be printed as "1.8e+17" by Lua for very long periods
+    return Decision(parts[0] == b"1", int(parts[1]) - 1, int(float(parts[2])), [int(x) for x in parts[3:]], "redis")
 
 
 class RedisStore:
