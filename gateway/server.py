@@ -188,11 +188,10 @@ class Gateway:
         self._runners.append(runner)
         site: web.BaseSite
         if sock is not None:
-            site = web.SockSite(runner, sock, shutdown_timeout=s.shutdown_timeout_s)
+            site = web.SockSite(runner, sock)
         else:
             host, port = split_listen(public or s.listen)
-            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None,
-                               shutdown_timeout=s.shutdown_timeout_s)
+            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
         if admin is not False:  # type: ignore[comparison-overlap]

@@ -148,6 +148,7 @@ async def _limited(ctx: RequestContext) -> AsyncIterator[bytes]:
     async for chunk in ctx.request.content.iter_chunked(65536):
         total += len(chunk)
         if total > ctx.max_body:
+            ctx.extras["body_too_large"] = True
             raise body_too_large()
         yield chunk
 
@@ -227,8 +228,10 @@ class HttpTarget:
             self.upstream.release(member)
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            self.upstream.report(member, False)
             self.upstream.release(member)
+            if ctx.extras.get("body_too_large"):
+                raise body_too_large() from None
+            self.upstream.report(member, False)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
