@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import pipeline
 from gateway.context import RequestContext
+from gateway.listener import PublicServer
 from gateway.runtime import Runtime, compile_snapshot
 from gateway.services import Services
 from gateway.settings import Settings, split_listen
@@ -162,10 +163,11 @@ class Gateway:
                     log.exception("completion hook failed")
 
     # --- listeners -----------------------------------------------------------------------------
-    def make_public_server(self) -> web.Server:
+    def make_public_server(self) -> PublicServer:
         s = self.settings
-        return web.Server(
+        return PublicServer(
             self.handle,
+            head_timeout_s=s.header_read_timeout_s,
             max_line_size=s.max_line_bytes,
             max_field_size=s.max_header_bytes,
             max_headers=s.max_headers,

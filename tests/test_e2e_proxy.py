@@ -313,3 +313,15 @@ async def test_health_and_readiness(make_gateway) -> None:
     gw.gw.apply_document(snapshot([mock_api("a", "/a")]))
     async with aiohttp.ClientSession() as s, s.get(gw.admin_url + "/readyz") as r:
         assert r.status == 200 and (await r.json())["counts"]["publishes"] == 1
+
+
+async def test_request_head_limits(make_gateway, client) -> None:
+    gw = await make_gateway(snapshot([mock_api("a", "/a")]), header_read_timeout_s=0.3, max_header_bytes=1024)
+    async with client.get(gw.url + "/a", headers={"X-Big": "b" * 4096}) as r:
+        assert r.status == 400  # oversize header: rejected by the parser, nothing reaches the pipeline
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.gw.public_port)
+    writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=3)  # closed by the header-read timeout
+    assert data == b""
+    writer.close()
