@@ -38,6 +38,7 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    upstream_client: str = "fast"  # "fast" (gateway/backends/h1client.py) or "aiohttp"
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)
