@@ -102,10 +102,10 @@ def check_authorizers(index: Index, problems: list[str]) -> None:
         seen: set[tuple[str, str]] = set()
         for j, ident in enumerate(idents):
             loc, name = str(ident.get("location")), str(ident.get("name"))
-            key = (loc, name.lower() if loc == "HEADER" else name)
-            if key in seen:
+            ident_key = (loc, name.lower() if loc == "HEADER" else name)
+            if ident_key in seen:
                 problems.append(f"{path}.identities[{j}]: duplicate identity source {loc} {name!r}")
-            seen.add(key)
+            seen.add(ident_key)
             rx = ident.get("validation")
             if isinstance(rx, str) and rx:
                 try:
@@ -203,7 +203,7 @@ def decision_cache(services: Services) -> DecisionCache:
     if cache is None:
         cache = DecisionCache(services.settings.authorizer_cache_entries)
         services.extras[_CACHE_KEY] = cache
-    return cache  # type: ignore[no-any-return]
+    return cache
 
 
 # --- runner ----------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class AuthorizerRunner:
         if waiting is not None:
             ok, value = await asyncio.shield(waiting)
             if ok:
-                return value  # type: ignore[no-any-return]
+                return value
             raise value
         fut: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
         cache.inflight[key] = fut

@@ -7,10 +7,10 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
-import gateway.functions  # noqa: F401  (functions collection checks)
-import gateway.backends.function  # noqa: F401  (FUNCTION target)
-import gateway.authorizers  # noqa: F401  (custom authorizers)
 
 
 def load_all() -> None:

@@ -68,17 +68,17 @@ class FunctionContext:
         self.request_id = request_id
         self.deadline = deadline  # time.monotonic() value
 
-    def getRequestID(self) -> str:  # noqa: N802 - the vendor's spelling
+    def getRequestID(self) -> str:  # the vendor's spelling
         return self.request_id
 
-    def getRemainingTimeInMilliSeconds(self) -> int:  # noqa: N802
+    def getRemainingTimeInMilliSeconds(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
-    def getFunctionName(self) -> str:  # noqa: N802
+    def getFunctionName(self) -> str:
         parts = self.function_urn.split(":")
         return parts[6] if self.function_urn.startswith("urn:fss:") and len(parts) > 6 else self.function_urn
 
-    def getLogger(self) -> logging.Logger:  # noqa: N802
+    def getLogger(self) -> logging.Logger:
         return logging.getLogger(f"gateway.functions.{self.getFunctionName()}")
 
 
@@ -94,14 +94,14 @@ def load_entry(entry: str) -> Callable[..., Any]:
     module_name, _, attr = entry.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
+    except Exception as exc:  # any import failure is a config problem
         raise ValueError(f"cannot import module {module_name!r} ({type(exc).__name__}: {exc})") from None
     func = getattr(module, attr, None)
     if func is None:
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}")
     if not callable(func):
         raise ValueError(f"{entry!r} is not callable")
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 def _pool(services: Services) -> ThreadPoolExecutor:
@@ -115,7 +115,7 @@ def _pool(services: Services) -> ThreadPoolExecutor:
             pool.shutdown(wait=False, cancel_futures=True)
 
         services.close_hooks.append(close)
-    return pool  # type: ignore[no-any-return]
+    return pool
 
 
 class PythonInvoker:
@@ -130,8 +130,8 @@ class PythonInvoker:
     def __init__(self, urn: str, func: Callable[..., Any], services: Services) -> None:
         self.urn = urn
         self.func = func
-        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-            getattr(func, "__call__", None))
+        call = type(func).__call__ if not inspect.isroutine(func) else None
+        self.is_async = inspect.iscoroutinefunction(func) or (call is not None and inspect.iscoroutinefunction(call))
         self.services = services
 
     async def invoke(self, event: dict[str, Any], request_id: str, timeout_s: float) -> Any:

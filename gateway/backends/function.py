@@ -241,4 +241,4 @@ def build_function_target(backend: dict[str, Any], draft: EndpointDraft, build: 
                           draft.api.get("is_send_fg_body_base64") is not False)
 
 
-TARGET_BUILDERS["FUNCTION"] = build_function_target  # type: ignore[assignment]
+TARGET_BUILDERS["FUNCTION"] = build_function_target
