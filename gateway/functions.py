@@ -17,7 +17,7 @@ returns the decoded result or raises :class:`FunctionError` (``FunctionTimeout``
 URN matching (documented in docs/functions.md): candidates are tried in order — the alias URN (an alias
 wins over a version, seed 002 §3.15.1), ``<urn>:<version>``, the URN itself — each first exactly, then
 without its version/alias qualifier (``urn:fss:<region>:<project>:function:<package>:<name>`` is the base
-of ``...:<name>:<qualifier>``; URNs in other schemes drop their last ``:segment``).
+of ``...:<name>:<qualifier>``; URNs in other schemes with three or more ``:`` parts drop their last one).
 """
 
 from __future__ import annotations
