@@ -56,7 +56,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_allow_context_reaches_backend(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, user_data="ud-1")))
     async with client.get(f"{gw.url}/secure?x=1", headers=bearer("good")) as r:
         assert r.status == 200
@@ -84,7 +84,7 @@ async def test_deny_is_authorizer_failure(make_gateway, client, echo_backend) ->
 
 
 async def test_deny_status_can_be_remapped_by_group_response(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = secured(addr, authorizer_record("az", AUTH_URN))
     doc["responses"] = [{"id": "r1", "name": "resp", "responses": {"AUTHORIZER_FAILURE": {"status": 403}}}]
     doc["groups"][0]["response_id"] = "r1"
@@ -94,7 +94,7 @@ async def test_deny_status_can_be_remapped_by_group_response(make_gateway, clien
 
 
 async def test_identity_sources(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     auth = authorizer_record("az", AUTH_URN, identities=[
         {"name": "Authorization", "location": "HEADER", "validation": r"Bearer [a-z]+"},
         {"name": "tenant", "location": "QUERY"},
@@ -135,7 +135,7 @@ async def test_function_problems_are_conf_failures(make_gateway, client, echo_ba
 
 
 async def test_retry_count_retries_failures(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, retry_count=2)))
     async with client.get(f"{gw.url}/secure", headers=bearer("boom")) as r:
         assert r.status == 500
@@ -143,7 +143,7 @@ async def test_retry_count_retries_failures(make_gateway, client, echo_backend) 
 
 
 async def test_cache_by_identity_values(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, ttl=60)))
     for _ in range(3):
         async with client.get(f"{gw.url}/secure", headers=bearer("good1")) as r:
@@ -162,7 +162,7 @@ async def test_cache_by_identity_values(make_gateway, client, echo_backend) -> N
 
 
 async def test_cache_expires_and_ttl_zero_never_caches(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, ttl=0)))
     for _ in range(3):
         async with client.get(f"{gw.url}/secure", headers=bearer("good")) as r:
@@ -181,7 +181,7 @@ async def test_cache_expires_and_ttl_zero_never_caches(make_gateway, client, ech
 
 
 async def test_concurrent_misses_share_one_call(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, ttl=60)))
 
     async def one() -> str:
@@ -195,7 +195,7 @@ async def test_concurrent_misses_share_one_call(make_gateway, client, echo_backe
 
 
 async def test_need_body(make_gateway, client, echo_backend) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, need_body=True), method="POST"))
     async with client.post(f"{gw.url}/secure", headers=bearer("good"), data=b"the body") as r:
         assert r.status == 200
@@ -207,7 +207,7 @@ async def test_need_body(make_gateway, client, echo_backend) -> None:
 
 
 async def test_http_endpoint_authorizer(make_gateway, client, echo_backend, fn_endpoint) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     ep, url = fn_endpoint
     ep.answer = {"statusCode": 200, "body": json.dumps({"status": "allow", "context": {"user": "remote"}})}
     doc = secured(addr, authorizer_record("az", urn("remote_auth")))
@@ -261,7 +261,7 @@ async def test_backend_authorizer(make_gateway, client, echo_backend) -> None:
 
 async def test_cached_decisions_under_load(make_gateway, client, echo_backend) -> None:
     """A cached decision costs no function call: 200 requests hit the function once."""
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(secured(addr, authorizer_record("az", AUTH_URN, ttl=60)))
     t0 = time.perf_counter()
     for _ in range(200):
