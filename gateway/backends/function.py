@@ -187,7 +187,8 @@ class FunctionTarget:
             body = await ctx.read_body()
         else:
             body = b""
-        headers = [*breq.headers.items(), ("host", ctx.request.host), ("x-request-id", ctx.request_id)]
+        headers = [(k, v) for k, v in breq.headers.items() if k.lower() not in ("host", "x-request-id")]
+        headers += [("host", ctx.request.host), ("x-request-id", ctx.request_id)]
         event = request_event(ctx, headers, breq.query, breq.method, body, self.base64_body)
         if self.async_mode:
             return self._start_async(ctx, event)
