@@ -22,7 +22,7 @@ from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, body_too_large, internal_error
-from gateway.params import apply_mapping
+from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
 from gateway.runtime import Endpoint
 
@@ -51,7 +51,8 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     return resp
 
 
-def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping, uri) -> BackendRequest:  # type: ignore[no-untyped-def]
+def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
+                          uri: UriTemplate | None) -> BackendRequest:
     path_params, add_query, add_headers = apply_mapping(ctx, mapping)
     headers = forwarded_headers(ctx, mapping.drop_headers)
     for k, v in add_headers:

@@ -196,16 +196,15 @@ class Gateway:
             site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
-        if admin is not False:  # type: ignore[comparison-overlap]
-            admin_value = admin or s.admin_listen
-            if admin_value:
-                arunner = web.AppRunner(self.make_admin_app(), access_log=None)
-                await arunner.setup()
-                self._runners.append(arunner)
-                ahost, aport = split_listen(admin_value)
-                asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
-                await asite.start()
-                self.admin_port = _bound_port(asite)
+        admin_value = admin or s.admin_listen
+        if admin_value:
+            arunner = web.AppRunner(self.make_admin_app(), access_log=None)
+            await arunner.setup()
+            self._runners.append(arunner)
+            ahost, aport = split_listen(admin_value)
+            asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
+            await asite.start()
+            self.admin_port = _bound_port(asite)
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):

@@ -162,7 +162,7 @@ class HttpTarget:
     __slots__ = ("retry_count", "scheme", "services", "ssl", "timeout_s", "upstream")
 
     def __init__(self, services: Services, scheme: str, upstream: Upstream, timeout_ms: int,
-                 retry_count: int, ssl: object = None) -> None:
+                 retry_count: int, ssl: Any = None) -> None:
         self.services = services
         self.scheme = scheme
         self.upstream = upstream
