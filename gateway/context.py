@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from gateway.runtime import Endpoint, GroupRuntime, Runtime
 
 
+SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
+
+
 class RequestContext:
     """Everything the pipeline knows about one request."""
 
@@ -96,7 +99,7 @@ class RequestContext:
         self.authorizer_frontend: dict[str, Any] = {}
         self.authorizer_backend: dict[str, Any] = {}
         # Headers added to whatever response is sent (success or error): CORS, rate-limit, latency ...
-        self.response_headers: dict[str, str] = {}
+        self.response_headers: dict[str, str] = {"Server": SERVER_HEADER}
         self.body: bytes | None = None
         self.error: GatewayError | None = None
         self.status: int = 0

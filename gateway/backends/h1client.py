@@ -179,18 +179,9 @@ class UpstreamResponse:
             return
         try:
             if self._mode == "length":
-                while self._remaining > 0:
-                    if not conn.buf:
-                        if conn.eof:
-                            raise UpstreamError("backend closed the connection mid-body")
-                        async with asyncio.timeout(timeout):
-                            await conn.wait_data()
-                        continue
-                    take = min(self._remaining, len(conn.buf))
-                    chunk = bytes(conn.buf[:take])
-                    del conn.buf[:take]
-                    self._remaining -= take
+                async for chunk in self._exactly(self._remaining, timeout):
                     yield chunk
+                self._remaining = 0
             elif self._mode == "close":
                 while True:
                     if conn.buf:
@@ -211,6 +202,22 @@ class UpstreamResponse:
             raise
         self._finish()
 
+    async def _exactly(self, n: int, timeout: float | None) -> AsyncIterator[bytes]:
+        """Yield exactly ``n`` body bytes as they arrive."""
+        conn = self._conn
+        while n > 0:
+            if not conn.buf:
+                if conn.eof:
+                    raise UpstreamError("backend closed the connection mid-body")
+                async with asyncio.timeout(timeout):
+                    await conn.wait_data()
+                continue
+            take = min(n, len(conn.buf))
+            chunk = bytes(conn.buf[:take])
+            del conn.buf[:take]
+            n -= take
+            yield chunk
+
     async def _line(self, timeout: float | None) -> bytes:
         conn = self._conn
         while True:
@@ -227,7 +234,6 @@ class UpstreamResponse:
                 await conn.wait_data()
 
     async def _chunked(self, timeout: float | None) -> AsyncIterator[bytes]:
-        conn = self._conn
         while True:
             size_line = await self._line(timeout)
             try:
@@ -238,18 +244,7 @@ class UpstreamResponse:
                 while await self._line(timeout):  # trailers up to the empty line
                     pass
                 return
-            remaining = size
-            while remaining > 0:
-                if not conn.buf:
-                    if conn.eof:
-                        raise UpstreamError("backend closed the connection mid-body")
-                    async with asyncio.timeout(timeout):
-                        await conn.wait_data()
-                    continue
-                take = min(remaining, len(conn.buf))
-                chunk = bytes(conn.buf[:take])
-                del conn.buf[:take]
-                remaining -= take
+            async for chunk in self._exactly(size, timeout):
                 yield chunk
             if await self._line(timeout):
                 raise UpstreamError("missing CRLF after chunk")

@@ -124,18 +124,21 @@ class DirectUpstream:
         return None
 
 
+def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
+    """Copy headers except ``drop`` (lower-case names) and those named by ``Connection`` (RFC 9110 §7.6.1)."""
+    conn = source.get("Connection")
+    tokens = {t.strip().lower() for t in conn.split(",")} if conn else ()
+    for key, value in source.items():
+        low = key.lower()
+        if low in drop or low in tokens:
+            continue
+        target.add(key, value)
+
+
 def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
     """Caller headers minus hop-by-hop/dropped ones, plus the X-Forwarded-* family."""
     out: CIMultiDict[str] = CIMultiDict()
-    connection_tokens: set[str] = set()
-    conn = ctx.headers.get("Connection")
-    if conn:
-        connection_tokens = {t.strip().lower() for t in conn.split(",")}
-    for key, value in ctx.headers.items():
-        low = key.lower()
-        if low in _REQUEST_DROP or low in drop or low in connection_tokens:
-            continue
-        out.add(key, value)
+    copy_end_to_end(ctx.headers, out, _REQUEST_DROP | drop if drop else _REQUEST_DROP)
     xff = ctx.headers.get("X-Forwarded-For")
     out["X-Forwarded-For"] = f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip
     out["X-Forwarded-Proto"] = ctx.request.scheme
@@ -264,15 +267,7 @@ class HttpTarget:
         else:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
         h = resp.headers
-        tokens: set[str] = set()
-        conn = upstream.headers.get("Connection")
-        if conn:
-            tokens = {t.strip().lower() for t in conn.split(",")}
-        for key, value in upstream.headers.items():
-            low = key.lower()
-            if low in _RESPONSE_DROP or low in tokens:
-                continue
-            h.add(key, value)
+        copy_end_to_end(upstream.headers, h, _RESPONSE_DROP)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
         ctx.status = upstream.status
