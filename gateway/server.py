@@ -57,6 +57,7 @@ class Gateway:
         self._trusted = settings.trusted_networks()
         self.public_port: int | None = None
         self.admin_port: int | None = None
+        self.https_port: int | None = None
         self.admin_app: web.Application | None = None
         self.document: dict[str, Any] | None = None
         self.inflight = 0
@@ -195,6 +196,10 @@ class Gateway:
                                shutdown_timeout=s.shutdown_timeout_s)
         await site.start()
         self.public_port = _bound_port(site)
+        if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
+            from gateway.tls import start_https
+
+            self.https_port = await start_https(self, runner, reuse_port)
         if admin is not False:  # type: ignore[comparison-overlap]
             admin_value = admin or s.admin_listen
             if admin_value:

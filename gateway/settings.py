@@ -38,6 +38,15 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    # TLS (docs/tls.md): backend verification / client certificate, and the optional HTTPS listener
+    backend_ssl_verify: bool = True
+    backend_client_cert_file: str | None = None
+    backend_client_key_file: str | None = None
+    https_listen: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_min_version: str = "TLSv1.2"
+    tls_ciphers: str | None = None
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)
