@@ -38,7 +38,12 @@ from aiohttp import StreamReader, web
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+try:  # CFB lives in the "decrepit" module since cryptography 47
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment,no-redef]
 
 from gateway import pipeline, runtime, sdk_hmac
 from gateway.errors import GatewayError, not_found
@@ -153,7 +158,7 @@ def private_sign(private: Any, data: bytes) -> bytes:
 def _check_sign(sign: dict[str, Any], path: str, problems: list[str], public_key_on: bool) -> None:
     kind = sign.get("sign_type") or "hmac"
     key, secret = sign.get("sign_key"), sign.get("sign_secret")
-    if not isinstance(key, str) or not isinstance(secret, str):
+    if not isinstance(key, str) or not isinstance(secret, str) or kind not in SIGN_TYPES:
         return  # already reported by the schema
     algorithm = sign.get("sign_algorithm")
     if kind != "aes" and algorithm:
@@ -249,7 +254,7 @@ class BackendSigner:
                 return sdk_hmac.authorization(key, signed, sdk_hmac.signature(secret, sts))
         elif self.kind == "aes":
             token = aes_token(sign)
-            cipher = Cipher(algorithms.AES(key.encode("utf-8")), modes.CFB(secret.encode("utf-8")))
+            cipher = Cipher(algorithms.AES(key.encode("utf-8")), CFB(secret.encode("utf-8")))
 
             def compute(breq: BackendRequest, body: bytes) -> str:
                 sts, signed = sdk_hmac.backend_string_to_sign(breq, body, token)

@@ -28,13 +28,20 @@ from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+try:  # CFB lives in the "decrepit" module since cryptography 47
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment,no-redef]
 
 from gateway import sdk_hmac
 
 MAX_SKEW_S = 15 * 60
 _AUTH_RX = re.compile(
     r"(SDK-[A-Z0-9-]+)\s+(?:Access=([^,]+),\s?)?SignedHeaders=([^,]+),\s?Signature=([A-Za-z0-9+/=]+)\s*$")
+# What a verified request carries: request[SIGNATURE] == {"kind": ..., "key": ...}
+SIGNATURE: web.RequestKey[dict[str, Any]] = web.RequestKey("apig_signature", dict)
 AES_TOKENS = {"aes-128-cfb": "SDK-AES-128-CFB", "aes-256-cfb": "SDK-AES-256-CFB"}
 
 
@@ -147,7 +154,7 @@ def decrypt_aes(signature_b64: str, key: str, iv: str) -> bytes:
         data = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError("malformed AES signature") from None
-    dec = Cipher(algorithms.AES(key.encode("utf-8")), modes.CFB(iv.encode("utf-8"))).decryptor()
+    dec = Cipher(algorithms.AES(key.encode("utf-8")), CFB(iv.encode("utf-8"))).decryptor()
     return dec.update(data) + dec.finalize()
 
 
@@ -233,7 +240,7 @@ def signature_middleware(kind: str, *, key: str | None = None, secret: str | Non
 
     ``kind``: ``hmac`` (``key``+``secret``, or ``secrets`` = {key: secret} for several keys), ``basic``
     (``key``+``secret``), ``aes`` (``key``, ``secret`` = IV, ``algorithm``), ``public_key`` (``public_key``).
-    A verified request carries ``request["apig_signature"] = {"kind": ..., "key": ...}``.
+    A verified request carries ``request[SIGNATURE] = {"kind": ..., "key": ...}``.
     """
     if kind not in ("hmac", "basic", "aes", "public_key"):
         raise ValueError(f"unknown signature kind {kind!r}")
@@ -276,7 +283,7 @@ def signature_middleware(kind: str, *, key: str | None = None, secret: str | Non
                     used = None
         except SignatureError as err:
             return web.json_response({"error": "signature verification failed", "reason": str(err)}, status=401)
-        request["apig_signature"] = {"kind": kind, "key": used}
+        request[SIGNATURE] = {"kind": kind, "key": used}
         return await handler(request)
 
     return middleware
