@@ -7,8 +7,8 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
-import gateway.signing  # noqa: F401  (signs / sign_bindings, backend signing hooks, public-key endpoint)
+import gateway.runtime
+import gateway.signing
 import gateway.tls  # noqa: F401  (backend TLS contexts, HTTPS listener helpers, req_protocol stage)
 
 

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 try:  # CFB lives in the "decrepit" module since cryptography 47
     from cryptography.hazmat.decrepit.ciphers.modes import CFB
 except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment,no-redef]
+    from cryptography.hazmat.primitives.ciphers.modes import CFB
 
 from gateway import pipeline, runtime, sdk_hmac
 from gateway.errors import GatewayError, not_found
@@ -150,7 +150,7 @@ def private_sign(private: Any, data: bytes) -> bytes:
         return private.sign(data, padding.PKCS1v15(), hashes.SHA256())
     if isinstance(private, ec.EllipticCurvePrivateKey):
         return private.sign(data, ec.ECDSA(hashes.SHA256()))
-    return private.sign(data)  # type: ignore[no-any-return]
+    return bytes(private.sign(data))
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def _check_sign(sign: dict[str, Any], path: str, problems: list[str], public_key
             problems.append(f"{path}.sign_algorithm: is required for sign_type aes (aes-128-cfb or aes-256-cfb)")
             return
         size = AES_ALGORITHMS[algorithm]
-        if not re.fullmatch(_AES_CHARS + "{%d}" % (size - 1), key):
+        if not re.fullmatch(_AES_CHARS + f"{{{size - 1}}}", key):
             problems.append(f"{path}.sign_key: must be exactly {size} characters [A-Za-z0-9_!@#$%+/=-] for "
                             f"{algorithm}, starting with a letter, digit, + or /")
         if not re.fullmatch(_AES_CHARS + "{15}", secret):

@@ -148,7 +148,7 @@ def _check(index: Index, problems: list[str]) -> None:
                     problems.append(f"{path}.{reason}")
                 else:
                     try:
-                        server_context(cert, key, None)
+                        server_context(str(cert), str(key), None)
                     except (ssl.SSLError, OSError) as exc:
                         problems.append(f"{path}.certificate: cannot be used: {exc.__class__.__name__}")
             if ca is not None:
@@ -307,7 +307,7 @@ async def start_https(gateway: Gateway, runner: web.BaseRunner, reuse_port: bool
     listener = HttpsListener(gateway)
     gateway.services.extras["tls.listener"] = listener
     gateway.services.swap_hooks.append(listener.swap)
-    host, port = split_listen(s.https_listen)
+    host, port = split_listen(str(s.https_listen))
     site = web.TCPSite(runner, host, port, ssl_context=listener.base, backlog=s.backlog,
                        reuse_port=reuse_port or None, shutdown_timeout=s.shutdown_timeout_s)
     await site.start()
@@ -330,7 +330,7 @@ def _client_cert_failed() -> GatewayError:
 def _tls_stage(allow_http: bool, allow_https: bool, supported: str, domains: dict[str, DomainTls]) -> Stage:
     async def stage(ctx: RequestContext) -> None:
         secure = ctx.request.secure
-        if secure and not allow_https or not secure and not allow_http:
+        if (secure and not allow_https) or (not secure and not allow_http):
             raise _protocol_error(supported)
         if not secure or not domains:
             return
@@ -344,10 +344,9 @@ def _tls_stage(allow_http: bool, allow_https: bool, supported: str, domains: dic
         version = sslobj.version() or ""
         if _VERSION_RANK.get(version, 3) < _VERSION_RANK.get(d.min_version, 1):
             raise GatewayError("DEFAULT_4XX", "APIG.0204", f"SSL protocol is not supported: {version}", status=400)
-        if d.verify_client:
-            # verified against the trusted_root_ca of the SNI domain: it must be the Host's domain
-            if not sslobj.getpeercert() or getattr(sslobj, "apig_sni", None) != ctx.host:
-                raise _client_cert_failed()
+        # verified against the trusted_root_ca of the SNI domain, which must be the Host's domain
+        if d.verify_client and (not sslobj.getpeercert() or getattr(sslobj, "apig_sni", None) != ctx.host):
+            raise _client_cert_failed()
 
     return stage
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 try:  # CFB lives in the "decrepit" module since cryptography 47
     from cryptography.hazmat.decrepit.ciphers.modes import CFB
 except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment,no-redef]
+    from cryptography.hazmat.primitives.ciphers.modes import CFB
 
 from gateway import sdk_hmac
 

@@ -200,7 +200,7 @@ async def test_client_certificate_verification_per_domain(https_gateway, ca) -> 
     assert status == 400 and b"APIG.0205" in body
     # a certificate from an untrusted CA is refused in the handshake
     stranger = TestCA("Stranger").issue("stranger", client=True)
-    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):  # noqa: B017
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
         await _https_get(port, "c.example", client_ssl(ca, stranger, extra["tmp"]))
     # domains without verification still work
     status, _, _ = await _https_get(port, "b.example", client_ssl(ca))
