@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from multidict import CIMultiDictProxy, MultiDictProxy
+from multidict import CIMultiDictProxy, MultiMapping
 
 from gateway.errors import GatewayError, body_too_large
 
@@ -69,14 +69,14 @@ class RequestContext:
         max_body: int,
     ) -> None:
         self.request = request
-        self.request_id = request_id
+        self.request_id: str = request_id
         self.runtime = runtime
         self.started = time.perf_counter()
         self.peer_ip = peer_ip
-        self.client_ip = peer_ip
+        self.client_ip: str = peer_ip
         self.method: str = request.method
         self.path: str = request.path
-        self.query: MultiDictProxy[str] = request.query
+        self.query: MultiMapping[str] = request.query
         self.headers: CIMultiDictProxy[str] = request.headers
         self.host: str = ""
         self.max_body = max_body

@@ -7,9 +7,12 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
 import gateway.runtime
 import gateway.signing
-import gateway.tls  # noqa: F401  (backend TLS contexts, HTTPS listener helpers, req_protocol stage)
+import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
 
 
 def load_all() -> None:

@@ -22,8 +22,8 @@ from aiohttp import StreamReader, web
 from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, internal_error
-from gateway.params import apply_mapping
+from gateway.errors import GatewayError, body_too_large, internal_error
+from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
 from gateway.runtime import Endpoint
 
@@ -55,7 +55,8 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     return resp
 
 
-def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping, uri) -> BackendRequest:  # type: ignore[no-untyped-def]
+def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
+                          uri: UriTemplate | None) -> BackendRequest:
     path_params, add_query, add_headers = apply_mapping(ctx, mapping)
     headers = forwarded_headers(ctx, mapping.drop_headers)
     for k, v in add_headers:
@@ -82,6 +83,9 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
         if answered is not None:
             return answered
     ep = ctx.runtime.route(ctx)
+    length = ctx.request.content_length
+    if length is not None and length > ctx.max_body:
+        raise body_too_large()
     if ep.cors:
         ctx.response_headers["Access-Control-Allow-Origin"] = "*"
         ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS

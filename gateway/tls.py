@@ -309,7 +309,7 @@ async def start_https(gateway: Gateway, runner: web.BaseRunner, reuse_port: bool
     gateway.services.swap_hooks.append(listener.swap)
     host, port = split_listen(str(s.https_listen))
     site = web.TCPSite(runner, host, port, ssl_context=listener.base, backlog=s.backlog,
-                       reuse_port=reuse_port or None, shutdown_timeout=s.shutdown_timeout_s)
+                       reuse_port=reuse_port or None)
     await site.start()
     server = getattr(site, "_server", None)
     if server is None or not server.sockets:
