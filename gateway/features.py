@@ -10,7 +10,9 @@ from __future__ import annotations
 import gateway.authorizers
 import gateway.backends.function
 import gateway.functions
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+import gateway.runtime
+import gateway.signing
+import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
 
 
 def load_all() -> None:

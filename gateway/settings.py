@@ -44,6 +44,15 @@ class Settings:
     function_max_pending_async: int = 1000  # async (fire-and-forget) invocations in flight
     function_max_response_bytes: int = 6 * MB  # largest function answer accepted
     authorizer_cache_entries: int = 10000  # authorizer decisions cached (LRU) across all authorizers
+    # TLS (docs/tls.md): backend verification / client certificate, and the optional HTTPS listener
+    backend_ssl_verify: bool = True
+    backend_client_cert_file: str | None = None
+    backend_client_key_file: str | None = None
+    https_listen: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_min_version: str = "TLSv1.2"
+    tls_ciphers: str | None = None
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)
