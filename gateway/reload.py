@@ -101,7 +101,11 @@ async def reload_file(gw: Gateway, path: str, distribute: bool = True) -> bool:
     With ``distribute`` the push hooks run (Redis distribution, the worker relay), so a SIGHUP on one
     node or worker makes the file the snapshot of all of them (duplicates are skipped by identity)."""
     try:
-        doc = await asyncio.to_thread(load_path, path)
+        try:
+            doc = await asyncio.to_thread(load_path, path)
+        except SnapshotError:
+            gw.services.reload_failures += 1  # push_document counts the validation failures
+            raise
         version = file_version(doc)
         state = ClusterState.of(gw)
         if state.snapshot_id == snapshot_id(doc, version):
