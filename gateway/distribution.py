@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.distribution")
 
 RETAIN_S = 86400
-POLL_S = 15.0  # safety-net poll of the pointer, in case an announcement was missed
+POLL_S = 15.0
+RECONNECT_MAX_S = 2.0  # reconnect backoff: 0.1 s doubling to this, with jitter  # safety-net poll of the pointer, in case an announcement was missed
 
 # KEYS: current pointer, payload key. ARGV: id, payload, channel, prefix, retain, mode, expected
 # mode "force": always move the pointer; "absent": only if there is none; "cas": only if it is ARGV[7] or none.
@@ -103,12 +104,16 @@ class RedisDistributor:
 
     def __init__(self, gw: Gateway, url: str, prefix: str = "gw") -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
 
         self.gw = gw
         self.prefix = prefix
         self.pointer, self.channel = keys(prefix)
+        # one quick retry per command: the loop below owns reconnecting (a push never hangs on a dead Redis)
         self.redis: Redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=10.0,
-                                           health_check_interval=5)
+                                           health_check_interval=5,
+                                           retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1))
         self.state = ClusterState.of(gw)
         self.connected = False
         self.known: str | None = None  # last pointer value read from Redis
@@ -170,7 +175,7 @@ class RedisDistributor:
                                 self.gw.runtime.version if self.gw.runtime else None)
                 self.connected = False
                 await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
             finally:
                 try:
                     await pubsub.aclose()
