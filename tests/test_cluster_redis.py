@@ -245,3 +245,52 @@ async def _version_in_redis(r: Redis) -> str | None:
 
 async def _eq(coro: Any, expected: Any) -> bool:
     return bool(await coro == expected)
+
+
+async def test_100_pushes_across_two_nodes_under_traffic(redis_url: str) -> None:
+    """100 snapshots stored in Redis while a client streams requests at two real gateway processes:
+    no request fails, and each node's answers only move forward through the pushed versions."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    r = Redis.from_url(redis_url)
+    await store_snapshot(r, mock_doc("m0", "v0"), "v0", prefix)
+    nodes = [Node(redis_url, prefix), Node(redis_url, prefix)]
+    pushes = 100
+    stats = {"requests": 0, "failed": 0, "backwards": 0, "unknown": 0}
+    try:
+        async with aiohttp.ClientSession() as s:
+            for n in nodes:
+                assert await wait_for(lambda n=n: n.version(s), 15) == "v0"
+            done = asyncio.Event()
+
+            async def stream(node: Node) -> None:
+                last = 0
+                while not done.is_set():
+                    status, body = await get_json(s, node.url)
+                    stats["requests"] += 1
+                    if status != 200 or not isinstance(body, str) or not body.startswith("m"):
+                        stats["failed"] += 1
+                        continue
+                    got = int(body[1:])
+                    if got < last:
+                        stats["backwards"] += 1
+                    if got > pushes:
+                        stats["unknown"] += 1
+                    last = got
+
+            clients = [asyncio.create_task(stream(n)) for n in nodes]
+            t0 = time.monotonic()
+            for i in range(1, pushes + 1):
+                await store_snapshot(r, mock_doc(f"m{i}", f"v{i}"), f"v{i}", prefix)
+                await asyncio.sleep(0.02)
+            await wait_for(lambda: _all_answer(s, nodes, f"m{pushes}"), 2.0, 0.02)
+            elapsed = time.monotonic() - t0
+            done.set()
+            await asyncio.gather(*clients)
+        print(f"\nredis 100-push: {pushes} pushes in {elapsed:.2f} s to 2 nodes, {stats['requests']} requests, "
+              f"{stats['failed']} failed, {stats['backwards']} went backwards, {stats['unknown']} unknown")
+        assert stats["requests"] > 100
+        assert stats == {"requests": stats["requests"], "failed": 0, "backwards": 0, "unknown": 0}
+    finally:
+        for n in nodes:
+            assert n.gp.stop() == 0
+        await r.aclose()
