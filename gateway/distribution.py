@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.distribution")
 
 RETAIN_S = 86400
-POLL_S = 15.0
-RECONNECT_MAX_S = 2.0  # reconnect backoff: 0.1 s doubling to this, with jitter  # safety-net poll of the pointer, in case an announcement was missed
+POLL_S = 15.0  # safety-net poll of the pointer, in case an announcement was missed
+RECONNECT_MAX_S = 2.0  # reconnect backoff: 0.1 s doubling to this, with jitter
 
 # KEYS: current pointer, payload key. ARGV: id, payload, channel, prefix, retain, mode, expected
 # mode "force": always move the pointer; "absent": only if there is none; "cas": only if it is ARGV[7] or none.

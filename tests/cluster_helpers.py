@@ -118,7 +118,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, host: str = GROUP_H
                 return resp.status, orjson.loads(body)
             except orjson.JSONDecodeError:
                 return resp.status, body.decode(errors="replace")
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return 0, None
 
 
