@@ -150,6 +150,7 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
     settings = load_settings(_overrides(args))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     features.load_all()

@@ -114,7 +114,13 @@ class Supervisor:
     async def _keep(self, slot: WorkerSlot) -> None:
         backoff = RESTART_BACKOFF_MIN_S
         while not self.stopping:
-            await self._spawn(slot)
+            try:
+                await self._spawn(slot)
+            except Exception:
+                log.exception("could not start worker %d: retrying in %.1f s", slot.index, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RESTART_BACKOFF_MAX_S)
+                continue
             assert slot.proc is not None
             rc = await slot.proc.wait()
             if slot.writer is not None:
@@ -137,6 +143,8 @@ class Supervisor:
 
     def _signal_all(self, sig: int) -> None:
         for slot in self.slots:
+            if sig == signal.SIGHUP and not slot.ready.is_set():
+                continue  # still starting (no handler yet: SIGHUP would kill it); it loads the file anyway
             if slot.proc is not None and slot.proc.returncode is None:
                 try:
                     slot.proc.send_signal(sig)
