@@ -7,6 +7,9 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
 
 

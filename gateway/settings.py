@@ -41,6 +41,12 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    upstream_client: str = "fast"  # "fast" (gateway/backends/h1client.py) or "aiohttp"
+    # functions and custom authorizers (docs/functions.md)
+    function_workers: int = 16  # thread pool for synchronous in-process handlers
+    function_max_pending_async: int = 1000  # async (fire-and-forget) invocations in flight
+    function_max_response_bytes: int = 6 * MB  # largest function answer accepted
+    authorizer_cache_entries: int = 10000  # authorizer decisions cached (LRU) across all authorizers
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)
