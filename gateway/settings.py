@@ -24,6 +24,9 @@ class Settings:
     admin_token_required: bool = False
     workers: int = 1
     redis_url: str | None = None
+    distribution_prefix: str = "gw"  # Redis keys/channel of snapshot distribution (docs/operations-cluster.md)
+    watch: bool = False  # reload --config when its files change (mtime poll)
+    watch_interval_s: float = 1.0
     # request limits (spec 03 "Other run-time facts": 12 MB body, 32 KB URI line / header, 128 KB headers)
     max_body_bytes: int = 12 * MB
     max_line_bytes: int = 32 * 1024
