@@ -7,6 +7,8 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.backend_policies  # backend-policy conditions
+import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
 
 

@@ -38,6 +38,10 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    # VPC channels (docs/channels.md): consecutive connection failures that eject a member, and for how
+    # long a member without active health checks stays ejected
+    channel_passive_failures: int = 1
+    channel_eject_s: float = 10.0
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)

@@ -230,6 +230,9 @@ class HttpTarget:
             self.upstream.report(member, False)
             self.upstream.release(member)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+        except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
+            self.upstream.release(member)
+            raise
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
         try:
