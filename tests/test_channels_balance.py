@@ -171,7 +171,6 @@ async def test_no_member_usable_is_502_apig_0610(make_gateway: Any, client: aioh
 
 async def test_group_weight_and_zero_weight(make_gateway: Any, client: aiohttp.ClientSession,
                                             backends: list[NamedBackend]) -> None:
-    a, b, c = backends
     ch = channel("ch1", backends)
     ch["member_groups"] = [{"member_group_name": "heavy", "member_group_weight": 3}]
     ch["members"][0]["member_group_name"] = "heavy"
