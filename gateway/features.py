@@ -8,6 +8,7 @@ Role: start-up only. Each module below registers itself with the registries of
 from __future__ import annotations
 
 import gateway.backend_policies  # backend-policy conditions
+import gateway.channels.admin  # GET /v1/channels/health
 import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
 

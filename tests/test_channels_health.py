@@ -143,7 +143,7 @@ async def test_swap_keeps_in_flight_requests_and_member_state(make_gateway: Any,
         assert r.status == 200
     await wait_for(lambda: len(manager.tasks) == 2)
     state_b = manager.states[("ch1", "127.0.0.1", b.port)]
-    task_b = manager.tasks[("ch1", "127.0.0.1", b.port)][1]
+    task_b = manager.tasks[("ch1", "127.0.0.1", b.port)][2]
     inflight = [asyncio.create_task(client.get(gw.url + "/s?delay=0.8")) for _ in range(4)]
     await asyncio.sleep(0.3)
     assert a.inflight == 2 and b.inflight == 2
@@ -157,7 +157,7 @@ async def test_swap_keeps_in_flight_requests_and_member_state(make_gateway: Any,
     assert manager.states[("ch1", "127.0.0.1", b.port)] is state_b
     assert ("ch1", "127.0.0.1", a.port) not in manager.states
     assert set(manager.tasks) == {("ch1", "127.0.0.1", b.port), ("ch1", "127.0.0.1", c.port)}
-    assert manager.tasks[("ch1", "127.0.0.1", b.port)][1] is task_b  # unchanged check keeps running
+    assert manager.tasks[("ch1", "127.0.0.1", b.port)][2] is task_b  # unchanged check keeps running
     assert state_b.active == 0  # in-flight counts released on the kept state
     before_a = a.hits
     got = Counter()
@@ -215,7 +215,22 @@ async def test_health_state_survives_swap_and_tasks_stop_on_close(
     assert manager.tasks == {}
     gw.gw.apply_document(snapshot([channel_api("a1", "/k", "ch1")],
                                   vpc_channels=[channel("ch1", [a, b], health=health)]))
-    tasks = [t for _s, t in manager.tasks.values()]
+    tasks = [t for _s, _st, t in manager.tasks.values()]
     assert len(tasks) == 2
     await gw.gw.stop()
     assert all(t.done() for t in tasks) and manager.tasks == {}
+
+
+async def test_admin_channel_health_route(make_gateway: Any, client: aiohttp.ClientSession,
+                                          backends: list[NamedBackend]) -> None:
+    a, b, _ = backends
+    gw = await make_gateway(snapshot([channel_api("a1", "/ad", "ch1")],
+                                     vpc_channels=[channel("ch1", [a, b], health=tcp_check())]))
+    await b.stop()
+    for _ in range(2):
+        async with client.get(gw.url + "/ad") as r:
+            assert r.status == 200
+    async with aiohttp.ClientSession() as admin, admin.get(gw.admin_url + "/v1/channels/health") as r:
+        rows = {row["port"]: row for row in (await r.json())["members"]}
+    assert rows[a.port]["healthy"] is True and rows[a.port]["active_check"] is True
+    assert rows[b.port]["healthy"] is False and rows[b.port]["ejections"] >= 1

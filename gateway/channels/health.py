@@ -39,8 +39,8 @@ class HealthManager:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.states: dict[MemberKey, MemberState] = {}
-        self.specs: dict[MemberKey, HealthSpec] = {}  # wanted checks (from the active runtime)
-        self.tasks: dict[MemberKey, tuple[HealthSpec, asyncio.Task[None]]] = {}
+        self.wanted: dict[MemberKey, tuple[HealthSpec, MemberState]] = {}  # checks the active runtime needs
+        self.tasks: dict[MemberKey, tuple[HealthSpec, MemberState, asyncio.Task[None]]] = {}
         self._pending = False
         self._session: aiohttp.ClientSession | None = None
         services.swap_hooks.append(self.reconcile)
@@ -55,25 +55,28 @@ class HealthManager:
 
     # --- swaps ------------------------------------------------------------------------------------
     def reconcile(self, runtime: Runtime) -> None:
-        """Swap hook: compute the wanted checks from the new runtime's channel upstreams."""
+        """Swap hook: compute the wanted checks from the new runtime's channel upstreams.
+
+        The member states the new runtime's upstreams hold are authoritative (a compile running in a
+        worker thread may have created some of them while an older swap was being reconciled).
+        """
         from gateway.channels.upstream import channel_upstreams
 
-        specs: dict[MemberKey, HealthSpec] = {}
-        keep: set[MemberKey] = set()
+        wanted: dict[MemberKey, tuple[HealthSpec, MemberState]] = {}
+        states: dict[MemberKey, MemberState] = {}
         for up in channel_upstreams(runtime):
             for member in up.all_members:
                 key = member.state.key
-                keep.add(key)
+                states[key] = member.state
                 if member.health is not None:
-                    specs[key] = member.health
-                elif key not in specs:
-                    # no active check any more: a member marked down by old checks must not stay down
-                    member.state.healthy = True
-                    member.state.ok_streak = member.state.fail_streak = 0
-        for key in list(self.states):
-            if key not in keep:
-                del self.states[key]
-        self.specs = specs
+                    wanted[key] = (member.health, member.state)
+        for key, state in states.items():
+            if key not in wanted:
+                # no active check any more: a member marked down by old checks must not stay down
+                state.healthy = True
+                state.ok_streak = state.fail_streak = 0
+        self.states = states
+        self.wanted = wanted
         self._pending = True
         try:
             asyncio.get_running_loop()
@@ -88,15 +91,16 @@ class HealthManager:
 
     def _apply(self) -> None:
         self._pending = False
-        for key, (spec, task) in list(self.tasks.items()):
-            if self.specs.get(key) != spec:
+        for key, (spec, state, task) in list(self.tasks.items()):
+            want = self.wanted.get(key)
+            if want is None or want[0] != spec or want[1] is not state:
                 task.cancel()
                 del self.tasks[key]
-        for key, spec in self.specs.items():
+        loop = asyncio.get_running_loop()
+        for key, (spec, state) in self.wanted.items():
             if key not in self.tasks:
-                state = self.state_for(key)
-                task = asyncio.get_running_loop().create_task(self._run(state, spec), name=f"health-check {key}")
-                self.tasks[key] = (spec, task)
+                task = loop.create_task(self._run(state, spec), name=f"health-check {key}")
+                self.tasks[key] = (spec, state, task)
 
     # --- the checks -------------------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -148,12 +152,12 @@ class HealthManager:
         out = []
         for key, state in sorted(self.states.items()):
             row = state.snapshot(now)
-            row["active_check"] = key in self.specs
+            row["active_check"] = key in self.wanted
             out.append(row)
         return out
 
     async def close(self) -> None:
-        tasks = [t for _spec, t in self.tasks.values()]
+        tasks = [t for _spec, _state, t in self.tasks.values()]
         self.tasks.clear()
         for t in tasks:
             t.cancel()
@@ -163,7 +167,7 @@ class HealthManager:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self._pending = bool(self.specs)  # a restarted gateway (same services) starts them again
+        self._pending = bool(self.wanted)  # a restarted gateway (same services) starts them again
 
 
 def manager_for(services: Services) -> HealthManager:
