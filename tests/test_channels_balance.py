@@ -218,3 +218,16 @@ def test_health_config_accepts_vendor_spellings() -> None:
                                 "threshold_abnormal": 5, "threshold_normal": 2, "time_interval": 10, "time_out": 5,
                                 "enable_client_ssl": False}}
     validate(snapshot([channel_api("a1", "/x", "ch1")], vpc_channels=[ch]))
+
+
+def test_hash_strategies_honour_weights() -> None:
+    """Weighted rendezvous hashing: keys spread over members in proportion to their weights."""
+    from gateway.channels.state import MemberState
+    from gateway.channels.upstream import ChannelMember, _score, key_hash
+
+    members = [ChannelMember(i, f"10.0.0.{i}", 80, i + 1, False, MemberState(("c", f"10.0.0.{i}", 80)), None,
+                             "http") for i in range(3)]
+    counts = Counter(max(members, key=lambda m: _score(key_hash(f"10.1.{k // 250}.{k % 250}"), m)).weight
+                     for k in range(30000))
+    for weight in (1, 2, 3):
+        assert abs(counts[weight] / 30000 - weight / 6) < 0.02, counts

@@ -60,16 +60,29 @@ class ChannelMember:
         self.health = health
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if port == DEFAULT_PORTS[scheme] else f"{shown}:{port}"
-        self.seed = f"{host}:{port}".encode()
+        self.seed = key_hash(f"{host}:{port}")
 
     def __repr__(self) -> str:
         return f"ChannelMember({self.host}:{self.port} w={self.weight}{' backup' if self.backup else ''})"
 
 
-def _score(key: bytes, member: ChannelMember) -> float:
+_M64 = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finaliser: a well-spread 64-bit value from any 64-bit input."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def _score(h: int, member: ChannelMember) -> float:
     """Weighted rendezvous score: -w / ln(u), u uniform in (0, 1) from a stable hash of (key, member)."""
-    h = int.from_bytes(hashlib.blake2b(key, digest_size=8, key=member.seed[:64]).digest(), "big")
-    u = (h + 1) / (_U64 + 1)
+    u = (_mix64(h ^ member.seed) + 1) / (_U64 + 1)
     return -member.weight / math.log(u)
 
 
@@ -147,8 +160,8 @@ class ChannelUpstream:
                 if load < best_load:
                     best, best_load = m, load
             return best
-        key = (ctx.client_ip if self.strategy == SOURCE_HASH else ctx.path).encode()
-        return max(candidates, key=lambda m: _score(key, m))
+        h = key_hash(ctx.client_ip if self.strategy == SOURCE_HASH else ctx.path)
+        return max(candidates, key=lambda m: _score(h, m))
 
 
 def channel_upstreams(runtime: Runtime) -> list[ChannelUpstream]:
