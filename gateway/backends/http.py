@@ -183,10 +183,14 @@ class HttpTarget:
             breq.host, breq.port = member.host, member.port
             breq.host_header = self.upstream.host_header(member)
             breq.headers["Host"] = breq.host_header
-            for hook in plan.request_hooks:
-                res = hook(ctx, breq)
-                if res is not None:
-                    await res
+            try:
+                for hook in plan.request_hooks:
+                    res = hook(ctx, breq)
+                    if res is not None:
+                        await res
+            except BaseException:
+                self.upstream.release(member)  # keep least-connection counts exact when a hook fails
+                raise
             if attempt:
                 ctx.retries += 1
             try:
