@@ -234,3 +234,16 @@ async def test_admin_channel_health_route(make_gateway: Any, client: aiohttp.Cli
         rows = {row["port"]: row for row in (await r.json())["members"]}
     assert rows[a.port]["healthy"] is True and rows[a.port]["active_check"] is True
     assert rows[b.port]["healthy"] is False and rows[b.port]["ejections"] >= 1
+
+
+async def test_checks_start_lazily_when_loaded_outside_the_loop(
+        make_gateway: Any, client: aiohttp.ClientSession, backends: list[NamedBackend]) -> None:
+    a, b, _ = backends
+    gw = await make_gateway()
+    doc = snapshot([channel_api("a1", "/lazy", "ch1")], vpc_channels=[channel("ch1", [a, b], health=tcp_check())])
+    await asyncio.to_thread(gw.gw.apply_document, doc)  # like `gateway run --config`: no running loop there
+    manager = gw.gw.services.extras["channels"]
+    assert manager.tasks == {}
+    async with client.get(gw.url + "/lazy") as r:
+        assert r.status == 200
+    assert len(manager.tasks) == 2
