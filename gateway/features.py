@@ -8,7 +8,10 @@ Role: start-up only. Each module below registers itself with the registries of
 from __future__ import annotations
 
 import gateway.authorizers
+import gateway.backend_policies  # backend-policy conditions
 import gateway.backends.function
+import gateway.channels.admin  # GET /v1/channels/health
+import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
 import gateway.runtime
 import gateway.signing
