@@ -21,7 +21,7 @@ from aiohttp import StreamReader, web
 from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, internal_error
+from gateway.errors import GatewayError, body_too_large, internal_error
 from gateway.params import apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
 from gateway.runtime import Endpoint
@@ -74,6 +74,9 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
 
 async def run(ctx: RequestContext) -> web.StreamResponse:
     ep = ctx.runtime.route(ctx)
+    length = ctx.request.content_length
+    if length is not None and length > ctx.max_body:
+        raise body_too_large()
     if ep.cors:
         ctx.response_headers["Access-Control-Allow-Origin"] = "*"
         ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS

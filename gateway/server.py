@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import pipeline
 from gateway.context import RequestContext
+from gateway.listener import PublicServer
 from gateway.runtime import Runtime, compile_snapshot
 from gateway.services import Services
 from gateway.settings import Settings, split_listen
@@ -162,10 +163,11 @@ class Gateway:
                     log.exception("completion hook failed")
 
     # --- listeners -----------------------------------------------------------------------------
-    def make_public_server(self) -> web.Server:
+    def make_public_server(self) -> PublicServer:
         s = self.settings
-        return web.Server(
+        return PublicServer(
             self.handle,
+            head_timeout_s=s.header_read_timeout_s,
             max_line_size=s.max_line_bytes,
             max_field_size=s.max_header_bytes,
             max_headers=s.max_headers,
@@ -188,11 +190,10 @@ class Gateway:
         self._runners.append(runner)
         site: web.BaseSite
         if sock is not None:
-            site = web.SockSite(runner, sock, shutdown_timeout=s.shutdown_timeout_s)
+            site = web.SockSite(runner, sock)
         else:
             host, port = split_listen(public or s.listen)
-            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None,
-                               shutdown_timeout=s.shutdown_timeout_s)
+            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
         if admin is not False:  # type: ignore[comparison-overlap]

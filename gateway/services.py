@@ -56,6 +56,9 @@ class Services:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None),
             )
+            # retries are ours (retry_count rule of the spec): turn aiohttp's silent one-retry off
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:

@@ -45,6 +45,7 @@ _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expec
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SMALL_BODY = 65536  # responses up to this size (with a Content-Length) are relayed in one write
 
 
 def effective_retries(retry_count: int, method: str) -> int:
@@ -148,6 +149,7 @@ async def _limited(ctx: RequestContext) -> AsyncIterator[bytes]:
     async for chunk in ctx.request.content.iter_chunked(65536):
         total += len(chunk)
         if total > ctx.max_body:
+            ctx.extras["body_too_large"] = True
             raise body_too_large()
         yield chunk
 
@@ -227,8 +229,10 @@ class HttpTarget:
             self.upstream.release(member)
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            self.upstream.report(member, False)
             self.upstream.release(member)
+            if ctx.extras.get("body_too_large"):
+                raise body_too_large() from None
+            self.upstream.report(member, False)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
@@ -239,7 +243,18 @@ class HttpTarget:
             self.upstream.release(member)
 
     async def _relay(self, ctx: RequestContext, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        length = upstream.content_length
+        small = length is not None and length <= SMALL_BODY and "Transfer-Encoding" not in upstream.headers
+        resp: web.StreamResponse
+        if small:
+            # small bodies: one buffer, one write of head + body
+            try:
+                body = await upstream.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+            resp = web.Response(status=upstream.status, reason=upstream.reason, body=body)
+        else:
+            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         h = resp.headers
         tokens: set[str] = set()
         conn = upstream.headers.get("Connection")
@@ -252,10 +267,17 @@ class HttpTarget:
             h.add(key, value)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
-        if upstream.content_length is not None and "Transfer-Encoding" not in upstream.headers:
-            resp.content_length = upstream.content_length
         ctx.status = upstream.status
-        await resp.prepare(ctx.request)
+        if small:
+            ctx.bytes_sent = length or 0
+            return resp
+        if length is not None and "Transfer-Encoding" not in upstream.headers:
+            resp.content_length = length
+        try:
+            await resp.prepare(ctx.request)
+        except ConnectionError:
+            ctx.extras["client_gone"] = True
+            return resp
         sent = 0
         try:
             async for chunk in upstream.content.iter_any():
@@ -269,5 +291,8 @@ class HttpTarget:
                 ctx.request.transport.close()
             return resp
         ctx.bytes_sent = sent
-        await resp.write_eof()
+        try:
+            await resp.write_eof()
+        except ConnectionError:
+            ctx.extras["client_gone"] = True
         return resp

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
+from gateway.params import system_getter
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.resources import (
     COLLECTIONS,
@@ -243,9 +244,19 @@ def _check_apis(index: Index, problems: list[str]) -> None:
             if pname == "x-stage" or pname.startswith(("x-apig-", "x-sdk-")):
                 problems.append(f"{path}.req_params[{j}].name: {p.get('name')!r} is a reserved name")
         req_names = {p.get("name") for p in req_params}
-        for j, bp in enumerate(api.get("backend_params") or []):
-            if isinstance(bp, dict) and bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
-                problems.append(f"{path}.backend_params[{j}].value: no request parameter named {bp.get('value')!r}")
+        param_lists = [("backend_params", api.get("backend_params"))]
+        for key in ("policy_https", "policy_mocks", "policy_functions"):
+            for j, pol in enumerate(api.get(key) or []):
+                if isinstance(pol, dict):
+                    param_lists.append((f"{key}[{j}].backend_params", pol.get("backend_params")))
+        for lpath, plist in param_lists:
+            for j, bp in enumerate(plist or []):
+                if not isinstance(bp, dict):
+                    continue
+                if bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
+                    problems.append(f"{path}.{lpath}[{j}].value: no request parameter named {bp.get('value')!r}")
+                if bp.get("origin") == "SYSTEM" and system_getter(str(bp.get("value"))) is None:
+                    problems.append(f"{path}.{lpath}[{j}].value: unknown system parameter {bp.get('value')!r}")
         if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
             backend_path = {bp.get("name") for bp in api.get("backend_params") or []
                             if isinstance(bp, dict) and bp.get("location") == "PATH"}
