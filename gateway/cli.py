@@ -14,7 +14,6 @@ import signal
 import sys
 from typing import Any
 
-from gateway import features
 from gateway.settings import load_settings
 from gateway.snapshot.load import SnapshotError, load_path
 
@@ -92,6 +91,8 @@ async def serve(settings: Any) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(_overrides(args))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway import features
+
     features.load_all()
     try:
         import uvloop
@@ -102,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway import features
     from gateway.server import build_runtime
     from gateway.services import Services
 
@@ -138,5 +140,8 @@ EXTRA_COMMANDS: list[Any] = []
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gateway import features  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
+
+    features.load_all()
     args = build_parser().parse_args(argv)
     return int(args.func(args))
