@@ -301,7 +301,7 @@ def cascade_delete(doc: Doc, collection: str, keys: set[str]) -> None:
 
 
 def _present(item: Item) -> Item:
-    return mask(item)  # type: ignore[no-any-return]
+    return mask(item)
 
 
 def _page(request: web.Request, items: list[Item]) -> tuple[list[Item], int]:
@@ -374,9 +374,9 @@ class V2:
         key = request.match_info[res.id_param]
         k = id_key(res.collection)
         for i, x in enumerate(doc.get(res.collection) or []):
-            if isinstance(x, dict) and str(x.get(k)) == key:
-                if res.parent is None or str(x.get(res.parent[1])) == request.match_info[res.parent[0]]:
-                    return i, x
+            if isinstance(x, dict) and str(x.get(k)) == key and (
+                    res.parent is None or str(x.get(res.parent[1])) == request.match_info[res.parent[0]]):
+                return i, x
         if res.collection == "environments" and key == RELEASE_ENV_ID:
             raise AdminError(400, "APIG.2011", "The RELEASE environment cannot be changed or deleted.")
         raise AdminError(404, res.not_found, f"The {res.noun} does not exist,id:{key}")
@@ -395,7 +395,8 @@ class V2:
             got = tuple(str(x.get(n, "")).lower() if i == len(res.name_keys) - 1 else str(x.get(n))
                         for i, n in enumerate(res.name_keys))
             if got == want:
-                raise AdminError(400, res.dup_code, f"The {res.noun} name already exists: {item.get(res.name_keys[-1])}")
+                raise AdminError(400, res.dup_code,
+                                 f"The {res.noun} name already exists: {item.get(res.name_keys[-1])}")
 
     def _clean_body(self, res: Resource, body: Item) -> Item:
         item = {k: v for k, v in body.items() if k != id_key(res.collection)}
@@ -713,7 +714,8 @@ class V2:
             for api_id in api_ids:
                 api = _find(doc, "apis", api_id)
                 if api is None:
-                    failure.append({"api_id": api_id, "error_code": "APIG.3002", "error_msg": f"Api {api_id} not found"})
+                    failure.append({"api_id": api_id, "error_code": "APIG.3002",
+                                    "error_msg": f"Api {api_id} not found"})
                     continue
                 try:
                     self._publish_change(doc, api_id, env_id, action, body.get("remark"), success)
@@ -896,6 +898,8 @@ class V2:
         env_id = body.get("env_id")
         if not isinstance(env_id, str) or not env_id:
             raise missing_param("env_id")
+        plugin_ids: Any
+        api_ids: Any
         if "plugin_id" in request.match_info:
             plugin_ids = [request.match_info["plugin_id"]]
             api_ids = body.get("api_ids")
@@ -908,10 +912,10 @@ class V2:
         if not isinstance(given, list) or not given or not all(isinstance(x, str) for x in given):
             raise missing_param(list_name)
         pairs: list[tuple[str, str]] = []  # (plugin_id, publish_id)
-        for pl in plugin_ids:  # type: ignore[union-attr]
+        for pl in plugin_ids:
             if _find(doc, "plugins", pl) is None:
                 raise AdminError(404, "APIG.3007", f"The plug-in does not exist,id:{pl}")
-            for api in api_ids:  # type: ignore[union-attr]
+            for api in api_ids:
                 if _find(doc, "apis", api) is None:
                     raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api}")
                 pub = next((p for p in _items(doc, "publishes")

@@ -7,10 +7,10 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.admin_snapshot  # PUT/GET /v1/snapshot
+import gateway.admin_v2  # the vendor's v2 management paths
+import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
-import gateway.admin_snapshot  # noqa: F401  (PUT/GET /v1/snapshot)
-import gateway.admin_v2  # noqa: F401  (vendor v2 management paths)
-import gateway.openapi_admin  # noqa: F401  (import/export: admin endpoints and CLI)
 
 
 def load_all() -> None:

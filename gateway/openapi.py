@@ -85,7 +85,7 @@ class _Importer:
         self.base = base or {}
         self.warnings: list[str] = []
         self.v3 = str(spec.get("openapi", "")).startswith("3")
-        info = spec.get("info") if isinstance(spec.get("info"), dict) else {}
+        info: Doc = spec["info"] if isinstance(spec.get("info"), dict) else {}
         title = str(info.get("title") or "imported")
         self.group_id = group_id or stable_id("group", title)
         existing = next((g for g in self.base.get("groups") or [] if isinstance(g, dict)
@@ -169,8 +169,10 @@ class _Importer:
             if not isinstance(ac, dict):
                 continue
             aid = stable_id("acl", self.group_id, name)
-            self.out["acls"].append({"id": aid, "acl_name": _policy_name(name), "acl_type": ac.get("acl-type", "PERMIT"),
-                                     "entity_type": ac.get("entity-type", "IP"), "acl_value": str(ac.get("value", ""))})
+            self.out["acls"].append({"id": aid, "acl_name": _policy_name(name),
+                                     "acl_type": ac.get("acl-type", "PERMIT"),
+                                     "entity_type": ac.get("entity-type", "IP"),
+                                     "acl_value": str(ac.get("value", ""))})
             self.acl_ids[name] = aid
         for name, resp in (self.spec.get("x-apigateway-responses") or {}).items():
             if not isinstance(resp, dict) or not resp:
@@ -307,7 +309,7 @@ class _Importer:
             if loc not in ("PATH", "QUERY", "HEADER"):
                 self.warnings.append(f"{where}.parameters[{i}]: location {p.get('in')!r} is not supported, ignored")
                 continue
-            schema = p.get("schema") if self.v3 and isinstance(p.get("schema"), dict) else p
+            schema: Doc = p["schema"] if self.v3 and isinstance(p.get("schema"), dict) else p
             ptype = str(schema.get("type", "string")).lower()
             param: Doc = {"name": p.get("name"), "location": loc,
                           "type": "NUMBER" if ptype in ("number", "integer") else "STRING",

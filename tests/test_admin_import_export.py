@@ -87,7 +87,8 @@ def test_openapi3_import():
             "post": {"parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 5}}],
                      "x-apigateway-backend": {"type": "MOCK", "mockEndpoints": {"result-content": "ok"}}},
             "x-apigateway-any-method": {"x-apigateway-backend": {
-                "type": "FUNCTION", "functionEndpoints": {"function-urn": "urn:fss:x", "invocation-type": "synchronous"}}},
+                "type": "FUNCTION",
+                "functionEndpoints": {"function-urn": "urn:fss:x", "invocation-type": "synchronous"}}},
         }},
     }
     doc, warnings = import_openapi(spec, group_id="g9")
@@ -181,7 +182,7 @@ async def test_export_import_round_trip_same_behaviour(make_gateway, echo_backen
                                                                               "apigateway")
 
 
-async def test_oas3_export_round_trip_document_level(make_gateway, echo_backend):
+async def test_oas3_export_round_trip_document_level(echo_backend):
     _, backend = echo_backend
     doc = _round_trip_doc(backend)
     doc["apis"].append(
@@ -234,7 +235,7 @@ async def test_import_rejections_and_vendor_endpoint(make_gateway, client):
         status, _, _ = await call(admin, gw.admin_url, "POST", f"{V2}/apis/action",
                                   json={"action": "online", "api_id": api_id, "env_id": RELEASE})
         assert status == 201
-        status, text, headers = await call(admin, gw.admin_url, "POST", f"{V2}/openapi/export",
+        status, text, _ = await call(admin, gw.admin_url, "POST", f"{V2}/openapi/export",
                                            json={"group_id": "g1", "env_id": RELEASE, "type": "yaml"})
         assert status == 200 and "/two" in yaml.safe_load(text)["paths"]
     async with client.get(gw.url + "/two") as resp:
