@@ -10,6 +10,7 @@ sending a masked value back in a ``PUT`` keeps the stored secret of the resource
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,8 @@ from gateway.admin_common import (
 )
 from gateway.server import Gateway
 from gateway.snapshot.load import SnapshotError, parse_bytes
+
+log = logging.getLogger("gateway.admin")
 
 
 def _summary(gateway: Gateway) -> dict[str, Any]:
@@ -60,6 +63,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
                 raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
             doc = unmask_document(doc, gateway.document)
             rt = await commit(gateway, doc, if_match(request))
+            log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
         except AdminError as err:
             resp = err.response()
             resp.headers.update(version_headers(gateway.runtime))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from gateway.server import Gateway
 from gateway.snapshot.resources import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 PREFIX = "/v2/{project_id}/apigw/instances/{instance_id}"
+log = logging.getLogger("gateway.admin")
 Doc = dict[str, Any]
 Item = dict[str, Any]
 
@@ -353,6 +355,7 @@ class V2:
             new = fresh(self.doc())
             prefix = change(new)
             runtime = await commit(self.gw, new, expected, prefix)
+        log.info("admin change %s %s -> snapshot %s", request.method, request.path, runtime.version)
         return version_headers(runtime)
 
     # --- generic CRUD -------------------------------------------------------------------------------
@@ -635,8 +638,35 @@ class V2:
 
         policy_word = {"throttle_bindings": "binded-throttles", "acl_bindings": "binded-acls",
                        "sign_bindings": "binded-signs"}[b.collection]
-        return [("POST", base, create), ("DELETE", f"{base}/{{binding_id}}", delete),
+        routes: list[tuple[str, str, Handler]] = []
+        if b.collection in ("throttle_bindings", "acl_bindings"):
+            routes.append(("PUT", base, self.batch_delete(b.collection, b.collection, "bind_id", b.not_found,
+                                                          "binding record")))
+        return [*routes, ("POST", base, create), ("DELETE", f"{base}/{{binding_id}}", delete),
                 ("GET", f"{base}/binded-apis", bound_apis), ("GET", f"{base}/{policy_word}", bound_policies)]
+
+    def batch_delete(self, collection: str, body_key: str, id_name: str, not_found: str, noun: str) -> Handler:
+        """``PUT <collection>?action=delete`` with ``{body_key: [ids]}`` (vendor batch unbind/delete)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.query.get("action") != "delete":
+                raise AdminError(400, "APIG.2011", 'parameter action should be "delete"')
+            body = await read_body(request)
+            ids = body.get(body_key)
+            if not isinstance(ids, list) or not ids or not all(isinstance(x, str) for x in ids):
+                raise missing_param(body_key)
+            known = {str(x.get(id_key(collection))) for x in _items(self.doc(), collection)}
+            failure = [{id_name: x, "error_code": not_found, "error_msg": f"The {noun} does not exist"}
+                       for x in dict.fromkeys(ids) if x not in known]
+            doomed = {x for x in ids if x in known}
+
+            def change(doc: Doc) -> None:
+                cascade_delete(doc, collection, doomed)
+
+            headers = await self.apply(request, change) if doomed else {}
+            return json_response({"failure": failure, "success_count": len(doomed)}, headers=headers)
+
+        return handler
 
     # --- publish / offline ----------------------------------------------------------------------------
     def _publish_change(self, doc: Doc, api_id: str, env_id: str, action: str, remark: str | None,
@@ -1064,6 +1094,8 @@ class V2:
             ("PUT", f"{p}/vpc-channels/{{vpc_channel_id}}/members", self.members),
             ("DELETE", f"{p}/vpc-channels/{{vpc_channel_id}}/members/{{member_id}}", self.members),
         ]
+        special.append(("PUT", f"{p}/acls", self.batch_delete("acls", "acls", "acl_id", "APIG.3006",
+                                                             "access control policy")))
         for b in BINDINGS:
             special.extend(self.bindings(b))
         for res in RESOURCES:

@@ -240,6 +240,19 @@ async def test_binding_collections(make_gateway):
             assert status == 204
             status, _, _ = await call(admin, gw.admin_url, "DELETE", f"{V2}/{path}/{bid}")
             assert status == 404
+        # batch unbind (vendor PUT ...?action=delete) and batch ACL delete
+        status, body, _ = await call(admin, gw.admin_url, "POST", f"{V2}/acl-bindings",
+                                     json={"acl_id": "acl1", "publish_ids": [pid]})
+        bid = body["acl_bindings"][0]["id"]
+        status, body, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/acl-bindings?action=delete",
+                                     json={"acl_bindings": [bid, "0" * 32]})
+        assert status == 200 and body["success_count"] == 1
+        assert body["failure"] == [{"bind_id": "0" * 32, "error_code": "APIG.3010",
+                                    "error_msg": "The binding record does not exist"}]
+        status, body, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/acls?action=delete", json={"acls": ["acl1"]})
+        assert status == 200 and body["success_count"] == 1 and not gw.gw.document["acls"]
+        status, body, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/acls?action=remove", json={"acls": ["x"]})
+        assert (status, body["error_code"]) == (400, "APIG.2011")
         # sign secrets are masked in listings
         _, signs, _ = await call(admin, gw.admin_url, "GET", f"{V2}/signs")
         assert signs["signs"][0]["sign_secret"] == "******"
