@@ -75,8 +75,8 @@ def nginx_conf(tmp: Path, name: str, port: int, body: str | None, upstream: int 
     prefix = tmp / name
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     if upstream is not None:
-        location = (f"proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\";"
-                    f" proxy_set_header Host $host;")
+        location = ("proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+                    " proxy_set_header Host $host;")
         ups = f"upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}"
     else:
         location = f"default_type application/json; return 200 '{body}';"
@@ -268,7 +268,8 @@ def main() -> int:
                   f"{r['rps'] / base:>10.2f}x")
         by = dict(results)
         if "nginx reverse proxy" in by:
-            print(f"gateway HTTP / nginx proxy: {by['gateway HTTP api']['rps'] / by['nginx reverse proxy']['rps']:.2f}x")
+            ratio = by["gateway HTTP api"]["rps"] / by["nginx reverse proxy"]["rps"]
+            print(f"gateway HTTP / nginx proxy: {ratio:.2f}x")
     if not args.skip_route:
         print(f"\n{'APIs':>8}{'compile ms':>12}{'static lookup ns':>18}{'param lookup ns':>17}")
         for n, c, s, p in route_bench():

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import gateway.admin_snapshot  # PUT/GET /v1/snapshot
 import gateway.admin_v2  # the vendor's v2 management paths
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
 import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+import gateway.runtime
+import gateway.signing
+import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
 
 
 def load_all() -> None:

@@ -58,6 +58,7 @@ class Gateway:
         self._trusted = settings.trusted_networks()
         self.public_port: int | None = None
         self.admin_port: int | None = None
+        self.https_port: int | None = None
         self.admin_app: web.Application | None = None
         self.document: dict[str, Any] | None = None
         self.inflight = 0
@@ -196,16 +197,19 @@ class Gateway:
             site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
-        if admin is not False:  # type: ignore[comparison-overlap]
-            admin_value = admin or s.admin_listen
-            if admin_value:
-                arunner = web.AppRunner(self.make_admin_app(), access_log=None)
-                await arunner.setup()
-                self._runners.append(arunner)
-                ahost, aport = split_listen(admin_value)
-                asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
-                await asite.start()
-                self.admin_port = _bound_port(asite)
+        if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
+            from gateway.tls import start_https
+
+            self.https_port = await start_https(self, runner, reuse_port)
+        admin_value = admin or s.admin_listen
+        if admin_value:
+            arunner = web.AppRunner(self.make_admin_app(), access_log=None)
+            await arunner.setup()
+            self._runners.append(arunner)
+            ahost, aport = split_listen(admin_value)
+            asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
+            await asite.start()
+            self.admin_port = _bound_port(asite)
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):

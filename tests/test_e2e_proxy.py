@@ -18,7 +18,7 @@ def closed_port() -> int:
 
 
 async def test_env_variables_per_stage(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     api = http_api("a1", "/greet", "#host#", backend_uri="/#prefix#/greet")
     api["backend_params"] = [{"name": "X-Env", "location": "HEADER", "origin": "CONSTANT", "value": "#label#"}]
     doc = snapshot([api], envs=["TEST"], publish_in=["env-test"])
@@ -195,7 +195,7 @@ async def test_headers_forwarding_and_hop_by_hop(make_gateway, echo_backend, cli
 
 
 async def test_large_bodies_stream_both_ways(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     apis = [http_api("big", "/big/{n}", addr),
             http_api("up", "/upload", addr, method="POST")]
     gw = await make_gateway(snapshot(apis))
@@ -277,7 +277,7 @@ async def test_error_types_status_and_body(make_gateway, client, custom: bool) -
     async with client.get(gw.url + "/p/x") as r:
         assert r.status == 400 and (await r.json())["error_code"] == "APIG.0201"
     async with client.post(gw.url + "/p/1") as r:
-        assert r.status == 404 and (await r.json())["error_msg"] == "The API does not exist." or custom
+        assert (r.status == 404 and (await r.json())["error_msg"] == "The API does not exist.") or custom
 
 
 async def test_unknown_host_with_several_groups(make_gateway, client) -> None:
@@ -292,13 +292,11 @@ async def test_unknown_host_with_several_groups(make_gateway, client) -> None:
         assert await r.text() == "group one"
     async with client.get(gw.url + "/a", headers={"Host": "two.test:8080"}) as r:
         assert await r.text() == "group two"
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(gw.url + "/a", headers={"Host": "other.example"}) as r:
-            assert r.status == 404 and (await r.json())["error_code"] == "APIG.0101"
+    async with aiohttp.ClientSession() as plain, plain.get(gw.url + "/a", headers={"Host": "other.example"}) as r:
+        assert r.status == 404 and (await r.json())["error_code"] == "APIG.0101"
     gw2 = await make_gateway(doc, default_group="g2")
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(gw2.url + "/a", headers={"Host": "other.example"}) as r:
-            assert await r.text() == "group two"
+    async with aiohttp.ClientSession() as plain, plain.get(gw2.url + "/a", headers={"Host": "other.example"}) as r:
+        assert await r.text() == "group two"
 
 
 async def test_health_and_readiness(make_gateway) -> None:
