@@ -10,6 +10,7 @@ import yaml
 
 from tests.admin_helpers import call, public_get
 from tests.helpers import mock_api, snapshot
+from tests.tls_helpers import TestCA
 
 
 async def test_put_valid_snapshot_swaps_and_sets_etag(make_gateway, client):
@@ -96,13 +97,21 @@ async def test_if_match_optimistic_concurrency(make_gateway, client):
     assert await public_get(client, gw.url, "/one") == (200, "writer-2")
 
 
+AUTH_URN = "urn:fss:r:p:function:default:auth_fn:latest"
+ISSUED = TestCA().issue("x.example", dns=["x.example"])
+
+
 def _secret_doc() -> dict:
     doc = snapshot([mock_api("a1", "/one", "first")])
-    doc["groups"][0]["url_domains"] = [{"domain": "x.example", "certificate": "CERT", "private_key": "KEY-PEM"}]
+    doc["groups"][0]["url_domains"] = [{"domain": "x.example", "certificate": ISSUED.cert_pem,
+                                        "private_key": ISSUED.key_pem}]
     doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "key1", "app_secret": "s3cr3t-value"}]
-    doc["signs"] = [{"id": "s1", "name": "sign_one", "sign_key": "k1", "sign_secret": "sign-secret-1"}]
+    doc["signs"] = [{"id": "s1", "name": "sign_one", "sign_type": "hmac", "sign_key": "key12345",
+                     "sign_secret": "sign-secret-1-long"}]
     doc["app_codes"] = [{"id": "c1", "app_id": "app1", "app_code": "A" * 64}]
-    doc["authorizers"] = [{"id": "au1", "name": "auth_one", "user_data": "authorizer-secret"}]
+    doc["functions"] = [{"function_urn": AUTH_URN, "entry": "gateway.examples.functions:token_authorizer"}]
+    doc["authorizers"] = [{"id": "au1", "name": "auth_one", "type": "FRONTEND", "authorizer_type": "FUNC",
+                           "authorizer_uri": AUTH_URN, "user_data": "authorizer-secret"}]
     return doc
 
 
@@ -113,11 +122,11 @@ async def test_get_masks_secrets_and_put_back_keeps_them(make_gateway):
         assert status == 200
         assert headers["ETag"] == f'"{body["version"]}"'
         text = orjson.dumps(body).decode()
-        for secret in ("s3cr3t-value", "KEY-PEM", "sign-secret-1", "A" * 64, "authorizer-secret"):
+        for secret in ("s3cr3t-value", ISSUED.key_pem, "sign-secret-1-long", "A" * 64, "authorizer-secret"):
             assert secret not in text
         assert body["apps"][0]["app_secret"] == "******"
         assert body["apps"][0]["app_key"] == "key1"  # identifiers are not secrets
-        assert body["groups"][0]["url_domains"][0]["certificate"] == "CERT"
+        assert body["groups"][0]["url_domains"][0]["certificate"] == ISSUED.cert_pem
         # GET -> edit -> PUT keeps the stored secrets
         edited = copy.deepcopy(body)
         edited["apps"][0]["name"] = "app_renamed"
@@ -127,8 +136,9 @@ async def test_get_masks_secrets_and_put_back_keeps_them(make_gateway):
     stored = gw.gw.document
     assert stored["apps"][0]["name"] == "app_renamed"
     assert stored["apps"][0]["app_secret"] == "s3cr3t-value"
-    assert stored["groups"][0]["url_domains"][0]["private_key"] == "KEY-PEM"
-    assert stored["signs"][0]["sign_secret"] == "sign-secret-1"
+    assert stored["groups"][0]["url_domains"][0]["private_key"] == ISSUED.key_pem
+    assert stored["signs"][0]["sign_secret"] == "sign-secret-1-long"
+    assert stored["authorizers"][0]["user_data"] == "authorizer-secret"
 
 
 async def test_admin_token_required_off_loopback_semantics(make_gateway):

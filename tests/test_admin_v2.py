@@ -43,7 +43,10 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
 
 
 def _base() -> dict[str, Any]:
-    return snapshot([mock_api("a1", "/one", "first")])
+    doc = snapshot([mock_api("a1", "/one", "first")])
+    doc["functions"] = [{"function_urn": "urn:fss:r:p:function:default:auth_fn:latest",
+                         "entry": "gateway.examples.functions:token_authorizer"}]
+    return doc
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
