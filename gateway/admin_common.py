@@ -126,6 +126,22 @@ def unmask_document(doc: dict[str, Any], current: dict[str, Any] | None) -> dict
     return out
 
 
+def leftover_masks(value: Any, path: str = "") -> list[str]:
+    """Paths of credential fields still holding the mask (sent back for an element with no stored secret)."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if k in SECRET_FIELDS and v == MASK:
+                out.append(f"{sub}: is the mask {MASK!r} but no stored secret exists for this element")
+            else:
+                out.extend(leftover_masks(v, sub))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(leftover_masks(v, f"{path}[{i}]"))
+    return out
+
+
 def version_headers(runtime: Runtime | None) -> dict[str, str]:
     return {"ETag": f'"{runtime.version}"'} if runtime is not None else {}
 

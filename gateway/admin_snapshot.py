@@ -22,6 +22,7 @@ from gateway.admin_common import (
     current_document,
     if_match,
     json_response,
+    leftover_masks,
     mask,
     unmask_document,
     version_headers,
@@ -62,6 +63,9 @@ def install(app: web.Application, gateway: Gateway) -> None:
             except SnapshotError as exc:
                 raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
             doc = unmask_document(doc, gateway.document)
+            masked = leftover_masks(doc)
+            if masked:
+                raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
             rt = await commit(gateway, doc, if_match(request))
             log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
         except AdminError as err:

@@ -36,6 +36,7 @@ from gateway.admin_common import (
     current_document,
     if_match,
     json_response,
+    leftover_masks,
     mask,
     missing_param,
     new_id,
@@ -402,8 +403,14 @@ class V2:
                                  f"The {res.noun} name already exists: {item.get(res.name_keys[-1])}")
 
     def _clean_body(self, res: Resource, body: Item) -> Item:
-        item = {k: v for k, v in body.items() if k != id_key(res.collection)}
-        return item
+        return {k: v for k, v in body.items() if k != id_key(res.collection)}
+
+    @staticmethod
+    def _no_masks(item: Item) -> None:
+        masked = leftover_masks(item)
+        if masked:
+            raise AdminError(400, "APIG.2012", "Invalid parameter value: a masked secret was sent",
+                             problems=masked)
 
     def crud(self, res: Resource) -> list[tuple[str, str, Handler]]:
         base = f"{PREFIX}/{res.path}"
@@ -419,6 +426,7 @@ class V2:
                 item[res.parent[1]] = parent
             if res.generate:
                 res.generate(item)
+            self._no_masks(item)
             now = now_iso()
             for f in (res.created, res.updated):
                 if f:
@@ -495,6 +503,7 @@ class V2:
                 if f in SECRET_FIELDS and v == "******" and f in old:
                     item[f] = old[f]
             item[k] = old[k]
+            self._no_masks(item)
             if res.updated:
                 _set_if_accepted(res.collection, item, res.updated, now_iso())
 

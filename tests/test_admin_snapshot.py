@@ -133,6 +133,10 @@ async def test_get_masks_secrets_and_put_back_keeps_them(make_gateway):
         edited.pop("version")
         status, _, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=edited)
         assert status == 200
+        # a mask sent for an element that has no stored secret is an error, not a new secret "******"
+        edited["apps"].append({"id": "app2", "name": "app_new", "app_key": "key2", "app_secret": "******"})
+        status, body, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=edited)
+        assert status == 400 and body["problems"][0].startswith("apps[1].app_secret: is the mask")
     stored = gw.gw.document
     assert stored["apps"][0]["name"] == "app_renamed"
     assert stored["apps"][0]["app_secret"] == "s3cr3t-value"

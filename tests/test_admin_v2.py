@@ -365,3 +365,21 @@ async def test_list_paging_and_filters(make_gateway):
         assert [a["id"] for a in body["apis"]] == ["a7"]
         status, body, _ = await call(admin, gw.admin_url, "GET", f"{V2}/apis?limit=abc")
         assert status == 400
+
+
+async def test_v2_write_honours_if_match(make_gateway, client):
+    gw = await make_gateway(_base())
+    async with aiohttp.ClientSession() as admin:
+        _, v, headers = await call(admin, gw.admin_url, "GET", "/v1/snapshot/version")
+        etag = headers["ETag"]
+        status, _, _ = await call(admin, gw.admin_url, "POST", f"{V2}/envs", json={"name": "FIRST"})
+        assert status == 201
+        body = {k: val for k, val in mock_api("a1", "/one", "stale write").items() if k != "id"}
+        status, err, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/apis/a1", json=body,
+                                    headers={"If-Match": etag})
+        assert status == 412 and err["error_code"] == "APIG.1412" and err["current_version"] != v["version"]
+        assert await public_get(client, gw.url, "/one") == (200, "first")
+        # a masked secret in a create is refused
+        status, err, _ = await call(admin, gw.admin_url, "POST", f"{V2}/apps",
+                                    json={"name": "app_masked", "app_secret": "******"})
+        assert status == 400 and err["problems"][0].startswith("app_secret: is the mask")
