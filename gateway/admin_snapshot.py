@@ -10,6 +10,7 @@ sending a masked value back in a ``PUT`` keeps the stored secret of the resource
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -42,6 +43,8 @@ def _summary(gateway: Gateway) -> dict[str, Any]:
 
 
 def install(app: web.Application, gateway: Gateway) -> None:
+    lock = gateway.services.extras.setdefault("admin_lock", asyncio.Lock())  # shared with the v2 writes
+
     async def get_snapshot(request: web.Request) -> web.StreamResponse:
         rt = gateway.runtime
         if rt is None:
@@ -62,11 +65,12 @@ def install(app: web.Application, gateway: Gateway) -> None:
                 doc = parse_bytes(data, "body", request.headers.get("Content-Type"))
             except SnapshotError as exc:
                 raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
-            doc = unmask_document(doc, gateway.document)
-            masked = leftover_masks(doc)
-            if masked:
-                raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
-            rt = await commit(gateway, doc, if_match(request))
+            async with lock:
+                doc = unmask_document(doc, gateway.document)
+                masked = leftover_masks(doc)
+                if masked:
+                    raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
+                rt = await commit(gateway, doc, if_match(request))
             log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
         except AdminError as err:
             resp = err.response()

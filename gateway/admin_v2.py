@@ -328,10 +328,7 @@ class V2:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
-        lock = gateway.services.extras.get("admin_lock")
-        if lock is None:
-            lock = gateway.services.extras["admin_lock"] = asyncio.Lock()
-        self.lock: asyncio.Lock = lock
+        self.lock: asyncio.Lock = gateway.services.extras.setdefault("admin_lock", asyncio.Lock())
 
     # every handler goes through here: AdminError -> vendor error body
     def wrap(self, fn: Handler) -> Handler:
