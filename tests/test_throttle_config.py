@@ -110,7 +110,7 @@ def test_special_throttle_rules() -> None:
     assert ("special_throttles[1]: APP 'app1' already has an excluded configuration in this policy "
             "(special_throttles[0])") in got
     assert "special_throttles[2].throttle_id: unknown throttling policy 't9'" in got
-    assert "special_throttles[3].object_id: unknown app 'ghost'" in got
+    assert not any(p.startswith("special_throttles[3]") for p in got)  # an unknown app never matches
     assert "special_throttles[4].call_limits: must not exceed the policy's api_call_limits (100)" in got
     assert any(p.startswith("special_throttles[5].object_type: must be one of") for p in got)
     # a special limit above the generic app limit is allowed (it replaces it for that app)
