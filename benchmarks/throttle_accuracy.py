@@ -28,11 +28,16 @@ def policy(pid: str, api: int, **extra: Any) -> dict[str, Any]:
 
 
 DEADLINE_MS = [50]
+VERBOSE = [False]
 
 
 def run_scenario(name: str, doc: dict[str, Any], redis_url: str, procs: int, seconds: float,
                  targets: list[tuple[str, dict[str, str]]], groups: list[list[int]], rate: int) -> bool:
-    env = {"GATEWAY_THROTTLE_KEY_PREFIX": uuid.uuid4().hex[:8], "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
+    # own key and distribution prefixes: the gateways of one scenario must not adopt the cluster
+    # snapshot another scenario stored in the same Redis (gateway.distribution)
+    run = uuid.uuid4().hex[:8]
+    env = {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}",
+           "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
            "GATEWAY_THROTTLE_NODES": str(procs), "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": str(DEADLINE_MS[0])}
     gws = [Gateway(doc, redis_url, env) for _ in range(procs)]
     try:
@@ -42,6 +47,11 @@ def run_scenario(name: str, doc: dict[str, Any], redis_url: str, procs: int, sec
             runs.append(start_wrk(gw.url + path, seconds, connections=8, headers=headers))
         results = [wrk_result(r) for r in runs]
         stats = [g.throttle_stats()["stats"] for g in gws]
+        if VERBOSE[0]:
+            for i, res in enumerate(results):
+                print(f"    wrk {i} -> gateway {i % procs} {targets[i]}: {res}")
+            for i, st in enumerate(stats):
+                print(f"    gateway {i}: {st}")
     finally:
         for g in gws:
             g.stop()
@@ -68,9 +78,11 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--verbose", action="store_true", help="per wrk run and per gateway figures")
     ap.add_argument("--deadline-ms", type=int, default=50, help="throttle_redis_timeout_ms of the gateways")
     args = ap.parse_args()
     DEADLINE_MS[0] = args.deadline_ms
+    VERBOSE[0] = args.verbose
     n, secs, rate = args.processes, args.seconds, args.rate
     redis = Redis()
     ok = True

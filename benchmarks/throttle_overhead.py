@@ -31,7 +31,8 @@ def doc(throttled: bool) -> dict[str, Any]:
 
 
 def measure(name: str, d: dict[str, Any], redis_url: str | None, seconds: float, conns: int) -> dict[str, float]:
-    gw = Gateway(d, redis_url, {"GATEWAY_THROTTLE_KEY_PREFIX": uuid.uuid4().hex[:8]})
+    run = uuid.uuid4().hex[:8]
+    gw = Gateway(d, redis_url, {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}"})
     try:
         start_wrk(gw.url + "/a", 1, conns).communicate(timeout=60)  # warm-up (connections, script load)
         res = wrk_result(start_wrk(gw.url + "/a", seconds, conns))

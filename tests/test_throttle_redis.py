@@ -95,7 +95,9 @@ async def test_accuracy_api_limit_two_processes(tmp_path: Path, redis_url: str) 
     doc = snapshot([mock_api("a1", "/a")], throttles=[policy("t1", RATE)], throttle_bindings=[binding("t1", "a1")])
     cfg = tmp_path / "gw.json"
     cfg.write_text(json.dumps(doc))
-    env = {"GATEWAY_THROTTLE_KEY_PREFIX": prefix(), "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": "250"}
+    run = prefix()  # own distribution prefix: do not adopt a snapshot other tests stored in this Redis
+    env = {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}",
+           "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": "250"}
     procs = [GatewayProcess(str(cfg), free_port(), free_port(), redis_url, env) for _ in range(2)]
     try:
         await asyncio.gather(*(pr.wait_ready() for pr in procs))
