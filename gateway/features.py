@@ -7,6 +7,11 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.auth.acl
+import gateway.auth.app_auth
+import gateway.auth.checks
+import gateway.auth.client_ip
+import gateway.auth.iam
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
 
 
