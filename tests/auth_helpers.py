@@ -63,3 +63,53 @@ async def call(client: aiohttp.ClientSession, base: str, method: str, path_qs: s
 
 def error_of(doc: dict[str, Any]) -> tuple[str, str]:
     return doc.get("error_code", ""), doc.get("error_msg", "")
+
+
+# --- IAM tokens ------------------------------------------------------------------------------------
+
+def rsa_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def ec_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_pem(private: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def jwks(*pairs: tuple[str, Any]) -> str:
+    """A JWKS document of (kid, private key) public halves."""
+    import json
+
+    import jwt
+
+    keys = []
+    for kid, private in pairs:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        alg: Any = jwt.algorithms.RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+        jwk = json.loads(alg.to_jwk(private.public_key()))
+        jwk["kid"] = kid
+        keys.append(jwk)
+    return json.dumps({"keys": keys})
+
+
+def iam_token(private: Any, alg: str = "RS256", kid: str | None = None, ttl: float = 600, **claims: Any) -> str:
+    import time
+
+    import jwt
+
+    body: dict[str, Any] = {"sub": "user-1", "user_name": "alice", "domain_id": "d-0001",
+                            "domain_name": "acme", "iat": int(time.time()), "exp": int(time.time() + ttl)}
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None}
+    return jwt.encode(body, private, algorithm=alg, headers={"kid": kid} if kid else None)
