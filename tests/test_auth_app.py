@@ -34,7 +34,7 @@ def _doc(backend: str, **kw: Any) -> dict[str, Any]:
 
 
 async def test_signed_calls_reach_backend_with_app_context(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr))
     # GET with repeated and encoded query keys
     path = "/orders?b=2&a=x%20y&a=3&empty=&flag"
@@ -110,7 +110,7 @@ async def test_rejections_never_leak_secret_or_signature(make_gateway, echo_back
 
 
 async def test_clock_skew_window(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr))
     now = datetime.now(UTC)
     for minutes, expected in ((-14, 200), (14, 200), (-16, 401), (16, 401)):
@@ -159,7 +159,7 @@ async def test_authorization_per_environment_status_and_app_acl(make_gateway, ec
 
 
 async def test_app_acl_admits_matching_ip(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = _doc(addr, app_acls=[{"app_id": "app1", "app_acl_type": "PERMIT",
                                 "app_acl_values": ["192.168.0.100/28", "127.0.0.1"]}])
     gw = await make_gateway(doc)
@@ -168,7 +168,7 @@ async def test_app_acl_admits_matching_ip(make_gateway, echo_backend, client) ->
 
 
 async def test_app_code(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr), app_code_allow_http=True)
     st, body, _ = await call(client, gw.url, "GET", "/code", headers={"X-Apig-AppCode": APP_CODE})
     assert st == 200, body
@@ -185,7 +185,7 @@ async def test_app_code(make_gateway, echo_backend, client) -> None:
 
 
 async def test_app_code_requires_https_by_default(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr))
     st, body, _ = await call(client, gw.url, "GET", "/code", headers={"X-Apig-AppCode": APP_CODE})
     assert st == 401 and "only accepted over HTTPS" in body["error_msg"]
@@ -197,7 +197,7 @@ async def test_app_code_requires_https_by_default(make_gateway, echo_backend, cl
 
 
 async def test_custom_auth_header_feature(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = _doc(addr, features=[{"name": "custom_auth_header", "enable": True,
                                 "config": '{"app_auth_header": "X-App-Sign", "backend_sign_header": ""}'}])
     gw = await make_gateway(doc)
@@ -210,7 +210,7 @@ async def test_custom_auth_header_feature(make_gateway, echo_backend, client) ->
 
 
 async def test_group_response_overrides_auth_errors(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = _doc(addr, responses=[{"id": "r1", "name": "custom", "responses": {
         "AUTH_FAILURE": {"status": 418, "body": '{"code":"$context.error.code","app":"$context.appId"}'}}}])
     doc["groups"][0]["response_id"] = "r1"
@@ -220,7 +220,7 @@ async def test_group_response_overrides_auth_errors(make_gateway, echo_backend, 
 
 
 async def test_snapshot_swap_rotates_secret(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = _doc(addr)
     gw = await make_gateway(doc)
     st, _, _ = await call(client, gw.url, "GET", "/orders", headers=signed_headers("GET", "/orders"))

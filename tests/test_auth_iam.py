@@ -36,7 +36,7 @@ def key_files(tmp_path: Path) -> tuple[str, str]:
 
 
 async def test_jwt_pem_and_jwks(make_gateway, echo_backend, client, key_files) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     pem, jwks_file = key_files
     gw = await make_gateway(_doc(addr), iam_jwt_public_keys=pem)
     st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": iam_token(RSA)})
@@ -74,7 +74,7 @@ async def test_jwt_rejections(make_gateway, echo_backend, client, key_files) -> 
 
 
 async def test_issuer_and_audience(make_gateway, echo_backend, client, key_files) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr), iam_jwt_public_keys=key_files[0], iam_jwt_issuer="https://iam.test",
                             iam_jwt_audience="apig")
     good = iam_token(RSA, iss="https://iam.test", aud="apig")
@@ -86,7 +86,7 @@ async def test_issuer_and_audience(make_gateway, echo_backend, client, key_files
 
 
 async def test_bad_key_file_rejects_snapshot(make_gateway, echo_backend, tmp_path) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     bad = tmp_path / "bad.pem"
     bad.write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
     with pytest.raises(SnapshotError) as exc:
@@ -95,7 +95,7 @@ async def test_bad_key_file_rejects_snapshot(make_gateway, echo_backend, tmp_pat
 
 
 async def test_not_configured_is_503(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     gw = await make_gateway(_doc(addr))
     st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": iam_token(RSA)})
     assert (st, body["error_code"]) == (503, "APIG.0613")
@@ -138,14 +138,15 @@ async def iam_service() -> AsyncIterator[tuple[IamService, str]]:
 
 
 def _ident(user: str, domain: str, expires: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"user": {"id": f"id-{user}", "name": user, "domain": {"id": f"did-{domain}", "name": domain}}}
+    out: dict[str, Any] = {"user": {"id": f"id-{user}", "name": user,
+                                    "domain": {"id": f"did-{domain}", "name": domain}}}
     if expires is not None:
         out["expires_at"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(expires))
     return out
 
 
 async def test_remote_verifier_cache_and_errors(make_gateway, echo_backend, client, iam_service) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     svc, url = iam_service
     svc.tokens["tok-a"] = _ident("alice", "acme", time.time() + 3600)
     svc.tokens["tok-old"] = _ident("bob", "acme", time.time() - 10)
@@ -174,7 +175,7 @@ async def test_remote_verifier_cache_and_errors(make_gateway, echo_backend, clie
 
 
 async def test_remote_verifier_post_and_single_flight(make_gateway, echo_backend, client, iam_service) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     svc, url = iam_service
     svc.tokens["tok-p"] = _ident("dave", "acme")
     svc.delay = 0.2
@@ -189,7 +190,7 @@ async def test_remote_verifier_post_and_single_flight(make_gateway, echo_backend
 
 
 async def test_remote_unreachable(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     from tests.conftest import free_port
 
     gw = await make_gateway(_doc(addr), iam_remote_url=f"http://127.0.0.1:{free_port()}/x", iam_remote_timeout_s=1)
