@@ -118,6 +118,20 @@ def test_feature_records_checked() -> None:
         assert any(p.startswith(e) for p in problems), (e, problems)
 
 
+def test_auth_feature_parameters_checked() -> None:
+    problems = _problems(features=[
+        {"name": "real_ip_from_xff", "enable": True, "config": '{"enable": true, "xff_index": "last"}'},
+        {"name": "real_ip_header_getter", "enable": True, "config": {"enable": True}},
+        {"name": "custom_auth_header", "enable": True, "config": {"app_auth_header": "X-Sdk-Sign"}},
+        {"name": "backend_token_allow", "enable": True, "config": {"backend_token_allow_users": [{"user_name": "("}]}},
+    ])
+    for e in ("features[0].config.xff_index: must be an integer",
+              "features[1].config.header_getter: must name a header",
+              "features[2].config.app_auth_header: 3-64 characters",
+              "features[3].config.backend_token_allow_users: bad regular expression '('"):
+        assert any(p.startswith(e) for p in problems), (e, problems)
+
+
 def test_ipset_against_linear_scan() -> None:
     import ipaddress
 

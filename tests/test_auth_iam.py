@@ -196,3 +196,20 @@ async def test_remote_unreachable(make_gateway, echo_backend, client) -> None:
     gw = await make_gateway(_doc(addr), iam_remote_url=f"http://127.0.0.1:{free_port()}/x", iam_remote_timeout_s=1)
     st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": "t"})
     assert (st, body["error_code"]) == (503, "APIG.0613")
+
+
+async def test_token_forwarding_follows_backend_token_allow(make_gateway, echo_backend, client, key_files) -> None:
+    _backend, addr = echo_backend
+    gw = await make_gateway(_doc(addr), iam_jwt_public_keys=key_files[0])
+    st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": iam_token(RSA)})
+    assert st == 200 and "X-Auth-Token" not in body["headers"]
+    doc = _doc(addr)
+    doc["features"] = [{"name": "backend_token_allow", "enable": True,
+                        "config": '[{"backend_token_allow_users": [{"user_name": "ac.e"}]}]'}]
+    gw = await make_gateway(doc, iam_jwt_public_keys=key_files[0])
+    token = iam_token(RSA)
+    st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": token})
+    assert st == 200 and body["headers"]["X-Auth-Token"] == token
+    other = iam_token(RSA, domain_name="xacme")
+    st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": other})
+    assert st == 200 and "X-Auth-Token" not in body["headers"]

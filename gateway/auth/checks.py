@@ -8,14 +8,18 @@ checked by the schemas in :mod:`gateway.snapshot.resources`; this adds what need
 * ``acl_bindings``: the ACL and the publication exist; at most one ACL per (publication, entity_type);
 * ``apps``: ``app_key`` unique; ``app_codes``: app exists, an AppCode belongs to one app only;
 * ``app_auths``: app, API and environment exist, no duplicate (app, API, environment);
-* ``app_acls``: app exists, one setting per app, every value parses.
+* ``app_acls``: app exists, one setting per app, every value parses;
+* ``features`` read here (``real_ip_from_xff``, ``real_ip_header_getter``, ``custom_auth_header``,
+  ``backend_token_allow``): their parameters make sense.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.auth.ipset import parse_entry, split_values
+from gateway.gateway_features import parse_config
 from gateway.snapshot.validate import EXTRA_CHECKS, Index
 
 MAX_IP_ENTRIES = 100
@@ -154,5 +158,45 @@ def _check_apps(index: Index, problems: list[str]) -> None:
                         problems.append(f"app_acls[{i}].app_acl_values[{j}]: {exc}")
 
 
+_AUTH_HEADER_RX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,63}")
+
+
+def _check_features(index: Index, problems: list[str]) -> None:
+    """The feature records this package reads (spec 02 §9.2): reject what would silently do nothing."""
+    for i, rec in enumerate(index.items("features")):
+        name = rec.get("name")
+        conf = parse_config(rec.get("config"))
+        path = f"features[{i}].config"
+        if name == "real_ip_from_xff" and isinstance(conf, dict) and "xff_index" in conf:
+            raw = conf["xff_index"]
+            if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).lstrip("-").isdigit():
+                problems.append(f"{path}.xff_index: must be an integer")
+        elif name == "real_ip_header_getter" and isinstance(conf, dict):
+            getter = conf.get("header_getter")
+            if conf.get("enable", True) and (not isinstance(getter, str) or not getter.strip()):
+                problems.append(f"{path}.header_getter: must name a header, e.g. header:X-Real-IP")
+        elif name == "custom_auth_header" and isinstance(conf, dict):
+            header = conf.get("app_auth_header")
+            if isinstance(header, str) and header:
+                low = header.lower()
+                if (not _AUTH_HEADER_RX.fullmatch(header) or low.startswith(("x-apig-", "x-sdk-"))
+                        or low in ("x-stage", "authorization")):
+                    problems.append(f"{path}.app_auth_header: 3-64 characters [A-Za-z0-9_-], letter first, not "
+                                    "x-stage / authorization / x-apig-* / x-sdk-*")
+        elif name == "backend_token_allow":
+            items = conf if isinstance(conf, list) else [conf]
+            for item in items:
+                users = item.get("backend_token_allow_users") if isinstance(item, dict) else None
+                for user in users if isinstance(users, list) else []:
+                    pattern = user.get("user_name") if isinstance(user, dict) else user
+                    if isinstance(pattern, str):
+                        try:
+                            re.compile(pattern)
+                        except re.error as exc:
+                            problems.append(f"{path}.backend_token_allow_users: bad regular expression "
+                                            f"{pattern!r} ({exc})")
+
+
+EXTRA_CHECKS.append(_check_features)
 EXTRA_CHECKS.append(_check_acls)
 EXTRA_CHECKS.append(_check_apps)

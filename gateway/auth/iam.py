@@ -17,6 +17,9 @@ Verifiers (chosen from :class:`gateway.settings.Settings`, docs/auth.md):
   IAM unavailable (503, APIG.0613, not cached). Answers are cached ``iam_cache_ttl_s`` (never past the
   token's own expiry), failures for at most 10 s; concurrent checks of one token share one call.
 
+The caller's ``X-Auth-Token`` is not forwarded to the backend unless the account matches a pattern of the
+``backend_token_allow`` feature.
+
 Errors: no token -> ``AUTH_HEADER_MISSING`` (APIG.0301); invalid, expired, unknown key ->
 ``AUTH_FAILURE`` (APIG.0301) with a reason that never echoes the token.
 """
@@ -28,9 +31,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -42,8 +46,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway import stages
 from gateway.errors import GatewayError
+from gateway.gateway_features import feature_config
+from gateway.runtime import PLAN_FINISHERS
 
 if TYPE_CHECKING:
+    from gateway.backends.base import BackendPlan, BackendRequest
     from gateway.context import RequestContext
     from gateway.runtime import BuildContext, EndpointDraft
     from gateway.services import Services
@@ -53,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.auth.iam")
 
 TOKEN_HEADER = "X-Auth-Token"
+FORWARD_TOKEN = "iam_forward_token"
 _PREFIX = "Incorrect IAM authentication information"
 NEGATIVE_TTL_S = 10.0
 
@@ -384,7 +392,30 @@ def verifier_for(build: BuildContext) -> TokenVerifier:
     return verifier
 
 
-def _iam_stage(verifier: TokenVerifier) -> Stage:
+def token_allowlist(index: Any) -> tuple[re.Pattern[str], ...] | None:
+    """Account-name patterns of the ``backend_token_allow`` feature (None: feature off), cached per snapshot."""
+    if hasattr(index, "_token_allowlist"):
+        return cast("tuple[re.Pattern[str], ...] | None", index._token_allowlist)
+    conf = feature_config(index, "backend_token_allow")
+    patterns: tuple[re.Pattern[str], ...] | None = None
+    if conf is not None:
+        items = conf if isinstance(conf, list) else [conf]
+        found: list[re.Pattern[str]] = []
+        for item in items:
+            users = item.get("backend_token_allow_users") if isinstance(item, dict) else None
+            for user in users if isinstance(users, list) else []:
+                name = user.get("user_name") if isinstance(user, dict) else user
+                if isinstance(name, str) and name:
+                    try:
+                        found.append(re.compile(name))
+                    except re.error:
+                        continue
+        patterns = tuple(found)
+    setattr(index, "_token_allowlist", patterns)  # noqa: B010
+    return patterns
+
+
+def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | None) -> Stage:
     async def iam_auth(ctx: RequestContext) -> None:
         token = ctx.headers.get(TOKEN_HEADER)
         if not token or not token.strip():
@@ -395,6 +426,8 @@ def _iam_stage(verifier: TokenVerifier) -> Stage:
         ctx.identity = {"user_id": identity.user_id, "user_name": identity.user_name,
                         "domain_id": identity.domain_id, "domain_name": identity.domain_name,
                         "auth_mode": "iam"}
+        if allow and identity.domain_name is not None and any(p.fullmatch(identity.domain_name) for p in allow):
+            ctx.extras[FORWARD_TOKEN] = True
 
     return iam_auth
 
@@ -408,4 +441,25 @@ def build_iam_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if not checked:
         build.problems.extend(verifier.refresh())
         setattr(build.index, "_iam_checked", True)  # noqa: B010
-    return _iam_stage(verifier)
+    return _iam_stage(verifier, token_allowlist(build.index))
+
+
+def _strip_token(ctx: RequestContext, breq: BackendRequest) -> None:
+    if not ctx.extras.get(FORWARD_TOKEN):
+        breq.headers.popall(TOKEN_HEADER, None)
+
+
+def finish_plan(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                path: str) -> None:
+    """IAM APIs do not pass the caller's X-Auth-Token to the backend, except for the accounts that the
+    ``backend_token_allow`` feature lists (spec 02 §9.2)."""
+    if draft.api.get("auth_type") != "IAM":
+        return
+    allow = token_allowlist(build.index)
+    if not allow:
+        plan.mapping = replace(plan.mapping, drop_headers=plan.mapping.drop_headers | {"x-auth-token"})
+    else:
+        plan.request_hooks.append(_strip_token)
+
+
+PLAN_FINISHERS.append(finish_plan)
