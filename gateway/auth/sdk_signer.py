@@ -37,16 +37,23 @@ _AUTH_RX = re.compile(
     r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
 )
 _DATE_RX = re.compile(r"^\d{8}T\d{6}Z$")
+_PLAIN_RX = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 def encode(text: str) -> str:
     """Percent-encode everything except RFC 3986 unreserved characters (upper-case hex)."""
+    if _PLAIN_RX.fullmatch(text):
+        return text
     return quote(text, safe="~")
+
+
+def _unquote(text: str) -> str:
+    return unquote(text) if "%" in text else text
 
 
 def canonical_uri(raw_path: str) -> str:
     """The canonical URI of a (percent-encoded) request path: decode, re-encode per segment, end in ``/``."""
-    path = "/".join(encode(seg) for seg in unquote(raw_path).split("/"))
+    path = "/".join(encode(seg) for seg in _unquote(raw_path).split("/"))
     if not path.endswith("/"):
         path += "/"
     return path
@@ -64,7 +71,7 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
             continue
         key, _, value = part.partition("=")
         if key:
-            out.append((unquote(key), unquote(value)))
+            out.append((_unquote(key), _unquote(value)))
     return out
 
 
