@@ -81,12 +81,14 @@ def _enc(text: str) -> str:
 
 
 def _dec(text: str) -> str:
+    """Percent-decoding written out by hand (invalid escapes stay as they are)."""
+    raw = text.encode("utf-8")
     out = bytearray()
     i = 0
-    raw = text.encode("utf-8")
+    hexdigits = b"0123456789abcdefABCDEF"
     while i < len(raw):
-        if raw[i] == 0x25 and i + 2 < len(raw) + 0 and all(c in b"0123456789abcdefABCDEF" for c in raw[i + 1:i + 3]) \
-                and len(raw[i + 1:i + 3]) == 2:
+        if raw[i] == 0x25 and i + 2 < len(raw) + 1 and len(raw[i + 1:i + 3]) == 2 \
+                and all(c in hexdigits for c in raw[i + 1:i + 3]):
             out.append(int(raw[i + 1:i + 3], 16))
             i += 3
         else:
@@ -168,3 +170,14 @@ def test_dates_and_missing_signed_header() -> None:
         assert s.parse_date(bad) is None
     with pytest.raises(KeyError):
         s.canonical_request("GET", "/", [], {"host": "h"}, ["host", "x-sdk-date"], s.EMPTY_SHA256)
+
+
+def test_settings_env_overrides() -> None:
+    from gateway.settings import load_settings
+
+    st = load_settings(environ={"GATEWAY_IAM_JWT_ALGORITHMS": "RS256, ES384", "GATEWAY_APP_CODE_ALLOW_HTTP": "true",
+                                "GATEWAY_IAM_CACHE_TTL_S": "12.5", "GATEWAY_APP_AUTH_CLOCK_SKEW_S": "60",
+                                "GATEWAY_IAM_REMOTE_URL": "http://iam.local/v3/auth/tokens"})
+    assert st.iam_jwt_algorithms == ["RS256", "ES384"] and st.app_code_allow_http is True
+    assert (st.iam_cache_ttl_s, st.app_auth_clock_skew_s) == (12.5, 60)
+    assert st.iam_remote_url == "http://iam.local/v3/auth/tokens"
