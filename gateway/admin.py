@@ -20,6 +20,7 @@ from gateway.settings import split_listen
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
 OPEN_PATHS = frozenset({"/healthz"})
 # Feature modules add routes here: fn(app, gateway) -> None
 ROUTE_INSTALLERS: list[Callable[[web.Application, Gateway], None]] = []
@@ -67,7 +68,7 @@ def _auth_middleware(gateway: Gateway) -> Callable[..., Awaitable[web.StreamResp
 
 def create_admin_app(gateway: Gateway) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(gateway)], client_max_size=256 * 1024 * 1024)
-    app["gateway"] = gateway
+    app[GATEWAY_KEY] = gateway
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

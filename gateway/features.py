@@ -12,7 +12,12 @@ import gateway.auth.app_auth
 import gateway.auth.checks
 import gateway.auth.client_ip
 import gateway.auth.iam
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
+import gateway.runtime
+import gateway.signing
+import gateway.tls  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)
 
 
 def load_all() -> None:

@@ -64,7 +64,7 @@ class EchoBackend:
         self.requests: list[dict[str, Any]] = []
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 

@@ -31,7 +31,7 @@ from gateway.auth import sdk_signer
 from gateway.auth.apps import App, app_registry
 from gateway.auth.ipset import ip_key
 from gateway.errors import GatewayError
-from gateway.gateway_features import feature_config
+from gateway.feature_records import feature_config
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext

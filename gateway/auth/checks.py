@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from gateway.auth.ipset import parse_entry, split_values
-from gateway.gateway_features import parse_config
+from gateway.feature_records import parse_config
 from gateway.snapshot.validate import EXTRA_CHECKS, Index
 
 MAX_IP_ENTRIES = 100
@@ -184,7 +184,8 @@ def _check_features(index: Index, problems: list[str]) -> None:
                     problems.append(f"{path}.app_auth_header: 3-64 characters [A-Za-z0-9_-], letter first, not "
                                     "x-stage / authorization / x-apig-* / x-sdk-*")
         elif name == "backend_token_allow":
-            items = conf if isinstance(conf, list) else [conf]
+            value = conf.get("value", conf)
+            items = value if isinstance(value, list) else [value]
             for item in items:
                 users = item.get("backend_token_allow_users") if isinstance(item, dict) else None
                 for user in users if isinstance(users, list) else []:

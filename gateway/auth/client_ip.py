@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gateway import stages
 from gateway.auth.ipset import ip_key
-from gateway.gateway_features import feature_config
+from gateway.feature_records import feature_config
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -43,7 +43,7 @@ def _valid_ip(text: str) -> str | None:
 
 
 def _header_name(config: Any) -> str | None:
-    getter = config.get("header_getter") if isinstance(config, dict) else config
+    getter = config.get("header_getter", config.get("value")) if isinstance(config, dict) else config
     if not isinstance(getter, str) or not getter.strip():
         return None
     getter = getter.strip()

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway import stages
 from gateway.errors import GatewayError
-from gateway.gateway_features import feature_config
+from gateway.feature_records import feature_config
 from gateway.runtime import PLAN_FINISHERS
 
 if TYPE_CHECKING:
@@ -399,7 +399,8 @@ def token_allowlist(index: Any) -> tuple[re.Pattern[str], ...] | None:
     conf = feature_config(index, "backend_token_allow")
     patterns: tuple[re.Pattern[str], ...] | None = None
     if conf is not None:
-        items = conf if isinstance(conf, list) else [conf]
+        value = conf.get("value", conf)
+        items = value if isinstance(value, list) else [value]
         found: list[re.Pattern[str]] = []
         for item in items:
             users = item.get("backend_token_allow_users") if isinstance(item, dict) else None

@@ -1,9 +1,10 @@
-"""The SDK-HMAC-SHA256 request-signing algorithm (APIG App authentication), both sides.
+"""SDK-HMAC-SHA256 on the caller side: verify an app's signature, and sign requests like the vendor SDK.
 
 Role in the pipeline: pure functions, no I/O. The APP authentication stage
-(:mod:`gateway.auth.app_auth`) calls :func:`verify` on the caller's request; backend signing and the
-tests call :func:`canonical_request` / :func:`sign_request` to produce the same bytes the vendor SDK
-(``apig_sdk.signer``) produces. Spec 03 §1 is the description this follows byte for byte:
+(:mod:`gateway.auth.app_auth`) calls :func:`verify` on the caller's request; tests and tools call
+:func:`sign_request` to produce exactly what the vendor SDK (``apig_sdk.signer``) sends. The shared
+canonicalisation primitives live in :mod:`gateway.sdk_hmac` (also used by backend signing); this module
+adds what the verifying side needs (spec 03 §1):
 
 * CanonicalRequest = method, canonical URI, canonical query, canonical headers block, signed header
   list, payload hash, joined with ``\\n``. The URI is percent-decoded, split on ``/``, each segment
@@ -24,39 +25,54 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-ALGORITHM = "SDK-HMAC-SHA256"
-DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+from gateway import sdk_hmac
+from gateway.sdk_hmac import (
+    ALGORITHM,
+    DATE_FORMAT,
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    canonical_query,
+    canonical_uri,
+    encode,
+    string_to_sign,
+)
+
+__all__ = [
+    "ALGORITHM",
+    "DATE_FORMAT",
+    "EMPTY_SHA256",
+    "UNSIGNED_PAYLOAD",
+    "Credentials",
+    "authorization_value",
+    "canonical_query",
+    "canonical_request",
+    "canonical_uri",
+    "encode",
+    "format_date",
+    "parse_authorization",
+    "parse_date",
+    "parse_query",
+    "payload_hash",
+    "sign",
+    "sign_request",
+    "signed_header_names",
+    "string_to_sign",
+    "verify",
+]
+
 HEADER_DATE = "X-Sdk-Date"
 HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _AUTH_RX = re.compile(
     r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
 )
 _DATE_RX = re.compile(r"^\d{8}T\d{6}Z$")
-_PLAIN_RX = re.compile(r"[A-Za-z0-9._~-]*")
-
-
-def encode(text: str) -> str:
-    """Percent-encode everything except RFC 3986 unreserved characters (upper-case hex)."""
-    if _PLAIN_RX.fullmatch(text):
-        return text
-    return quote(text, safe="~")
 
 
 def _unquote(text: str) -> str:
     return unquote(text) if "%" in text else text
-
-
-def canonical_uri(raw_path: str) -> str:
-    """The canonical URI of a (percent-encoded) request path: decode, re-encode per segment, end in ``/``."""
-    path = "/".join(encode(seg) for seg in _unquote(raw_path).split("/"))
-    if not path.endswith("/"):
-        path += "/"
-    return path
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -75,39 +91,6 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
     return out
 
 
-def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
-    """Sorted by key, then by value for a repeated key; each side encoded; joined with ``&``."""
-    grouped: dict[str, list[str]] = {}
-    for key, value in pairs:
-        grouped.setdefault(key, []).append(value)
-    parts: list[str] = []
-    for key in sorted(grouped):
-        k = encode(key)
-        parts.extend(f"{k}={encode(v)}" for v in sorted(grouped[key]))
-    return "&".join(parts)
-
-
-def _lower_lookup(headers: Mapping[str, str]) -> Mapping[str, str]:
-    if hasattr(headers, "getone"):  # multidict: already case-insensitive
-        return headers
-    return {k.lower(): v for k, v in headers.items()}
-
-
-def canonical_headers(headers: Mapping[str, str], signed_headers: Iterable[str]) -> str:
-    """``name:value\\n`` for each signed header (names lower-case, values trimmed).
-
-    Raises KeyError naming the first signed header that the request does not carry.
-    """
-    lookup = _lower_lookup(headers)
-    lines: list[str] = []
-    for name in signed_headers:
-        value = lookup.get(name)
-        if value is None:
-            raise KeyError(name)
-        lines.append(f"{name}:{value.strip()}\n")
-    return "".join(lines)
-
-
 def signed_header_names(headers: Iterable[str]) -> list[str]:
     """The SignedHeaders list for a set of header names: lower-cased, sorted, ``authorization`` left out."""
     return sorted({h.lower() for h in headers if h.lower() != "authorization"})
@@ -119,29 +102,19 @@ def payload_hash(body: bytes) -> str:
 
 def canonical_request(method: str, path: str, query_pairs: Iterable[tuple[str, str]],
                       headers: Mapping[str, str], signed_headers: Iterable[str], payload_hash: str) -> str:
-    """The CanonicalRequest text (``path`` percent-encoded, ``query_pairs`` decoded)."""
-    names = list(signed_headers)
-    return "\n".join((
-        method.upper(),
-        canonical_uri(path),
-        canonical_query(query_pairs),
-        canonical_headers(headers, names),
-        ";".join(names),
-        payload_hash,
-    ))
-
-
-def string_to_sign(canonical: str, sdk_date: str) -> str:
-    return f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
+    """The CanonicalRequest text (``path`` percent-encoded, ``query_pairs`` decoded, ``payload_hash`` the last
+    line). Raises KeyError when a signed header is not in ``headers``."""
+    return sdk_hmac.canonical_request(method, path, query_pairs, headers, list(signed_headers), None,
+                                      content_hash=payload_hash)
 
 
 def sign(secret: str, to_sign: str) -> str:
     """Hex HMAC-SHA256 of the StringToSign with the app secret."""
-    return hmac.new(secret.encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return sdk_hmac.signature(secret, to_sign)
 
 
 def authorization_value(key: str, signed_headers: Iterable[str], signature: str) -> str:
-    return f"{ALGORITHM} Access={key}, SignedHeaders={';'.join(signed_headers)}, Signature={signature}"
+    return sdk_hmac.authorization(key, list(signed_headers), signature)
 
 
 @dataclass(frozen=True, slots=True)

@@ -384,7 +384,7 @@ FEATURE = Obj(
         "id": S(),
         "name": S(True, min_len=1, max_len=64),
         "enable": B(),
-        "config": Field("any"),  # string (word, number, JSON) or object: gateway.gateway_features
+        "config": Field("any"),  # string (word, number, JSON) or object: gateway.feature_records
     },
     output_only=frozenset({"update_time", "instance_id"}),
 )

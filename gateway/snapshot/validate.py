@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
+from gateway.params import system_getter
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.resources import (
     COLLECTIONS,
@@ -95,10 +96,10 @@ def validate(doc: dict[str, Any]) -> Index:
     if RELEASE_ENV_ID not in envs:
         envs[RELEASE_ENV_ID] = {"id": RELEASE_ENV_ID, "name": RELEASE_ENV_NAME}
     for i, env in enumerate(index.items("environments")):
-        name = env.get("name")
-        if isinstance(name, str) and name.upper() in {e.upper() for e in index.env_by_name}:
-            problems.append(f"environments[{i}].name: duplicate environment name {name!r}")
-        if env.get("id") != RELEASE_ENV_ID and isinstance(name, str) and name.upper() == RELEASE_ENV_NAME:
+        env_name: Any = env.get("name")
+        if isinstance(env_name, str) and env_name.upper() in {e.upper() for e in index.env_by_name}:
+            problems.append(f"environments[{i}].name: duplicate environment name {env_name!r}")
+        if env.get("id") != RELEASE_ENV_ID and isinstance(env_name, str) and env_name.upper() == RELEASE_ENV_NAME:
             problems.append(f"environments[{i}].name: RELEASE is reserved for {RELEASE_ENV_ID}")
     for env in envs.values():
         if isinstance(env.get("name"), str):
@@ -233,7 +234,7 @@ def _check_apis(index: Index, problems: list[str]) -> None:
                 problems.append(f"{path}.backend_api.url_domain: is required without a VPC channel")
 
         req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
-        uri = api.get("req_uri") if isinstance(api.get("req_uri"), str) else ""
+        uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
         uri_params = set(PATH_PARAM_RX.findall(uri))
         names = {(p.get("location"), p.get("name")) for p in req_params}
         for j, p in enumerate(req_params):
@@ -243,9 +244,19 @@ def _check_apis(index: Index, problems: list[str]) -> None:
             if pname == "x-stage" or pname.startswith(("x-apig-", "x-sdk-")):
                 problems.append(f"{path}.req_params[{j}].name: {p.get('name')!r} is a reserved name")
         req_names = {p.get("name") for p in req_params}
-        for j, bp in enumerate(api.get("backend_params") or []):
-            if isinstance(bp, dict) and bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
-                problems.append(f"{path}.backend_params[{j}].value: no request parameter named {bp.get('value')!r}")
+        param_lists = [("backend_params", api.get("backend_params"))]
+        for key in ("policy_https", "policy_mocks", "policy_functions"):
+            for j, pol in enumerate(api.get(key) or []):
+                if isinstance(pol, dict):
+                    param_lists.append((f"{key}[{j}].backend_params", pol.get("backend_params")))
+        for lpath, plist in param_lists:
+            for j, bp in enumerate(plist or []):
+                if not isinstance(bp, dict):
+                    continue
+                if bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
+                    problems.append(f"{path}.{lpath}[{j}].value: no request parameter named {bp.get('value')!r}")
+                if bp.get("origin") == "SYSTEM" and system_getter(str(bp.get("value"))) is None:
+                    problems.append(f"{path}.{lpath}[{j}].value: unknown system parameter {bp.get('value')!r}")
         if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
             backend_path = {bp.get("name") for bp in api.get("backend_params") or []
                             if isinstance(bp, dict) and bp.get("location") == "PATH"}
@@ -265,10 +276,9 @@ def _check_apis(index: Index, problems: list[str]) -> None:
                         problems.append(
                             f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
                         )
-            key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
+            route_key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
                    str(api.get("match_mode") or "NORMAL"))
-            if key in routes:
-                problems.append(
-                    f"{path}: same method, path and match mode as API {routes[key]!r} in environment {env_name!r}"
-                )
-            routes[key] = str(api.get("id"))
+            if route_key in routes:
+                problems.append(f"{path}: same method, path and match mode as API {routes[route_key]!r} "
+                                f"in environment {env_name!r}")
+            routes[route_key] = str(api.get("id"))
