@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import gateway.admin_snapshot  # PUT/GET /v1/snapshot
 import gateway.admin_v2  # the vendor's v2 management paths
+import gateway.auth.acl
+import gateway.auth.app_auth
+import gateway.auth.checks
+import gateway.auth.client_ip
+import gateway.auth.iam
 import gateway.authorizers
 import gateway.backend_policies  # backend-policy conditions
 import gateway.backends.function
@@ -18,7 +23,7 @@ import gateway.functions
 import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
 import gateway.runtime
 import gateway.signing
-import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
+import gateway.tls  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)
 
 
 def load_all() -> None:
