@@ -10,6 +10,7 @@ from __future__ import annotations
 import gateway.authorizers
 import gateway.backends.function
 import gateway.functions
+import gateway.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.runtime
 import gateway.signing
 import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
