@@ -86,8 +86,8 @@ async def test_timeout_breaker_with_mock_downgrade(make_gateway, echo_backend, c
 
 async def test_percentage_mode(make_gateway, echo_backend, client) -> None:
     backend, addr = echo_backend
-    content = breaker({"breaker_type": "condition", "breaker_mode": "percentage", "unhealthy_condition": "status in 500",
-                       "min_call_threshold": 4, "unhealthy_percentage": 50})
+    content = breaker({"breaker_type": "condition", "breaker_mode": "percentage",
+                       "unhealthy_condition": "status in 500", "min_call_threshold": 4, "unhealthy_percentage": 50})
     gw = await make_gateway(snapshot([http_api("a", "/a", addr)], plugins=[plugin("br", "breaker", content)],
                                      plugin_bindings=[bind("b", "br", "a")]))
     for status in (200, 500, 200):

@@ -137,3 +137,25 @@ def test_duplicate_names_and_ids() -> None:
     probs = problems_of(doc)
     assert any(p.startswith("plugins[1].plugin_name: duplicate plug-in name 'same'") for p in probs)
     assert "plugins[2].plugin_id: differs from id 'p3'" in probs
+
+
+def test_seed_examples_load() -> None:
+    """The seed's §3.27.1 request examples for cors, set_resp_headers and breaker (escaping repaired)."""
+    seed = [
+        plugin("c", "cors", '{"allow_origin": "*", "allow_methods": "GET,POST,PUT", "allow_headers": '
+                            '"Content-Type,Accept,Accept-Ranges,Cache-Control", "expose_headers": '
+                            '"X-Request-Id,X-Apig-Latency", "max_age": 172800, "allow_credentials": true}'),
+        plugin("h", "set_resp_headers", '{"response_headers": [{"name": "x-demo", "value": "sss"}, '
+                                        '{"action": "append"}]}'),
+        plugin("b", "breaker", '{"breaker_condition": {"breaker_type": "timeout", "breaker_mode": "counter", '
+                               '"unhealthy_condition": "", "unhealthy_threshold": 30, "min_call_threshold": 20, '
+                               '"unhealthy_percentage": 51, "time_window": 15, "open_breaker_time": 15}, '
+                               '"downgrade_default": null, "downgrade_parameters": null, "downgrade_rules": null, '
+                               '"scope": "basic"}'),
+    ]
+    doc = snapshot([mock_api("a", "/a")], plugins=seed,
+                   plugin_bindings=[bind("b1", "c", "a"), bind("b2", "h", "a"), bind("b3", "b", "a")])
+    rt = load(doc)
+    ep = rt.endpoints[("a", RELEASE)]
+    assert ep.cors_plugin is not None and len(ep.response_hooks) == 2  # Vary: Origin + set_resp_headers
+    assert type(ep.backend.target).__name__ == "BreakerTarget"

@@ -57,8 +57,9 @@ async def test_rules_exempt_paths_and_carry_path_query_body(make_gateway, echo_b
             rule_enabled=True, rule_type="allow",
             parameters=[{"name": "reqPath", "type": "path", "value": "reqPath"},
                         {"name": "method", "type": "method", "value": "method"}],
-            rules=[{"rule_name": "open", "match_regex": '["OR", ["reqPath", "~", "/api/open/.*"], '
-                                                        '["AND", ["reqPath", "=", "/api/x"], ["method", "=", "PUT"]]]'}])
+            rules=[{"rule_name": "open",
+                    "match_regex": '["OR", ["reqPath", "~", "/api/open/.*"], '
+                                   '["AND", ["reqPath", "=", "/api/x"], ["method", "=", "PUT"]]]'}])
         gw = await make_gateway(snapshot([http_api("a", "/api", addr, method="ANY", match_mode="SWA")],
                                          plugins=[plugin("t", "third_auth", content)],
                                          plugin_bindings=[bind("b", "t", "a")]))
@@ -104,3 +105,18 @@ async def test_forbid_limit_blocks_repeated_failures(make_gateway, echo_backend,
         async with client.get(gw.url + "/a", headers={"token": "good"}) as r:
             assert r.status == 403 and (await r.json())["error_code"] == "APIG.0314"
         assert len(auth.calls) == 2
+
+
+async def test_deny_rules_refuse_without_calling(make_gateway, echo_backend, client) -> None:
+    _backend, addr = echo_backend
+    async with auth_server() as (auth, auth_addr):
+        content = third_auth(auth_addr, rule_enabled=True, rule_type="deny",
+                             parameters=[{"name": "ua", "type": "header", "value": "User-Agent"}],
+                             rules=[{"rule_name": "bots", "match_regex": '["OR", ["ua", "~", ".*bot"]]'}])
+        gw = await make_gateway(snapshot([http_api("a", "/a", addr)], plugins=[plugin("t", "third_auth", content)],
+                                         plugin_bindings=[bind("b", "t", "a")]))
+        async with client.get(gw.url + "/a", headers={"token": "good", "User-Agent": "evilbot"}) as r:
+            assert r.status == 403 and (await r.json())["error_code"] == "APIG.0314"
+        assert auth.calls == []
+        async with client.get(gw.url + "/a", headers={"token": "good", "User-Agent": "browser"}) as r:
+            assert r.status == 200
