@@ -18,7 +18,6 @@ import signal
 import sys
 from typing import Any
 
-from gateway import features
 from gateway.settings import load_settings, split_listen
 from gateway.snapshot.load import SnapshotError, load_path
 
@@ -73,6 +72,31 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     gw = Gateway(settings)
     ClusterState.of(gw)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # signal handlers before any listener opens: a SIGTERM/SIGHUP that arrives as soon as the process looks
+    # ready (admin port answering) must drain or reload, never kill the process
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def reload() -> None:
+        if settings.config:
+            task = loop.create_task(reload_file(gw, settings.config))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    forced = False
+
+    def on_stop() -> None:
+        nonlocal forced
+        if stop.is_set() and not forced:
+            forced = True
+            log.warning("second stop signal: exiting without waiting for in-flight requests")
+            os._exit(1)
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop)
+    loop.add_signal_handler(signal.SIGINT, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     if settings.config:
         try:
             load_file(gw, settings.config)
@@ -80,8 +104,6 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
             for problem in exc.problems:
                 print(f"config error: {problem}", file=sys.stderr)
             return 2
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
     link = None
     admin_listen = settings.admin_listen
@@ -108,27 +130,6 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     if link is not None:
         await link.send({"type": "ready", "pid": os.getpid(), "admin_port": gw.admin_port})
 
-    tasks: set[asyncio.Task[Any]] = set()
-
-    def reload() -> None:
-        if settings.config:
-            task = loop.create_task(reload_file(gw, settings.config))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    forced = False
-
-    def on_stop() -> None:
-        nonlocal forced
-        if stop.is_set() and not forced:
-            forced = True
-            log.warning("second stop signal: exiting without waiting for in-flight requests")
-            os._exit(1)
-        stop.set()
-
-    loop.add_signal_handler(signal.SIGTERM, on_stop)
-    loop.add_signal_handler(signal.SIGINT, on_stop)
-    loop.add_signal_handler(signal.SIGHUP, reload)
     watcher = None
     if settings.watch and settings.config and supervisor_fd is None:
         watcher = FileWatcher(settings.config, lambda: reload_file(gw, settings.config), settings.watch_interval_s)
@@ -153,6 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
     settings = load_settings(_overrides(args))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway import features
+
     features.load_all()
     worker_index = args.worker_index
     if settings.workers > 1 and worker_index is None:
@@ -174,6 +177,7 @@ def _run_loop(coro: Any) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway import features
     from gateway.server import build_runtime
     from gateway.services import Services
 
@@ -214,6 +218,9 @@ _RUN_ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gateway import features  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
+
+    features.load_all()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         _RUN_ARGV[:] = argv[1:]

@@ -7,9 +7,15 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.admin_snapshot  # PUT/GET /v1/snapshot
+import gateway.admin_v2  # the vendor's v2 management paths
 import gateway.authorizers
+import gateway.backend_policies  # backend-policy conditions
 import gateway.backends.function
+import gateway.channels.admin  # GET /v1/channels/health
+import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
+import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
 import gateway.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.runtime
 import gateway.signing
