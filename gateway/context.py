@@ -125,5 +125,12 @@ class RequestContext:
         self.body = b"".join(chunks)
         return self.body
 
+    def finish_response(self, resp: web.StreamResponse) -> None:
+        """Run the endpoint's response hooks (set_resp_headers plug-in) on a response not yet sent."""
+        ep = self.endpoint
+        if ep is not None and ep.response_hooks:
+            for hook in ep.response_hooks:
+                hook(self, resp)
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0

@@ -21,6 +21,7 @@ import gateway.channels.admin  # GET /v1/channels/health
 import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
 import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
+import gateway.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.runtime
 import gateway.signing
 import gateway.tls  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)

@@ -86,7 +86,11 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     length = ctx.request.content_length
     if length is not None and length > ctx.max_body:
         raise body_too_large()
-    if ep.cors:
+    if ep.cors_plugin is not None:  # a bound cors plug-in takes precedence over the API's cors flag
+        answered = ep.cors_plugin(ctx)
+        if answered is not None:
+            return answered
+    elif ep.cors:
         ctx.response_headers["Access-Control-Allow-Origin"] = "*"
         ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
         if ctx.extras.get("preflight"):
@@ -116,10 +120,14 @@ def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
 
 
 async def handle(ctx: RequestContext) -> web.StreamResponse:
+    resp: web.StreamResponse
     try:
-        return await run(ctx)
+        resp = await run(ctx)
     except GatewayError as err:
-        return render_error(ctx, err)
+        resp = render_error(ctx, err)
     except Exception:
         log.exception("unhandled error on request %s", ctx.request_id)
-        return render_error(ctx, internal_error())
+        resp = render_error(ctx, internal_error())
+    if not resp.prepared:  # a streamed backend response ran the hooks itself before sending its head
+        ctx.finish_response(resp)
+    return resp

@@ -283,6 +283,7 @@ class HttpTarget:
             return resp
         if length is not None and not upstream.chunked:
             resp.content_length = length
+        ctx.finish_response(resp)  # response hooks (plug-ins) before the head is sent
         try:
             await resp.prepare(ctx.request)
         except ConnectionError:
