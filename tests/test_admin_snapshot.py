@@ -105,7 +105,8 @@ def _secret_doc() -> dict:
     doc = snapshot([mock_api("a1", "/one", "first")])
     doc["groups"][0]["url_domains"] = [{"domain": "x.example", "certificate": ISSUED.cert_pem,
                                         "private_key": ISSUED.key_pem}]
-    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "app-key-0001", "app_secret": "s3cr3t-value-long-enough"}]
+    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "app-key-0001",
+                    "app_secret": "s3cr3t-value-long-enough"}]
     doc["signs"] = [{"id": "s1", "name": "sign_one", "sign_type": "hmac", "sign_key": "key12345",
                      "sign_secret": "sign-secret-1-long"}]
     doc["app_codes"] = [{"id": "c1", "app_id": "app1", "app_code": "A" * 64}]
