@@ -7,6 +7,8 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.accesslog  # JSON access log completion hook
+import gateway.metrics  # Prometheus /metrics, completion hook
 import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
 
 

@@ -30,6 +30,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.backends.base import BackendPlan, BackendRequest
+from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, backend_timeout, backend_unavailable, body_too_large
 
 if TYPE_CHECKING:
@@ -255,6 +256,7 @@ class HttpTarget:
             h.add(key, value)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
         if upstream.content_length is not None and "Transfer-Encoding" not in upstream.headers:
             resp.content_length = upstream.content_length
         ctx.status = upstream.status
