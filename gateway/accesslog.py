@@ -34,9 +34,15 @@ FLUSH_DELAY_S = 0.25
 MAX_UA = 512
 MAX_PATH = 2048
 MAX_QUERY = 2048
+# The fields of every line, in order (docs/operations.md documents each; ``query`` only with access_log_query).
+FIELDS = (
+    "time", "request_id", "node", "group_id", "api_id", "api_name", "env", "app_id", "client_ip", "peer_ip",
+    "method", "host", "path", "status", "bytes", "total_ms", "backend_ms", "error_type", "error_code", "retries",
+    "aborted", "user_agent",
+)
 # Query parameter names whose values are never logged (case-insensitive search).
 SECRET_PARAM_RX = re.compile(
-    r"sign|token|secret|passw|pwd|auth|key|code|credential|session|ticket|x-amz-|x-goog-|nonce", re.IGNORECASE
+    r"sig|token|secret|passw|pwd|auth|key|code|credential|session|ticket|x-amz-|x-goog-|nonce", re.IGNORECASE
 )
 
 
