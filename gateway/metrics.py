@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from gateway import admin
@@ -39,6 +46,8 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 log = logging.getLogger("gateway.metrics")
+# no ``*_created`` series: they double the series count and Prometheus does not need them
+disable_created_metrics()
 
 EXTRAS_KEY = "metrics"
 SOURCES_KEY = "metrics.sources"
