@@ -1,8 +1,11 @@
 """Command line: ``gateway run | validate``.
 
 Role: process entry point. ``run`` loads the config (file or directory), starts the public and admin
-listeners under uvloop when available, reloads the config on SIGHUP (all-or-nothing), and shuts down
-gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests up to the deadline, close pools).
+listeners under uvloop when available, reloads the config on SIGHUP or on file change (``--watch``;
+all-or-nothing), follows the cluster snapshot in Redis (``--redis-url``, :mod:`gateway.distribution`), runs
+N workers under a supervisor (``--workers``, :mod:`gateway.supervisor`), and shuts down gracefully on
+SIGTERM/SIGINT (stop accepting, finish in-flight requests up to the deadline, close pools). See
+docs/operations-cluster.md.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
 
 from gateway import features
-from gateway.settings import load_settings
+from gateway.settings import load_settings, split_listen
 from gateway.snapshot.load import SnapshotError, load_path
 
 log = logging.getLogger("gateway")
@@ -33,6 +37,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 12 MB)")
     p.add_argument("--no-access-log", action="store_true", help="turn the JSON access log off")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING ...")
+    p.add_argument("--watch", action="store_true", default=None,
+                   help="reload --config when its files change (polled every second)")
+    # internal: set by the --workers supervisor on the command lines of its workers
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,6 +55,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "default_group": args.default_group,
         "max_body_bytes": args.max_body_bytes,
         "log_level": args.log_level,
+        "watch": args.watch,
     }
     if args.trusted_proxies:
         out["trusted_proxies"] = [c.strip() for c in args.trusted_proxies.split(",") if c.strip()]
@@ -54,51 +64,113 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-async def serve(settings: Any) -> int:
+async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: int | None = None) -> int:
+    """One serving process (the only one, or worker ``worker_index`` of a ``--workers`` supervisor)."""
     from gateway.admin import check_admin_exposure
+    from gateway.reload import ClusterState, FileWatcher, load_file, reload_file
     from gateway.server import Gateway
 
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     gw = Gateway(settings)
+    ClusterState.of(gw)
     if settings.config:
         try:
-            gw.load_config_path(settings.config)
+            load_file(gw, settings.config)
         except SnapshotError as exc:
             for problem in exc.problems:
                 print(f"config error: {problem}", file=sys.stderr)
             return 2
-    await gw.start(reuse_port=settings.workers > 1)
-    log.info("listening on %s (admin %s)", settings.listen, settings.admin_listen)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    link = None
+    admin_listen = settings.admin_listen
+    if supervisor_fd is not None:
+        from gateway.relay import WorkerLink
+        from gateway.supervisor import worker_admin_listen
+
+        admin_listen = worker_admin_listen(settings.admin_listen, worker_index or 0)
+        link = WorkerLink(gw, supervisor_fd, relay_pushes=not settings.redis_url)
+        latest = await link.connect()
+        if latest is not None and not settings.redis_url:
+            await link.apply(latest)  # a restarted worker serves what the others serve
+        link.on_closed = stop.set  # the supervisor is gone: drain and exit
+        link.start()
+    dist = None
+    if settings.redis_url:
+        from gateway.distribution import RedisDistributor
+
+        dist = RedisDistributor(gw, settings.redis_url, settings.distribution_prefix)
+        await dist.start()
+    await gw.start(admin=admin_listen, reuse_port=settings.workers > 1 or supervisor_fd is not None)
+    log.info("listening on %s (admin %s)%s", settings.listen, admin_listen,
+             f" as worker {worker_index}" if worker_index is not None else "")
+    if link is not None:
+        await link.send({"type": "ready", "pid": os.getpid(), "admin_port": gw.admin_port})
+
+    tasks: set[asyncio.Task[Any]] = set()
 
     def reload() -> None:
-        if not settings.config:
-            return
-        try:
-            gw.load_config_path(settings.config)
-        except SnapshotError as exc:
-            log.error("reload rejected, still serving the previous snapshot: %s", exc.problems)
+        if settings.config:
+            task = loop.create_task(reload_file(gw, settings.config))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    forced = False
+
+    def on_stop() -> None:
+        nonlocal forced
+        if stop.is_set() and not forced:
+            forced = True
+            log.warning("second stop signal: exiting without waiting for in-flight requests")
+            os._exit(1)
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop)
+    loop.add_signal_handler(signal.SIGINT, on_stop)
     loop.add_signal_handler(signal.SIGHUP, reload)
+    watcher = None
+    if settings.watch and settings.config and supervisor_fd is None:
+        watcher = FileWatcher(settings.config, lambda: reload_file(gw, settings.config), settings.watch_interval_s)
+        watcher.start()
     await stop.wait()
-    log.info("shutting down: draining in-flight requests")
+    log.info("shutting down: stop accepting, draining %d in-flight request(s) (deadline %.0f s)", gw.inflight,
+             settings.shutdown_timeout_s)
+    if watcher is not None:
+        await watcher.stop()
+    if dist is not None:
+        await dist.close()
+    if link is not None:
+        await link.close()
+    # Gateway.stop: each listener stops accepting, idle keep-alive connections close, in-flight requests get
+    # up to shutdown_timeout_s, then the backend pools close.
     await gw.stop()
+    log.info("stopped")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
     settings = load_settings(_overrides(args))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     features.load_all()
+    worker_index = args.worker_index
+    if settings.workers > 1 and worker_index is None:
+        if split_listen(settings.listen)[1] == 0:
+            print("--workers needs a fixed --listen port (workers share it with SO_REUSEPORT)", file=sys.stderr)
+            return 2
+        from gateway.supervisor import Supervisor
+
+        return _run_loop(Supervisor(settings, _RUN_ARGV).run())
+    return _run_loop(serve(settings, worker_index, args.supervisor_fd))
+
+
+def _run_loop(coro: Any) -> int:
     try:
         import uvloop
-
-        return uvloop.run(serve(settings))
     except ImportError:  # pragma: no cover - uvloop missing on this platform
-        return asyncio.run(serve(settings))
+        return int(asyncio.run(coro))
+    return int(uvloop.run(coro))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -137,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Any] = []
 
 
+# the run arguments as given, so the supervisor can start its workers with the same command line
+_RUN_ARGV: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        _RUN_ARGV[:] = argv[1:]
     args = build_parser().parse_args(argv)
     return int(args.func(args))

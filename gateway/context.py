@@ -14,12 +14,15 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from multidict import CIMultiDictProxy, MultiDictProxy
+from multidict import CIMultiDictProxy, MultiMapping
 
 from gateway.errors import GatewayError, body_too_large
 
 if TYPE_CHECKING:
     from gateway.runtime import Endpoint, GroupRuntime, Runtime
+
+
+SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
 
 
 # Settings.latency_headers -> RequestContext.latency_mode
@@ -85,14 +88,14 @@ class RequestContext:
         max_body: int,
     ) -> None:
         self.request = request
-        self.request_id = request_id
+        self.request_id: str = request_id
         self.runtime = runtime
         self.started = time.perf_counter()
         self.peer_ip = peer_ip
-        self.client_ip = peer_ip
+        self.client_ip: str = peer_ip
         self.method: str = request.method
         self.path: str = request.path
-        self.query: MultiDictProxy[str] = request.query
+        self.query: MultiMapping[str] = request.query
         self.headers: CIMultiDictProxy[str] = request.headers
         self.host: str = ""
         self.max_body = max_body
@@ -112,7 +115,7 @@ class RequestContext:
         self.authorizer_frontend: dict[str, Any] = {}
         self.authorizer_backend: dict[str, Any] = {}
         # Headers added to whatever response is sent (success or error): CORS, rate-limit, latency ...
-        self.response_headers: dict[str, str] = {}
+        self.response_headers: dict[str, str] = {"Server": SERVER_HEADER}
         self.body: bytes | None = None
         self.error: GatewayError | None = None
         self.status: int = 0

@@ -8,8 +8,13 @@ Role: start-up only. Each module below registers itself with the registries of
 from __future__ import annotations
 
 import gateway.accesslog  # JSON access log completion hook
+import gateway.authorizers
+import gateway.backends.function
+import gateway.functions
 import gateway.metrics  # Prometheus /metrics, completion hook
-import gateway.runtime  # noqa: F401  (request-parameter stage, HTTP/MOCK targets)
+import gateway.runtime
+import gateway.signing
+import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)
 
 
 def load_all() -> None:

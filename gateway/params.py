@@ -124,7 +124,7 @@ def read_params(ctx: RequestContext, plan: tuple[ReqParam, ...]) -> None:
 
 # --- $context.* system parameters ------------------------------------------------------------------
 
-def _handle_time(_: RequestContext) -> str:
+def _handle_time(_: Any) -> str:
     return time.strftime("%d/%b/%Y:%H:%M:%S %z")
 
 

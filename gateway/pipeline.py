@@ -15,6 +15,7 @@ answered as DEFAULT_5XX without details: the caller never sees a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import StreamReader, web
 
@@ -22,7 +23,7 @@ from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
 from gateway.context import RequestContext, set_latency_headers
 from gateway.errors import GatewayError, body_too_large, internal_error
-from gateway.params import apply_mapping
+from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
 from gateway.runtime import Endpoint
 
@@ -33,6 +34,9 @@ CORS_ALLOW_HEADERS = (
     "Authorization,Content-Type,Accept,Accept-Ranges,Cache-Control,Range,X-Apig-AppCode,X-Auth-Token"
 )
 CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
+# Gateway-owned paths answered before routing (e.g. the public-key endpoint of gateway.signing):
+# fn(ctx) -> response, or None to continue. Each must be O(1) (a prefix test) when it does not apply.
+PRE_ROUTE: list[Callable[[RequestContext], web.StreamResponse | None]] = []
 
 
 def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
@@ -52,7 +56,8 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     return resp
 
 
-def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping, uri) -> BackendRequest:  # type: ignore[no-untyped-def]
+def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
+                          uri: UriTemplate | None) -> BackendRequest:
     path_params, add_query, add_headers = apply_mapping(ctx, mapping)
     headers = forwarded_headers(ctx, mapping.drop_headers)
     for k, v in add_headers:
@@ -74,6 +79,10 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
 
 
 async def run(ctx: RequestContext) -> web.StreamResponse:
+    for pre in PRE_ROUTE:
+        answered = pre(ctx)
+        if answered is not None:
+            return answered
     ep = ctx.runtime.route(ctx)
     length = ctx.request.content_length
     if length is not None and length > ctx.max_body:

@@ -251,7 +251,7 @@ class _Unsupported:
 
 def _function_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
                      path: str) -> Target | None:
-    return _Unsupported("FUNCTION backends are not supported by this build")  # type: ignore[return-value]
+    return _Unsupported("FUNCTION backends are not supported by this build")
 
 
 TARGET_BUILDERS: dict[str, TargetBuilder] = {

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import pipeline
 from gateway.context import RequestContext, latency_mode
+from gateway.listener import PublicServer
 from gateway.runtime import Runtime, compile_snapshot
 from gateway.services import Services
 from gateway.settings import Settings, split_listen
@@ -58,6 +59,7 @@ class Gateway:
         self._latency_mode = latency_mode(settings.latency_headers)
         self.public_port: int | None = None
         self.admin_port: int | None = None
+        self.https_port: int | None = None
         self.admin_app: web.Application | None = None
         self.document: dict[str, Any] | None = None
         self.inflight = 0
@@ -164,10 +166,11 @@ class Gateway:
                     log.exception("completion hook failed")
 
     # --- listeners -----------------------------------------------------------------------------
-    def make_public_server(self) -> web.Server:
+    def make_public_server(self) -> PublicServer:
         s = self.settings
-        return web.Server(
+        return PublicServer(
             self.handle,
+            head_timeout_s=s.header_read_timeout_s,
             max_line_size=s.max_line_bytes,
             max_field_size=s.max_header_bytes,
             max_headers=s.max_headers,
@@ -196,16 +199,19 @@ class Gateway:
             site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
-        if admin is not False:  # type: ignore[comparison-overlap]
-            admin_value = admin or s.admin_listen
-            if admin_value:
-                arunner = web.AppRunner(self.make_admin_app(), access_log=None)
-                await arunner.setup()
-                self._runners.append(arunner)
-                ahost, aport = split_listen(admin_value)
-                asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
-                await asite.start()
-                self.admin_port = _bound_port(asite)
+        if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
+            from gateway.tls import start_https
+
+            self.https_port = await start_https(self, runner, reuse_port)
+        admin_value = admin or s.admin_listen
+        if admin_value:
+            arunner = web.AppRunner(self.make_admin_app(), access_log=None)
+            await arunner.setup()
+            self._runners.append(arunner)
+            ahost, aport = split_listen(admin_value)
+            asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
+            await asite.start()
+            self.admin_port = _bound_port(asite)
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from gateway.backends.h1client import H1Client
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class Services:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._h1: H1Client | None = None
         self.completion_hooks: list[CompletionHook] = []  # run after each response (logs, metrics)
         self.swap_hooks: list[Callable[[Runtime], None]] = []  # run after each successful swap
         self.close_hooks: list[CloseHook] = []
@@ -66,6 +68,13 @@ class Services:
                 self._session._retry_connection = False
         return self._session
 
+    def h1_client(self) -> H1Client:
+        """The shared pooled HTTP/1.1 client of the backend hot path (gateway/backends/h1client.py)."""
+        if self._h1 is None:
+            s = self.settings
+            self._h1 = H1Client(s.pool_size_per_host, s.backend_keepalive_s, s.backend_ca_file)
+        return self._h1
+
     async def close(self) -> None:
         for hook in self.close_hooks:
             try:
@@ -75,3 +84,6 @@ class Services:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._h1 is not None:
+            await self._h1.close()
+            self._h1 = None

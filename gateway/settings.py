@@ -24,6 +24,9 @@ class Settings:
     admin_token_required: bool = False
     workers: int = 1
     redis_url: str | None = None
+    distribution_prefix: str = "gw"  # Redis keys/channel of snapshot distribution (docs/operations-cluster.md)
+    watch: bool = False  # reload --config when its files change (mtime poll)
+    watch_interval_s: float = 1.0
     # request limits (spec 03 "Other run-time facts": 12 MB body, 32 KB URI line / header, 128 KB headers)
     max_body_bytes: int = 12 * MB
     max_line_bytes: int = 32 * 1024
@@ -38,6 +41,21 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    upstream_client: str = "fast"  # "fast" (gateway/backends/h1client.py) or "aiohttp"
+    # functions and custom authorizers (docs/functions.md)
+    function_workers: int = 16  # thread pool for synchronous in-process handlers
+    function_max_pending_async: int = 1000  # async (fire-and-forget) invocations in flight
+    function_max_response_bytes: int = 6 * MB  # largest function answer accepted
+    authorizer_cache_entries: int = 10000  # authorizer decisions cached (LRU) across all authorizers
+    # TLS (docs/tls.md): backend verification / client certificate, and the optional HTTPS listener
+    backend_ssl_verify: bool = True
+    backend_client_cert_file: str | None = None
+    backend_client_key_file: str | None = None
+    https_listen: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_min_version: str = "TLSv1.2"
+    tls_ciphers: str | None = None
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)

@@ -18,7 +18,7 @@ def closed_port() -> int:
 
 
 async def test_env_variables_per_stage(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     api = http_api("a1", "/greet", "#host#", backend_uri="/#prefix#/greet")
     api["backend_params"] = [{"name": "X-Env", "location": "HEADER", "origin": "CONSTANT", "value": "#label#"}]
     doc = snapshot([api], envs=["TEST"], publish_in=["env-test"])
@@ -195,7 +195,7 @@ async def test_headers_forwarding_and_hop_by_hop(make_gateway, echo_backend, cli
 
 
 async def test_large_bodies_stream_both_ways(make_gateway, echo_backend, client) -> None:
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     apis = [http_api("big", "/big/{n}", addr),
             http_api("up", "/upload", addr, method="POST")]
     gw = await make_gateway(snapshot(apis))
@@ -277,7 +277,7 @@ async def test_error_types_status_and_body(make_gateway, client, custom: bool) -
     async with client.get(gw.url + "/p/x") as r:
         assert r.status == 400 and (await r.json())["error_code"] == "APIG.0201"
     async with client.post(gw.url + "/p/1") as r:
-        assert r.status == 404 and (await r.json())["error_msg"] == "The API does not exist." or custom
+        assert (r.status == 404 and (await r.json())["error_msg"] == "The API does not exist.") or custom
 
 
 async def test_unknown_host_with_several_groups(make_gateway, client) -> None:
@@ -292,13 +292,11 @@ async def test_unknown_host_with_several_groups(make_gateway, client) -> None:
         assert await r.text() == "group one"
     async with client.get(gw.url + "/a", headers={"Host": "two.test:8080"}) as r:
         assert await r.text() == "group two"
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(gw.url + "/a", headers={"Host": "other.example"}) as r:
-            assert r.status == 404 and (await r.json())["error_code"] == "APIG.0101"
+    async with aiohttp.ClientSession() as plain, plain.get(gw.url + "/a", headers={"Host": "other.example"}) as r:
+        assert r.status == 404 and (await r.json())["error_code"] == "APIG.0101"
     gw2 = await make_gateway(doc, default_group="g2")
-    async with aiohttp.ClientSession() as plain:
-        async with plain.get(gw2.url + "/a", headers={"Host": "other.example"}) as r:
-            assert await r.text() == "group two"
+    async with aiohttp.ClientSession() as plain, plain.get(gw2.url + "/a", headers={"Host": "other.example"}) as r:
+        assert await r.text() == "group two"
 
 
 async def test_health_and_readiness(make_gateway) -> None:
@@ -313,3 +311,15 @@ async def test_health_and_readiness(make_gateway) -> None:
     gw.gw.apply_document(snapshot([mock_api("a", "/a")]))
     async with aiohttp.ClientSession() as s, s.get(gw.admin_url + "/readyz") as r:
         assert r.status == 200 and (await r.json())["counts"]["publishes"] == 1
+
+
+async def test_request_head_limits(make_gateway, client) -> None:
+    gw = await make_gateway(snapshot([mock_api("a", "/a")]), header_read_timeout_s=0.3, max_header_bytes=1024)
+    async with client.get(gw.url + "/a", headers={"X-Big": "b" * 4096}) as r:
+        assert r.status == 400  # oversize header: rejected by the parser, nothing reaches the pipeline
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.gw.public_port)
+    writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=3)  # closed by the header-read timeout
+    assert data == b""
+    writer.close()

@@ -23,13 +23,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.backends.base import BackendPlan, BackendRequest
+from gateway.backends.h1client import UpstreamError
 from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, backend_timeout, backend_unavailable, body_too_large
 
@@ -46,6 +47,7 @@ _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expec
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SMALL_BODY = 65536  # responses up to this size (with a Content-Length) are relayed in one write
 
 
 def effective_retries(retry_count: int, method: str) -> int:
@@ -123,18 +125,21 @@ class DirectUpstream:
         return None
 
 
+def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
+    """Copy headers except ``drop`` (lower-case names) and those named by ``Connection`` (RFC 9110 §7.6.1)."""
+    conn = source.get("Connection")
+    tokens = {t.strip().lower() for t in conn.split(",")} if conn else ()
+    for key, value in source.items():
+        low = key.lower()
+        if low in drop or low in tokens:
+            continue
+        target.add(key, value)
+
+
 def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
     """Caller headers minus hop-by-hop/dropped ones, plus the X-Forwarded-* family."""
     out: CIMultiDict[str] = CIMultiDict()
-    connection_tokens: set[str] = set()
-    conn = ctx.headers.get("Connection")
-    if conn:
-        connection_tokens = {t.strip().lower() for t in conn.split(",")}
-    for key, value in ctx.headers.items():
-        low = key.lower()
-        if low in _REQUEST_DROP or low in drop or low in connection_tokens:
-            continue
-        out.add(key, value)
+    copy_end_to_end(ctx.headers, out, _REQUEST_DROP | drop if drop else _REQUEST_DROP)
     xff = ctx.headers.get("X-Forwarded-For")
     out["X-Forwarded-For"] = f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip
     out["X-Forwarded-Proto"] = ctx.request.scheme
@@ -161,7 +166,7 @@ class HttpTarget:
     __slots__ = ("retry_count", "scheme", "services", "ssl", "timeout_s", "upstream")
 
     def __init__(self, services: Services, scheme: str, upstream: Upstream, timeout_ms: int,
-                 retry_count: int, ssl: object = None) -> None:
+                 retry_count: int, ssl: Any = None) -> None:
         self.services = services
         self.scheme = scheme
         self.upstream = upstream
@@ -173,7 +178,6 @@ class HttpTarget:
         retries = effective_retries(self.retry_count, breq.method)
         if retries and isinstance(breq.body, aiohttp.StreamReader):
             breq.body = await ctx.read_body()  # a retry must be able to replay the body
-        session = self.services.http_session()
         tried: list[Member] = []
         last: GatewayError | None = None
         for attempt in range(retries + 1):
@@ -190,7 +194,7 @@ class HttpTarget:
             if attempt:
                 ctx.retries += 1
             try:
-                return await self._attempt(ctx, session, breq, member)
+                return await self._attempt(ctx, breq, member)
             except GatewayError as err:
                 last = err
                 if err.error_type not in ("BACKEND_UNAVAILABLE", "BACKEND_TIMEOUT"):
@@ -198,14 +202,10 @@ class HttpTarget:
         assert last is not None
         raise last
 
-    async def _attempt(self, ctx: RequestContext, session: aiohttp.ClientSession, breq: BackendRequest,
-                       member: Member) -> web.StreamResponse:
-        host = f"[{breq.host}]" if ":" in breq.host else breq.host
-        url = f"{self.scheme}://{host}:{breq.port}{breq.path}"
+    async def _attempt(self, ctx: RequestContext, breq: BackendRequest, member: Member) -> web.StreamResponse:
         qs = breq.query_string()
-        if qs:
-            url = f"{url}?{qs}"
-        data: object
+        target = f"{breq.path}?{qs}" if qs else breq.path
+        data: Any
         if isinstance(breq.body, aiohttp.StreamReader):
             data = _limited(ctx)
             length = ctx.request.content_length
@@ -214,13 +214,14 @@ class HttpTarget:
         else:
             data = breq.body
         sent_at = time.perf_counter()
+        upstream: _Response
         try:
             async with asyncio.timeout(self.timeout_s):
-                upstream = await session.request(
-                    breq.method, aiohttp.client.URL(url, encoded=True), headers=breq.headers, data=data,
-                    allow_redirects=False, ssl=self.ssl if self.ssl is not None else True,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout_s),
-                )
+                if self.services.settings.upstream_client == "aiohttp":
+                    upstream = await self._send_aiohttp(breq, target, data)
+                else:
+                    upstream = await self.services.h1_client().request(
+                        self.scheme, breq.host, breq.port, breq.method, target, breq.headers, data, ssl=self.ssl)
         except TimeoutError:
             self.upstream.report(member, False)
             self.upstream.release(member)
@@ -228,7 +229,7 @@ class HttpTarget:
         except GatewayError:
             self.upstream.release(member)
             raise
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, UpstreamError, OSError) as exc:
             self.upstream.release(member)
             if ctx.extras.get("body_too_large"):
                 raise body_too_large() from None
@@ -242,31 +243,52 @@ class HttpTarget:
             upstream.release()
             self.upstream.release(member)
 
-    async def _relay(self, ctx: RequestContext, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    async def _send_aiohttp(self, breq: BackendRequest, target: str, data: Any) -> _Response:
+        host = f"[{breq.host}]" if ":" in breq.host else breq.host
+        resp = await self.services.http_session().request(
+            breq.method, aiohttp.client.URL(f"{self.scheme}://{host}:{breq.port}{target}", encoded=True),
+            headers=breq.headers, data=data, allow_redirects=False,
+            ssl=self.ssl if self.ssl is not None else True,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=self.timeout_s),
+        )
+        return _AiohttpResponse(resp)
+
+    async def _relay(self, ctx: RequestContext, upstream: _Response) -> web.StreamResponse:
+        length = upstream.content_length
+        small = length is not None and length <= SMALL_BODY and not upstream.chunked
+        timeout = self.timeout_s
+        resp: web.StreamResponse
+        if small:
+            # small bodies: one buffer, one write of head + body
+            try:
+                body = await upstream.read(timeout)
+            except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
+                raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+            resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body)
+        else:
+            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
         h = resp.headers
-        tokens: set[str] = set()
-        conn = upstream.headers.get("Connection")
-        if conn:
-            tokens = {t.strip().lower() for t in conn.split(",")}
-        for key, value in upstream.headers.items():
-            low = key.lower()
-            if low in _RESPONSE_DROP or low in tokens:
-                continue
-            h.add(key, value)
+        copy_end_to_end(upstream.headers, h, _RESPONSE_DROP)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
         set_latency_headers(ctx, h)
-        if upstream.content_length is not None and "Transfer-Encoding" not in upstream.headers:
-            resp.content_length = upstream.content_length
         ctx.status = upstream.status
-        await resp.prepare(ctx.request)
+        if small:
+            ctx.bytes_sent = length or 0
+            return resp
+        if length is not None and not upstream.chunked:
+            resp.content_length = length
+        try:
+            await resp.prepare(ctx.request)
+        except ConnectionError:
+            ctx.extras["client_gone"] = True
+            return resp
         sent = 0
         try:
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.iter_chunks(timeout):
                 sent += len(chunk)
                 await resp.write(chunk)
-        except (aiohttp.ClientError, TimeoutError, ConnectionError):
+        except (aiohttp.ClientError, UpstreamError, TimeoutError, ConnectionError, OSError):
             # the head is already sent: the only honest signal left is to cut the connection
             ctx.bytes_sent = sent
             ctx.extras["aborted"] = True
@@ -274,5 +296,51 @@ class HttpTarget:
                 ctx.request.transport.close()
             return resp
         ctx.bytes_sent = sent
-        await resp.write_eof()
+        try:
+            await resp.write_eof()
+        except ConnectionError:
+            ctx.extras["client_gone"] = True
         return resp
+
+
+class _Response(Protocol):
+    status: int
+    reason: str
+    headers: Any
+    content_length: int | None
+
+    @property
+    def chunked(self) -> bool: ...
+
+    async def read(self, timeout: float | None = None) -> bytes: ...
+
+    def iter_chunks(self, timeout: float | None = None) -> AsyncIterator[bytes]: ...
+
+    def release(self) -> None: ...
+
+
+class _AiohttpResponse:
+    """Adapter giving aiohttp's ClientResponse the interface of h1client.UpstreamResponse."""
+
+    __slots__ = ("_resp", "content_length", "headers", "reason", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.reason = resp.reason or ""
+        self.headers = resp.headers
+        self.content_length = resp.content_length
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self._resp.headers.get("Transfer-Encoding", "").lower()
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        return await self._resp.read()
+
+    async def iter_chunks(self, timeout: float | None = None) -> AsyncIterator[bytes]:
+        async for chunk in self._resp.content.iter_any():
+            yield chunk
+
+    def release(self) -> None:
+        self._resp.release()

@@ -32,10 +32,6 @@ class Field:
     obj: Obj | None = None
     nullable: bool = True
 
-    def __post_init__(self) -> None:
-        if self.pattern is not None:
-            object.__setattr__(self, "_rx", re.compile(self.pattern))
-
 
 @dataclass(frozen=True)
 class Obj:
@@ -125,7 +121,7 @@ def check_field(spec: Field, value: Any, path: str, problems: list[str]) -> None
             problems.append(f"{path}: length must be at least {spec.min_len}")
         if spec.max_len is not None and n > spec.max_len:
             problems.append(f"{path}: length must be at most {spec.max_len}")
-    if spec.kind == "str" and spec.pattern is not None and not spec._rx.fullmatch(value):
+    if spec.kind == "str" and spec.pattern is not None and not re.fullmatch(spec.pattern, value):
         problems.append(f"{path}: does not match {spec.pattern}")
     if spec.kind == "obj" and spec.obj is not None:
         check(spec.obj, value, path, problems)

@@ -96,10 +96,10 @@ def validate(doc: dict[str, Any]) -> Index:
     if RELEASE_ENV_ID not in envs:
         envs[RELEASE_ENV_ID] = {"id": RELEASE_ENV_ID, "name": RELEASE_ENV_NAME}
     for i, env in enumerate(index.items("environments")):
-        name = env.get("name")
-        if isinstance(name, str) and name.upper() in {e.upper() for e in index.env_by_name}:
-            problems.append(f"environments[{i}].name: duplicate environment name {name!r}")
-        if env.get("id") != RELEASE_ENV_ID and isinstance(name, str) and name.upper() == RELEASE_ENV_NAME:
+        env_name: Any = env.get("name")
+        if isinstance(env_name, str) and env_name.upper() in {e.upper() for e in index.env_by_name}:
+            problems.append(f"environments[{i}].name: duplicate environment name {env_name!r}")
+        if env.get("id") != RELEASE_ENV_ID and isinstance(env_name, str) and env_name.upper() == RELEASE_ENV_NAME:
             problems.append(f"environments[{i}].name: RELEASE is reserved for {RELEASE_ENV_ID}")
     for env in envs.values():
         if isinstance(env.get("name"), str):
@@ -234,7 +234,7 @@ def _check_apis(index: Index, problems: list[str]) -> None:
                 problems.append(f"{path}.backend_api.url_domain: is required without a VPC channel")
 
         req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
-        uri = api.get("req_uri") if isinstance(api.get("req_uri"), str) else ""
+        uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
         uri_params = set(PATH_PARAM_RX.findall(uri))
         names = {(p.get("location"), p.get("name")) for p in req_params}
         for j, p in enumerate(req_params):
@@ -276,10 +276,9 @@ def _check_apis(index: Index, problems: list[str]) -> None:
                         problems.append(
                             f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
                         )
-            key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
+            route_key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
                    str(api.get("match_mode") or "NORMAL"))
-            if key in routes:
-                problems.append(
-                    f"{path}: same method, path and match mode as API {routes[key]!r} in environment {env_name!r}"
-                )
-            routes[key] = str(api.get("id"))
+            if route_key in routes:
+                problems.append(f"{path}: same method, path and match mode as API {routes[route_key]!r} "
+                                f"in environment {env_name!r}")
+            routes[route_key] = str(api.get("id"))
