@@ -73,6 +73,31 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     gw = Gateway(settings)
     ClusterState.of(gw)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # signal handlers before any listener opens: a SIGTERM/SIGHUP that arrives as soon as the process looks
+    # ready (admin port answering) must drain or reload, never kill the process
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def reload() -> None:
+        if settings.config:
+            task = loop.create_task(reload_file(gw, settings.config))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    forced = False
+
+    def on_stop() -> None:
+        nonlocal forced
+        if stop.is_set() and not forced:
+            forced = True
+            log.warning("second stop signal: exiting without waiting for in-flight requests")
+            os._exit(1)
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop)
+    loop.add_signal_handler(signal.SIGINT, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
     if settings.config:
         try:
             load_file(gw, settings.config)
@@ -80,8 +105,6 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
             for problem in exc.problems:
                 print(f"config error: {problem}", file=sys.stderr)
             return 2
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
     link = None
     admin_listen = settings.admin_listen
@@ -108,27 +131,6 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     if link is not None:
         await link.send({"type": "ready", "pid": os.getpid(), "admin_port": gw.admin_port})
 
-    tasks: set[asyncio.Task[Any]] = set()
-
-    def reload() -> None:
-        if settings.config:
-            task = loop.create_task(reload_file(gw, settings.config))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    forced = False
-
-    def on_stop() -> None:
-        nonlocal forced
-        if stop.is_set() and not forced:
-            forced = True
-            log.warning("second stop signal: exiting without waiting for in-flight requests")
-            os._exit(1)
-        stop.set()
-
-    loop.add_signal_handler(signal.SIGTERM, on_stop)
-    loop.add_signal_handler(signal.SIGINT, on_stop)
-    loop.add_signal_handler(signal.SIGHUP, reload)
     watcher = None
     if settings.watch and settings.config and supervisor_fd is None:
         watcher = FileWatcher(settings.config, lambda: reload_file(gw, settings.config), settings.watch_interval_s)

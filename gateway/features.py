@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gateway.accesslog  # JSON access log completion hook
 import gateway.authorizers
+import gateway.backend_policies  # backend-policy conditions
 import gateway.backends.function
+import gateway.channels.admin  # GET /v1/channels/health
+import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
 import gateway.metrics  # Prometheus /metrics, completion hook
 import gateway.runtime

@@ -41,6 +41,10 @@ class Settings:
     pool_size_total: int = 4096
     backend_keepalive_s: float = 30.0
     backend_ca_file: str | None = None
+    # VPC channels (docs/channels.md): consecutive connection failures that eject a member, and for how
+    # long a member without active health checks stays ejected
+    channel_passive_failures: int = 1
+    channel_eject_s: float = 10.0
     upstream_client: str = "fast"  # "fast" (gateway/backends/h1client.py) or "aiohttp"
     # functions and custom authorizers (docs/functions.md)
     function_workers: int = 16  # thread pool for synchronous in-process handlers

@@ -184,7 +184,8 @@ class Supervisor:
         rc = 0
         try:
             codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), deadline)
-            rc = 0 if all(c == 0 for c in codes) else 1
+            # a worker still starting up may die of the SIGTERM itself (no handler yet): that is a clean stop too
+            rc = 0 if all(c in (0, -signal.SIGTERM) for c in codes) else 1
         except TimeoutError:
             log.error("workers still running after %.0f s: killing them", deadline)
             self._signal_all(signal.SIGKILL)

@@ -193,7 +193,8 @@ async def test_workers_share_pushes_through_the_supervisor(tmp_path: Path) -> No
             await wait_for(lambda: _eq(ready_version(s, a0), "v2"), 15)
             assert "relayed snapshot v2" in gp.log_text()
     finally:
-        assert gp.stop() == 0
+        rc = gp.stop()
+        assert rc == 0, gp.log_text()[-3000:]
 
 
 async def test_workers_bad_config_exits_instead_of_restarting(tmp_path: Path) -> None:

@@ -187,10 +187,14 @@ class HttpTarget:
             breq.host, breq.port = member.host, member.port
             breq.host_header = self.upstream.host_header(member)
             breq.headers["Host"] = breq.host_header
-            for hook in plan.request_hooks:
-                res = hook(ctx, breq)
-                if res is not None:
-                    await res
+            try:
+                for hook in plan.request_hooks:
+                    res = hook(ctx, breq)
+                    if res is not None:
+                        await res
+            except BaseException:
+                self.upstream.release(member)  # keep least-connection counts exact when a hook fails
+                raise
             if attempt:
                 ctx.retries += 1
             try:
@@ -235,6 +239,9 @@ class HttpTarget:
                 raise body_too_large() from None
             self.upstream.report(member, False)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+        except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
+            self.upstream.release(member)
+            raise
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
         try:
