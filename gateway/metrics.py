@@ -16,8 +16,9 @@ conventions are read without registration (docs/operations.md "Metrics"):
 
 * ``services.extras["throttle_fallbacks"]``: an int, a callable returning an int, or a dict
   ``reason -> int`` — how often shared (Redis) throttling fell back to local counters;
-* ``services.extras["channel_health"]``: a dict, or a callable returning a dict,
-  ``(channel_id, member) -> bool | float`` — the health-check state of each channel member.
+* channel member health: the VPC-channel ``HealthManager`` in ``services.extras["channels"]`` (its
+  ``status()`` rows) when present; otherwise ``services.extras["channel_health"]``, a dict (or a callable
+  returning one) ``(channel_id, member) -> bool | float``.
 """
 
 from __future__ import annotations
@@ -227,6 +228,10 @@ class _StateCollector:
             log.exception("metrics: reading throttle_fallbacks failed")
 
     def _channel_health(self) -> Iterator[Metric]:
+        manager = self.services.extras.get("channels")
+        if manager is not None and callable(getattr(manager, "status", None)):
+            yield from self._channel_manager(manager)
+            return
         raw = self.services.extras.get("channel_health")
         if raw is None:
             return
@@ -239,6 +244,33 @@ class _StateCollector:
             yield fam
         except Exception:
             log.exception("metrics: reading channel_health failed")
+
+    def _channel_manager(self, manager: Any) -> Iterator[Metric]:
+        """The VPC-channel health manager (gateway.channels.health): one row per (channel, member)."""
+        try:
+            rows = manager.status()
+            labels = ("channel", "member")
+            up = GaugeMetricFamily("apig_channel_member_up", "1 when the channel member is selectable (healthy "
+                                   "and not ejected)", labels=labels)
+            active = GaugeMetricFamily("apig_channel_member_active_requests", "Requests in flight to the member",
+                                       labels=labels)
+            checks = CounterMetricFamily("apig_channel_member_checks", "Active health checks by result",
+                                         labels=(*labels, "result"))
+            ejections = CounterMetricFamily("apig_channel_member_ejections", "Times passive checks ejected the member",
+                                            labels=labels)
+            for row in rows:
+                host = str(row.get("host", ""))
+                member = f"[{host}]:{row.get('port')}" if ":" in host else f"{host}:{row.get('port')}"
+                key = (str(row.get("channel_id", "")), member)
+                up.add_metric(key, 1.0 if row.get("healthy") else 0.0)
+                active.add_metric(key, float(row.get("active") or 0))
+                checks.add_metric((*key, "ok"), float(row.get("checks_ok") or 0))
+                checks.add_metric((*key, "failed"), float(row.get("checks_failed") or 0))
+                ejections.add_metric(key, float(row.get("ejections") or 0))
+        except Exception:
+            log.exception("metrics: reading channel health failed")
+            return
+        yield from (up, active, checks, ejections)
 
 
 def _read_source(source: GaugeSource) -> Iterator[Metric]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -173,3 +174,31 @@ async def test_metrics_off_and_token(make_gateway) -> None:
         assert r.status == 401
     m = await scrape(guarded.admin_url, token="t0k3n-metrics")
     assert value(m, "apig_config_loaded") == 1
+
+
+async def test_channel_member_health_from_the_channels_manager(make_gateway, client) -> None:
+    from tests.channels_helpers import channel, channel_api, start_backends, tcp_check
+
+    a, b = await start_backends("a", "b")
+    try:
+        gw = await make_gateway(snapshot([channel_api("c1", "/ch", "ch1")],
+                                         vpc_channels=[channel("ch1", [a, b], health=tcp_check(interval=2))]))
+        async with client.get(gw.url + "/ch") as r:  # the first selection starts the checkers
+            assert r.status == 200
+        await b.stop()
+        member_b = f"127.0.0.1:{b.port}"
+        for _ in range(100):
+            m = await scrape(gw.admin_url)
+            if value(m, "apig_channel_member_up", channel="ch1", member=member_b) == 0 and \
+                    value(m, "apig_channel_member_checks_total", channel="ch1", member=member_b, result="failed"):
+                break
+            await asyncio.sleep(0.1)
+        assert value(m, "apig_channel_member_up", channel="ch1", member=f"127.0.0.1:{a.port}") == 1
+        assert value(m, "apig_channel_member_up", channel="ch1", member=member_b) == 0
+        assert value(m, "apig_channel_member_checks_total", channel="ch1", member=member_b, result="failed") >= 1
+        assert value(m, "apig_channel_member_checks_total", channel="ch1", member=f"127.0.0.1:{a.port}",
+                     result="ok") >= 1
+        assert ("apig_channel_member_active_requests", frozenset({("channel", "ch1"), ("member", member_b)})) in m
+    finally:
+        await a.stop()
+        await b.stop()
