@@ -18,7 +18,6 @@ import signal
 import sys
 from typing import Any
 
-from gateway import features
 from gateway.settings import load_settings, split_listen
 from gateway.snapshot.load import SnapshotError, load_path
 
@@ -155,6 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
     settings = load_settings(_overrides(args))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway import features
+
     features.load_all()
     worker_index = args.worker_index
     if settings.workers > 1 and worker_index is None:
@@ -176,6 +177,7 @@ def _run_loop(coro: Any) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway import features
     from gateway.server import build_runtime
     from gateway.services import Services
 
@@ -216,6 +218,9 @@ _RUN_ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gateway import features  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
+
+    features.load_all()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         _RUN_ARGV[:] = argv[1:]

@@ -8,6 +8,8 @@ Role: start-up only. Each module below registers itself with the registries of
 from __future__ import annotations
 
 import gateway.accesslog  # JSON access log completion hook
+import gateway.admin_snapshot  # PUT/GET /v1/snapshot
+import gateway.admin_v2  # the vendor's v2 management paths
 import gateway.authorizers
 import gateway.backend_policies  # backend-policy conditions
 import gateway.backends.function
@@ -15,6 +17,7 @@ import gateway.channels.admin  # GET /v1/channels/health
 import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
 import gateway.metrics  # Prometheus /metrics, completion hook
+import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
 import gateway.runtime
 import gateway.signing
 import gateway.tls  # noqa: F401  (each module registers itself; signing: backend signatures; tls: TLS both ways)

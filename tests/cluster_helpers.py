@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.conftest import free_port
 from tests.helpers import GROUP_HOST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +66,9 @@ class GatewayProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.args = args
-        self.log = tempfile.NamedTemporaryFile(prefix="gw-", suffix=".log", delete=False)  # noqa: SIM115
+        # a private directory: other tools on a shared machine clean up /tmp/gw-* files
+        log_dir = tempfile.mkdtemp(prefix="apigw-proc-logs-")
+        self.log = tempfile.NamedTemporaryFile(dir=log_dir, suffix=".log", delete=False)  # noqa: SIM115
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", *args], cwd=ROOT,
@@ -127,3 +131,15 @@ async def ready_version(session: aiohttp.ClientSession, admin_url: str) -> str |
     if status == 200 and isinstance(body, dict):
         return str(body.get("version"))
     return None
+
+
+def admin_port_pair() -> int:
+    """A port P such that P and P + 1 are both free (worker k's admin listener is P + k)."""
+    while True:
+        p = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p

@@ -13,6 +13,7 @@ import aiohttp
 from tests.cluster_helpers import (
     GatewayProcess,
     PortBackend,
+    admin_port_pair,
     get_json,
     ready_version,
     start_backend,
@@ -115,9 +116,8 @@ async def test_sigterm_drains_inflight_request_and_exits_0(tmp_path: Path) -> No
 async def test_workers_restart_and_keep_serving(tmp_path: Path) -> None:
     conf = tmp_path / "gw.json"
     write_doc(conf, mock_doc("one", "v1"))
-    port, admin = free_port(), free_port()
-    while admin + 1 == port:
-        admin = free_port()
+    port, admin = free_port(), admin_port_pair()
+    assert port not in (admin, admin + 1)
     gp = GatewayProcess(run_args(conf, port, admin, "--workers", "2"))
     url = f"http://127.0.0.1:{port}/m"
     try:
@@ -166,9 +166,8 @@ async def test_workers_share_pushes_through_the_supervisor(tmp_path: Path) -> No
     and a worker restarted later gets the latest pushed snapshot, not the older file."""
     conf = tmp_path / "gw.json"
     write_doc(conf, mock_doc("one", "v1"))
-    port, admin = free_port(), free_port()
-    while admin + 1 == port:
-        admin = free_port()
+    port, admin = free_port(), admin_port_pair()
+    assert port not in (admin, admin + 1)
     gp = GatewayProcess(run_args(conf, port, admin, "--workers", "2"))
     a0, a1 = f"http://127.0.0.1:{admin}", f"http://127.0.0.1:{admin + 1}"
     try:
