@@ -7,6 +7,7 @@ Role: start-up only. Each module below registers itself with the registries of
 
 from __future__ import annotations
 
+import gateway.accesslog  # JSON access log completion hook
 import gateway.admin_snapshot  # PUT/GET /v1/snapshot
 import gateway.admin_v2  # the vendor's v2 management paths
 import gateway.auth.acl
@@ -20,6 +21,7 @@ import gateway.backends.function
 import gateway.channels.admin  # GET /v1/channels/health
 import gateway.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.functions
+import gateway.metrics  # Prometheus /metrics, completion hook
 import gateway.openapi_admin  # Swagger/OpenAPI import and export (admin + CLI)
 import gateway.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.runtime

@@ -21,7 +21,7 @@ from aiohttp import StreamReader, web
 
 from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
-from gateway.context import RequestContext
+from gateway.context import RequestContext, set_latency_headers
 from gateway.errors import GatewayError, body_too_large, internal_error
 from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
@@ -51,6 +51,7 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     h["Access-Control-Allow-Headers"] = allow_headers
     h["Access-Control-Max-Age"] = "172800"
     h["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, h)
     ctx.status = 200
     return resp
 

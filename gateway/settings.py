@@ -80,6 +80,10 @@ class Settings:
     iam_cache_size: int = 10000
     # observability
     access_log: bool = True
+    access_log_path: str = "-"  # "-" = stdout, else a file opened in append mode
+    access_log_query: bool = False  # log the query string (signature-like parameters are redacted)
+    latency_headers: str = "always"  # X-Apig-Latency / X-Apig-Upstream-Latency: always | debug | off
+    metrics: bool = True  # Prometheus /metrics on the admin listener
     log_level: str = "INFO"
     shutdown_timeout_s: float = 30.0
     node_name: str = ""

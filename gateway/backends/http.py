@@ -31,6 +31,7 @@ from multidict import CIMultiDict
 
 from gateway.backends.base import BackendPlan, BackendRequest
 from gateway.backends.h1client import UpstreamError
+from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, backend_timeout, backend_unavailable, body_too_large
 
 if TYPE_CHECKING:
@@ -277,6 +278,7 @@ class HttpTarget:
         copy_end_to_end(upstream.headers, h, _RESPONSE_DROP)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
         ctx.status = upstream.status
         if small:
             ctx.bytes_sent = length or 0

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from gateway.backends.base import BackendPlan, BackendRequest
+from gateway.context import set_latency_headers
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -45,6 +46,7 @@ class MockTarget:
             h[k] = v
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
         ctx.status = self.status
         ctx.bytes_sent = len(self.body)
         return resp
