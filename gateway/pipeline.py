@@ -101,8 +101,10 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     plan = ep.select_backend(ctx)
     for _name, stage in plan.stages:
         await stage(ctx)
-    breq = build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
-    return await plan.target.invoke(ctx, breq, plan)
+    target = plan.target
+    # a MOCK answer needs nothing from the backend request: skip building it (hot path)
+    breq = None if target.kind == "MOCK" else build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
+    return await target.invoke(ctx, breq, plan)
 
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:

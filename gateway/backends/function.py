@@ -178,7 +178,9 @@ class FunctionTarget:
         self.async_mode = async_mode
         self.base64_body = base64_body
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
+        assert breq is not None  # built for every target but MOCK (pipeline.run)
         for hook in plan.request_hooks:
             res = hook(ctx, breq)
             if res is not None:

@@ -174,7 +174,9 @@ class HttpTarget:
         self.retry_count = retry_count
         self.ssl = ssl
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
+        assert breq is not None  # built for every target but MOCK (pipeline.run)
         retries = effective_retries(self.retry_count, breq.method)
         if retries and isinstance(breq.body, aiohttp.StreamReader):
             breq.body = await ctx.read_body()  # a retry must be able to replay the body

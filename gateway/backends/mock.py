@@ -38,7 +38,8 @@ class MockTarget:
                 ctype = "text/plain; charset=utf-8"
         self.content_type = ctype
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
         resp = web.Response(status=self.status, body=self.body)
         h = resp.headers
         h["Content-Type"] = self.content_type

@@ -263,7 +263,8 @@ class BreakerTarget:
     def __getattr__(self, name: str) -> Any:  # e.g. an HttpTarget's upstream, for admin/metrics code
         return getattr(self.inner, name)
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
         cfg, st = self.cfg, self.state
         decision = st.admit(cfg, time.monotonic())
         if decision is None:
