@@ -77,6 +77,8 @@ class BuildContext:
     index: Index
     services: Services
     problems: list[str] = field(default_factory=list)
+    # per-compile memo for feature modules (compiled once per snapshot, shared by all publications)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Any:

@@ -90,8 +90,8 @@ def make_stage(header: str | None, xff_index: int | None, trusted: list[Any]) ->
 
 @stages.register_stage(ORDER_CLIENT_IP, "client_ip")
 def build_client_ip(draft: EndpointDraft, build: BuildContext) -> Stage | None:
-    if hasattr(build.index, "_client_ip_stage"):
-        return cast("Stage | None", build.index._client_ip_stage)
+    if "client_ip_stage" in build.memo:
+        return cast("Stage | None", build.memo["client_ip_stage"])
     header = _header_name(feature_config(build.index, "real_ip_header_getter"))
     xff_conf = feature_config(build.index, "real_ip_from_xff")
     xff_index = _xff_index(xff_conf) if xff_conf is not None else None
@@ -100,5 +100,5 @@ def build_client_ip(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     stage = None
     if header is not None or xff_index is not None:
         stage = make_stage(header, xff_index, build.settings.trusted_networks())
-    setattr(build.index, "_client_ip_stage", stage)  # noqa: B010
+    build.memo["client_ip_stage"] = stage
     return stage

@@ -438,10 +438,9 @@ def build_iam_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if draft.api.get("auth_type") != "IAM":
         return None
     verifier = verifier_for(build)
-    checked = getattr(build.index, "_iam_checked", False)
-    if not checked:
+    if not build.memo.get("iam_checked"):
         build.problems.extend(verifier.refresh())
-        setattr(build.index, "_iam_checked", True)  # noqa: B010
+        build.memo["iam_checked"] = True
     return _iam_stage(verifier, token_allowlist(build.index))
 
 
