@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench deps redis-server tools clean
+.PHONY: run test lint bench deps redis-server tools clean docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ tools:
 
 bench: $(STAMP) tools
 	$(BIN)/python benchmarks/run.py
+
+## make docs: regenerate docs/configuration.md and the settings table of docs/operations.md from the code
+docs: $(STAMP)
+	$(BIN)/python -m gateway.docgen
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests benchmarks

@@ -348,10 +348,7 @@ class AuthorizerRunner:
 
 def runner_for(aid: str, build: BuildContext, path: str) -> AuthorizerRunner | None:
     """The compiled runner of authorizer ``aid`` (one per authorizer per compile)."""
-    runners: dict[str, AuthorizerRunner] | None = getattr(build, _RUNNERS_ATTR, None)
-    if runners is None:
-        runners = {}
-        setattr(build, _RUNNERS_ATTR, runners)
+    runners: dict[str, AuthorizerRunner] = build.memo.setdefault(_RUNNERS_ATTR, {})
     if aid in runners:
         return runners[aid]
     auth = build.index.get("authorizers", aid)

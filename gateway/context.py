@@ -3,12 +3,14 @@
 Role in the pipeline: the server creates one :class:`RequestContext` per request; routing fills in the
 endpoint, stages (ACL, auth, validation, throttling ...) read and enrich it, the backend builder reads
 it to build the backend request, and the response layer and access log read the outcome. It is a
-plain slotted object: no dict lookups or properties on the hot path.
+plain slotted object: no dict lookups or properties on the hot path. :func:`set_latency_headers` adds the
+latency headers to every response head (docs/operations.md "Response headers").
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -21,6 +23,19 @@ if TYPE_CHECKING:
 
 
 SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
+
+
+# Settings.latency_headers -> RequestContext.latency_mode
+LATENCY_OFF, LATENCY_DEBUG, LATENCY_ALWAYS = 0, 1, 2
+LATENCY_MODES = {"off": LATENCY_OFF, "debug": LATENCY_DEBUG, "always": LATENCY_ALWAYS}
+
+
+def latency_mode(setting: str) -> int:
+    """Parse ``Settings.latency_headers`` (``always`` | ``debug`` | ``off``)."""
+    try:
+        return LATENCY_MODES[setting.strip().lower()]
+    except KeyError:
+        raise SystemExit(f"settings.latency_headers: must be one of always, debug, off (got {setting!r})") from None
 
 
 class RequestContext:
@@ -44,6 +59,7 @@ class RequestContext:
         "headers",
         "host",
         "identity",
+        "latency_mode",
         "max_body",
         "method",
         "params",
@@ -107,6 +123,7 @@ class RequestContext:
         self.backend_ms: float | None = None
         self.retries: int = 0
         self.extras: dict[str, Any] = {}
+        self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers
 
     async def read_body(self) -> bytes:
         """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""
@@ -125,5 +142,27 @@ class RequestContext:
         self.body = b"".join(chunks)
         return self.body
 
+    def finish_response(self, resp: web.StreamResponse) -> None:
+        """Run the endpoint's response hooks (set_resp_headers plug-in) on a response not yet sent."""
+        ep = self.endpoint
+        if ep is not None and ep.response_hooks:
+            for hook in ep.response_hooks:
+                hook(self, resp)
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+def set_latency_headers(ctx: RequestContext, headers: MutableMapping[str, str]) -> None:
+    """Add ``X-Apig-Latency`` (ms from arrival to this response head, integer) and, when a backend answered,
+    ``X-Apig-Upstream-Latency`` (ms from sending to the backend's response head) to a response head.
+
+    Called where every response head is built (HTTP relay, MOCK, group-response errors, CORS preflight).
+    Mode ``debug`` emits them only when the request carries ``X-Apig-Mode: debug`` (the vendor's behaviour).
+    """
+    mode = ctx.latency_mode
+    if mode != LATENCY_ALWAYS and (mode == LATENCY_OFF or ctx.headers.get("X-Apig-Mode", "").lower() != "debug"):
+        return
+    headers["X-Apig-Latency"] = str(int((time.perf_counter() - ctx.started) * 1000.0))
+    if ctx.backend_ms is not None:
+        headers["X-Apig-Upstream-Latency"] = str(int(ctx.backend_ms))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.aio import cancel_and_wait
 from gateway.reload import ClusterState, snapshot_id
 from gateway.snapshot.load import SnapshotError
 
@@ -227,12 +228,7 @@ class RedisDistributor:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
         try:
             await self.redis.aclose()
         except Exception:

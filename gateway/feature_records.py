@@ -28,7 +28,7 @@ def parse_config(raw: Any) -> dict[str, Any]:
         return raw
     if isinstance(raw, str):
         text = raw.strip()
-        if text.startswith("{"):
+        if text.startswith(("{", "[")):
             try:
                 value = json.loads(text)
             except ValueError:
@@ -41,7 +41,9 @@ def parse_config(raw: Any) -> dict[str, Any]:
 
 
 def feature_config(index: Index, name: str) -> dict[str, Any] | None:
-    """The parsed config of an enabled feature, else None (``enable: false`` turns a feature off)."""
+    """The parsed config of an enabled feature, else None (``enable: false`` turns a feature off).
+
+    A config that is not an object (a word, a number, a JSON array) is returned as ``{"value": ...}``."""
     found = feature_record(index, name)
     if found is None:
         return None

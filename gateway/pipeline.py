@@ -21,7 +21,7 @@ from aiohttp import StreamReader, web
 
 from gateway.backends.base import BackendRequest
 from gateway.backends.http import forwarded_headers
-from gateway.context import RequestContext
+from gateway.context import RequestContext, set_latency_headers
 from gateway.errors import GatewayError, body_too_large, internal_error
 from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
@@ -51,6 +51,7 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     h["Access-Control-Allow-Headers"] = allow_headers
     h["Access-Control-Max-Age"] = "172800"
     h["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, h)
     ctx.status = 200
     return resp
 
@@ -86,7 +87,11 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     length = ctx.request.content_length
     if length is not None and length > ctx.max_body:
         raise body_too_large()
-    if ep.cors:
+    if ep.cors_plugin is not None:  # a bound cors plug-in takes precedence over the API's cors flag
+        answered = ep.cors_plugin(ctx)
+        if answered is not None:
+            return answered
+    elif ep.cors:
         ctx.response_headers["Access-Control-Allow-Origin"] = "*"
         ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
         if ctx.extras.get("preflight"):
@@ -96,8 +101,10 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     plan = ep.select_backend(ctx)
     for _name, stage in plan.stages:
         await stage(ctx)
-    breq = build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
-    return await plan.target.invoke(ctx, breq, plan)
+    target = plan.target
+    # a MOCK answer needs nothing from the backend request: skip building it (hot path)
+    breq = None if target.kind == "MOCK" else build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
+    return await target.invoke(ctx, breq, plan)
 
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
@@ -116,10 +123,14 @@ def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
 
 
 async def handle(ctx: RequestContext) -> web.StreamResponse:
+    resp: web.StreamResponse
     try:
-        return await run(ctx)
+        resp = await run(ctx)
     except GatewayError as err:
-        return render_error(ctx, err)
+        resp = render_error(ctx, err)
     except Exception:
         log.exception("unhandled error on request %s", ctx.request_id)
-        return render_error(ctx, internal_error())
+        resp = render_error(ctx, internal_error())
+    if not resp.prepared:  # a streamed backend response ran the hooks itself before sending its head
+        ctx.finish_response(resp)
+    return resp

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.aio import cancel_and_wait
 from gateway.reload import ClusterState, snapshot_id
 from gateway.snapshot.load import SnapshotError
 
@@ -132,11 +133,6 @@ class WorkerLink:
             self.on_closed()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task)
         if self.writer is not None:
             self.writer.close()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.aio import cancel_and_wait
 from gateway.snapshot.load import SnapshotError, load_path
 
 if TYPE_CHECKING:
@@ -163,10 +164,5 @@ class FileWatcher:
                 log.exception("config watcher failed; retrying")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

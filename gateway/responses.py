@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from gateway.context import set_latency_headers
 from gateway.errors import RESPONSE_TYPES, GatewayError, canonical_response_type
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class ResponseSet:
         if ctx is not None:
             h.update(ctx.response_headers)
             h["X-Request-Id"] = ctx.request_id
+            set_latency_headers(ctx, h)
         for key, value in entry.headers:
             h[key] = value
         if err.headers:

@@ -43,6 +43,8 @@ from gateway.snapshot.resources import RELEASE_ENV_ID
 from gateway.snapshot.validate import ENV_VAR_RX, Index
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from gateway.context import RequestContext
     from gateway.services import Services
     from gateway.stages import Stage
@@ -75,6 +77,8 @@ class BuildContext:
     index: Index
     services: Services
     problems: list[str] = field(default_factory=list)
+    # per-compile memo for feature modules (compiled once per snapshot, shared by all publications)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Any:
@@ -85,9 +89,9 @@ class Endpoint:
     """One API published in one environment, compiled."""
 
     __slots__ = (
-        "api", "api_id", "api_name", "auth_type", "backend", "cors", "env_id", "env_name", "group_id",
-        "method", "policies", "prefix", "publish_id", "req_plan", "req_protocol", "req_uri", "responses",
-        "stages",
+        "api", "api_id", "api_name", "auth_type", "backend", "cors", "cors_plugin", "env_id", "env_name",
+        "group_id", "method", "policies", "prefix", "publish_id", "req_plan", "req_protocol", "req_uri",
+        "response_hooks", "responses", "stages",
     )
 
     def __init__(self, draft: EndpointDraft, req_plan: tuple[ReqParam, ...], backend: BackendPlan,
@@ -112,6 +116,11 @@ class Endpoint:
         self.policies = policies
         self.stages = stages
         self.responses = responses
+        # Set by ENDPOINT_FINISHERS (gateway.plugins): a CORS plug-in handler that takes precedence over the
+        # ``cors`` flag (adds CORS response headers, answers preflight), and hooks that edit every response
+        # of this endpoint (success or error) just before it is sent (set_resp_headers).
+        self.cors_plugin: Callable[[RequestContext], web.StreamResponse | None] | None = None
+        self.response_hooks: tuple[Callable[[RequestContext, web.StreamResponse], None], ...] = ()
 
     def select_backend(self, ctx: RequestContext) -> BackendPlan:
         for matches, plan in self.policies:
@@ -186,7 +195,7 @@ class Runtime:
         if method == "OPTIONS" and "Access-Control-Request-Method" in ctx.headers:
             # CORS preflight: route by the method the browser intends to use
             match, _ = router.lookup(ctx.headers["Access-Control-Request-Method"].upper(), ctx.path)
-            if match is not None and match.target.cors:
+            if match is not None and (match.target.cors or match.target.cors_plugin is not None):
                 ctx.extras["preflight"] = True
             else:
                 match, _ = router.lookup(method, ctx.path)
@@ -266,6 +275,8 @@ PolicyCompiler = Callable[[dict[str, Any], EndpointDraft, BuildContext, str], Ca
 POLICY_COMPILER: list[PolicyCompiler] = []
 # Backend-plan finishers (backend authorizer stages, signing hooks): (plan, backend, draft, build, path).
 PLAN_FINISHERS: list[Callable[[BackendPlan, dict[str, Any], EndpointDraft, BuildContext, str], None]] = []
+# Endpoint finishers (plug-ins: CORS handler, response hooks): (endpoint, draft, build), after the stages.
+ENDPOINT_FINISHERS: list[Callable[[Endpoint, EndpointDraft, BuildContext], None]] = []
 
 
 def _plan(name: str, kind: str, backend: dict[str, Any], params: list[dict[str, Any]], draft: EndpointDraft,
@@ -329,7 +340,10 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
         return None
     req_plan = compile_req_params([p for p in api.get("req_params") or [] if isinstance(p, dict)])
     stages = stage_registry.build_stages(draft, build)
-    return Endpoint(draft, req_plan, default, tuple(policies), stages, responses)
+    endpoint = Endpoint(draft, req_plan, default, tuple(policies), stages, responses)
+    for finish in ENDPOINT_FINISHERS:
+        finish(endpoint, draft, build)
+    return endpoint
 
 
 def compile_snapshot(index: Index, services: Services, version: str | None = None) -> Runtime:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -36,14 +37,20 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 BACKEND_SIGNED = ("content-type", "host", "x-sdk-date")
 
 
+_PLAIN_RX = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def encode(text: str) -> str:
     """RFC 3986 encoding used by the SDK: unreserved ``A-Za-z0-9-._~`` kept, the rest ``%XX`` (upper hex)."""
+    if _PLAIN_RX.fullmatch(text):  # fast path: nothing to encode
+        return text
     return quote(text, safe="~")
 
 
 def canonical_uri(path: str) -> str:
     """Decode the (percent-encoded) path, re-encode each segment, always end with ``/``."""
-    out = "/".join(encode(seg) for seg in unquote(path or "/").split("/"))
+    path = path or "/"
+    out = "/".join(encode(seg) for seg in (unquote(path) if "%" in path else path).split("/"))
     return out if out.endswith("/") else out + "/"
 
 

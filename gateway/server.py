@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import pipeline
-from gateway.context import RequestContext
+from gateway.context import RequestContext, latency_mode
 from gateway.listener import PublicServer
 from gateway.runtime import Runtime, compile_snapshot
 from gateway.services import Services
@@ -56,6 +56,7 @@ class Gateway:
         self.services.extras["gateway"] = self
         self._runners: list[web.BaseRunner] = []
         self._trusted = settings.trusted_networks()
+        self._latency_mode = latency_mode(settings.latency_headers)
         self.public_port: int | None = None
         self.admin_port: int | None = None
         self.https_port: int | None = None
@@ -147,6 +148,7 @@ class Gateway:
         peer, client = self.client_ip(request)
         ctx = RequestContext(request, os.urandom(16).hex(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
+        ctx.latency_mode = self._latency_mode
         self.inflight += 1
         try:
             if runtime is None:

@@ -63,8 +63,27 @@ class Settings:
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)
+    # authentication (docs/auth.md)
+    app_auth_clock_skew_s: int = 900  # |X-Sdk-Date - now| allowed for SDK-HMAC-SHA256 signatures
+    app_code_allow_http: bool = False  # AppCode (X-Apig-AppCode) is HTTPS-only unless this is set
+    iam_jwt_public_keys: str | None = None  # file with one or more PEM public keys (RS256/ES256 tokens)
+    iam_jwks_file: str | None = None  # JWKS JSON file (keys selected by "kid")
+    iam_jwt_algorithms: list[str] = field(default_factory=lambda: ["RS256", "ES256"])
+    iam_jwt_issuer: str | None = None
+    iam_jwt_audience: str | None = None
+    iam_jwt_leeway_s: float = 30.0
+    iam_remote_url: str | None = None  # token-validation endpoint (used instead of JWT when set)
+    iam_remote_method: str = "GET"
+    iam_remote_service_token: str | None = None
+    iam_remote_timeout_s: float = 3.0
+    iam_cache_ttl_s: float = 300.0
+    iam_cache_size: int = 10000
     # observability
     access_log: bool = True
+    access_log_path: str = "-"  # "-" = stdout, else a file opened in append mode
+    access_log_query: bool = False  # log the query string (signature-like parameters are redacted)
+    latency_headers: str = "always"  # X-Apig-Latency / X-Apig-Upstream-Latency: always | debug | off
+    metrics: bool = True  # Prometheus /metrics on the admin listener
     log_level: str = "INFO"
     shutdown_timeout_s: float = 30.0
     node_name: str = ""

@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - older cryptography
     from cryptography.hazmat.primitives.ciphers.modes import CFB
 
 from gateway import pipeline, runtime, sdk_hmac
+from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, not_found
 from gateway.feature_records import feature_config, feature_record
 from gateway.snapshot import resources
@@ -377,6 +378,7 @@ def _serve_public_key(ctx: RequestContext) -> web.StreamResponse | None:
     ctx.bytes_sent = len(body)
     headers = dict(ctx.response_headers)
     headers["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, headers)
     headers["Cache-Control"] = "max-age=300"
     return web.Response(body=body, content_type="application/json", headers=headers)
 

@@ -105,7 +105,8 @@ def _secret_doc() -> dict:
     doc = snapshot([mock_api("a1", "/one", "first")])
     doc["groups"][0]["url_domains"] = [{"domain": "x.example", "certificate": ISSUED.cert_pem,
                                         "private_key": ISSUED.key_pem}]
-    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "key1", "app_secret": "s3cr3t-value"}]
+    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "app-key-0001",
+                    "app_secret": "s3cr3t-value-long-enough"}]
     doc["signs"] = [{"id": "s1", "name": "sign_one", "sign_type": "hmac", "sign_key": "key12345",
                      "sign_secret": "sign-secret-1-long"}]
     doc["app_codes"] = [{"id": "c1", "app_id": "app1", "app_code": "A" * 64}]
@@ -125,7 +126,7 @@ async def test_get_masks_secrets_and_put_back_keeps_them(make_gateway):
         for secret in ("s3cr3t-value", ISSUED.key_pem, "sign-secret-1-long", "A" * 64, "authorizer-secret"):
             assert secret not in text
         assert body["apps"][0]["app_secret"] == "******"
-        assert body["apps"][0]["app_key"] == "key1"  # identifiers are not secrets
+        assert body["apps"][0]["app_key"] == "app-key-0001"  # identifiers are not secrets
         assert body["groups"][0]["url_domains"][0]["certificate"] == ISSUED.cert_pem
         # GET -> edit -> PUT keeps the stored secrets
         edited = copy.deepcopy(body)
@@ -134,12 +135,12 @@ async def test_get_masks_secrets_and_put_back_keeps_them(make_gateway):
         status, _, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=edited)
         assert status == 200
         # a mask sent for an element that has no stored secret is an error, not a new secret "******"
-        edited["apps"].append({"id": "app2", "name": "app_new", "app_key": "key2", "app_secret": "******"})
+        edited["apps"].append({"id": "app2", "name": "app_new", "app_key": "app-key-0002", "app_secret": "******"})
         status, body, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=edited)
         assert status == 400 and body["problems"][0].startswith("apps[1].app_secret: is the mask")
     stored = gw.gw.document
     assert stored["apps"][0]["name"] == "app_renamed"
-    assert stored["apps"][0]["app_secret"] == "s3cr3t-value"
+    assert stored["apps"][0]["app_secret"] == "s3cr3t-value-long-enough"
     assert stored["groups"][0]["url_domains"][0]["private_key"] == ISSUED.key_pem
     assert stored["signs"][0]["sign_secret"] == "sign-secret-1-long"
     assert stored["authorizers"][0]["user_data"] == "authorizer-secret"

@@ -194,7 +194,7 @@ async def test_delete_api_cascades_publications_and_bindings(make_gateway, clien
     doc = _base()
     doc["throttles"] = [{"id": "t1", "name": "throttle_one", "api_call_limits": 100, "time_interval": 1,
                          "time_unit": "SECOND", "type": 1}]
-    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "k", "app_secret": "s"}]
+    doc["apps"] = [{"id": "app1", "name": "app_one", "app_key": "app-key-0001", "app_secret": "app-secret-0001"}]
     gw = await make_gateway(doc)
     pid = gw.gw.document["publishes"][0]["publish_id"]
     async with aiohttp.ClientSession() as admin:

@@ -100,6 +100,11 @@ async def test_local_fallback_divides_limit_and_exact_limits_resume(
         assert [(await get(client, g.url + "/a"))[0] for _ in range(3)] == [200, 429, 429]
         st = stats(g)
         assert st["redis_down_events"] == 1 and st["redis_fallbacks"] == 3 and st["redis_errors"] >= 1
+        reasons = g.gw.services.extras["throttle_fallbacks"]  # what gateway.metrics exports
+        assert reasons["error"] == 1 and reasons["down"] == 2 and reasons["timeout"] == 0
+    async with client.get(g1.admin_url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'apig_throttle_fallbacks_total{reason="down"} 2.0' in text
     own_redis.start()  # a fresh, empty Redis on the same port
     await wait_recovered([g1, g2])
     statuses = [(await get(client, (g1, g2)[i % 2].url + "/a"))[0] for i in range(6)]

@@ -34,6 +34,7 @@ from aiohttp import web
 from gateway import functions as fn
 from gateway.backends.base import BackendPlan, BackendRequest
 from gateway.backends.http import HOP_BY_HOP
+from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, backend_timeout, backend_unavailable
 from gateway.runtime import TARGET_BUILDERS, BuildContext, EndpointDraft
 
@@ -140,6 +141,7 @@ def translate_result(ctx: RequestContext, result: Any) -> web.Response:
                 h["Content-Type"] = "text/plain; charset=utf-8"
     h.update(ctx.response_headers)
     h["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, h)
     ctx.status = status
     ctx.bytes_sent = len(data)
     return resp
@@ -176,7 +178,9 @@ class FunctionTarget:
         self.async_mode = async_mode
         self.base64_body = base64_body
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
+        assert breq is not None  # built for every target but MOCK (pipeline.run)
         for hook in plan.request_hooks:
             res = hook(ctx, breq)
             if res is not None:
@@ -214,6 +218,7 @@ class FunctionTarget:
         resp = web.Response(status=202, body=body, content_type="application/json")
         resp.headers.update(ctx.response_headers)
         resp.headers["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, resp.headers)
         ctx.status = 202
         ctx.bytes_sent = len(body)
         return resp

@@ -31,6 +31,7 @@ from multidict import CIMultiDict
 
 from gateway.backends.base import BackendPlan, BackendRequest
 from gateway.backends.h1client import UpstreamError
+from gateway.context import set_latency_headers
 from gateway.errors import GatewayError, backend_timeout, backend_unavailable, body_too_large
 
 if TYPE_CHECKING:
@@ -173,7 +174,9 @@ class HttpTarget:
         self.retry_count = retry_count
         self.ssl = ssl
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
+        assert breq is not None  # built for every target but MOCK (pipeline.run)
         retries = effective_retries(self.retry_count, breq.method)
         if retries and isinstance(breq.body, aiohttp.StreamReader):
             breq.body = await ctx.read_body()  # a retry must be able to replay the body
@@ -277,12 +280,14 @@ class HttpTarget:
         copy_end_to_end(upstream.headers, h, _RESPONSE_DROP)
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
         ctx.status = upstream.status
         if small:
             ctx.bytes_sent = length or 0
             return resp
         if length is not None and not upstream.chunked:
             resp.content_length = length
+        ctx.finish_response(resp)  # response hooks (plug-ins) before the head is sent
         try:
             await resp.prepare(ctx.request)
         except ConnectionError:

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from gateway.backends.base import BackendPlan, BackendRequest
+from gateway.context import set_latency_headers
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -37,7 +38,8 @@ class MockTarget:
                 ctype = "text/plain; charset=utf-8"
         self.content_type = ctype
 
-    async def invoke(self, ctx: RequestContext, breq: BackendRequest, plan: BackendPlan) -> web.StreamResponse:
+    async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
+                     ) -> web.StreamResponse:
         resp = web.Response(status=self.status, body=self.body)
         h = resp.headers
         h["Content-Type"] = self.content_type
@@ -45,6 +47,7 @@ class MockTarget:
             h[k] = v
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
         ctx.status = self.status
         ctx.bytes_sent = len(self.body)
         return resp

@@ -91,6 +91,8 @@ class ThrottleService:
             "rejected": 0,
             "admitted": 0,
         }
+        # fallback decisions by reason: the request timed out / errored, or Redis was already marked down
+        self.fallback_reasons: dict[str, int] = {"timeout": 0, "error": 0, "down": 0}
         services.close_hooks.append(self.close)
         services.swap_hooks.append(self._on_swap)
 
@@ -101,6 +103,7 @@ class ThrottleService:
             svc = cls(services)
             services.extras[EXTRAS_KEY] = svc
             services.extras["throttle_stats"] = svc.stats
+            services.extras["throttle_fallbacks"] = svc.fallback_reasons  # read by gateway.metrics
         return svc
 
     def _store(self) -> RedisStore:
@@ -148,14 +151,15 @@ class ThrottleService:
                     self.fallback.record(scaled(checks, self.fallback_divisor))
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
                 self._failed(exc)
-                d = self._degraded(checks)
+                d = self._degraded(checks, "timeout" if isinstance(exc, TimeoutError) else "error")
         else:
-            d = self._degraded(checks)
+            d = self._degraded(checks, "down")
         self.stats["admitted" if d.allowed else "rejected"] += 1
         return d
 
-    def _degraded(self, checks: Sequence[Check]) -> Decision:
+    def _degraded(self, checks: Sequence[Check], reason: str) -> Decision:
         self.stats["redis_fallbacks"] += 1
+        self.fallback_reasons[reason] += 1
         self._unwarned += 1
         now = time.monotonic()
         if now - self._last_warn >= WARN_EVERY_S:

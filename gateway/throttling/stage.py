@@ -152,10 +152,10 @@ class EndpointThrottle:
 
 def _plan_for(build: BuildContext) -> SnapshotPlan:
     """The snapshot-wide plan, computed once per compile and cached on the build context."""
-    plan = build.__dict__.get("_throttle_plan")
+    plan = build.memo.get("throttling")
     if not isinstance(plan, SnapshotPlan):
         plan = snapshot_plan(build.index, build.settings.throttle_default_api_limit)
-        build.__dict__["_throttle_plan"] = plan
+        build.memo["throttling"] = plan
     return plan
 
 
