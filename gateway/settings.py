@@ -88,13 +88,13 @@ class Settings:
     shutdown_timeout_s: float = 30.0
     node_name: str = ""
     # throttling (docs/throttling.md)
-    throttle_redis_failure: str = "local"  # local (in-process, limit / throttle_nodes) | open | closed
-    throttle_nodes: int = 0  # gateway processes sharing a limit, for the local fallback (0 = workers)
-    throttle_redis_timeout_ms: int = 50  # longest a request waits for Redis before the failure policy
-    throttle_redis_probe_ms: int = 500  # how often a down Redis is probed
-    throttle_default_api_limit: int = 0  # per-API calls/s ceiling over all envs (vendor: 200; 0 = off)
-    throttle_headers: str = "always"  # X-Apig-RateLimit-* headers: always | debug (X-Apig-Mode: debug) | off
-    throttle_key_prefix: str = "apig"  # Redis key prefix (gateways sharing a Redis with other users)
+    throttle_redis_failure: str = "local"  # On Redis failure: local (limits / throttle_nodes) | open | closed.
+    throttle_nodes: int = 0  # Gateway processes sharing the limits, for the local fallback (0 = workers).
+    throttle_redis_timeout_ms: int = 50  # Longest a request waits for a Redis throttling decision.
+    throttle_redis_probe_ms: int = 500  # Probe interval while Redis is down (throttling).
+    throttle_default_api_limit: int = 0  # Default per-API calls/s over all envs (vendor: 200; 0 = off).
+    throttle_headers: str = "always"  # X-Apig-RateLimit-* headers: always | debug | off.
+    throttle_key_prefix: str = "apig"  # Redis key prefix of the throttling counters.
 
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c, strict=False) for c in self.trusted_proxies]
