@@ -41,7 +41,7 @@ async def test_every_stage_on_one_api(make_gateway, echo_backend) -> None:
         status, body, _ = await call(client, gw.url, "GET", "/orders/0", headers=signed_headers("GET", "/orders/0"))
         assert (status, body["error_code"]) == (400, "APIG.0201")  # validated after auth, consumes no budget
 
-        for n in range(3):
+        for _ in range(3):
             status, body, resp = await call(client, gw.url, "GET", "/orders/7",
                                             headers=signed_headers("GET", "/orders/7"))
             assert status == 200, body
