@@ -28,6 +28,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_port(port: int, timeout: float = 10.0) -> bool:
+    """Poll until something accepts connections on 127.0.0.1:port; False after ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 class RunningGateway:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -86,14 +98,7 @@ def redis_url() -> Iterator[str]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
+    if not wait_port(port):
         proc.kill()
         pytest.fail("redis-server did not start")
     os.environ.setdefault("GATEWAY_TEST_REDIS", f"redis://127.0.0.1:{port}/0")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -20,7 +19,7 @@ from redis.asyncio import Redis
 
 from gateway.distribution import current_snapshot, keys, payload_key, store_snapshot
 from tests.cluster_helpers import GatewayProcess, get_json, ready_version, wait_for, write_doc
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_port
 from tests.helpers import mock_api, snapshot
 
 
@@ -149,14 +148,8 @@ def own_redis() -> Iterator[tuple[str, Any, Any]]:
         proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
-        end = time.time() + 10
-        while time.time() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
+        if not wait_port(port):
+            raise AssertionError("redis-server did not start")
 
     def stop() -> None:
         for p in procs:

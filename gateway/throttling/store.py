@@ -35,6 +35,29 @@ ANCHOR_FIRST_CALL = -1
 Check = tuple[str, int, int, int, int]
 
 
+def _bucket_level(st: list[float] | None, now: float, limit: float, period: float) -> float:
+    """Used level of a token bucket (drains at ``limit`` per ``period``) at time ``now`` (ms)."""
+    if st is None:
+        return 0.0
+    used = st[0] - (now - st[1]) * limit / period
+    return used if used > 0.0 else 0.0
+
+
+def _window(st: list[float] | None, now: float, period: float, anchor: float) -> tuple[float, float, float, float]:
+    """(count in the current window, window index, anchor, window end) of a calendar window counter.
+    A negative ``anchor`` means "anchored at the first call" (kept in the state)."""
+    a = float(anchor)
+    if a < 0:
+        a = st[2] if st is not None else now
+    if now < a:
+        idx, end = -1.0, a
+    else:
+        idx = float((now - a) // period)
+        end = a + (idx + 1) * period
+    count = st[0] if st is not None and st[1] == idx and st[2] == a else 0.0
+    return count, idx, a, end
+
+
 @dataclass(slots=True)
 class Decision:
     allowed: bool
@@ -77,11 +100,7 @@ class LocalStore:
         for i, (key, limit, period, mode, anchor) in enumerate(checks):
             st = state.get(key)
             if mode == BUCKET:
-                used = 0.0
-                if st is not None:
-                    used = st[0] - (now - st[1]) * limit / period
-                    if used < 0.0:
-                        used = 0.0
+                used = _bucket_level(st, now, limit, period)
                 free = limit - used
                 if free < 1.0:
                     remaining.append(0 if free <= 0.0 else int(free))
@@ -91,15 +110,7 @@ class LocalStore:
                 remaining.append(int(free) - 1)
                 writes.append((i, key, [used + 1.0, now, 0.0, now + period]))
             else:
-                a = float(anchor)
-                if a < 0:
-                    a = st[2] if st is not None else now
-                if now < a:
-                    idx, end = -1.0, a
-                else:
-                    idx = float((now - a) // period)
-                    end = a + (idx + 1) * period
-                count = st[0] if st is not None and st[1] == idx and st[2] == a else 0.0
+                count, idx, a, end = _window(st, now, period, anchor)
                 if count >= limit:
                     remaining.append(0)
                     if failed < 0:
@@ -125,22 +136,10 @@ class LocalStore:
         for key, limit, period, mode, anchor in checks:
             st = state.get(key)
             if mode == BUCKET:
-                used = 0.0
-                if st is not None:
-                    used = st[0] - (now - st[1]) * limit / period
-                    if used < 0.0:
-                        used = 0.0
+                used = _bucket_level(st, now, limit, period)
                 state[key] = [min(float(limit), used + 1.0), now, 0.0, now + period]
             else:
-                a = float(anchor)
-                if a < 0:
-                    a = st[2] if st is not None else now
-                if now < a:
-                    idx, end = -1.0, a
-                else:
-                    idx = float((now - a) // period)
-                    end = a + (idx + 1) * period
-                count = st[0] if st is not None and st[1] == idx and st[2] == a else 0.0
+                count, idx, a, end = _window(st, now, period, anchor)
                 state[key] = [min(float(limit), count + 1.0), idx, a, end + period]
 
     def _sweep(self, now: float) -> None:
