@@ -162,3 +162,26 @@ async def test_set_resp_headers_system_value_with_line_break_is_neutralised(make
     head = data.split(b"\r\n\r\n", 1)[0]
     assert b"\r\nSet-Cookie" not in head
     assert b"X-Path: /m/a  Set-Cookie: evil=1" in head
+
+
+@pytest.mark.parametrize("upstream", ["fast", "aiohttp"])
+async def test_backend_header_with_bare_line_break_is_a_502(make_gateway, upstream: str) -> None:
+    """A backend head with a bare LF/CR inside a header value must not reach (or break) the caller's head."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: evil=1\r\nX-B: b\rInjected: 1\r\n"
+                     b"Content-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gw = await make_gateway(snapshot([http_api("a", "/a", f"127.0.0.1:{port}", retry_count="0")]),
+                                upstream_client=upstream)
+        status, data = await raw_get(gw.gw.public_port, b"/a")
+        assert status == 502
+        assert b"APIG.0202" in data
+        assert b"evil" not in data and b"Injected" not in data
+    finally:
+        server.close()
