@@ -185,3 +185,21 @@ async def test_backend_header_with_bare_line_break_is_a_502(make_gateway, upstre
         assert b"evil" not in data and b"Injected" not in data
     finally:
         server.close()
+
+
+def test_configured_response_headers_with_line_breaks_are_rejected_at_load() -> None:
+    from gateway.snapshot.load import SnapshotError
+    from gateway.snapshot.validate import validate
+    from tests.helpers import mock_api
+
+    api = mock_api("m", "/m")
+    api["mock_info"]["headers"] = [{"key": "X-Ok", "value": "a\r\nSet-Cookie: evil=1"},
+                                   {"key": "Bad Name", "value": "v"}]
+    doc = snapshot([api], responses=[{"id": "r1", "name": "resp", "group_id": "g1", "responses": {
+        "DEFAULT_4XX": {"status": 400, "body": "x", "headers": [{"key": "X-H", "value": "v\nInjected: 1"}]}}}])
+    with pytest.raises(SnapshotError) as exc:
+        validate(doc)
+    problems = exc.value.problems
+    assert any(p.startswith("apis[0].mock_info.headers[0].value: does not match") for p in problems), problems
+    assert any(p.startswith("apis[0].mock_info.headers[1].key: does not match") for p in problems), problems
+    assert any(".headers[0].value: does not match" in p and p.startswith("responses[0]") for p in problems), problems
