@@ -49,8 +49,8 @@ PK_PRIVATE = base64.b64encode(_EC.private_bytes(
     serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())).decode()
 
 SECRETS = [APP_SECRET, APP_CODE, HMAC_SECRET, BASIC_SECRET, USER_DATA, ADMIN_TOKEN, WRONG_ADMIN_TOKEN,
-           BAD_APP_CODE, AUTHZ_HEADER.split()[1], BAD_IAM_TOKEN, PUSHED_SECRET, PUSHED_APP_SECRET, GOOD_IAM_TOKEN, PK_PRIVATE,
-           PK_PRIVATE[40:80]]
+           BAD_APP_CODE, AUTHZ_HEADER.split()[1], BAD_IAM_TOKEN, PUSHED_SECRET, PUSHED_APP_SECRET, GOOD_IAM_TOKEN,
+           PK_PRIVATE, PK_PRIVATE[40:80]]
 AUTH_URN = urn("authorizer")
 
 
