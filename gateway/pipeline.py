@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import quote
 
 from aiohttp import StreamReader, web
 
@@ -56,6 +57,19 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     return resp
 
 
+# RFC 3986 pchar minus "%" (plus "/" between segments): everything else is percent-encoded
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
+def encode_path(decoded: str) -> str:
+    """Percent-encode a decoded request path (or SWA suffix) for the backend request line.
+
+    ``ctx.path`` is decoded (``%0d%0a`` is a real CR LF, ``%00`` a NUL, ``%3F`` a ``?``): written raw it would
+    split or truncate the backend request. Encoding it gives the backend exactly the path the gateway routed.
+    """
+    return quote(decoded, safe=_PATH_SAFE, errors="surrogateescape")
+
+
 def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
                           uri: UriTemplate | None) -> BackendRequest:
     path_params, add_query, add_headers = apply_mapping(ctx, mapping)
@@ -64,9 +78,9 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         headers[k] = v
     query = [(k, v) for k, v in ctx.query.items() if k not in mapping.drop_query]
     query.extend(add_query)
-    path = uri.render(path_params, ctx.path_params) if uri is not None else ctx.path
+    path = uri.render(path_params, ctx.path_params) if uri is not None else encode_path(ctx.path)
     if ctx.path_suffix:
-        path = path.rstrip("/") + ctx.path_suffix
+        path = path.rstrip("/") + encode_path(ctx.path_suffix)
     method = ctx.method if plan_method == "ANY" else plan_method
     body: bytes | StreamReader | None
     if ctx.body is not None:
