@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import http_exceptions, web
 from aiohttp.http import HttpVersion11, RawRequestMessage
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
 from gateway.context import SERVER_HEADER
 
@@ -33,7 +33,7 @@ log = logging.getLogger("gateway.listener")
 pipeline_log = logging.getLogger("gateway.pipeline")
 
 # BaseRequest key set when the request line named an HTTP version other than 1.0/1.1 (value: "major.minor")
-BAD_VERSION_KEY = "gateway.bad_http_version"
+BAD_VERSION_KEY = web.RequestKey("gateway.bad_http_version", str)
 
 _PARSER_MESSAGES: tuple[tuple[type[BaseException], str], ...] = (
     (http_exceptions.LineTooLong, "Request line or header field too long."),
@@ -72,6 +72,13 @@ class HeadTimeoutHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        request = self._current_request
+        if request is not None and self._messages and isinstance(self._messages[-1][0], _ErrInfo) \
+                and not request.content.is_eof():
+            # aiohttp's C parser reports a framing error in the body of the request being handled (bad chunk
+            # size) as a new bad *request* and leaves the current body waiting forever: fail that body instead,
+            # so the handler answers 400 now rather than hanging until a backend timeout.
+            request.content.set_exception(RequestPayloadError("malformed request body"))
         timer = getattr(self, "_head_timer", None)
         if timer is not None and self._request_count > 0:
             timer.cancel()
