@@ -226,8 +226,8 @@ def garbage_credentials(rng: random.Random) -> list[Case]:
             out.append(_case("garbage_credentials", req(b"GET", path, [(b"Authorization", value)]), path))
     for d in dates:
         path = rng.choice([b"/app/7", b"/azr"])
-        hdr = [(b"X-Sdk-Date", d), (b"Authorization",
-                                    b"SDK-HMAC-SHA256 Access=app_key_0001, SignedHeaders=host;x-sdk-date, Signature=aa")]
+        sig = b"SDK-HMAC-SHA256 Access=app_key_0001, SignedHeaders=host;x-sdk-date, Signature=aa"
+        hdr = [(b"X-Sdk-Date", d), (b"Authorization", sig)]
         out.append(_case("garbage_credentials", req(b"GET", path, hdr), path))
     for c in codes:
         out.append(_case("garbage_credentials", req(b"GET", b"/app/7", [(b"X-Apig-AppCode", c)])))
@@ -341,7 +341,8 @@ def versions(rng: random.Random) -> list[Case]:
         _case("http_versions", b"GET  /mock  HTTP/1.1\r\nHost: api.test.local\r\nConnection: close\r\n\r\n"),
         _case("http_versions", b"GET /mock HTTP/1.1\nHost: api.test.local\nConnection: close\n\n"),
         _case("http_versions", b"\r\n\r\nGET /mock HTTP/1.1\r\nHost: api.test.local\r\nConnection: close\r\n\r\n"),
-        _case("http_versions", b"GET /mock HTTP/1.1\r\nHost: api.test.local\r\n Folded: x\r\nConnection: close\r\n\r\n"),
+        _case("http_versions",
+              b"GET /mock HTTP/1.1\r\nHost: api.test.local\r\n Folded: x\r\nConnection: close\r\n\r\n"),
     ]
     return out
 

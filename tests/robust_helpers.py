@@ -238,11 +238,11 @@ async def exchange(port: int, case: Case, timeout: float = 8.0) -> Outcome:
                 if case.responses > 1 or case.expect_continue is not None:
                     continue
                 done = parse_answers(bytes(data), case.raw.startswith(b"HEAD "))
-                if done.error is None and done.answers and not done.answers[-1].header("Connection") == "close" \
-                        and done.answers[-1].status >= 200 and not case.half_close:
-                    # keep-alive answer complete: no need to wait for the close
-                    if len([a for a in done.answers if a.status >= 200]) >= case.responses:
-                        return
+                # a complete keep-alive answer: no need to wait for the close
+                if done.error is None and done.answers and done.answers[-1].header("Connection") != "close" \
+                        and done.answers[-1].status >= 200 and not case.half_close \
+                        and len([a for a in done.answers if a.status >= 200]) >= case.responses:
+                    return
 
         try:
             await asyncio.wait_for(read_all(), timeout)

@@ -95,7 +95,7 @@ async def test_broken_request_body_is_400_not_5xx(make_gateway: Any, echo_backen
     from tests import functions_helpers as fh
 
     caplog.set_level(logging.ERROR)
-    backend, addr = echo_backend
+    _backend, addr = echo_backend
     doc = snapshot([http_api("p", "/p", addr, method="POST"),
                     fh.func_api("f", "/f", fh.urn("echo"))], functions=[fh.function(fh.urn("echo"), "echo")])
     gw = await make_gateway(doc)
