@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 
-## make run: start the gateway on the example config in config/ (no Redis needed)
+## make run: start the gateway on the example config in config/ (no Redis needed; the demo allows AppCodes
+## over plain HTTP, which production should not: see docs/auth.md)
 run: $(STAMP)
-	$(BIN)/gateway run --config config/
+	GATEWAY_APP_CODE_ALLOW_HTTP=$${GATEWAY_APP_CODE_ALLOW_HTTP:-true} $(BIN)/gateway run --config config/
 
 ## make test: install test dependencies and a real redis-server when missing, then run the whole suite
 test: $(STAMP) redis-server

@@ -44,10 +44,11 @@ def check_admin_exposure(listen: str, token: str | None) -> None:
         )
 
 
-def _auth_middleware(gateway: Gateway) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _auth_middleware(gateway: Gateway, listen: str | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
     settings = gateway.settings
+    # the address actually bound decides (a worker's or a test's admin address may differ from settings)
     required = bool(settings.admin_token) and (
-        settings.admin_token_required or not is_loopback(settings.admin_listen)
+        settings.admin_token_required or not is_loopback(listen or settings.admin_listen)
     )
     expected = f"Bearer {settings.admin_token}".encode() if settings.admin_token else b""
 
@@ -66,8 +67,8 @@ def _auth_middleware(gateway: Gateway) -> Callable[..., Awaitable[web.StreamResp
     return middleware
 
 
-def create_admin_app(gateway: Gateway) -> web.Application:
-    app = web.Application(middlewares=[_auth_middleware(gateway)], client_max_size=256 * 1024 * 1024)
+def create_admin_app(gateway: Gateway, listen: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[_auth_middleware(gateway, listen)], client_max_size=256 * 1024 * 1024)
     app[GATEWAY_KEY] = gateway
 
     async def healthz(_: web.Request) -> web.Response:

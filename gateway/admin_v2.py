@@ -29,6 +29,7 @@ from aiohttp import web
 
 from gateway.admin import ROUTE_INSTALLERS
 from gateway.admin_common import (
+    MASK,
     SECRET_FIELDS,
     AdminError,
     bad_param,
@@ -396,8 +397,9 @@ class V2:
             got = tuple(str(x.get(n, "")).lower() if i == len(res.name_keys) - 1 else str(x.get(n))
                         for i, n in enumerate(res.name_keys))
             if got == want:
-                raise AdminError(400, res.dup_code,
-                                 f"The {res.noun} name already exists: {item.get(res.name_keys[-1])}")
+                last = res.name_keys[-1]  # a secret (an AppCode) is never echoed back
+                shown = MASK if last in SECRET_FIELDS else item.get(last)
+                raise AdminError(400, res.dup_code, f"The {res.noun} name already exists: {shown}")
 
     def _clean_body(self, res: Resource, body: Item) -> Item:
         return {k: v for k, v in body.items() if k != id_key(res.collection)}

@@ -124,7 +124,14 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
 
         dist = RedisDistributor(gw, settings.redis_url, settings.distribution_prefix)
         await dist.start()
-    await gw.start(admin=admin_listen, reuse_port=settings.workers > 1 or supervisor_fd is not None)
+    try:
+        await gw.start(admin=admin_listen, reuse_port=settings.workers > 1 or supervisor_fd is not None)
+    except OSError as exc:  # port taken, address not available, permission denied ...
+        print(f"cannot listen ({settings.listen}, admin {admin_listen}): {exc.strerror or exc}", file=sys.stderr)
+        await gw.stop()
+        if dist is not None:
+            await dist.close()
+        return 2
     log.info("listening on %s (admin %s)%s", settings.listen, admin_listen,
              f" as worker {worker_index}" if worker_index is not None else "")
     if link is not None:

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from gateway.errors import GatewayError, bad_parameter
+from gateway.urlpath import encode_param
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -293,5 +293,5 @@ class UriTemplate:
             if value is None:
                 raise GatewayError("REQUEST_PARAMETERS_FAILURE", "APIG.0201",
                                    f"Invalid parameter value: backend path parameter {text} has no value")
-            out.append(quote(value, safe=""))
+            out.append(encode_param(value))  # never '/', '?', CR/LF or a '..' segment
         return "".join(out)

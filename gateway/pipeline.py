@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import quote
 
 from aiohttp import StreamReader, web
 
@@ -27,6 +26,7 @@ from gateway.errors import GatewayError, body_too_large, internal_error
 from gateway.params import MappingPlan, UriTemplate, apply_mapping
 from gateway.responses import DEFAULT_RESPONSES
 from gateway.runtime import Endpoint
+from gateway.urlpath import clean_header_value, encode_path, normalize
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -57,29 +57,16 @@ def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
     return resp
 
 
-# RFC 3986 pchar minus "%" (plus "/" between segments): everything else is percent-encoded
-_PATH_SAFE = "/:@!$&'()*+,;=~"
-
-
-def encode_path(decoded: str) -> str:
-    """Percent-encode a decoded request path (or SWA suffix) for the backend request line.
-
-    ``ctx.path`` is decoded (``%0d%0a`` is a real CR LF, ``%00`` a NUL, ``%3F`` a ``?``): written raw it would
-    split or truncate the backend request. Encoding it gives the backend exactly the path the gateway routed.
-    """
-    return quote(decoded, safe=_PATH_SAFE, errors="surrogateescape")
-
-
 def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
                           uri: UriTemplate | None) -> BackendRequest:
     path_params, add_query, add_headers = apply_mapping(ctx, mapping)
     headers = forwarded_headers(ctx, mapping.drop_headers)
-    for k, v in add_headers:
-        headers[k] = v
+    for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
+        headers[k] = clean_header_value(v)
     query = [(k, v) for k, v in ctx.query.items() if k not in mapping.drop_query]
     query.extend(add_query)
     path = uri.render(path_params, ctx.path_params) if uri is not None else encode_path(ctx.path)
-    if ctx.path_suffix:
+    if ctx.path_suffix:  # decoded caller text: re-encode so it cannot split the request line
         path = path.rstrip("/") + encode_path(ctx.path_suffix)
     method = ctx.method if plan_method == "ANY" else plan_method
     body: bytes | StreamReader | None
@@ -93,6 +80,7 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
 
 
 async def run(ctx: RequestContext) -> web.StreamResponse:
+    ctx.path = normalize(ctx.path)  # no '.'/'..' segments reach routing or the backend (docs/security.md)
     for pre in PRE_ROUTE:
         answered = pre(ctx)
         if answered is not None:

@@ -181,15 +181,20 @@ class Gateway:
             access_log=None,
         )
 
-    def make_admin_app(self) -> web.Application:
+    def make_admin_app(self, listen: str | None = None) -> web.Application:
         from gateway.admin import create_admin_app
 
-        self.admin_app = create_admin_app(self)
+        self.admin_app = create_admin_app(self, listen)
         return self.admin_app
 
     async def start(self, public: str | None = None, admin: str | None = None, reuse_port: bool = False,
                     sock: Any = None) -> None:
         s = self.settings
+        admin_value = admin or s.admin_listen
+        if admin_value:  # before any socket opens; on every start path (cli, --workers workers, embedders)
+            from gateway.admin import check_admin_exposure
+
+            check_admin_exposure(admin_value, s.admin_token)
         runner = web.ServerRunner(self.make_public_server(), shutdown_timeout=s.shutdown_timeout_s)
         await runner.setup()
         self._runners.append(runner)
@@ -205,9 +210,8 @@ class Gateway:
             from gateway.tls import start_https
 
             self.https_port = await start_https(self, runner, reuse_port)
-        admin_value = admin or s.admin_listen
         if admin_value:
-            arunner = web.AppRunner(self.make_admin_app(), access_log=None)
+            arunner = web.AppRunner(self.make_admin_app(admin_value), access_log=None)
             await arunner.setup()
             self._runners.append(arunner)
             ahost, aport = split_listen(admin_value)

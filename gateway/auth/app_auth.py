@@ -130,17 +130,27 @@ class AppAuthenticator:
         app = self.registry.by_key.get(creds.access)
         if app is None:
             raise app_auth_failure(f"app not found, appkey {creds.access[:200]}")
+        if "host" not in creds.signed_headers:  # else a signed call could be replayed on another domain
+            raise app_auth_failure("SignedHeaders must include host")
+        headers = ctx.headers
         for name in creds.signed_headers:
-            if name not in ctx.headers:
-                raise app_auth_failure(f"signed header {name[:64]} not found")
-        digest = ctx.headers.get(sdk_signer.HEADER_CONTENT_SHA256)
-        if digest is None:
-            digest = sdk_signer.payload_hash(await ctx.read_body())
+            n = len(headers.getall(name, ()))
+            if n != 1:  # a repeated signed header would be signed once but reach the backend twice
+                raise app_auth_failure(f"signed header {name[:64]} not found" if n == 0
+                                       else f"signed header {name[:64]} appears more than once")
+        claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256, ())
+        if len(claimed) > 1:
+            raise app_auth_failure("x-sdk-content-sha256 appears more than once")
+        digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
         path, query = _split_target(ctx.request.raw_path)
         ok = sdk_signer.verify(app.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
-                               ctx.headers, creds.signed_headers, digest.strip(), sdk_signer.format_date(when))
+                               headers, creds.signed_headers, digest, sdk_signer.format_date(when))
         if not ok:
             raise app_auth_failure("verify signature fail")
+        # a claimed body hash must be the body's: else a captured request could be replayed with another body
+        if claimed and digest != sdk_signer.UNSIGNED_PAYLOAD and \
+                digest.lower() != sdk_signer.payload_hash(await ctx.read_body()):
+            raise app_auth_failure("x-sdk-content-sha256 does not match the body")
         _identify(ctx, app, "signature")
 
 

@@ -63,6 +63,7 @@ TOKEN_HEADER = "X-Auth-Token"
 FORWARD_TOKEN = "iam_forward_token"
 _PREFIX = "Incorrect IAM authentication information"
 NEGATIVE_TTL_S = 10.0
+MAX_VERIFY_ANSWER = 1024 * 1024  # bytes read from the remote verifier at most
 
 
 def iam_failure(reason: str) -> GatewayError:
@@ -342,10 +343,19 @@ class RemoteVerifier:
                    "Accept": "application/json"}
         session = self.services.http_session()
         try:
+            # never follow a redirect: it would carry the caller's token (X-Subject-Token) to another host
             async with session.request(self.method, self.url, headers=headers, timeout=self.timeout,
-                                       json={"token": token} if self.method == "POST" else None) as resp:
-                body = await resp.read()
+                                       json={"token": token} if self.method == "POST" else None,
+                                       allow_redirects=False) as resp:
+                body = bytearray()
+                async for chunk in resp.content.iter_any():
+                    body += chunk
+                    if len(body) > MAX_VERIFY_ANSWER:
+                        break
                 status = resp.status
+            if len(body) > MAX_VERIFY_ANSWER:
+                log.warning("IAM token validation at %s answered more than %d bytes", self.url, MAX_VERIFY_ANSWER)
+                raise iam_unavailable()
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("IAM token validation at %s failed: %s", self.url, type(exc).__name__)
             raise iam_unavailable() from None

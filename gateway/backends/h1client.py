@@ -420,6 +420,10 @@ class H1Client:
                 continue
             raw = bytes(conn.buf[:idx])
             del conn.buf[:idx + 4]
+            crlf = raw.count(b"\r\n")
+            if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf or b"\x00" in raw:
+                # a bare CR/LF or NUL would smuggle a header line into the caller's response
+                raise UpstreamError("malformed response head from backend (bare CR/LF or NUL)")
             lines = raw.decode("latin-1").split("\r\n")
             status_line = lines[0].split(" ", 2)
             if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):

@@ -29,6 +29,7 @@ from gateway.params import system_getter
 from gateway.plugins.registry import bound_plugin, register_type
 from gateway.snapshot.schema import L, Obj, S, check
 from gateway.snapshot.validate import Index
+from gateway.urlpath import clean_header_value
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -134,7 +135,7 @@ def make_hook(ops: tuple[Op, ...]) -> Callable[[RequestContext, web.StreamRespon
                 got = getter(ctx)
                 if got is None:
                     continue
-                value = got
+                value = clean_header_value(got)  # e.g. authorizer output derived from caller input
             if action == "override":
                 h[name] = value
             elif action == "append":

@@ -130,6 +130,10 @@ BACKEND_API = Obj(
     output_only=_COMMON_OUT | frozenset({"id"}),
 )
 
+# configured response headers must be writable: an RFC 9110 token name, no CR/LF/NUL in the value
+HEADER_NAME_RX = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+HEADER_VALUE_RX = r"[^\r\n\x00]*"
+
 MOCK_INFO = Obj(
     {
         "remark": S(max_len=255),
@@ -137,7 +141,8 @@ MOCK_INFO = Obj(
         "version": S(max_len=64),
         "authorizer_id": S(),
         "status_code": I(min=200, max=599),  # vendor feature mock_status_code_and_header
-        "headers": L(Obj({"key": S(True, min_len=1, max_len=128), "value": S(True, max_len=4096)})),
+        "headers": L(Obj({"key": S(True, min_len=1, max_len=128, pattern=HEADER_NAME_RX),
+                          "value": S(True, max_len=4096, pattern=HEADER_VALUE_RX)})),
     },
     output_only=_COMMON_OUT | frozenset({"id"}),
 )
@@ -268,7 +273,7 @@ RESPONSE_ENTRY = Obj(
         "status": I(min=200, max=599),
         "default": B(),
         "headers": L(Obj({"key": S(True, min_len=1, max_len=128, pattern=r"[A-Za-z0-9_-]+"),
-                          "value": S(True, max_len=1024)}), max_len=10),
+                          "value": S(True, max_len=1024, pattern=HEADER_VALUE_RX)}), max_len=10),
     }
 )
 
