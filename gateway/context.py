@@ -14,13 +14,18 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy, MultiMapping
 
-from gateway.errors import GatewayError, body_too_large
+from gateway.errors import GatewayError, bad_body, body_too_large
 
 if TYPE_CHECKING:
     from gateway.runtime import Endpoint, GroupRuntime, Runtime
 
+
+# What reading a request body raises when the caller sends a broken body (bad chunk framing, a body shorter
+# than its Content-Length, the connection lost mid-body): the caller's fault, answered 400, never a 5xx.
+BODY_ERRORS: tuple[type[BaseException], ...] = (RequestPayloadError, ConnectionResetError)
 
 SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
 
@@ -134,11 +139,14 @@ class RequestContext:
             raise body_too_large()
         chunks: list[bytes] = []
         total = 0
-        async for chunk in self.request.content.iter_chunked(65536):
-            total += len(chunk)
-            if total > self.max_body:
-                raise body_too_large()
-            chunks.append(chunk)
+        try:
+            async for chunk in self.request.content.iter_chunked(65536):
+                total += len(chunk)
+                if total > self.max_body:
+                    raise body_too_large()
+                chunks.append(chunk)
+        except BODY_ERRORS:
+            raise bad_body() from None
         self.body = b"".join(chunks)
         return self.body
 

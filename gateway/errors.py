@@ -99,5 +99,10 @@ def body_too_large() -> GatewayError:
     return GatewayError("DEFAULT_4XX", "APIG.0201", "Request entity too large.", status=413)
 
 
+def bad_body() -> GatewayError:
+    """The caller's body broke off or was malformed (bad chunk size, connection lost mid-body)."""
+    return GatewayError("DEFAULT_4XX", "APIG.0201", "Invalid request body.", status=400)
+
+
 def internal_error(message: str = "Internal server error.") -> GatewayError:
     return GatewayError("DEFAULT_5XX", "APIG.0601", message, status=500)

@@ -23,7 +23,8 @@ from aiohttp import web
 
 from gateway import pipeline
 from gateway.context import RequestContext, latency_mode
-from gateway.listener import PublicServer
+from gateway.errors import GatewayError
+from gateway.listener import BAD_VERSION_KEY, PublicServer
 from gateway.runtime import Runtime, compile_snapshot
 from gateway.services import Services
 from gateway.settings import Settings, split_listen
@@ -152,10 +153,11 @@ class Gateway:
         self.inflight += 1
         try:
             if runtime is None:
-                from gateway.errors import GatewayError
-
                 return pipeline.render_error(ctx, GatewayError(
                     "DEFAULT_5XX", "APIG.0606", "Failed to load the API configurations.", status=503))
+            if BAD_VERSION_KEY in request:
+                return pipeline.render_error(ctx, GatewayError(
+                    "DEFAULT_5XX", "APIG.0201", "HTTP version not supported.", status=505))
             return await pipeline.handle(ctx)
         finally:
             self.inflight -= 1

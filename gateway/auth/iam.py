@@ -431,7 +431,10 @@ def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | Non
         token = ctx.headers.get(TOKEN_HEADER)
         if not token or not token.strip():
             raise GatewayError("AUTH_HEADER_MISSING", "APIG.0301", f"{_PREFIX}: x-auth-token not found")
-        identity = await verifier.verify(token.strip())
+        token = token.strip()
+        if not token.isascii():  # JWTs and remote tokens are ASCII; raw non-UTF-8 bytes arrive as surrogates
+            raise iam_failure("decrypt token fail")
+        identity = await verifier.verify(token)
         ctx.user_id = identity.user_id
         ctx.user_name = identity.domain_name
         ctx.identity = {"user_id": identity.user_id, "user_name": identity.user_name,

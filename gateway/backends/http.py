@@ -31,8 +31,8 @@ from multidict import CIMultiDict
 
 from gateway.backends.base import BackendPlan, BackendRequest
 from gateway.backends.h1client import UpstreamError
-from gateway.context import set_latency_headers
-from gateway.errors import GatewayError, backend_timeout, backend_unavailable, body_too_large
+from gateway.context import BODY_ERRORS, set_latency_headers
+from gateway.errors import GatewayError, backend_timeout, backend_unavailable, bad_body, body_too_large
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -151,12 +151,16 @@ def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[
 
 async def _limited(ctx: RequestContext) -> AsyncIterator[bytes]:
     total = 0
-    async for chunk in ctx.request.content.iter_chunked(65536):
-        total += len(chunk)
-        if total > ctx.max_body:
-            ctx.extras["body_too_large"] = True
-            raise body_too_large()
-        yield chunk
+    try:
+        async for chunk in ctx.request.content.iter_chunked(65536):
+            total += len(chunk)
+            if total > ctx.max_body:
+                ctx.extras["body_too_large"] = True
+                raise body_too_large()
+            yield chunk
+    except BODY_ERRORS:
+        ctx.extras["bad_body"] = True  # the caller's fault: the backend member stays healthy
+        raise bad_body() from None
 
 
 class HttpTarget:
@@ -239,6 +243,8 @@ class HttpTarget:
             self.upstream.release(member)
             if ctx.extras.get("body_too_large"):
                 raise body_too_large() from None
+            if ctx.extras.get("bad_body"):
+                raise bad_body() from None
             self.upstream.report(member, False)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
         except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
