@@ -973,6 +973,11 @@ class V2:
                 cascade_delete(doc, "plugin_bindings", doomed)
                 return None
             have = {(str(x.get("plugin_id")), str(x.get("publish_id"))) for x in _items(doc, "plugin_bindings")}
+            # one plug-in per type per (API, environment): a later binding replaces (spec 02 §8.1)
+            type_of = {str(p.get(id_key("plugins"))): p.get("plugin_type") for p in _items(doc, "plugins")}
+            replaced = {(type_of.get(pl), pid) for pl, pid in pairs}
+            items = [x for x in items if (str(x.get("plugin_id")), str(x.get("publish_id"))) in set(pairs)
+                     or (type_of.get(str(x.get("plugin_id"))), str(x.get("publish_id"))) not in replaced]
             for pl, pid in pairs:
                 if (pl, pid) in have:
                     continue

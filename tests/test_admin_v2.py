@@ -224,6 +224,8 @@ async def test_binding_collections(make_gateway):
     doc["signs"] = [{"id": "s1", "name": "sign_one", "sign_type": "hmac", "sign_key": "k" * 16,
                      "sign_secret": "s" * 32}]
     doc["plugins"] = [{"id": "pl1", "plugin_name": "cors_plugin", "plugin_type": "cors", "plugin_scope": "global",
+                       "plugin_content": "{}"},
+                      {"id": "pl2", "plugin_name": "cors_plugin_two", "plugin_type": "cors", "plugin_scope": "global",
                        "plugin_content": "{}"}]
     gw = await make_gateway(doc)
     pid = gw.gw.document["publishes"][0]["publish_id"]
@@ -265,8 +267,14 @@ async def test_binding_collections(make_gateway):
         assert status == 201 and body["attached_plugins"][0]["api_id"] == "a1"
         _, listed, _ = await call(admin, gw.admin_url, "GET", f"{V2}/apis/a1/attached-plugins")
         assert [p["plugin_id"] for p in listed["plugins"]] == ["pl1"]
+        # a second plug-in of the same type replaces the first on that API and environment (vendor behaviour)
+        status, body, _ = await call(admin, gw.admin_url, "POST", f"{V2}/plugins/pl2/attach",
+                                     json={"env_id": RELEASE, "api_ids": ["a1"]})
+        assert status == 201, body
+        _, listed, _ = await call(admin, gw.admin_url, "GET", f"{V2}/apis/a1/attached-plugins")
+        assert [p["plugin_id"] for p in listed["plugins"]] == ["pl2"]
         status, _, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/apis/a1/plugins/detach",
-                                  json={"env_id": RELEASE, "plugin_ids": ["pl1"]})
+                                  json={"env_id": RELEASE, "plugin_ids": ["pl2"]})
         assert status == 204
         assert gw.gw.document["plugin_bindings"] == []
 
