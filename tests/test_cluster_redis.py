@@ -97,6 +97,20 @@ async def test_push_reaches_every_node(redis_url: str, tmp_path: Path) -> None:
             # ... and converge again on the next good one
             await store_snapshot(r, mock_doc("five", "v5"), "v5", prefix)
             await wait_for(lambda: _all_answer(s, nodes, "five"), 1.0, 0.02)
+
+            # the control-plane path: PUT /v1/snapshot on node B's admin API reaches node A within a second
+            t0 = time.monotonic()
+            async with s.put(f"http://127.0.0.1:{b.admin}/v1/snapshot", json=mock_doc("six", "v6")) as resp:
+                assert resp.status == 200, await resp.text()
+            await wait_for(lambda: _all_answer(s, nodes, "six"), 1.0, 0.02)
+            print(f"admin PUT on node B -> both nodes serving it: {(time.monotonic() - t0) * 1000:.0f} ms")
+            # and a rejected PUT changes nothing anywhere
+            bad_put = mock_doc("seven", "v7")
+            bad_put["apis"][0]["req_method"] = "BREW"
+            async with s.put(f"http://127.0.0.1:{a.admin}/v1/snapshot", json=bad_put) as resp:
+                assert resp.status == 400
+            assert await _all_answer(s, nodes, "six")
+            assert (await current_snapshot(r, prefix) or {}).get("version") == "v6"
     finally:
         assert a.gp.stop() == 0
         if b is not None:
