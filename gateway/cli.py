@@ -18,7 +18,7 @@ import signal
 import sys
 from typing import Any
 
-from gateway.settings import load_settings, split_listen
+from gateway.settings import load_settings, parse_assignment, split_listen
 from gateway.snapshot.load import SnapshotError, load_path
 
 log = logging.getLogger("gateway")
@@ -36,6 +36,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 12 MB)")
     p.add_argument("--no-access-log", action="store_true", help="turn the JSON access log off")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING ...")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override any setting, e.g. --set throttle_redis_deadline_ms=30 (repeatable; "
+                        "the table in docs/operations.md); wins over GATEWAY_<NAME>")
     p.add_argument("--watch", action="store_true", default=None,
                    help="reload --config when its files change (polled every second)")
     # internal: set by the --workers supervisor on the command lines of its workers
@@ -60,6 +63,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["trusted_proxies"] = [c.strip() for c in args.trusted_proxies.split(",") if c.strip()]
     if args.no_access_log:
         out["access_log"] = False
+    for assignment in args.set:
+        name, value = parse_assignment(assignment)
+        out[name] = value
     return out
 
 
@@ -159,7 +165,11 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
 
 def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
-    settings = load_settings(_overrides(args))
+    try:
+        settings = load_settings(_overrides(args))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from gateway import features
 

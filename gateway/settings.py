@@ -113,6 +113,19 @@ def _coerce(kind: Any, raw: str) -> Any:
     return raw
 
 
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``name=value`` (the CLI's ``--set``) -> (field, coerced value); ValueError names what is wrong."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    kinds = {f.name: f.type for f in fields(Settings)}
+    if not sep or name not in kinds:
+        raise ValueError(f"--set {text!r}: expected NAME=VALUE with NAME one of the settings (docs/operations.md)")
+    try:
+        return name, _coerce(kinds[name], raw)
+    except ValueError:
+        raise ValueError(f"--set {text!r}: {raw!r} is not a valid value for {name}") from None
+
+
 def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     s = Settings()

@@ -323,3 +323,16 @@ async def test_request_head_limits(make_gateway, client) -> None:
     data = await asyncio.wait_for(reader.read(), timeout=3)  # closed by the header-read timeout
     assert data == b""
     writer.close()
+
+
+def test_cli_set_overrides_any_setting() -> None:
+    from gateway.cli import _overrides, build_parser
+
+    args = build_parser().parse_args(["run", "--set", "max_backend_timeout_ms=1500", "--set", "access-log=false",
+                                      "--set", "trusted_proxies=10.0.0.0/8,127.0.0.1/32"])
+    out = _overrides(args)
+    assert out["max_backend_timeout_ms"] == 1500 and out["access_log"] is False
+    assert out["trusted_proxies"] == ["10.0.0.0/8", "127.0.0.1/32"]
+    for bad in ("nope=1", "max_backend_timeout_ms=soon", "no-equals-sign"):
+        with pytest.raises(ValueError, match="--set"):
+            _overrides(build_parser().parse_args(["run", "--set", bad]))
