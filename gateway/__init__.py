@@ -1,0 +1,1 @@
+"""apig-gateway: an asyncio API-gateway data plane serving APIG v2-shaped published API definitions."""

@@ -1,0 +1,1 @@
+"""The configuration snapshot: load (files, bytes), schemas, validation (docs/snapshot.md)."""
