@@ -147,21 +147,27 @@ def _check_policies(index: Index, problems: list[str]) -> None:
             problems.append(f"{path}.ip_call_limits: must not exceed api_call_limits ({api})")
 
 
+def _check_aliased_ref(b: dict[str, Any], path: str, field: str, alias: str, known: dict[str, Any], what: str,
+                       problems: list[str]) -> None:
+    """A reference that may be spelled ``field`` (snapshot) or ``alias`` (vendor): one of them, equal if both,
+    and naming an existing ``what``."""
+    value, aliased = b.get(field), b.get(alias)
+    if value is None and aliased is None:
+        problems.append(f"{path}.{field}: is required (or {alias})")
+    elif value is not None and aliased is not None and value != aliased:
+        problems.append(f"{path}.{alias}: differs from {field} {value!r}")
+    else:
+        ref, used = (value, field) if value is not None else (aliased, alias)
+        if isinstance(ref, str) and ref not in known:
+            problems.append(f"{path}.{used}: unknown {what} {ref!r}")
+
+
 def _check_bindings(index: Index, problems: list[str]) -> None:
     policies = index.by_id.get("throttles", {})
     bound: dict[str, int] = {}
     for i, b in enumerate(index.items("throttle_bindings")):
         path = f"throttle_bindings[{i}]"
-        pid, sid = b.get("policy_id"), b.get("strategy_id")
-        if pid is None and sid is None:
-            problems.append(f"{path}.policy_id: is required (or strategy_id)")
-        elif pid is not None and sid is not None and pid != sid:
-            problems.append(f"{path}.strategy_id: differs from policy_id {pid!r}")
-        else:
-            policy = binding_policy_id(b)
-            if isinstance(policy, str) and policy not in policies:
-                field = "policy_id" if pid is not None else "strategy_id"
-                problems.append(f"{path}.{field}: unknown throttling policy {policy!r}")
+        _check_aliased_ref(b, path, "policy_id", "strategy_id", policies, "throttling policy", problems)
         pub = b.get("publish_id")
         if isinstance(pub, str):
             if pub not in index.publish_by_id:
@@ -210,16 +216,7 @@ def _check_quotas(index: Index, problems: list[str]) -> None:
     bound: dict[str, int] = {}
     for i, b in enumerate(index.items("quota_bindings")):
         path = f"quota_bindings[{i}]"
-        qid, aqid = b.get("quota_id"), b.get("app_quota_id")
-        if qid is None and aqid is None:
-            problems.append(f"{path}.quota_id: is required (or app_quota_id)")
-        elif qid is not None and aqid is not None and qid != aqid:
-            problems.append(f"{path}.app_quota_id: differs from quota_id {qid!r}")
-        else:
-            quota = binding_quota_id(b)
-            if isinstance(quota, str) and quota not in quotas:
-                field = "quota_id" if qid is not None else "app_quota_id"
-                problems.append(f"{path}.{field}: unknown credential quota {quota!r}")
+        _check_aliased_ref(b, path, "quota_id", "app_quota_id", quotas, "credential quota", problems)
         app = b.get("app_id")
         if isinstance(app, str):
             if app not in apps:
