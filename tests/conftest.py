@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from gateway import features
 from gateway.server import Gateway
 from gateway.settings import load_settings
+from tests.functions_helpers import FunctionEndpoint
 from tests.helpers import GROUP_HOST, EchoBackend
 
 features.load_all()
@@ -78,6 +79,16 @@ async def echo_backend() -> AsyncIterator[tuple[EchoBackend, str]]:
     server = TestServer(backend.app(), host="127.0.0.1")
     await server.start_server()
     yield backend, f"127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
+async def fn_server() -> AsyncIterator[tuple[FunctionEndpoint, str]]:
+    """A real HTTP function endpoint (tests/functions_helpers.py): (endpoint, "http://127.0.0.1:<port>")."""
+    ep = FunctionEndpoint()
+    server = TestServer(ep.app(), host="127.0.0.1")
+    await server.start_server()
+    yield ep, f"http://127.0.0.1:{server.port}"
     await server.close()
 
 

@@ -201,3 +201,4 @@ def authorizer_record(aid: str, function_urn: str, *, kind: str = "FRONTEND", tt
 
 __all__ = ["CALLS", "EVENTS", "RELEASE", "FunctionEndpoint", "authorizer_record", "func_api", "function", "reset",
            "urn"]
+

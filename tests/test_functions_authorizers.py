@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gateway.server import build_runtime
 from gateway.services import Services
 from gateway.settings import load_settings
 from gateway.snapshot.load import SnapshotError
 from tests import functions_helpers as fh
-from tests.functions_helpers import FunctionEndpoint, authorizer_record, func_api, function, urn
+from tests.functions_helpers import (
+    authorizer_record,
+    func_api,
+    function,
+    urn,
+)
 from tests.helpers import http_api, mock_api, snapshot
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    fh.reset()
 
 AUTH_URN = urn("authorizer")
 BACKEND_AUTH_URN = urn("backend_authorizer")
@@ -27,20 +35,6 @@ USER_PARAMS = [
     {"name": "X-Admin", "location": "HEADER", "origin": "SYSTEM", "value": "$context.authorizer.frontend.admin"},
     {"name": "X-Data", "location": "HEADER", "origin": "SYSTEM", "value": "$context.authorizer.frontend.data"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def _reset() -> None:
-    fh.reset()
-
-
-@pytest.fixture
-async def fn_endpoint() -> AsyncIterator[tuple[FunctionEndpoint, str]]:
-    ep = FunctionEndpoint()
-    server = TestServer(ep.app(), host="127.0.0.1")
-    await server.start_server()
-    yield ep, f"http://127.0.0.1:{server.port}/authorize"
-    await server.close()
 
 
 def secured(backend: str, auth: dict[str, Any], *, uri: str = "/secure", **extra: Any) -> dict[str, Any]:
@@ -206,9 +200,10 @@ async def test_need_body(make_gateway, client, echo_backend) -> None:
     assert base64.b64decode(event["body"]) == b"the body"
 
 
-async def test_http_endpoint_authorizer(make_gateway, client, echo_backend, fn_endpoint) -> None:
+async def test_http_endpoint_authorizer(make_gateway, client, echo_backend, fn_server) -> None:
     _backend, addr = echo_backend
-    ep, url = fn_endpoint
+    ep, base = fn_server
+    url = base + "/authorize"
     ep.answer = {"statusCode": 200, "body": json.dumps({"status": "allow", "context": {"user": "remote"}})}
     doc = secured(addr, authorizer_record("az", urn("remote_auth")))
     doc["functions"].append(function(urn("remote_auth"), url=url))

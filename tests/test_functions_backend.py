@@ -6,11 +6,9 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gateway import runtime as runtime_mod
 from gateway.functions import base_urn, candidate_urns
@@ -19,22 +17,17 @@ from gateway.services import Services
 from gateway.settings import load_settings
 from gateway.snapshot.load import SnapshotError
 from tests import functions_helpers as fh
-from tests.functions_helpers import FunctionEndpoint, func_api, function, urn
+from tests.functions_helpers import (
+    func_api,
+    function,
+    urn,
+)
 from tests.helpers import snapshot
 
 
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     fh.reset()
-
-
-@pytest.fixture
-async def fn_endpoint() -> AsyncIterator[tuple[FunctionEndpoint, str]]:
-    ep = FunctionEndpoint()
-    server = TestServer(ep.app(), host="127.0.0.1")
-    await server.start_server()
-    yield ep, f"http://127.0.0.1:{server.port}/invoke"
-    await server.close()
 
 
 def doc_with(apis: list[dict[str, Any]], functions: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -181,8 +174,9 @@ async def test_async_invocations_are_bounded(make_gateway, client) -> None:
     assert statuses == [202, 202, 502]
 
 
-async def test_http_function_endpoint(make_gateway, client, fn_endpoint) -> None:
-    ep, url = fn_endpoint
+async def test_http_function_endpoint(make_gateway, client, fn_server) -> None:
+    ep, base = fn_server
+    url = base + "/invoke"
     doc = doc_with([func_api("f1", "/fn", urn("remote"), timeout=300)], [function(urn("remote"), url=url)])
     gw = await make_gateway(doc)
     async with client.delete(f"{gw.url}/fn?q=1", headers={"X-Thing": "t"}) as r:
