@@ -149,6 +149,13 @@ class TokenCache:
         self._items.move_to_end(key)
         return item[1]
 
+    def lookup(self, key: bytes) -> IamIdentity | None:
+        """The cached identity, None on a miss; a cached verdict of failure is raised again."""
+        hit = self.get(key)
+        if isinstance(hit, GatewayError):
+            raise hit
+        return hit
+
     def put(self, key: bytes, value: IamIdentity | GatewayError) -> None:
         if self.ttl_s <= 0:
             return
@@ -220,9 +227,7 @@ class JwtVerifier:
 
     async def verify(self, token: str) -> IamIdentity:
         key = _digest(token)
-        hit = self.cache.get(key)
-        if isinstance(hit, GatewayError):
-            raise hit
+        hit = self.cache.lookup(key)
         if hit is not None:
             return hit
         try:
@@ -313,9 +318,7 @@ class RemoteVerifier:
 
     async def verify(self, token: str) -> IamIdentity:
         key = _digest(token)
-        hit = self.cache.get(key)
-        if isinstance(hit, GatewayError):
-            raise hit
+        hit = self.cache.lookup(key)
         if hit is not None:
             return hit
         pending = self._inflight.get(key)
