@@ -355,16 +355,12 @@ def runner_for(aid: str, build: BuildContext, path: str) -> AuthorizerRunner | N
     if auth is None:
         build.problems.append(f"{path}: unknown authorizer {aid!r}")
         return None
-    record = fn.resolve(build.index, str(auth["authorizer_uri"]), auth.get("authorizer_version"),
-                        auth.get("authorizer_alias_uri"))
-    if record is None:
-        build.problems.append(f"{path}: authorizer {aid!r} has an unknown function")
+    compiled = fn.compile_invoker(build.index, build.services, str(auth["authorizer_uri"]),
+                                  auth.get("authorizer_version"), auth.get("authorizer_alias_uri"), build.problems,
+                                  f"{path}: authorizer {aid!r} has an unknown function", f"{path}: authorizer {aid!r}")
+    if compiled is None:
         return None
-    try:
-        invoker = fn.invoker_for(record, build.services)
-    except ValueError as exc:
-        build.problems.append(f"{path}: authorizer {aid!r}: {exc}")
-        return None
+    record, invoker = compiled
     runner = AuthorizerRunner(auth, record, invoker, build.services)
     runners[aid] = runner
     return runner

@@ -240,6 +240,21 @@ def invoker_for(record: dict[str, Any], services: Services) -> Invoker:
     return HttpInvoker(urn, str(record["url"]), services)
 
 
+def compile_invoker(index: Index, services: Services, urn: str, version: str | None, alias_urn: str | None,
+                    problems: list[str], unknown: str, where: str) -> tuple[dict[str, Any], Invoker] | None:
+    """Resolve a URN and build its invoker at compile time; a problem (``unknown`` when the URN resolves to
+    no record, else the reason) is reported at ``where`` and None returned."""
+    record = resolve(index, urn, version, alias_urn)
+    if record is None:
+        problems.append(unknown)
+        return None
+    try:
+        return record, invoker_for(record, services)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
 def effective_timeout_ms(requested: int | None, record: dict[str, Any], cap_ms: int, default_ms: int = 5000) -> int:
     """The call deadline: the caller's timeout, bounded by the function's own ``timeout`` and the gateway cap."""
     value = int(requested or default_ms)

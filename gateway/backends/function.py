@@ -233,15 +233,12 @@ class FunctionTarget:
 def build_function_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
                           path: str) -> FunctionTarget | None:
     urn = str(backend.get("function_urn") or "")
-    record = fn.resolve(build.index, urn, backend.get("version"), backend.get("alias_urn"))
-    if record is None:
-        build.problems.append(f"{path}.function_urn: unknown function {urn!r} (add it to functions)")
+    unknown = f"{path}.function_urn: unknown function {urn!r} (add it to functions)"
+    compiled = fn.compile_invoker(build.index, build.services, urn, backend.get("version"), backend.get("alias_urn"),
+                                  build.problems, unknown, f"{path}.function_urn")
+    if compiled is None:
         return None
-    try:
-        invoker = fn.invoker_for(record, build.services)
-    except ValueError as exc:
-        build.problems.append(f"{path}.function_urn: {exc}")
-        return None
+    record, invoker = compiled
     timeout_ms = fn.effective_timeout_ms(backend.get("timeout"), record, build.settings.max_backend_timeout_ms)
     return FunctionTarget(build.services, invoker, timeout_ms, backend.get("invocation_type") == "async",
                           draft.api.get("is_send_fg_body_base64") is not False)
