@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.params import system_getter
-from gateway.snapshot.schema import Obj, S, check
+from gateway.snapshot.schema import Obj, S, valid_items
 
 if TYPE_CHECKING:
     from gateway.context import RequestContext
@@ -38,15 +38,7 @@ RULE = Obj({"rule_name": S(True, min_len=1, max_len=64), "match_regex": S(True, 
 
 def compile_parameters(items: list[Any], path: str, problems: list[str]) -> dict[str, Getter]:
     out: dict[str, Getter] = {}
-    for i, p in enumerate(items):
-        ppath = f"{path}[{i}]"
-        if not isinstance(p, dict):
-            problems.append(f"{ppath}: must be an object")
-            continue
-        before = len(problems)
-        check(PARAMETER, p, ppath, problems)
-        if len(problems) > before:
-            continue
+    for ppath, p in valid_items(PARAMETER, items, path, problems):
         name, kind, value = p["name"], p["type"], p["value"]
         if name in out:
             problems.append(f"{ppath}.name: duplicate parameter {name!r}")
@@ -88,15 +80,7 @@ def _query(name: str) -> Getter:
 def compile_rules(items: list[Any], params: dict[str, Getter], path: str, problems: list[str]) -> Predicate | None:
     """One predicate: true when any rule matches."""
     preds: list[Predicate] = []
-    for i, r in enumerate(items):
-        rpath = f"{path}[{i}]"
-        if not isinstance(r, dict):
-            problems.append(f"{rpath}: must be an object")
-            continue
-        before = len(problems)
-        check(RULE, r, rpath, problems)
-        if len(problems) > before:
-            continue
+    for rpath, r in valid_items(RULE, items, path, problems):
         try:
             expr = orjson.loads(r["match_regex"])
         except orjson.JSONDecodeError:

@@ -11,7 +11,7 @@ field tables ("must be 1..600000", "must be one of GET, POST, ...").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +146,20 @@ def check(schema: Obj, doc: dict[str, Any], path: str, problems: list[str]) -> N
         for name in doc:
             if name not in schema.fields and name not in schema.output_only:
                 problems.append(f"{prefix}{name}: unknown field")
+
+
+def valid_items(schema: Obj, items: Iterable[Any], path: str, problems: list[str]
+                ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, item) of each element of ``items`` that is an object passing ``schema``; the others are reported."""
+    for i, item in enumerate(items):
+        ipath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{ipath}: must be an object")
+            continue
+        before = len(problems)
+        check(schema, item, ipath, problems)
+        if len(problems) == before:
+            yield ipath, item
 
 
 def check_unique_ids(items: Iterable[dict[str, Any]], key: str, path: str, problems: list[str]) -> None:
