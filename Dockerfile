@@ -12,7 +12,7 @@ RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.tom
     > /tmp/requirements.txt
 RUN pip install --upgrade pip setuptools wheel && pip install -r /tmp/requirements.txt
 COPY gateway ./gateway
-RUN pip install --no-deps . && python -c "import gateway.cli, gateway.features"
+RUN pip install --no-deps . && python -c "import gateway.cli, gateway.pipeline.chain"
 
 FROM python:3.11-slim AS runtime
 LABEL org.opencontainers.image.title="apig-gateway" \

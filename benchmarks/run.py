@@ -197,10 +197,10 @@ def proxy_bench(duration: int, connections: int) -> list[tuple[str, dict[str, fl
 
 def route_bench() -> list[tuple[int, float, float, float]]:
     """(n_apis, compile ms, static lookup ns, param lookup ns) through the real compiler and router."""
-    from gateway import features
-    from gateway.server import build_runtime
-    from gateway.services import Services
-    from gateway.settings import Settings
+    from gateway.core.settings import Settings
+    from gateway.model.services import Services
+    from gateway.pipeline import chain as features
+    from gateway.process.server import build_runtime
 
     features.load_all()
     rows = []

@@ -34,7 +34,7 @@ VERBOSE = [False]
 def run_scenario(name: str, doc: dict[str, Any], redis_url: str, procs: int, seconds: float,
                  targets: list[tuple[str, dict[str, str]]], groups: list[list[int]], rate: int) -> bool:
     # own key and distribution prefixes: the gateways of one scenario must not adopt the cluster
-    # snapshot another scenario stored in the same Redis (gateway.distribution)
+    # snapshot another scenario stored in the same Redis (gateway.process.distribution)
     run = uuid.uuid4().hex[:8]
     env = {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}",
            "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",

@@ -2,8 +2,8 @@
 
 Role: process entry point. ``run`` loads the config (file or directory), starts the public and admin
 listeners under uvloop when available, reloads the config on SIGHUP or on file change (``--watch``;
-all-or-nothing), follows the cluster snapshot in Redis (``--redis-url``, :mod:`gateway.distribution`), runs
-N workers under a supervisor (``--workers``, :mod:`gateway.supervisor`), and shuts down gracefully on
+all-or-nothing), follows the cluster snapshot in Redis (``--redis-url``, :mod:`gateway.process.distribution`), runs
+N workers under a supervisor (``--workers``, :mod:`gateway.process.supervisor`), and shuts down gracefully on
 SIGTERM/SIGINT (stop accepting, finish in-flight requests up to the deadline, close pools). See
 docs/operations-cluster.md.
 """
@@ -18,7 +18,7 @@ import signal
 import sys
 from typing import Any
 
-from gateway.settings import load_settings, parse_assignment, split_listen
+from gateway.core.settings import load_settings, parse_assignment, split_listen
 from gateway.snapshot.load import SnapshotError, load_path
 
 log = logging.getLogger("gateway")
@@ -71,9 +71,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: int | None = None) -> int:
     """One serving process (the only one, or worker ``worker_index`` of a ``--workers`` supervisor)."""
-    from gateway.admin import check_admin_exposure
-    from gateway.reload import ClusterState, FileWatcher, load_file, reload_file
-    from gateway.server import Gateway
+    from gateway.control.app import check_admin_exposure
+    from gateway.process.reload import ClusterState, FileWatcher, load_file, reload_file
+    from gateway.process.server import Gateway
 
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     gw = Gateway(settings)
@@ -114,8 +114,8 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     link = None
     admin_listen = settings.admin_listen
     if supervisor_fd is not None:
-        from gateway.relay import WorkerLink
-        from gateway.supervisor import worker_admin_listen
+        from gateway.process.relay import WorkerLink
+        from gateway.process.supervisor import worker_admin_listen
 
         admin_listen = worker_admin_listen(settings.admin_listen, worker_index or 0)
         link = WorkerLink(gw, supervisor_fd, relay_pushes=not settings.redis_url)
@@ -126,7 +126,7 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
         link.start()
     dist = None
     if settings.redis_url:
-        from gateway.distribution import RedisDistributor
+        from gateway.process.distribution import RedisDistributor
 
         dist = RedisDistributor(gw, settings.redis_url, settings.distribution_prefix)
         await dist.start()
@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from gateway import features
+    from gateway.pipeline import chain as features
 
     features.load_all()
     worker_index = args.worker_index
@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if split_listen(settings.listen)[1] == 0:
             print("--workers needs a fixed --listen port (workers share it with SO_REUSEPORT)", file=sys.stderr)
             return 2
-        from gateway.supervisor import Supervisor
+        from gateway.process.supervisor import Supervisor
 
         return _run_loop(Supervisor(settings, _RUN_ARGV).run())
     return _run_loop(serve(settings, worker_index, args.supervisor_fd))
@@ -194,9 +194,9 @@ def _run_loop(coro: Any) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from gateway import features
-    from gateway.server import build_runtime
-    from gateway.services import Services
+    from gateway.model.services import Services
+    from gateway.pipeline import chain as features
+    from gateway.process.server import build_runtime
 
     features.load_all()
     settings = load_settings({"default_group": args.default_group})
@@ -235,7 +235,9 @@ _RUN_ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gateway import features  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
+    from gateway.pipeline import (
+        chain as features,
+    )  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
 
     features.load_all()
     argv = list(sys.argv[1:] if argv is None else argv)

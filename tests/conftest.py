@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway import features
-from gateway.server import Gateway
-from gateway.settings import load_settings
-from tests.functions_helpers import FunctionEndpoint
-from tests.helpers import GROUP_HOST, EchoBackend
+from gateway.core.settings import load_settings
+from gateway.pipeline import chain as features
+from gateway.process.server import Gateway
+from tests.support.functions_helpers import FunctionEndpoint
+from tests.support.helpers import GROUP_HOST, EchoBackend
 
 features.load_all()
 

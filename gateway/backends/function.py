@@ -2,7 +2,7 @@
 
 Role in the pipeline: the terminal step for ``backend_type`` FUNCTION (``func_info``) and for
 ``policy_functions`` backend policies (spec 03 §5). Registered as ``TARGET_BUILDERS["FUNCTION"]``; the
-function is resolved at config-load time through :mod:`gateway.functions` (in-process handler or HTTP
+function is resolved at config-load time through :mod:`gateway.backends.invokers` (in-process handler or HTTP
 function endpoint).
 
 * Event (03 §5): ``httpMethod``, ``path``, ``headers`` (lower-case names; repeated headers comma-joined),
@@ -31,16 +31,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from gateway import functions as fn
-from gateway.backends.base import BackendPlan, BackendRequest
+from gateway.backends import invokers as fn
 from gateway.backends.http import HOP_BY_HOP
-from gateway.context import set_latency_headers
-from gateway.errors import GatewayError, backend_timeout, backend_unavailable
-from gateway.runtime import TARGET_BUILDERS, BuildContext, EndpointDraft
+from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable
+from gateway.model.context import set_latency_headers
+from gateway.model.plan import BackendPlan, BackendRequest
+from gateway.model.runtime import TARGET_BUILDERS, BuildContext, EndpointDraft
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
-    from gateway.services import Services
+    from gateway.model.context import RequestContext
+    from gateway.model.services import Services
 
 log = logging.getLogger("gateway.backends.function")
 

@@ -3,7 +3,7 @@
 Role in the pipeline: step 17 of spec 02 §11.2, the terminal step for ``backend_type`` HTTP.
 
 * Connections come from one pooled keep-alive ``aiohttp.ClientSession`` owned by the long-lived
-  :class:`gateway.services.Services` (pools survive config swaps).
+  :class:`gateway.model.services.Services` (pools survive config swaps).
 * Request bodies stream from the caller to the backend unless something needed the whole body
   (signature body hash, function event) or a retry may need to replay it; response bodies always
   stream back. Content encodings pass through untouched (``auto_decompress=False``).
@@ -29,14 +29,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.backends.base import BackendPlan, BackendRequest
-from gateway.backends.h1client import UpstreamError
-from gateway.context import BODY_ERRORS, set_latency_headers
-from gateway.errors import GatewayError, backend_timeout, backend_unavailable, bad_body, body_too_large
+from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable, bad_body, body_too_large
+from gateway.lib.h1client import UpstreamError
+from gateway.model.context import BODY_ERRORS, set_latency_headers
+from gateway.model.plan import BackendPlan, BackendRequest
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
-    from gateway.services import Services
+    from gateway.model.context import RequestContext
+    from gateway.model.services import Services
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",

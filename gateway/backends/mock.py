@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from gateway.backends.base import BackendPlan, BackendRequest
-from gateway.context import set_latency_headers
+from gateway.model.context import set_latency_headers
+from gateway.model.plan import BackendPlan, BackendRequest
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
+    from gateway.model.context import RequestContext
 
 
 class MockTarget:

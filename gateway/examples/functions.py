@@ -1,7 +1,7 @@
 """Example function handlers for the sample config (``config/functions.yaml``) and the docs.
 
 Role in the pipeline: none by themselves; ``functions`` records point at them (``entry:
-"gateway.examples.functions:echo"``) and the function-invocation layer (:mod:`gateway.functions`) calls them
+"gateway.examples.functions:echo"``) and the function-invocation layer (:mod:`gateway.backends.invokers`) calls them
 with the vendor's ``handler(event, context)`` signature. ``echo`` and ``hello`` are FUNCTION backends;
 ``token_authorizer`` is a custom authorizer (spec 03 §4 answer format).
 """

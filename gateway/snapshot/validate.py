@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
-from gateway.params import system_getter
-from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.resources import (
+from gateway.core.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
+from gateway.pipeline.stages.params import system_getter
+from gateway.snapshot.collections import (
     COLLECTIONS,
     RELEASE_ENV_ID,
     RELEASE_ENV_NAME,
     RESPONSE_ENTRY,
     TOP_LEVEL_SCALARS,
 )
+from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.schema import check, check_field, check_unique_ids
 
 ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")

@@ -1,0 +1,2 @@
+"""Helpers for backend authors (verifying the gateway's backend signatures); never imported by the gateway.
+"""

@@ -1,0 +1,87 @@
+"""The admin listener: health, readiness, and (in later modules) the control-plane API.
+
+Role: off the request path. Served on its own port (127.0.0.1:9080 by default). When it listens on a
+non-loopback address a bearer token is mandatory (start-up fails without one); with
+``admin_token_required`` the token is required on loopback too. ``/healthz`` is always open so probes
+need no secret. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.core.settings import split_listen
+
+if TYPE_CHECKING:
+    from gateway.process.server import Gateway
+
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+OPEN_PATHS = frozenset({"/healthz"})
+# Feature modules add routes here: fn(app, gateway) -> None
+ROUTE_INSTALLERS: list[Callable[[web.Application, Gateway], None]] = []
+
+
+def is_loopback(listen: str) -> bool:
+    host, _ = split_listen(listen)
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_admin_exposure(listen: str, token: str | None) -> None:
+    if not is_loopback(listen) and not token:
+        raise SystemExit(
+            f"refusing to start: the admin API would listen on {listen} without a token "
+            "(set --admin-token / GATEWAY_ADMIN_TOKEN, or listen on 127.0.0.1)"
+        )
+
+
+def _auth_middleware(gateway: Gateway, listen: str | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    settings = gateway.settings
+    # the address actually bound decides (a worker's or a test's admin address may differ from settings)
+    required = bool(settings.admin_token) and (
+        settings.admin_token_required or not is_loopback(listen or settings.admin_listen)
+    )
+    expected = f"Bearer {settings.admin_token}".encode() if settings.admin_token else b""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        if required and request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return web.json_response(
+                    {"error_code": "APIG.1002", "error_msg": "Incorrect token or token resolution failed"},
+                    status=401,
+                )
+        return await handler(request)
+
+    return middleware
+
+
+def create_admin_app(gateway: Gateway, listen: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[_auth_middleware(gateway, listen)], client_max_size=256 * 1024 * 1024)
+    app[GATEWAY_KEY] = gateway
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        rt = gateway.runtime
+        if rt is None:
+            return web.json_response({"status": "not ready", "reason": "no snapshot loaded"}, status=503)
+        return web.json_response({"status": "ready", "version": rt.version, "counts": rt.counts})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for install in ROUTE_INSTALLERS:
+        install(app, gateway)
+    return app

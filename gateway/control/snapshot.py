@@ -1,0 +1,86 @@
+"""Admin API: the whole snapshot at once (``GET/PUT /v1/snapshot``, ``GET /v1/snapshot/version``).
+
+Role: control plane, off the request path. ``PUT`` replaces the whole configuration: the body (JSON or
+YAML) is parsed, validated and compiled in a worker thread by :meth:`Gateway.push_document`, then swapped
+in atomically; on any problem the old snapshot keeps serving and the answer lists every problem.
+``If-Match: <version>`` makes the write conditional (412 when another write got there first). ``GET``
+returns the active document with credentials masked (see :data:`gateway.control.common.SECRET_FIELDS`);
+sending a masked value back in a ``PUT`` keeps the stored secret of the resource with the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from gateway.control.app import ROUTE_INSTALLERS
+from gateway.control.common import (
+    AdminError,
+    commit,
+    current_document,
+    if_match,
+    json_response,
+    leftover_masks,
+    mask,
+    unmask_document,
+    version_headers,
+)
+from gateway.process.server import Gateway
+from gateway.snapshot.load import SnapshotError, parse_bytes
+
+log = logging.getLogger("gateway.control.app")
+
+
+def _summary(gateway: Gateway) -> dict[str, Any]:
+    rt = gateway.runtime
+    if rt is None:
+        return {"version": None, "counts": {}}
+    return {"version": rt.version, "counts": rt.counts, "compile_ms": round(rt.compile_ms, 1),
+            "compiled_at": rt.compiled_at}
+
+
+def install(app: web.Application, gateway: Gateway) -> None:
+    lock = gateway.services.extras.setdefault("admin_lock", asyncio.Lock())  # shared with the v2 writes
+
+    async def get_snapshot(request: web.Request) -> web.StreamResponse:
+        rt = gateway.runtime
+        if rt is None:
+            return AdminError(404, "APIG.3007", "No snapshot is loaded.").response()
+        doc = mask(current_document(gateway))
+        doc["version"] = rt.version
+        return json_response(doc, headers=version_headers(rt))
+
+    async def get_version(request: web.Request) -> web.StreamResponse:
+        return json_response(_summary(gateway), headers=version_headers(gateway.runtime))
+
+    async def put_snapshot(request: web.Request) -> web.StreamResponse:
+        try:
+            data = await request.read()
+            if not data.strip():
+                raise AdminError(400, "APIG.2001", "The request body must be specified.")
+            try:
+                doc = parse_bytes(data, "body", request.headers.get("Content-Type"))
+            except SnapshotError as exc:
+                raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
+            async with lock:
+                doc = unmask_document(doc, gateway.document)
+                masked = leftover_masks(doc)
+                if masked:
+                    raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
+                rt = await commit(gateway, doc, if_match(request))
+            log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
+        except AdminError as err:
+            resp = err.response()
+            resp.headers.update(version_headers(gateway.runtime))
+            return resp
+        return json_response(_summary(gateway), headers=version_headers(rt))
+
+    app.router.add_get("/v1/snapshot", get_snapshot)
+    app.router.add_put("/v1/snapshot", put_snapshot)
+    app.router.add_get("/v1/snapshot/version", get_version)
+
+
+ROUTE_INSTALLERS.append(install)

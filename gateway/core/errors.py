@@ -1,0 +1,108 @@
+"""Gateway errors: the one exception type every pipeline stage raises.
+
+Role in the pipeline: any stage (routing, validation, auth, throttling, forwarding) that has to end a
+request raises :class:`GatewayError` with a response *type* from seed 002 §3.19 (``NOT_FOUND``,
+``THROTTLED`` ...) and a data-plane error *code* (``APIG.0101`` ...). The response layer
+(:mod:`gateway.model.responses`) renders it through the API group's response template. Nothing else turns
+errors into HTTP responses, so every error a caller sees has the same shape.
+
+The table of default statuses is spec 02 §10.2 / 03 §6c; the codes and messages are spec 03 §6b.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Response type -> default HTTP status (None: keep the status the error carries).
+RESPONSE_TYPES: Final[dict[str, int | None]] = {
+    "ACCESS_DENIED": 403,
+    "AUTH_FAILURE": 401,
+    "AUTH_HEADER_MISSING": 401,
+    "AUTHORIZER_FAILURE": 500,
+    "AUTHORIZER_CONF_FAILURE": 500,
+    "AUTHORIZER_IDENTITIES_FAILURE": 401,
+    "BACKEND_UNAVAILABLE": 502,
+    "BACKEND_TIMEOUT": 504,
+    "THROTTLED": 429,
+    "UNAUTHORIZED": 401,
+    "DEFAULT_4XX": None,
+    "DEFAULT_5XX": None,
+    "NOT_FOUND": 404,
+    "REQUEST_PARAMETERS_FAILURE": 400,
+    "THIRD_AUTH_FAILURE": 401,
+    "THIRD_AUTH_IDENTITIES_FAILURE": 401,
+    "THIRD_AUTH_CONF_FAILURE": 500,
+    "ORCHESTRATION_PARAMETER_NOT_FOUND": 400,
+    "ORCHESTRATION_FAILURE": 400,
+}
+
+# Spellings the vendor document uses interchangeably (spec 02 §10.2); we emit the canonical form.
+RESPONSE_TYPE_ALIASES: Final[dict[str, str]] = {
+    "AUTHORIZER_CONFIG_FAILURE": "AUTHORIZER_CONF_FAILURE",
+    "AUTHORIZER_IDENTITY_FAILURE": "AUTHORIZER_IDENTITIES_FAILURE",
+    "THIRD_AUTH_CONFIG_FAILURE": "THIRD_AUTH_CONF_FAILURE",
+    "THIRD_AUTH_IDENTITY_FAILURE": "THIRD_AUTH_IDENTITIES_FAILURE",
+}
+
+
+def canonical_response_type(name: str) -> str:
+    """Map an alias spelling of a response type to the one the gateway emits."""
+    return RESPONSE_TYPE_ALIASES.get(name, name)
+
+
+class GatewayError(Exception):
+    """A request-ending error with the spec's response type, error code and message.
+
+    ``status`` overrides the type's default status (required for DEFAULT_4XX / DEFAULT_5XX).
+    ``headers`` are extra response headers (e.g. ``Retry-After`` on THROTTLED).
+    The message is sent to the caller: it must never contain a secret or an expected signature.
+    """
+
+    __slots__ = ("code", "error_type", "headers", "message", "status")
+
+    def __init__(
+        self,
+        error_type: str,
+        code: str,
+        message: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{error_type} {code}: {message}")
+        self.error_type = canonical_response_type(error_type)
+        self.code = code
+        self.message = message
+        default = RESPONSE_TYPES.get(self.error_type)
+        resolved = status if status is not None else default
+        self.status: int = resolved if resolved is not None else (500 if "5XX" in error_type else 400)
+        self.headers = headers
+
+
+# Ready-made constructors for the errors raised from more than one place.
+def not_found(message: str = "The API does not exist or has not been published in the environment.") -> GatewayError:
+    return GatewayError("NOT_FOUND", "APIG.0101", message)
+
+
+def bad_parameter(message: str) -> GatewayError:
+    return GatewayError("REQUEST_PARAMETERS_FAILURE", "APIG.0201", message)
+
+
+def backend_unavailable(message: str = "Backend unavailable.") -> GatewayError:
+    return GatewayError("BACKEND_UNAVAILABLE", "APIG.0202", message)
+
+
+def backend_timeout(message: str = "Backend timeout.") -> GatewayError:
+    return GatewayError("BACKEND_TIMEOUT", "APIG.0203", message)
+
+
+def body_too_large() -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0201", "Request entity too large.", status=413)
+
+
+def bad_body() -> GatewayError:
+    """The caller's body broke off or was malformed (bad chunk size, connection lost mid-body)."""
+    return GatewayError("DEFAULT_4XX", "APIG.0201", "Invalid request body.", status=400)
+
+
+def internal_error(message: str = "Internal server error.") -> GatewayError:
+    return GatewayError("DEFAULT_5XX", "APIG.0601", message, status=500)

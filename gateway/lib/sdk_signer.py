@@ -1,0 +1,185 @@
+"""SDK-HMAC-SHA256 on the caller side: verify an app's signature, and sign requests like the vendor SDK.
+
+Role in the pipeline: pure functions, no I/O. The APP authentication stage
+(:mod:`gateway.pipeline.stages.app_auth`) calls :func:`verify` on the caller's request; tests and tools call
+:func:`sign_request` to produce exactly what the vendor SDK (``apig_sdk.signer``) sends. The shared
+canonicalisation primitives live in :mod:`gateway.lib.sdk_hmac` (also used by backend signing); this module
+adds what the verifying side needs (spec 03 §1):
+
+* CanonicalRequest = method, canonical URI, canonical query, canonical headers block, signed header
+  list, payload hash, joined with ``\\n``. The URI is percent-decoded, split on ``/``, each segment
+  re-encoded (RFC 3986 unreserved characters kept) and a ``/`` appended when missing; the query is
+  decoded pairs sorted by key then value and re-encoded the same way (``k`` with no value gives ``k=``);
+  headers are ``name:trimmed value`` lines for the signed names (lower-case, sorted), each ending in
+  ``\\n``; the payload hash is the hex SHA-256 of the body, or the value of ``x-sdk-content-sha256``
+  verbatim (``UNSIGNED-PAYLOAD`` leaves the body unsigned).
+* StringToSign = ``SDK-HMAC-SHA256\\n<X-Sdk-Date>\\n<hex sha256(CanonicalRequest)>``.
+* Signature = hex HMAC-SHA256(app secret, StringToSign).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
+
+from gateway.lib import sdk_hmac
+from gateway.lib.sdk_hmac import (
+    ALGORITHM,
+    DATE_FORMAT,
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    canonical_query,
+    canonical_uri,
+    encode,
+    string_to_sign,
+)
+
+__all__ = [
+    "ALGORITHM",
+    "DATE_FORMAT",
+    "EMPTY_SHA256",
+    "UNSIGNED_PAYLOAD",
+    "Credentials",
+    "authorization_value",
+    "canonical_query",
+    "canonical_request",
+    "canonical_uri",
+    "encode",
+    "format_date",
+    "parse_authorization",
+    "parse_date",
+    "parse_query",
+    "payload_hash",
+    "sign",
+    "sign_request",
+    "signed_header_names",
+    "string_to_sign",
+    "verify",
+]
+
+HEADER_DATE = "X-Sdk-Date"
+HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
+
+_AUTH_RX = re.compile(
+    r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
+)
+_DATE_RX = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+def _unquote(text: str) -> str:
+    return unquote(text) if "%" in text else text
+
+
+def parse_query(raw_query: str) -> list[tuple[str, str]]:
+    """Decoded (key, value) pairs of a raw query string, the way the SDK reads a URL.
+
+    Keys and values are percent-decoded with ``unquote`` (a ``+`` stays a plus), empty keys are dropped,
+    a key without ``=`` has the empty value.
+    """
+    out: list[tuple[str, str]] = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if key:
+            out.append((_unquote(key), _unquote(value)))
+    return out
+
+
+def signed_header_names(headers: Iterable[str]) -> list[str]:
+    """The SignedHeaders list for a set of header names: lower-cased, sorted, ``authorization`` left out."""
+    return sorted({h.lower() for h in headers if h.lower() != "authorization"})
+
+
+def payload_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def canonical_request(method: str, path: str, query_pairs: Iterable[tuple[str, str]],
+                      headers: Mapping[str, str], signed_headers: Iterable[str], payload_hash: str) -> str:
+    """The CanonicalRequest text (``path`` percent-encoded, ``query_pairs`` decoded, ``payload_hash`` the last
+    line). Raises KeyError when a signed header is not in ``headers``."""
+    return sdk_hmac.canonical_request(method, path, query_pairs, headers, list(signed_headers), None,
+                                      content_hash=payload_hash)
+
+
+def sign(secret: str, to_sign: str) -> str:
+    """Hex HMAC-SHA256 of the StringToSign with the app secret."""
+    return sdk_hmac.signature(secret, to_sign)
+
+
+def authorization_value(key: str, signed_headers: Iterable[str], signature: str) -> str:
+    return sdk_hmac.authorization(key, list(signed_headers), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The parts of an ``Authorization: SDK-HMAC-SHA256 ...`` header."""
+
+    access: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(value: str) -> Credentials | None:
+    """Parse the header leniently (spacing); None when it is not a well-formed SDK-HMAC-SHA256 value."""
+    m = _AUTH_RX.match(value)
+    if m is None:
+        return None
+    names = tuple(h for h in m.group(2).lower().split(";") if h)
+    if not names:
+        return None
+    return Credentials(m.group(1), names, m.group(3).lower())
+
+
+def parse_date(value: str) -> datetime | None:
+    """``YYYYMMDDTHHMMSSZ`` as an aware UTC datetime, or None."""
+    if not _DATE_RX.match(value):
+        return None
+    try:
+        return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def format_date(when: datetime | None = None) -> str:
+    return (when or datetime.now(UTC)).strftime(DATE_FORMAT)
+
+
+def verify(secret: str, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],
+           headers: Mapping[str, str], signed_headers: Iterable[str], payload_hash: str, sdk_date: str) -> bool:
+    """Recompute the signature and compare in constant time (KeyError: a signed header is missing)."""
+    canonical = canonical_request(method, path, query_pairs, headers, signed_headers, payload_hash)
+    expected = sign(secret, string_to_sign(canonical, sdk_date))
+    return hmac.compare_digest(expected, signature.lower())
+
+
+def sign_request(key: str, secret: str, method: str, url: str, headers: Mapping[str, str] | None = None,
+                 body: bytes | str = b"", date: str | None = None) -> dict[str, str]:
+    """Client side, like ``apig_sdk.signer.Signer.Sign``: return the headers to send.
+
+    Every given header is signed, plus ``host`` (taken from the URL when absent) and ``x-sdk-date``
+    (now, unless ``date`` or an ``X-Sdk-Date`` header is given). The result includes ``Authorization``.
+    """
+    out: dict[str, str] = dict(headers or {})
+    lower = {k.lower(): k for k in out}
+    parts = urlsplit(url)
+    if "x-sdk-date" in lower:
+        sdk_date = out[lower["x-sdk-date"]]
+    else:
+        sdk_date = date or format_date()
+        out[HEADER_DATE] = sdk_date
+    if "host" not in lower:
+        out["host"] = parts.netloc
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    lower = {k.lower(): k for k in out}
+    digest = out[lower["x-sdk-content-sha256"]] if "x-sdk-content-sha256" in lower else payload_hash(data)
+    names = signed_header_names(out)
+    canonical = canonical_request(method, parts.path or "/", parse_query(parts.query), out, names, digest)
+    out["Authorization"] = authorization_value(key, names, sign(secret, string_to_sign(canonical, sdk_date)))
+    return out

@@ -1,0 +1,176 @@
+"""Per-request state that flows through the pipeline stages.
+
+Role in the pipeline: the server creates one :class:`RequestContext` per request; routing fills in the
+endpoint, stages (ACL, auth, validation, throttling ...) read and enrich it, the backend builder reads
+it to build the backend request, and the response layer and access log read the outcome. It is a
+plain slotted object: no dict lookups or properties on the hot path. :func:`set_latency_headers` adds the
+latency headers to every response head (docs/operations.md "Response headers").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
+from multidict import CIMultiDictProxy, MultiMapping
+
+from gateway.core.errors import GatewayError, bad_body, body_too_large
+
+if TYPE_CHECKING:
+    from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
+
+
+# What reading a request body raises when the caller sends a broken body (bad chunk framing, a body shorter
+# than its Content-Length, the connection lost mid-body): the caller's fault, answered 400, never a 5xx.
+BODY_ERRORS: tuple[type[BaseException], ...] = (RequestPayloadError, ConnectionResetError)
+
+SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
+
+
+# Settings.latency_headers -> RequestContext.latency_mode
+LATENCY_OFF, LATENCY_DEBUG, LATENCY_ALWAYS = 0, 1, 2
+LATENCY_MODES = {"off": LATENCY_OFF, "debug": LATENCY_DEBUG, "always": LATENCY_ALWAYS}
+
+
+def latency_mode(setting: str) -> int:
+    """Parse ``Settings.latency_headers`` (``always`` | ``debug`` | ``off``)."""
+    try:
+        return LATENCY_MODES[setting.strip().lower()]
+    except KeyError:
+        raise SystemExit(f"settings.latency_headers: must be one of always, debug, off (got {setting!r})") from None
+
+
+class RequestContext:
+    """Everything the pipeline knows about one request."""
+
+    __slots__ = (
+        "app_id",
+        "app_name",
+        "authorizer_backend",
+        "authorizer_frontend",
+        "backend_ms",
+        "body",
+        "bytes_sent",
+        "client_ip",
+        "endpoint",
+        "env_id",
+        "env_name",
+        "error",
+        "extras",
+        "group",
+        "headers",
+        "host",
+        "identity",
+        "latency_mode",
+        "max_body",
+        "method",
+        "params",
+        "path",
+        "path_params",
+        "path_suffix",
+        "peer_ip",
+        "query",
+        "request",
+        "request_id",
+        "response_headers",
+        "retries",
+        "runtime",
+        "started",
+        "status",
+        "user_id",
+        "user_name",
+    )
+
+    def __init__(
+        self,
+        request: web.BaseRequest,
+        request_id: str,
+        runtime: Runtime,
+        peer_ip: str,
+        max_body: int,
+    ) -> None:
+        self.request = request
+        self.request_id: str = request_id
+        self.runtime = runtime
+        self.started = time.perf_counter()
+        self.peer_ip = peer_ip
+        self.client_ip: str = peer_ip
+        self.method: str = request.method
+        self.path: str = request.path
+        self.query: MultiMapping[str] = request.query
+        self.headers: CIMultiDictProxy[str] = request.headers
+        self.host: str = ""
+        self.max_body = max_body
+        self.group: GroupRuntime | None = None
+        self.endpoint: Endpoint | None = None
+        self.env_id: str = ""
+        self.env_name: str = ""
+        self.path_params: dict[str, str] = {}
+        self.path_suffix: str = ""
+        # Validated request parameter values: (location, name) -> value (defaults applied).
+        self.params: dict[tuple[str, str], str] = {}
+        self.app_id: str | None = None
+        self.app_name: str | None = None
+        self.user_id: str | None = None  # IAM user id (user throttling)
+        self.user_name: str | None = None  # IAM account/domain name (DOMAIN ACLs)
+        self.identity: dict[str, Any] | None = None  # raw identity claims (IAM token, app record)
+        self.authorizer_frontend: dict[str, Any] = {}
+        self.authorizer_backend: dict[str, Any] = {}
+        # Headers added to whatever response is sent (success or error): CORS, rate-limit, latency ...
+        self.response_headers: dict[str, str] = {"Server": SERVER_HEADER}
+        self.body: bytes | None = None
+        self.error: GatewayError | None = None
+        self.status: int = 0
+        self.bytes_sent: int = 0
+        self.backend_ms: float | None = None
+        self.retries: int = 0
+        self.extras: dict[str, Any] = {}
+        self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers
+
+    async def read_body(self) -> bytes:
+        """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""
+        if self.body is not None:
+            return self.body
+        length = self.request.content_length
+        if length is not None and length > self.max_body:
+            raise body_too_large()
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in self.request.content.iter_chunked(65536):
+                total += len(chunk)
+                if total > self.max_body:
+                    raise body_too_large()
+                chunks.append(chunk)
+        except BODY_ERRORS:
+            raise bad_body() from None
+        self.body = b"".join(chunks)
+        return self.body
+
+    def finish_response(self, resp: web.StreamResponse) -> None:
+        """Run the endpoint's response hooks (set_resp_headers plug-in) on a response not yet sent."""
+        ep = self.endpoint
+        if ep is not None and ep.response_hooks:
+            for hook in ep.response_hooks:
+                hook(self, resp)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+
+def set_latency_headers(ctx: RequestContext, headers: MutableMapping[str, str]) -> None:
+    """Add ``X-Apig-Latency`` (ms from arrival to this response head, integer) and, when a backend answered,
+    ``X-Apig-Upstream-Latency`` (ms from sending to the backend's response head) to a response head.
+
+    Called where every response head is built (HTTP relay, MOCK, group-response errors, CORS preflight).
+    Mode ``debug`` emits them only when the request carries ``X-Apig-Mode: debug`` (the vendor's behaviour).
+    """
+    mode = ctx.latency_mode
+    if mode != LATENCY_ALWAYS and (mode == LATENCY_OFF or ctx.headers.get("X-Apig-Mode", "").lower() != "debug"):
+        return
+    headers["X-Apig-Latency"] = str(int((time.perf_counter() - ctx.started) * 1000.0))
+    if ctx.backend_ms is not None:
+        headers["X-Apig-Upstream-Latency"] = str(int(ctx.backend_ms))

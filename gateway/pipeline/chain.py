@@ -1,0 +1,35 @@
+"""Import every feature module so that it registers its stages, checks, targets and admin routes.
+
+Role: start-up only. Each module below registers itself with the registries of
+:mod:`gateway.pipeline.spec`, :mod:`gateway.snapshot.validate`, :mod:`gateway.model.runtime` and
+:mod:`gateway.control.app` when imported; this is the one place that lists them.
+"""
+
+from __future__ import annotations
+
+import gateway.backends.channels.upstream  # VPC channels: schema, checks, balancer, health checks
+import gateway.backends.function
+import gateway.backends.invokers
+import gateway.control.channels  # GET /v1/channels/health
+import gateway.control.openapi.admin  # Swagger/OpenAPI import and export (admin + CLI)
+import gateway.control.snapshot  # PUT/GET /v1/snapshot
+import gateway.control.v2  # the vendor's v2 management paths
+import gateway.model.runtime
+import gateway.observe.accesslog  # JSON access log completion hook
+import gateway.observe.metrics  # Prometheus /metrics, completion hook
+import gateway.pipeline.stages.acl
+import gateway.pipeline.stages.app_auth
+import gateway.pipeline.stages.auth_checks
+import gateway.pipeline.stages.authorizer
+import gateway.pipeline.stages.backend_policy  # backend-policy conditions
+import gateway.pipeline.stages.client_ip
+import gateway.pipeline.stages.iam
+import gateway.pipeline.stages.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
+import gateway.pipeline.stages.signing
+import gateway.pipeline.stages.throttling.stage  # throttling and credential quotas (order 70), /v1/throttling
+import gateway.pipeline.stages.tls  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)
+
+
+def load_all() -> None:
+    """Importing this module is the work; the function makes the intent explicit at call sites."""
+    return None

@@ -1,0 +1,138 @@
+"""The request pipeline: route, run the endpoint's stages, pick a backend, forward, render errors.
+
+Role in the pipeline: this *is* the pipeline (spec 02 §11.2). Everything variable was compiled into the
+endpoint at config-load time, so this module is a short straight line:
+
+    route -> CORS preflight -> endpoint stages (ACL, auth, app checks, validation, throttling)
+    -> backend selection (policies) -> backend stages (backend authorizer) -> parameter mapping
+    -> target.invoke (request hooks such as backend signing run per attempt)
+
+Any :class:`GatewayError` ends the request through the group response of the API's group (or the
+built-in default before a group is known). Any other exception is logged with its traceback and
+answered as DEFAULT_5XX without details: the caller never sees a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import StreamReader, web
+
+from gateway.backends.http import forwarded_headers
+from gateway.core.errors import GatewayError, body_too_large, internal_error
+from gateway.core.urlpath import clean_header_value, encode_path, normalize
+from gateway.model.context import RequestContext, set_latency_headers
+from gateway.model.plan import BackendRequest
+from gateway.model.responses import DEFAULT_RESPONSES
+from gateway.model.runtime import Endpoint
+from gateway.pipeline.stages.params import MappingPlan, UriTemplate, apply_mapping
+
+log = logging.getLogger("gateway.pipeline.handle")
+
+CORS_ALLOW_HEADERS = (
+    "X-Stage,X-Sdk-Date,X-Sdk-Nonce,X-Proxy-Signed-Headers,X-Sdk-Content-Sha256,X-Forwarded-For,"
+    "Authorization,Content-Type,Accept,Accept-Ranges,Cache-Control,Range,X-Apig-AppCode,X-Auth-Token"
+)
+CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
+# Gateway-owned paths answered before routing (e.g. the public-key endpoint of gateway.pipeline.stages.signing):
+# fn(ctx) -> response, or None to continue. Each must be O(1) (a prefix test) when it does not apply.
+PRE_ROUTE: list[Callable[[RequestContext], web.StreamResponse | None]] = []
+
+
+def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
+    methods = ep.method if ep.method != "ANY" else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
+    requested = ctx.headers.get("Access-Control-Request-Headers")
+    allow_headers = CORS_ALLOW_HEADERS + ("," + requested if requested else "")
+    resp = web.Response(status=200)
+    h = resp.headers
+    h.update(ctx.response_headers)
+    h["Access-Control-Allow-Origin"] = "*"
+    h["Access-Control-Allow-Methods"] = methods
+    h["Access-Control-Allow-Headers"] = allow_headers
+    h["Access-Control-Max-Age"] = "172800"
+    h["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, h)
+    ctx.status = 200
+    return resp
+
+
+def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
+                          uri: UriTemplate | None) -> BackendRequest:
+    path_params, add_query, add_headers = apply_mapping(ctx, mapping)
+    headers = forwarded_headers(ctx, mapping.drop_headers)
+    for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
+        headers[k] = clean_header_value(v)
+    query = [(k, v) for k, v in ctx.query.items() if k not in mapping.drop_query]
+    query.extend(add_query)
+    path = uri.render(path_params, ctx.path_params) if uri is not None else encode_path(ctx.path)
+    if ctx.path_suffix:  # decoded caller text: re-encode so it cannot split the request line
+        path = path.rstrip("/") + encode_path(ctx.path_suffix)
+    method = ctx.method if plan_method == "ANY" else plan_method
+    body: bytes | StreamReader | None
+    if ctx.body is not None:
+        body = ctx.body
+    elif ctx.request.body_exists:
+        body = ctx.request.content
+    else:
+        body = None
+    return BackendRequest(method=method, path=path or "/", query=query, headers=headers, body=body)
+
+
+async def run(ctx: RequestContext) -> web.StreamResponse:
+    ctx.path = normalize(ctx.path)  # no '.'/'..' segments reach routing or the backend (docs/security.md)
+    for pre in PRE_ROUTE:
+        answered = pre(ctx)
+        if answered is not None:
+            return answered
+    ep = ctx.runtime.route(ctx)
+    length = ctx.request.content_length
+    if length is not None and length > ctx.max_body:
+        raise body_too_large()
+    if ep.cors_plugin is not None:  # a bound cors plug-in takes precedence over the API's cors flag
+        answered = ep.cors_plugin(ctx)
+        if answered is not None:
+            return answered
+    elif ep.cors:
+        ctx.response_headers["Access-Control-Allow-Origin"] = "*"
+        ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if ctx.extras.get("preflight"):
+            return _preflight(ctx, ep)
+    for _name, stage in ep.stages:
+        await stage(ctx)
+    plan = ep.select_backend(ctx)
+    for _name, stage in plan.stages:
+        await stage(ctx)
+    target = plan.target
+    # a MOCK answer needs nothing from the backend request: skip building it (hot path)
+    breq = None if target.kind == "MOCK" else build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
+    return await target.invoke(ctx, breq, plan)
+
+
+def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
+    ctx.error = err
+    ep = ctx.endpoint
+    if ep is not None:
+        responses = ep.responses
+    elif ctx.group is not None:
+        responses = ctx.group.responses
+    else:
+        responses = DEFAULT_RESPONSES
+    resp = responses.render(ctx, err)
+    ctx.status = resp.status
+    ctx.bytes_sent = len(resp.body) if isinstance(resp.body, bytes) else 0
+    return resp
+
+
+async def handle(ctx: RequestContext) -> web.StreamResponse:
+    resp: web.StreamResponse
+    try:
+        resp = await run(ctx)
+    except GatewayError as err:
+        resp = render_error(ctx, err)
+    except Exception:
+        log.exception("unhandled error on request %s", ctx.request_id)
+        resp = render_error(ctx, internal_error())
+    if not resp.prepared:  # a streamed backend response ran the hooks itself before sending its head
+        ctx.finish_response(resp)
+    return resp

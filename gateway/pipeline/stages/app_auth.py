@@ -1,0 +1,190 @@
+"""APP authentication (order 20) and app checks (order 30) for APIs with ``auth_type: APP``.
+
+Role in the pipeline (spec 02 §5.6, spec 03 §1-§2):
+
+order 20 ``app_auth`` identifies the app:
+  * AppCode — when the API has ``auth_opt.app_code_auth_type: HEADER`` and the call carries
+    ``X-Apig-AppCode``: the code is looked up by its SHA-256 digest; HTTPS only unless
+    ``Settings.app_code_allow_http`` (behind a TLS-terminating trusted proxy, ``X-Forwarded-Proto: https``
+    counts). The header is never forwarded to the backend.
+  * signature — ``Authorization: SDK-HMAC-SHA256 Access=<app_key>, SignedHeaders=..., Signature=...``
+    (the header name can be changed by the ``custom_auth_header.app_auth_header`` feature) with
+    ``X-Sdk-Date`` within ``Settings.app_auth_clock_skew_s`` (900 s) of the gateway clock, verified with
+    :mod:`gateway.lib.sdk_signer` and compared in constant time. The body is read only when the
+    payload hash is needed (no ``x-sdk-content-sha256`` header).
+  Missing credentials -> ``AUTH_HEADER_MISSING``; anything wrong -> ``AUTH_FAILURE`` (APIG.0303) with a
+  reason that never contains the secret or the expected signature.
+
+order 30 ``app_checks`` then: app status (2 = frozen -> APIG.0502, 405), the app's own IP ACL
+(``ACCESS_DENIED`` APIG.0405), and the app's authorization for this API in this environment
+(``UNAUTHORIZED`` APIG.0304, 403).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from gateway.core.errors import GatewayError
+from gateway.lib import sdk_signer
+from gateway.lib.ipset import ip_key
+from gateway.pipeline import spec as stages
+from gateway.pipeline.stages.apps import App, app_registry
+from gateway.snapshot.features import feature_config
+
+if TYPE_CHECKING:
+    from gateway.model.context import RequestContext
+    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.pipeline.spec import Stage
+
+APP_CODE_HEADER = "X-Apig-AppCode"
+_PREFIX = "Incorrect app authentication information"
+
+
+def app_auth_failure(reason: str) -> GatewayError:
+    return GatewayError("AUTH_FAILURE", "APIG.0303", f"{_PREFIX}: {reason}")
+
+
+def app_header_missing(reason: str) -> GatewayError:
+    return GatewayError("AUTH_HEADER_MISSING", "APIG.0303", f"{_PREFIX}: {reason}")
+
+
+def _identify(ctx: RequestContext, app: App, mode: str) -> None:
+    ctx.app_id = app.id
+    ctx.app_name = app.name
+    ctx.identity = {"app_id": app.id, "app_key": app.key, "app_name": app.name, "auth_mode": mode}
+
+
+def _auth_header_name(build: BuildContext) -> str:
+    conf = feature_config(build.index, "custom_auth_header")
+    if isinstance(conf, dict):
+        name = conf.get("app_auth_header")
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return "Authorization"
+
+
+def _split_target(raw_path: str) -> tuple[str, str]:
+    path, _, query = raw_path.partition("?")
+    if "://" in path[:10]:  # absolute-form request target
+        rest = path.split("://", 1)[1]
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    return path or "/", query
+
+
+class AppAuthenticator:
+    """The compiled APP authentication of one publication."""
+
+    __slots__ = ("allow_http", "app_code", "header", "registry", "skew", "trusted")
+
+    def __init__(self, build: BuildContext, app_code: bool) -> None:
+        s = build.settings
+        self.registry = app_registry(build.index)
+        self.header = _auth_header_name(build)
+        self.app_code = app_code
+        self.allow_http = bool(s.app_code_allow_http)
+        self.skew = float(s.app_auth_clock_skew_s)
+        self.trusted = s.trusted_networks()
+
+    def _https(self, ctx: RequestContext) -> bool:
+        if ctx.request.scheme == "https":
+            return True
+        if not self.trusted:
+            return False
+        try:
+            peer = ipaddress.ip_address(ctx.peer_ip)
+        except ValueError:
+            return False
+        proto = ctx.headers.get("X-Forwarded-Proto", "")
+        return any(peer in net for net in self.trusted) and proto.split(",")[0].strip().lower() == "https"
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        if self.app_code:
+            code = ctx.headers.get(APP_CODE_HEADER)
+            if code:
+                if not self.allow_http and not self._https(ctx):
+                    raise app_auth_failure("AppCode authentication is only accepted over HTTPS")
+                app = self.registry.app_for_code(code.strip())
+                if app is None:
+                    raise app_auth_failure("AppCode not found")
+                _identify(ctx, app, "app_code")
+                return
+        value = ctx.headers.get(self.header)
+        if not value:
+            raise app_header_missing(f"{self.header.lower()} not found")
+        creds = sdk_signer.parse_authorization(value)
+        if creds is None:
+            raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
+                                   "(Access=..., SignedHeaders=..., Signature=...)")
+        raw_date = ctx.headers.get(sdk_signer.HEADER_DATE)
+        if not raw_date:
+            raise app_auth_failure("x-sdk-date not found")
+        when = sdk_signer.parse_date(raw_date.strip())
+        if when is None:
+            raise app_auth_failure("invalid x-sdk-date, expected the form 20240326T030801Z")
+        now = datetime.now(UTC)
+        if abs((now - when).total_seconds()) > self.skew:
+            raise app_auth_failure(f"signature expired, signature time:{sdk_signer.format_date(when)},"
+                                   f"server time:{sdk_signer.format_date(now)}")
+        app = self.registry.by_key.get(creds.access)
+        if app is None:
+            raise app_auth_failure(f"app not found, appkey {creds.access[:200]}")
+        if "host" not in creds.signed_headers:  # else a signed call could be replayed on another domain
+            raise app_auth_failure("SignedHeaders must include host")
+        headers = ctx.headers
+        for name in creds.signed_headers:
+            n = len(headers.getall(name, ()))
+            if n != 1:  # a repeated signed header would be signed once but reach the backend twice
+                raise app_auth_failure(f"signed header {name[:64]} not found" if n == 0
+                                       else f"signed header {name[:64]} appears more than once")
+        claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256, ())
+        if len(claimed) > 1:
+            raise app_auth_failure("x-sdk-content-sha256 appears more than once")
+        digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
+        path, query = _split_target(ctx.request.raw_path)
+        ok = sdk_signer.verify(app.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
+                               headers, creds.signed_headers, digest, sdk_signer.format_date(when))
+        if not ok:
+            raise app_auth_failure("verify signature fail")
+        # a claimed body hash must be the body's: else a captured request could be replayed with another body
+        if claimed and digest != sdk_signer.UNSIGNED_PAYLOAD and \
+                digest.lower() != sdk_signer.payload_hash(await ctx.read_body()):
+            raise app_auth_failure("x-sdk-content-sha256 does not match the body")
+        _identify(ctx, app, "signature")
+
+
+def _app_checks(apps: dict[str, App], authorized: frozenset[str]) -> Stage:
+    async def app_checks(ctx: RequestContext) -> None:
+        app_id = ctx.app_id
+        if app_id is None:  # another mode let an unidentified call through: nothing to check
+            return
+        app = apps.get(app_id)
+        if app is not None and app.status != 1:
+            raise GatewayError("DEFAULT_4XX", "APIG.0502", "The app has been frozen.", status=405)
+        if app is not None and app.acl_ips is not None:
+            key = ip_key(ctx.client_ip)
+            hit = key is not None and app.acl_ips.contains_key(key)
+            if hit is not app.acl_permit:
+                raise GatewayError("ACCESS_DENIED", "APIG.0405", "The app is not accessed from a trusted IP address.")
+        if app_id not in authorized:
+            raise GatewayError("UNAUTHORIZED", "APIG.0304", "The app is not authorized to access the API.",
+                               status=403)
+
+    return app_checks
+
+
+@stages.register_stage(stages.ORDER_AUTH, "app_auth")
+def build_app_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
+    if draft.api.get("auth_type") != "APP":
+        return None
+    opt = draft.api.get("auth_opt") or {}
+    return AppAuthenticator(build, opt.get("app_code_auth_type") == "HEADER")
+
+
+@stages.register_stage(stages.ORDER_APP_CHECKS, "app_checks")
+def build_app_checks(draft: EndpointDraft, build: BuildContext) -> Stage | None:
+    if draft.api.get("auth_type") != "APP":
+        return None
+    reg = app_registry(build.index)
+    return _app_checks(reg.by_id, reg.authorized.get((str(draft.api["id"]), draft.env_id), frozenset()))

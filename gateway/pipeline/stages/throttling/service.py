@@ -1,0 +1,234 @@
+"""The long-lived throttling service: picks the store and applies the Redis failure policy.
+
+Role in the pipeline: lives in ``services.extras["throttle"]`` (so counters survive config swaps) and is
+what the order-70 stage calls. Without ``redis_url`` every decision is made by the in-process store.
+With Redis, a decision is one EVALSHA bounded by ``throttle_redis_timeout_ms``; when Redis fails or is
+slow the request is decided by ``throttle_redis_failure``:
+
+* ``local`` (default) — the in-process fallback store, each limit divided by ``throttle_nodes``
+  (the number of gateway processes sharing the limit; 0 = ``workers``), so the cluster as a whole stays
+  close to the configured limit. Every call Redis admits is also recorded there, so a fallback starts
+  from this node's recent usage rather than from full buckets;
+* ``open`` — admit without counting;
+* ``closed`` — reject with THROTTLED (429, ``Retry-After: 1``).
+
+The deadline is ``throttle_redis_timeout_ms`` plus at most ``GRACE_TURNS`` event-loop turns (see
+:func:`_expire`). A connection error marks the store down at once. Timeouts mark it down only when they persist:
+``TIMEOUTS_TO_DOWN`` in a row spanning at least ``TIMEOUT_STREAK_S`` with no success in between. A
+burst of timeouts from one scheduling stall of this process (every waiter whose deadline passed during
+the stall fires at once, before the already-arrived replies are read) should not cost the cluster its
+exact limits for a whole probe interval; each timed-out request is still decided by the failure policy. While down,
+requests go straight to the failure policy (no waiting) and a background probe PINGs Redis every
+``throttle_redis_probe_ms``; the first successful PING brings Redis back. ``stats`` counts decisions
+by source for the metrics module (keys documented in docs/throttling.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gateway.pipeline.stages.throttling.redis_store import RedisStore, make_client
+from gateway.pipeline.stages.throttling.store import Check, Decision, LocalStore, scaled
+
+if TYPE_CHECKING:
+    from gateway.model.services import Services
+
+log = logging.getLogger("gateway.pipeline.stages.throttling")
+
+EXTRAS_KEY = "throttle"
+FAILURE_POLICIES = ("local", "open", "closed")
+WARN_EVERY_S = 10.0
+TIMEOUTS_TO_DOWN = 3
+GRACE_TURNS = 4
+
+
+def _expire(fut: asyncio.Future[Decision], turns: int) -> None:
+    """The deadline passed: give the loop ``turns`` more iterations to read a reply that has already
+    arrived (a process descheduled past the deadline wakes with the reply in its socket, but timers run
+    before the reader resumes), then fail the waiter with TimeoutError."""
+    if fut.done():
+        return
+    if turns > 0:
+        asyncio.get_running_loop().call_soon(_expire, fut, turns - 1)
+    else:
+        fut.set_exception(TimeoutError("Redis did not answer within the deadline"))
+TIMEOUT_STREAK_S = 0.2
+
+
+class ThrottleService:
+    def __init__(self, services: Services) -> None:
+        s = services.settings
+        self.settings = s
+        self.local = LocalStore()  # primary store when no Redis is configured
+        self.fallback = LocalStore()  # used only while Redis is down (policy "local")
+        self.redis_url: str | None = s.redis_url or None
+        self.timeout_s = max(0.001, s.throttle_redis_timeout_ms / 1000.0)
+        self.probe_s = max(0.01, s.throttle_redis_probe_ms / 1000.0)
+        self.failure_policy = s.throttle_redis_failure if s.throttle_redis_failure in FAILURE_POLICIES else "local"
+        self.local_divisor = max(1, int(s.workers or 1))
+        self.fallback_divisor = max(1, int(s.throttle_nodes or s.workers or 1))
+        self.redis: RedisStore | None = None
+        self.redis_up = True
+        self._timeouts_in_row = 0
+        self._streak_started = 0.0
+        self._probe: asyncio.Task[None] | None = None
+        self._warmed = False
+        self._warm_task: asyncio.Task[None] | None = None
+        self._last_warn = 0.0
+        self._unwarned = 0
+        self.stats: dict[str, int] = {
+            "decisions_local": 0,
+            "decisions_redis": 0,
+            "redis_errors": 0,
+            "redis_timeouts": 0,
+            "redis_fallbacks": 0,  # decisions made by the failure policy while Redis was failing/down
+            "redis_down_events": 0,
+            "redis_recoveries": 0,
+            "rejected": 0,
+            "admitted": 0,
+        }
+        # fallback decisions by reason: the request timed out / errored, or Redis was already marked down
+        self.fallback_reasons: dict[str, int] = {"timeout": 0, "error": 0, "down": 0}
+        services.close_hooks.append(self.close)
+        services.swap_hooks.append(self._on_swap)
+
+    @classmethod
+    def of(cls, services: Services) -> ThrottleService:
+        svc = services.extras.get(EXTRAS_KEY)
+        if not isinstance(svc, ThrottleService):
+            svc = cls(services)
+            services.extras[EXTRAS_KEY] = svc
+            services.extras["throttle_stats"] = svc.stats
+            services.extras["throttle_fallbacks"] = svc.fallback_reasons  # read by gateway.observe.metrics
+        return svc
+
+    def _store(self) -> RedisStore:
+        if self.redis is None:
+            assert self.redis_url is not None
+            self.redis = RedisStore(make_client(self.redis_url, max(1.0, 10 * self.timeout_s)))
+        return self.redis
+
+    def _on_swap(self, _runtime: object) -> None:
+        """After a snapshot swap inside the running loop: open a connection and load the script in the
+        background, so the first requests do not pay connect + NOSCRIPT + SCRIPT LOAD on their deadline."""
+        if self.redis_url is None or self._warmed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._warmed = True
+        self._warm_task = loop.create_task(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await self._store().load_script()
+        except Exception as exc:
+            log.warning("throttling: could not preload the Redis script (%s: %s)", type(exc).__name__, exc)
+
+    # --- decisions -------------------------------------------------------------------------------
+    async def admit(self, checks: Sequence[Check], shared: bool = True) -> Decision:
+        if self.redis_url is None or not shared:
+            self.stats["decisions_local"] += 1
+            d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
+        elif self.redis_up:
+            store = self.redis or self._store()
+            try:
+                fut = store.admit(checks)
+                handle = asyncio.get_running_loop().call_later(self.timeout_s, _expire, fut, GRACE_TURNS)
+                try:
+                    d = await fut
+                finally:
+                    handle.cancel()
+                self.stats["decisions_redis"] += 1
+                self._timeouts_in_row = 0
+                if d.allowed and self.failure_policy == "local":
+                    self.fallback.record(scaled(checks, self.fallback_divisor))
+            except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
+                self._failed(exc)
+                d = self._degraded(checks, "timeout" if isinstance(exc, TimeoutError) else "error")
+        else:
+            d = self._degraded(checks, "down")
+        self.stats["admitted" if d.allowed else "rejected"] += 1
+        return d
+
+    def _degraded(self, checks: Sequence[Check], reason: str) -> Decision:
+        self.stats["redis_fallbacks"] += 1
+        self.fallback_reasons[reason] += 1
+        self._unwarned += 1
+        now = time.monotonic()
+        if now - self._last_warn >= WARN_EVERY_S:
+            log.warning("throttling: Redis unavailable, %d request(s) decided by the %r failure policy",
+                        self._unwarned, self.failure_policy)
+            self._last_warn = now
+            self._unwarned = 0
+        if self.failure_policy == "open":
+            return Decision(True, -1, 0, [c[1] for c in checks], "open")
+        if self.failure_policy == "closed":
+            return Decision(False, 0, 1000, [0 for _ in checks], "closed")
+        d = self.fallback.admit(scaled(checks, self.fallback_divisor))
+        d.source = "fallback"
+        return d
+
+    # --- health ----------------------------------------------------------------------------------
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, TimeoutError):
+            self.stats["redis_timeouts"] += 1
+            now = time.monotonic()
+            if self._timeouts_in_row == 0:
+                self._streak_started = now
+            self._timeouts_in_row += 1
+            if self._timeouts_in_row < TIMEOUTS_TO_DOWN or now - self._streak_started < TIMEOUT_STREAK_S:
+                return
+        else:
+            self.stats["redis_errors"] += 1
+        if not self.redis_up:
+            return
+        self.redis_up = False
+        self.stats["redis_down_events"] += 1
+        log.warning("throttling: Redis failed (%s: %s); using the %r failure policy until it answers again",
+                    type(exc).__name__, exc, self.failure_policy)
+        self._last_warn = time.monotonic()
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_loop())
+
+    async def _probe_loop(self) -> None:
+        store = self.redis
+        if store is None:
+            return
+        try:
+            await store.reset_connections()  # drop sockets to a dead or restarted server
+        except Exception:
+            pass
+        while True:
+            await asyncio.sleep(self.probe_s)
+            try:
+                async with asyncio.timeout(max(self.timeout_s, 0.2)):
+                    if await store.ping():
+                        break
+            except Exception:
+                continue
+        self.redis_up = True
+        self._timeouts_in_row = 0
+        self.stats["redis_recoveries"] += 1
+        log.warning("throttling: Redis is answering again; shared limits resumed")
+
+    async def close(self) -> None:
+        for task in (self._probe, self._warm_task):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if self.redis is not None:
+            try:
+                await self.redis.close()
+            except Exception:
+                pass
+            self.redis = None

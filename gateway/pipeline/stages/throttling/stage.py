@@ -1,0 +1,171 @@
+"""The throttling stage (order 70): one atomic admission over every limit that applies to a request.
+
+Role in the pipeline: runs after authentication, app checks and parameter validation (so identities are
+known and invalid calls consume nothing). For the request's publication it builds the list of checks,
+in the order that decides which limit is reported: excluded/app -> user -> ip -> api (policy) ->
+default per-API ceiling -> credential quota; asks the store to admit all of them at once; adds the
+``X-Apig-RateLimit-*`` headers; and on rejection raises THROTTLED (429, APIG.0308) with ``Retry-After``.
+
+Built only for publications that need it: a bound policy, a non-zero default ceiling, or any credential
+quota in the snapshot. Everything static (keys, limits, header labels) is computed here at load time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from gateway.control import throttling as _admin  # noqa: F401  (admin route /v1/throttling)
+from gateway.core.errors import GatewayError
+from gateway.pipeline import spec as stage_registry
+from gateway.pipeline.stages.throttling import resources as _resources  # noqa: F401  (registers schemas and checks)
+from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
+from gateway.pipeline.stages.throttling.service import ThrottleService
+from gateway.pipeline.stages.throttling.store import BUCKET, WINDOW, Check
+
+if TYPE_CHECKING:
+    from gateway.model.context import RequestContext
+    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.pipeline.spec import Stage
+
+THRESHOLD = "The throttling threshold has been reached"
+HEADER = "X-Apig-RateLimit-"
+
+# a label per check: (header name, message subject, limit shown, time text)
+Label = tuple[str, str, int, str]
+
+
+def _mode_tag(mode: int, period_ms: int) -> str:
+    return "b" if mode == BUCKET else f"w{period_ms}"
+
+
+class EndpointThrottle:
+    """The compiled throttling of one publication; :meth:`run` is the stage."""
+
+    __slots__ = (
+        "api_check",
+        "api_label",
+        "app_generic",
+        "app_special",
+        "ceiling_check",
+        "ceiling_label",
+        "headers",
+        "ip_label",
+        "ip_limit",
+        "policy",
+        "prefix",
+        "quota_prefix",
+        "quotas",
+        "service",
+        "shared",
+        "user_generic",
+        "user_special",
+    )
+
+    def __init__(self, draft: EndpointDraft, plan: SnapshotPlan, policy: PolicyPlan | None,
+                 service: ThrottleService, key_prefix: str, headers: str) -> None:
+        self.service = service
+        self.shared = plan.shared
+        self.headers = headers
+        self.policy = policy
+        self.prefix = ""
+        self.api_check: Check | None = None
+        self.api_label: Label | None = None
+        self.ip_limit = 0
+        self.ip_label: Label = ("", "", 0, "")
+        self.app_generic: tuple[int, Label] = (0, self.ip_label)
+        self.user_generic: tuple[int, Label] = (0, self.ip_label)
+        self.app_special: dict[str, tuple[int, Label]] = {}
+        self.user_special: dict[str, tuple[int, Label]] = {}
+        api_id = str(draft.api["id"])
+        if policy is not None:
+            scope = policy.policy_id if policy.type == 2 else f"{policy.policy_id}:{api_id}:{draft.env_id}"
+            self.prefix = f"{key_prefix}:t:{{{scope}}}:{_mode_tag(policy.mode, policy.period_ms)}:"
+            self.api_check = (self.prefix + "api", policy.api_limit, policy.period_ms, policy.mode, policy.anchor_ms)
+            self.api_label = (HEADER + "api", "policy api", policy.api_limit, policy.time)
+            self.ip_limit = policy.ip_limit or 0
+            t = policy.time
+            self.ip_label = (HEADER + "ip", "policy ip", self.ip_limit, t)
+            self.app_generic = (policy.app_limit or 0, (HEADER + "app", "policy app", policy.app_limit or 0, t))
+            self.user_generic = (policy.user_limit or 0,
+                                 (HEADER + "user", "policy user", policy.user_limit or 0, t))
+            self.app_special = {k: (v, (HEADER + "app", "policy app", v, t)) for k, v in policy.special_app.items()}
+            self.user_special = {k: (v, (HEADER + "user", "policy user", v, t))
+                                 for k, v in policy.special_user.items()}
+        self.ceiling_check: Check | None = None
+        self.ceiling_label: Label | None = None
+        if plan.ceiling > 0:
+            self.ceiling_check = (f"{key_prefix}:c:{{{api_id}}}:b", plan.ceiling, 1000, BUCKET, 0)
+            self.ceiling_label = (HEADER + "api-allenv", "policy api-allenv", plan.ceiling, "1 second")
+        self.quotas: dict[str, QuotaPlan] = plan.quota_by_app
+        self.quota_prefix = f"{key_prefix}:q:"
+
+    async def run(self, ctx: RequestContext) -> None:
+        checks: list[Check] = []
+        labels: list[Label] = []
+        p = self.policy
+        if p is not None:
+            app = ctx.app_id
+            if app is not None:
+                limit, label = self.app_special.get(app, self.app_generic)
+                if limit:
+                    checks.append((f"{self.prefix}a:{app}", limit, p.period_ms, p.mode, p.anchor_ms))
+                    labels.append(label)
+            user = ctx.user_id
+            if user is not None:
+                limit, label = self.user_special.get(user, self.user_generic)
+                if limit:
+                    checks.append((f"{self.prefix}u:{user}", limit, p.period_ms, p.mode, p.anchor_ms))
+                    labels.append(label)
+            if self.ip_limit:
+                checks.append((f"{self.prefix}i:{ctx.client_ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
+                labels.append(self.ip_label)
+            checks.append(self.api_check)  # type: ignore[arg-type]
+            labels.append(self.api_label)  # type: ignore[arg-type]
+        if self.ceiling_check is not None:
+            checks.append(self.ceiling_check)
+            labels.append(self.ceiling_label)  # type: ignore[arg-type]
+        if self.quotas and ctx.app_id is not None:
+            q = self.quotas.get(ctx.app_id)
+            if q is not None:
+                checks.append((f"{self.quota_prefix}{{{q.quota_id}:{ctx.app_id}}}:w{q.period_ms}", q.limit,
+                               q.period_ms, WINDOW, q.anchor_ms))
+                labels.append((HEADER + "quota", "credential quota", q.limit, q.time))
+        if not checks:
+            return
+        d = await self.service.admit(checks, self.shared)
+        if self.headers == "always" or (self.headers == "debug" and
+                                        ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
+            rh = ctx.response_headers
+            for (name, _subject, limit, time), remain in zip(labels, d.remaining, strict=False):
+                rh[name] = f"remain:{remain},limit:{limit},time:{time}"
+        if not d.allowed:
+            retry = str(max(1, math.ceil(d.retry_ms / 1000.0)))
+            if d.source == "closed":
+                raise GatewayError("THROTTLED", "APIG.0308", f"{THRESHOLD}: throttling store unavailable",
+                                   headers={"Retry-After": retry})
+            _name, subject, limit, time = labels[d.failed]
+            raise GatewayError("THROTTLED", "APIG.0308",
+                               f"{THRESHOLD}: {subject} over ratelimit,limit:{limit},time:{time}",
+                               headers={"Retry-After": retry})
+
+
+def _plan_for(build: BuildContext) -> SnapshotPlan:
+    """The snapshot-wide plan, computed once per compile and cached on the build context."""
+    plan = build.memo.get("throttling")
+    if not isinstance(plan, SnapshotPlan):
+        plan = snapshot_plan(build.index, build.settings.throttle_default_api_limit)
+        build.memo["throttling"] = plan
+    return plan
+
+
+@stage_registry.register_stage(stage_registry.ORDER_THROTTLE, "throttling")
+def build_throttle_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
+    plan = _plan_for(build)
+    policy = plan.by_publish.get(draft.publish_id)
+    if policy is None and plan.ceiling <= 0 and not plan.quota_by_app:
+        return None
+    s = build.settings
+    service = ThrottleService.of(build.services)
+    headers = s.throttle_headers if s.throttle_headers in ("always", "debug", "off") else "always"
+    return EndpointThrottle(draft, plan, policy, service, s.throttle_key_prefix, headers).run

@@ -1,0 +1,168 @@
+"""Config-file reloads and snapshot identity, shared by the single process, workers and Redis nodes.
+
+Role: control plane only, never on the request path. ``reload_file`` re-reads ``--config`` (SIGHUP or
+``--watch``) and swaps it in all-or-nothing through :meth:`Gateway.push_document`; a bad file is logged
+problem by problem and the previous snapshot keeps serving. ``FileWatcher`` polls the modification
+times of the file (or every file of the directory) once a second: no extra dependency.
+
+Snapshot identity: a snapshot is identified by ``snapshot_id(doc, version)``, a digest of its version and
+its canonical JSON, so a document edited without changing its ``version`` field is still a new snapshot,
+and the same file reloaded by N workers (or N nodes) is one snapshot (its version is content-derived when
+the file has none), which lets the relay and Redis distribution skip duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.core.aio import cancel_and_wait
+from gateway.snapshot.load import SnapshotError, load_path
+
+if TYPE_CHECKING:
+    from gateway.process.server import Gateway
+
+log = logging.getLogger("gateway.process.reload")
+
+STATE_KEY = "cluster"
+
+
+class ClusterState:
+    """Which snapshot is active in this process, by identity; kept in ``services.extras``.
+
+    A swap hook records every swap (file, admin push, relay, Redis); the digest is computed lazily,
+    only when a control-plane event needs to compare identities."""
+
+    def __init__(self) -> None:
+        self.doc: dict[str, Any] | None = None
+        self.version: str | None = None
+        self._id: str | None = None
+
+    @property
+    def snapshot_id(self) -> str | None:
+        if self._id is None and self.doc is not None and self.version is not None:
+            self._id = snapshot_id(self.doc, self.version)
+        return self._id
+
+    def record(self, doc: dict[str, Any] | None, version: str, known_id: str | None = None) -> None:
+        self.doc, self.version, self._id = doc, version, known_id
+
+    @staticmethod
+    def of(gw: Gateway) -> ClusterState:
+        state = gw.services.extras.get(STATE_KEY)
+        if state is None:
+            state = gw.services.extras[STATE_KEY] = ClusterState()
+
+            def on_swap(runtime: Any) -> None:
+                state.record(gw.document, runtime.version)
+
+            gw.services.swap_hooks.append(on_swap)
+            if gw.runtime is not None:
+                state.record(gw.document, gw.runtime.version)
+        return state  # type: ignore[no-any-return,unused-ignore]
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def snapshot_id(doc: dict[str, Any], version: str) -> str:
+    h = hashlib.sha256(version.encode())
+    h.update(b"\n")
+    h.update(canonical(doc))
+    return h.hexdigest()[:32]
+
+
+def file_version(doc: dict[str, Any]) -> str:
+    """The document's own ``version`` or one derived from its content (equal on every worker/node)."""
+    given = doc.get("version")
+    if given:
+        return str(given)
+    return "file-" + hashlib.sha256(canonical(doc)).hexdigest()[:16]
+
+
+def load_file(gw: Gateway, path: str) -> None:
+    """Start-up load (synchronous): raises SnapshotError; records the snapshot identity."""
+    doc = load_path(path)
+    version = file_version(doc)
+    ClusterState.of(gw)
+    gw.apply_document(doc, version)
+
+
+async def reload_file(gw: Gateway, path: str, distribute: bool = True) -> bool:
+    """Reload ``path`` all-or-nothing; returns False (and logs every problem) when it is rejected.
+
+    With ``distribute`` the push hooks run (Redis distribution, the worker relay), so a SIGHUP on one
+    node or worker makes the file the snapshot of all of them (duplicates are skipped by identity)."""
+    try:
+        try:
+            doc = await asyncio.to_thread(load_path, path)
+        except SnapshotError:
+            gw.services.reload_failures += 1  # push_document counts the validation failures
+            raise
+        version = file_version(doc)
+        state = ClusterState.of(gw)
+        if state.snapshot_id == snapshot_id(doc, version):
+            log.info("reload: %s unchanged (snapshot %s already active)", path, version)
+            return True
+        await gw.push_document(doc, version=version, distribute=distribute)
+    except SnapshotError as exc:
+        for problem in exc.problems:
+            log.error("reload rejected: %s", problem)
+        log.error("reload of %s rejected (%d problem(s)); still serving snapshot %s", path, len(exc.problems),
+                  gw.runtime.version if gw.runtime else None)
+        return False
+    except Exception:
+        log.exception("reload of %s failed; still serving the previous snapshot", path)
+        return False
+    return True
+
+
+def _signature(path: str) -> tuple[tuple[str, int, int], ...]:
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")) if p.is_dir() else [p]
+    out: list[tuple[str, int, int]] = []
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        out.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class FileWatcher:
+    """Polls the config path's files (name, mtime, size) and calls ``on_change`` when they differ."""
+
+    def __init__(self, path: str, on_change: Callable[[], Awaitable[Any]], interval_s: float = 1.0) -> None:
+        self.path = path
+        self.on_change = on_change
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._last = _signature(path)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                sig = await asyncio.to_thread(_signature, self.path)
+                if sig != self._last:
+                    self._last = sig
+                    log.info("config %s changed on disk: reloading", self.path)
+                    await self.on_change()
+            except Exception:
+                log.exception("config watcher failed; retrying")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None

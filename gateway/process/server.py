@@ -1,0 +1,239 @@
+"""The gateway process: public listener, admin listener, and the active-snapshot swap.
+
+Role in the pipeline: accepts connections, creates the per-request context (request id, client IP,
+the runtime current at arrival), calls :func:`gateway.pipeline.handle.handle`, and runs completion hooks
+(access log, metrics). The public listener is aiohttp's low-level server (no router: routing is ours).
+
+Snapshot swaps (:meth:`Gateway.apply_document`): validate and compile off the hot path, then replace
+``services.runtime`` in one assignment. A request keeps the runtime it started with (it holds the
+reference in its context), so in-flight requests finish on their snapshot and new ones see the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.core.errors import GatewayError
+from gateway.core.settings import Settings, split_listen
+from gateway.model.context import RequestContext, latency_mode
+from gateway.model.runtime import Runtime, compile_snapshot
+from gateway.model.services import Services
+from gateway.pipeline import handle as pipeline
+from gateway.process.listener import BAD_VERSION_KEY, PublicServer
+from gateway.snapshot.load import SnapshotError, load_path
+from gateway.snapshot.validate import validate
+
+log = logging.getLogger("gateway")
+
+
+class VersionConflict(Exception):
+    """An ``If-Match`` version that is not the active one (answered 412 by the admin API)."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(f"active version is {current}")
+        self.current = current
+
+
+def build_runtime(doc: dict[str, Any], services: Services, version: str | None = None) -> Runtime:
+    """Validate and compile a document (raises SnapshotError listing every problem)."""
+    index = validate(doc)
+    return compile_snapshot(index, services, version)
+
+
+class Gateway:
+    """One gateway process: owns the services, the listeners and the active runtime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = Services(settings)
+        self.services.extras["gateway"] = self
+        self._runners: list[web.BaseRunner] = []
+        self._trusted = settings.trusted_networks()
+        self._latency_mode = latency_mode(settings.latency_headers)
+        self.public_port: int | None = None
+        self.admin_port: int | None = None
+        self.https_port: int | None = None
+        self.admin_app: web.Application | None = None
+        self.document: dict[str, Any] | None = None
+        self.inflight = 0
+        self._push_lock = asyncio.Lock()
+        # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
+        self.push_hooks: list[Callable[[dict[str, Any], Runtime], Awaitable[None]]] = []
+
+    # --- snapshot ------------------------------------------------------------------------------
+    @property
+    def runtime(self) -> Runtime | None:
+        return self.services.runtime
+
+    def apply_document(self, doc: dict[str, Any], version: str | None = None) -> Runtime:
+        """Validate, compile and swap in ``doc``; on any problem the current runtime keeps serving."""
+        try:
+            runtime = build_runtime(doc, self.services, version)
+        except SnapshotError:
+            self.services.reload_failures += 1
+            raise
+        self._activate(doc, runtime)
+        return runtime
+
+    async def push_document(self, doc: dict[str, Any], expected_version: str | None = None,
+                            version: str | None = None, distribute: bool = True) -> Runtime:
+        """Control-plane write: optimistic concurrency on the version, compile in a worker thread
+        (the event loop keeps serving), swap, then run ``push_hooks`` (distribution to other nodes)."""
+        async with self._push_lock:
+            current = self.runtime
+            if expected_version is not None and (current is None or current.version != expected_version):
+                raise VersionConflict(current.version if current else None)
+            try:
+                runtime = await asyncio.to_thread(build_runtime, doc, self.services, version)
+            except SnapshotError:
+                self.services.reload_failures += 1
+                raise
+            self._activate(doc, runtime)
+        if distribute:
+            for hook in self.push_hooks:
+                await hook(doc, runtime)
+        return runtime
+
+    def _activate(self, doc: dict[str, Any], runtime: Runtime) -> None:
+        self.services.runtime = runtime  # the atomic swap
+        self.document = doc
+        self.services.reloads += 1
+        for hook in self.services.swap_hooks:
+            hook(runtime)
+        log.info("snapshot %s active: %s (compiled in %.1f ms)", runtime.version, runtime.counts,
+                 runtime.compile_ms)
+
+    def load_config_path(self, path: str) -> Runtime:
+        return self.apply_document(load_path(path))
+
+    # --- request handling ----------------------------------------------------------------------
+    def client_ip(self, request: web.BaseRequest) -> tuple[str, str]:
+        """(peer ip, client ip): forwarded headers are trusted only from configured proxy CIDRs."""
+        peer = request.remote or "0.0.0.0"
+        if not self._trusted:
+            return peer, peer
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer, peer
+        if not any(addr in net for net in self._trusted):
+            return peer, peer
+        xff = request.headers.get("X-Forwarded-For")
+        if xff:
+            hops = [h.strip() for h in xff.split(",") if h.strip()]
+            for hop in reversed(hops):  # rightmost address that is not one of our proxies
+                try:
+                    hop_addr = ipaddress.ip_address(hop)
+                except ValueError:
+                    break
+                if not any(hop_addr in net for net in self._trusted):
+                    return peer, hop
+        real = request.headers.get("X-Real-IP")
+        if real:
+            try:
+                return peer, str(ipaddress.ip_address(real.strip()))
+            except ValueError:
+                pass
+        return peer, peer
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        runtime = self.services.runtime
+        peer, client = self.client_ip(request)
+        ctx = RequestContext(request, os.urandom(16).hex(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
+        ctx.client_ip = client
+        ctx.latency_mode = self._latency_mode
+        self.inflight += 1
+        try:
+            if runtime is None:
+                return pipeline.render_error(ctx, GatewayError(
+                    "DEFAULT_5XX", "APIG.0606", "Failed to load the API configurations.", status=503))
+            if BAD_VERSION_KEY in request:
+                return pipeline.render_error(ctx, GatewayError(
+                    "DEFAULT_5XX", "APIG.0201", "HTTP version not supported.", status=505))
+            return await pipeline.handle(ctx)
+        finally:
+            self.inflight -= 1
+            for hook in self.services.completion_hooks:
+                try:
+                    hook(ctx)
+                except Exception:
+                    log.exception("completion hook failed")
+
+    # --- listeners -----------------------------------------------------------------------------
+    def make_public_server(self) -> PublicServer:
+        s = self.settings
+        return PublicServer(
+            self.handle,
+            head_timeout_s=s.header_read_timeout_s,
+            max_line_size=s.max_line_bytes,
+            max_field_size=s.max_header_bytes,
+            max_headers=s.max_headers,
+            keepalive_timeout=s.keepalive_timeout_s,
+            auto_decompress=False,
+            access_log=None,
+        )
+
+    def make_admin_app(self, listen: str | None = None) -> web.Application:
+        from gateway.control.app import create_admin_app
+
+        self.admin_app = create_admin_app(self, listen)
+        return self.admin_app
+
+    async def start(self, public: str | None = None, admin: str | None = None, reuse_port: bool = False,
+                    sock: Any = None) -> None:
+        s = self.settings
+        admin_value = admin or s.admin_listen
+        if admin_value:  # before any socket opens; on every start path (cli, --workers workers, embedders)
+            from gateway.control.app import check_admin_exposure
+
+            check_admin_exposure(admin_value, s.admin_token)
+        runner = web.ServerRunner(self.make_public_server(), shutdown_timeout=s.shutdown_timeout_s)
+        await runner.setup()
+        self._runners.append(runner)
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(runner, sock)
+        else:
+            host, port = split_listen(public or s.listen)
+            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
+        await site.start()
+        self.public_port = _bound_port(site)
+        if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
+            from gateway.pipeline.stages.tls import start_https
+
+            self.https_port = await start_https(self, runner, reuse_port)
+        if admin_value:
+            arunner = web.AppRunner(self.make_admin_app(admin_value), access_log=None)
+            await arunner.setup()
+            self._runners.append(arunner)
+            ahost, aport = split_listen(admin_value)
+            asite = web.TCPSite(arunner, ahost, aport, reuse_port=reuse_port or None)
+            await asite.start()
+            self.admin_port = _bound_port(asite)
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.services.close()
+
+    async def drain(self, deadline_s: float) -> None:
+        """Wait until no request is in flight, or the deadline passes."""
+        end = time.monotonic() + deadline_s
+        while self.inflight and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+
+
+def _bound_port(site: web.BaseSite) -> int | None:
+    server = getattr(site, "_server", None)
+    if server is None or not server.sockets:
+        return None
+    return int(server.sockets[0].getsockname()[1])

@@ -1,0 +1,179 @@
+"""The pooled HTTP/1.1 upstream client against real (raw asyncio) servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from multidict import CIMultiDict
+
+from gateway.lib.h1client import H1Client, UpstreamError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    body = b""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            body = await reader.readexactly(int(line.split(b":")[1]))
+    if b"transfer-encoding: chunked" in head.lower():
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += data[:-2]
+    return head, body
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def hdrs(**kw: str) -> CIMultiDict[str]:
+    h: CIMultiDict[str] = CIMultiDict(Host="backend")
+    for k, v in kw.items():
+        h[k.replace("_", "-")] = v
+    return h
+
+
+async def test_content_length_chunked_and_keepalive_reuse() -> None:
+    connections = {"n": 0}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections["n"] += 1
+        while True:
+            try:
+                head, body = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            if head.startswith(b"GET /chunked"):
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+                             b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+            else:
+                payload = b"echo:" + body
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%b" % (len(payload), payload))
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        r = await client.request("http", "127.0.0.1", port, "POST", "/x", hdrs(), b"abc")
+        assert (r.status, r.reason, await r.read()) == (201, "Created", b"echo:abc")
+        r = await client.request("http", "127.0.0.1", port, "GET", "/chunked", hdrs(), None)
+        assert r.chunked and r.headers["X-A"] == "1" and await r.read() == b"hello world"
+
+        async def gen():
+            yield b"part1-"
+            yield b"part2"
+
+        r = await client.request("http", "127.0.0.1", port, "PUT", "/s", hdrs(), gen())
+        assert await r.read() == b"echo:part1-part2"
+        assert connections["n"] == 1  # all three reused one keep-alive connection
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_close_delimited_head_204_and_interim_responses() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        if head.startswith(b"GET /close"):
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
+            await writer.drain()
+            writer.close()
+            return
+        if head.startswith(b"HEAD"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        elif head.startswith(b"GET /nocontent"):
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        r = await client.request("http", "127.0.0.1", port, "GET", "/close", hdrs(), None)
+        assert await r.read() == b"until the end"
+        r = await client.request("http", "127.0.0.1", port, "HEAD", "/h", hdrs(), None)
+        assert r.status == 200 and r.content_length == 1000 and await r.read() == b""
+        r = await client.request("http", "127.0.0.1", port, "GET", "/nocontent", hdrs(), None)
+        assert r.status == 204 and await r.read() == b""
+        r = await client.request("http", "127.0.0.1", port, "GET", "/interim", hdrs(), None)
+        assert r.status == 200 and await r.read() == b"ok"
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_stale_keepalive_connection_is_replaced_transparently() -> None:
+    served = {"n": 0}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        served["n"] += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()  # closes the keep-alive connection right after answering (no Connection: close)
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        for _ in range(3):
+            r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+            assert await r.read() == b"ok"
+            await asyncio.sleep(0.05)  # let the close arrive while the connection is idle in the pool
+        assert served["n"] == 3
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_protocol_errors_and_pool_limit() -> None:
+    active = {"now": 0, "max": 0}
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        if head.startswith(b"GET /garbage"):
+            writer.write(b"NOT HTTP\r\n\r\n")
+        elif head.startswith(b"GET /truncated"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            await writer.drain()
+            writer.close()
+            return
+        else:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+            await asyncio.sleep(0.05)
+            active["now"] -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client(per_host=2)
+    try:
+        with pytest.raises(UpstreamError):
+            await client.request("http", "127.0.0.1", port, "GET", "/garbage", hdrs(), None)
+        r = await client.request("http", "127.0.0.1", port, "GET", "/truncated", hdrs(), None)
+        with pytest.raises(UpstreamError):
+            await r.read()
+
+        async def one() -> int:
+            resp = await client.request("http", "127.0.0.1", port, "GET", "/slow", hdrs(), None)
+            await resp.read()
+            return resp.status
+
+        assert await asyncio.gather(*(one() for _ in range(6))) == [200] * 6
+        assert active["max"] <= 2
+    finally:
+        await client.close()
+        server.close()

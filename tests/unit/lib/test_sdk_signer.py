@@ -1,0 +1,183 @@
+"""SDK-HMAC-SHA256: the vendor-SDK vectors (spec 03 §1) and vectors from an independent implementation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from gateway.lib import sdk_signer as s
+
+KEY, SECRET, DATE = "apigateway_sdk_demo_key", "apigateway_sdk_demo_secret", "20240326T030801Z"
+
+
+def test_hmac_vector() -> None:
+    assert s.sign("abc", "abc") == "2f02e24ae2e1fe880399f27600afa88364e6062bf9bbe114b32fa8f23d03608a"
+
+
+def test_sdk_unit_canonical_request() -> None:
+    cr = s.canonical_request("POST", "/app1", [("a", "1")], {"x-stage": "RELEASE"}, ["x-stage"],
+                             s.payload_hash(b"body"))
+    assert cr == ("POST\n/app1/\na=1\nx-stage:RELEASE\n\nx-stage\n"
+                  "230d8358dc8e8890b4c58deeb62912ee2f20357ae92a5cc861b98e68fe31acb5")
+
+
+def test_auth_header_value() -> None:
+    assert s.authorization_value("ABCDE12345", ["host", "x-sdk-date", "x-stage"], "abcdefghijklmnopqrst1234567890") == (
+        "SDK-HMAC-SHA256 Access=ABCDE12345, SignedHeaders=host;x-sdk-date;x-stage, "
+        "Signature=abcdefghijklmnopqrst1234567890")
+
+
+C1_HOST = "30030113-3657-4fb6-a7ef-90764239b038.apigw.exampleRegion.com"
+
+
+def test_vector_c1() -> None:
+    headers = {"host": C1_HOST, "x-sdk-date": DATE, "x-stage": "RELEASE"}
+    names = ["host", "x-sdk-date", "x-stage"]
+    cr = s.canonical_request("POST", "/app1", [("a", "1")], headers, names, s.payload_hash(b"body"))
+    assert cr == (f"POST\n/app1/\na=1\nhost:{C1_HOST}\nx-sdk-date:{DATE}\nx-stage:RELEASE\n\n"
+                  "host;x-sdk-date;x-stage\n230d8358dc8e8890b4c58deeb62912ee2f20357ae92a5cc861b98e68fe31acb5")
+    sts = s.string_to_sign(cr, DATE)
+    assert sts == f"SDK-HMAC-SHA256\n{DATE}\n7d1576ff01281349b9df6d57cd632b815d54f5e797f25a23df91623c2fde353f"
+    out = s.sign_request(KEY, SECRET, "POST", f"https://{C1_HOST}/app1?a=1", {"x-stage": "RELEASE"}, b"body",
+                         date=DATE)
+    assert out["Authorization"] == (
+        f"SDK-HMAC-SHA256 Access={KEY}, SignedHeaders=host;x-sdk-date;x-stage, "
+        "Signature=86d521733b49bc165453d602d71fc05b51789bd782de8f260547711fbca8e325")
+
+
+def test_vector_c2() -> None:
+    pairs = s.parse_query("b=2&a=x%20y&a=3")
+    assert s.canonical_query(pairs) == "a=3&a=x%20y&b=2"
+    headers = {"Content-Type": "application/json", "Host": "api.example.com", "X-Sdk-Date": DATE}
+    cr = s.canonical_request("GET", "/v1/res/", pairs, headers, ["content-type", "host", "x-sdk-date"], s.EMPTY_SHA256)
+    assert s.string_to_sign(cr, DATE).endswith("fd299a2d88f7a0b242cbb3d32de86de60534f348b3f047e96a2f4635989561b8")
+    out = s.sign_request(KEY, SECRET, "GET", "https://api.example.com/v1/res/?b=2&a=x%20y&a=3",
+                         {"Content-Type": "application/json"}, b"", date=DATE)
+    assert out["Authorization"].endswith(
+        "SignedHeaders=content-type;host;x-sdk-date, "
+        "Signature=a6189f65b87ca0cdc786bbcbaf7f370acc0ae04fbf88e6fbbc0e1928604a536a")
+
+
+def test_vector_c3() -> None:
+    out = s.sign_request(KEY, SECRET, "PUT", "https://api.example.com/upload",
+                         {"x-sdk-content-sha256": "UNSIGNED-PAYLOAD"}, b"big", date=DATE)
+    assert out["Authorization"] == (
+        f"SDK-HMAC-SHA256 Access={KEY}, SignedHeaders=host;x-sdk-content-sha256;x-sdk-date, "
+        "Signature=5b37b8ae44f78442d3245d3f36f8f9e5dade40129eeea3286574d226af0e8c4d")
+    cr = s.canonical_request("PUT", "/upload", [], out, ["host", "x-sdk-content-sha256", "x-sdk-date"],
+                             "UNSIGNED-PAYLOAD")
+    assert s.string_to_sign(cr, DATE).endswith("f6e5d3aa4f00739c4dfc2c80bb112fb1783b8314d8deebbffa4c231e0d1e67e6")
+
+
+# --- an independent implementation written from the public algorithm description ------------------
+
+_UNRESERVED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _enc(text: str) -> str:
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
+def _dec(text: str) -> str:
+    """Percent-decoding written out by hand (invalid escapes stay as they are)."""
+    raw = text.encode("utf-8")
+    out = bytearray()
+    i = 0
+    hexdigits = b"0123456789abcdefABCDEF"
+    while i < len(raw):
+        if raw[i] == 0x25 and i + 2 < len(raw) + 1 and len(raw[i + 1:i + 3]) == 2 \
+                and all(c in hexdigits for c in raw[i + 1:i + 3]):
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", "replace")
+
+
+def _ref_sign(method: str, raw_path: str, raw_query: str, headers: dict[str, str], body: bytes) -> str:
+    segs = [_enc(seg) for seg in _dec(raw_path).split("/")]
+    uri = "/".join(segs)
+    uri = uri if uri.endswith("/") else uri + "/"
+    pairs = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        k, eq, v = part.partition("=")
+        if k:
+            pairs.append((_dec(k), _dec(v) if eq else ""))
+    pairs.sort()
+    query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in pairs)
+    low = {k.lower(): v.strip() for k, v in headers.items()}
+    names = sorted(low)
+    block = "".join(f"{n}:{low[n]}\n" for n in names)
+    digest = low.get("x-sdk-content-sha256") or hashlib.sha256(body).hexdigest()
+    cr = f"{method}\n{uri}\n{query}\n{block}\n{';'.join(names)}\n{digest}"
+    sts = f"SDK-HMAC-SHA256\n{low['x-sdk-date']}\n{hashlib.sha256(cr.encode()).hexdigest()}"
+    return hmac.new(SECRET.encode(), sts.encode(), hashlib.sha256).hexdigest()
+
+
+CASES = [
+    ("GET", "/", "", b""),
+    ("GET", "/a/b/", "", b""),  # trailing slash kept, not doubled
+    ("GET", "/a/b", "k=1&k=0&k=", b""),  # repeated keys, values sorted, empty value
+    ("GET", "/p", "flag&x=&=skipped&&y=2", b""),  # key without '=', empty value, empty key dropped
+    ("GET", "/with%20space/x", "q=a%20b&r=a+b", b""),  # spaces; '+' stays a literal plus
+    ("GET", "/%E4%B8%AD%E6%96%87/caf%C3%A9", "n=%C3%A9t%C3%A9&%E4%B8%AD=1", b""),  # non-ASCII
+    ("GET", "/tilde~/a-b_c.d", "t=~x&s=%2F%3F%26", b""),  # unreserved kept, reserved encoded
+    ("POST", "/upload", "", b'{"a": 1}'),
+    ("PUT", "/bin", "z=1&a=2", bytes(range(256))),
+    ("DELETE", "/x//y", "", b""),  # empty segment kept
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body"), CASES)
+def test_independent_vectors(method: str, path: str, query: str, body: bytes) -> None:
+    url = f"http://h.example:8080{path}" + (f"?{query}" if query else "")
+    out = s.sign_request(KEY, SECRET, method, url, {"Content-Type": "text/plain", "X-Custom": "  v  "}, body,
+                         date=DATE)
+    sig = out["Authorization"].rsplit("Signature=", 1)[1]
+    headers = {k: v for k, v in out.items() if k != "Authorization"}
+    assert sig == _ref_sign(method, path, query, headers, body)
+    creds = s.parse_authorization(out["Authorization"])
+    assert creds is not None and creds.access == KEY
+    assert s.verify(SECRET, sig, method, path, s.parse_query(query), headers, creds.signed_headers,
+                    s.payload_hash(body), DATE)
+    assert not s.verify("other_secret", sig, method, path, s.parse_query(query), headers, creds.signed_headers,
+                        s.payload_hash(body), DATE)
+
+
+def test_ascii_encoding_table() -> None:
+    for b in range(0x80):
+        ch = chr(b)
+        expected = ch if (ch.isalnum() or ch in "-._~") else f"%{b:02X}"
+        assert s.encode(ch) == expected
+
+
+def test_parse_authorization_lenient_and_strict() -> None:
+    ok = s.parse_authorization("SDK-HMAC-SHA256  Access=k1,SignedHeaders=Host;X-Sdk-Date,  Signature=ABCDEF01")
+    assert ok == s.Credentials("k1", ("host", "x-sdk-date"), "abcdef01")
+    for bad in ("Basic abc", "SDK-HMAC-SHA256 Access=k", "SDK-HMAC-SHA256 Access=k, SignedHeaders=h, Signature=zz",
+                "SDK-HMAC-SHA256 Access=, SignedHeaders=h, Signature=00"):
+        assert s.parse_authorization(bad) is None
+
+
+def test_dates_and_missing_signed_header() -> None:
+    assert s.parse_date("20240326T030801Z") is not None
+    for bad in ("2024-03-26T03:08:01Z", "20241326T030801Z", "20240326T030801", ""):
+        assert s.parse_date(bad) is None
+    with pytest.raises(KeyError):
+        s.canonical_request("GET", "/", [], {"host": "h"}, ["host", "x-sdk-date"], s.EMPTY_SHA256)
+
+
+def test_settings_env_overrides() -> None:
+    from gateway.core.settings import load_settings
+
+    st = load_settings(environ={"GATEWAY_IAM_JWT_ALGORITHMS": "RS256, ES384", "GATEWAY_APP_CODE_ALLOW_HTTP": "true",
+                                "GATEWAY_IAM_CACHE_TTL_S": "12.5", "GATEWAY_APP_AUTH_CLOCK_SKEW_S": "60",
+                                "GATEWAY_IAM_REMOTE_URL": "http://iam.local/v3/auth/tokens"})
+    assert st.iam_jwt_algorithms == ["RS256", "ES384"] and st.app_code_allow_http is True
+    assert (st.iam_cache_ttl_s, st.app_auth_clock_skew_s) == (12.5, 60)
+    assert st.iam_remote_url == "http://iam.local/v3/auth/tokens"
