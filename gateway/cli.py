@@ -221,13 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("path")
     val.add_argument("--default-group")
     val.set_defaults(func=cmd_validate)
-    for extra in EXTRA_COMMANDS:
-        extra(sub)
+    from gateway.control.openapi import commands as openapi_commands
+
+    openapi_commands.add_commands(sub)  # gateway import / gateway export
     return parser
-
-
-# Feature modules add sub-commands (import/export ...): fn(subparsers) -> None
-EXTRA_COMMANDS: list[Any] = []
 
 
 # the run arguments as given, so the supervisor can start its workers with the same command line
@@ -235,9 +232,7 @@ _RUN_ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gateway.pipeline import (
-        chain as features,
-    )  # imported here: feature modules register sub-commands in EXTRA_COMMANDS
+    from gateway.pipeline import chain as features
 
     features.load_all()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -1,4 +1,4 @@
-"""The admin listener: health, readiness, and (in later modules) the control-plane API.
+"""The admin listener: health, readiness, and the control-plane API (route modules listed in :data:`ROUTES`).
 
 Role: off the request path. Served on its own port (127.0.0.1:9080 by default). When it listens on a
 non-loopback address a bearer token is mandatory (start-up fails without one); with
@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from gateway.control import channels, snapshot, throttling
+from gateway.control.openapi import routes as openapi_routes
+from gateway.control.port import ControlPort
+from gateway.control.store import DocumentStore
+from gateway.control.v2 import app as v2_app
 from gateway.core.settings import split_listen
 
-if TYPE_CHECKING:
-    from gateway.process.server import Gateway
-
-GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+PORT_KEY: web.AppKey[ControlPort] = web.AppKey("control_port")
 OPEN_PATHS = frozenset({"/healthz"})
-# Feature modules add routes here: fn(app, gateway) -> None
-ROUTE_INSTALLERS: list[Callable[[web.Application, Gateway], None]] = []
+Installer = Callable[[web.Application, DocumentStore], None]
+# The admin route modules, in mounting order: fn(app, store) -> None
+ROUTES: tuple[Installer, ...] = (
+    snapshot.install,        # GET/PUT /v1/snapshot
+    v2_app.install,          # the vendor's v2 management paths
+    openapi_routes.install,  # Swagger/OpenAPI import and export
+    throttling.install,      # GET /v1/throttling
+    channels.install,        # GET /v1/channels/health
+)
 
 
 def is_loopback(listen: str) -> bool:
@@ -44,7 +52,7 @@ def check_admin_exposure(listen: str, token: str | None) -> None:
         )
 
 
-def _auth_middleware(gateway: Gateway, listen: str | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _auth_middleware(gateway: ControlPort, listen: str | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
     settings = gateway.settings
     # the address actually bound decides (a worker's or a test's admin address may differ from settings)
     required = bool(settings.admin_token) and (
@@ -67,9 +75,12 @@ def _auth_middleware(gateway: Gateway, listen: str | None = None) -> Callable[..
     return middleware
 
 
-def create_admin_app(gateway: Gateway, listen: str | None = None) -> web.Application:
+def create_admin_app(gateway: ControlPort, listen: str | None = None,
+                     extra: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
+    """The admin app for ``gateway``; ``extra`` lets the process mount its own routes (``/metrics``)."""
     app = web.Application(middlewares=[_auth_middleware(gateway, listen)], client_max_size=256 * 1024 * 1024)
-    app[GATEWAY_KEY] = gateway
+    app[PORT_KEY] = gateway
+    store = DocumentStore.of(gateway)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -82,6 +93,8 @@ def create_admin_app(gateway: Gateway, listen: str | None = None) -> web.Applica
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    for install in ROUTE_INSTALLERS:
-        install(app, gateway)
+    for install in ROUTES:
+        install(app, store)
+    for mount in extra:
+        mount(app)
     return app

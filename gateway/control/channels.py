@@ -7,23 +7,17 @@ passive ejections and the seconds left of a passive ejection.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from gateway.backends.channels.health import EXTRAS_KEY
-from gateway.control.app import ROUTE_INSTALLERS
-
-if TYPE_CHECKING:
-    from gateway.process.server import Gateway
+from gateway.control.store import DocumentStore
 
 
-def install(app: web.Application, gateway: Gateway) -> None:
+def install(app: web.Application, store: DocumentStore) -> None:
+    services = store.port.services
+
     async def channel_health(_: web.Request) -> web.Response:
-        manager = gateway.services.extras.get(EXTRAS_KEY)
+        manager = services.extras.get(EXTRAS_KEY)
         return web.json_response({"members": manager.status() if manager is not None else []})
 
     app.router.add_get("/v1/channels/health", channel_health)
-
-
-ROUTE_INSTALLERS.append(install)

@@ -1,7 +1,7 @@
 """Shared pieces of the control-plane API: APIG error bodies, secret masking, ids, and the commit step.
 
 Role: off the request path (admin listener only). Every admin write ends in :func:`commit`, which hands
-a complete new document to :meth:`gateway.process.server.Gateway.push_document` (validate + compile in a worker
+a complete new document to :meth:`gateway.control.port.ControlPort.push_document` (validate + compile in a worker
 thread, then one atomic swap) and turns its failures into the vendor's error shape:
 ``{"error_code": "APIG.2012", "error_msg": ..., "problems": ["path: reason", ...]}`` with 400, or 412
 when ``If-Match`` names a version that is no longer active. A rejected change changes nothing.
@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.control.port import ControlPort, VersionConflict
 from gateway.model.runtime import Runtime
-from gateway.process.server import Gateway, VersionConflict
 from gateway.snapshot.load import SnapshotError, parse_bytes
 
 MASK = "******"
@@ -171,7 +171,7 @@ def strip_item_prefix(problems: list[str], prefix: str | None) -> list[str]:
     return out
 
 
-async def commit(gateway: Gateway, doc: dict[str, Any], expected_version: str | None = None,
+async def commit(gateway: ControlPort, doc: dict[str, Any], expected_version: str | None = None,
                  item_prefix: str | None = None) -> Runtime:
     """Push ``doc`` as the new snapshot, or raise :class:`AdminError` (400 / 412); nothing changes on error."""
     try:
@@ -189,5 +189,5 @@ async def commit(gateway: Gateway, doc: dict[str, Any], expected_version: str | 
                          problems=problems) from None
 
 
-def current_document(gateway: Gateway) -> dict[str, Any]:
+def current_document(gateway: ControlPort) -> dict[str, Any]:
     return gateway.document if gateway.document is not None else {}

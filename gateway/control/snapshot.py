@@ -1,7 +1,7 @@
 """Admin API: the whole snapshot at once (``GET/PUT /v1/snapshot``, ``GET /v1/snapshot/version``).
 
 Role: control plane, off the request path. ``PUT`` replaces the whole configuration: the body (JSON or
-YAML) is parsed, validated and compiled in a worker thread by :meth:`Gateway.push_document`, then swapped
+YAML) is parsed, validated and compiled in a worker thread by :meth:`ControlPort.push_document`, then swapped
 in atomically; on any problem the old snapshot keeps serving and the answer lists every problem.
 ``If-Match: <version>`` makes the write conditional (412 when another write got there first). ``GET``
 returns the active document with credentials masked (see :data:`gateway.control.common.SECRET_FIELDS`);
@@ -10,16 +10,13 @@ sending a masked value back in a ``PUT`` keeps the stored secret of the resource
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from gateway.control.app import ROUTE_INSTALLERS
 from gateway.control.common import (
     AdminError,
-    commit,
     current_document,
     if_match,
     json_response,
@@ -28,13 +25,14 @@ from gateway.control.common import (
     unmask_document,
     version_headers,
 )
-from gateway.process.server import Gateway
+from gateway.control.port import ControlPort
+from gateway.control.store import DocumentStore
 from gateway.snapshot.load import SnapshotError, parse_bytes
 
 log = logging.getLogger("gateway.control.app")
 
 
-def _summary(gateway: Gateway) -> dict[str, Any]:
+def _summary(gateway: ControlPort) -> dict[str, Any]:
     rt = gateway.runtime
     if rt is None:
         return {"version": None, "counts": {}}
@@ -42,8 +40,17 @@ def _summary(gateway: Gateway) -> dict[str, Any]:
             "compiled_at": rt.compiled_at}
 
 
-def install(app: web.Application, gateway: Gateway) -> None:
-    lock = gateway.services.extras.setdefault("admin_lock", asyncio.Lock())  # shared with the v2 writes
+def _unmasked(doc: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """``doc`` with masked secrets put back from ``current``; 400 if a mask has no stored secret."""
+    doc = unmask_document(doc, current)
+    masked = leftover_masks(doc)
+    if masked:
+        raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
+    return doc
+
+
+def install(app: web.Application, store: DocumentStore) -> None:
+    gateway = store.port
 
     async def get_snapshot(request: web.Request) -> web.StreamResponse:
         rt = gateway.runtime
@@ -65,12 +72,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
                 doc = parse_bytes(data, "body", request.headers.get("Content-Type"))
             except SnapshotError as exc:
                 raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
-            async with lock:
-                doc = unmask_document(doc, gateway.document)
-                masked = leftover_masks(doc)
-                if masked:
-                    raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=masked)
-                rt = await commit(gateway, doc, if_match(request))
+            rt = await store.replace(lambda current: _unmasked(doc, current), if_match(request))
             log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
         except AdminError as err:
             resp = err.response()
@@ -82,5 +84,3 @@ def install(app: web.Application, gateway: Gateway) -> None:
     app.router.add_put("/v1/snapshot", put_snapshot)
     app.router.add_get("/v1/snapshot/version", get_version)
 
-
-ROUTE_INSTALLERS.append(install)

@@ -8,20 +8,17 @@ benchmarks can see fallbacks without scraping logs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
-from gateway.control.app import ROUTE_INSTALLERS
+from gateway.control.store import DocumentStore
 from gateway.pipeline.stages.throttling.service import ThrottleService
 
-if TYPE_CHECKING:
-    from gateway.process.server import Gateway
 
+def install(app: web.Application, store: DocumentStore) -> None:
+    services = store.port.services
 
-def install(app: web.Application, gateway: Gateway) -> None:
     async def throttling(_: web.Request) -> web.Response:
-        svc = ThrottleService.of(gateway.services)
+        svc = ThrottleService.of(services)
         return web.json_response({
             "store": "redis" if svc.redis_url else "local",
             "redis_up": svc.redis_up,
@@ -34,6 +31,3 @@ def install(app: web.Application, gateway: Gateway) -> None:
 
     app.router.add_get("/v1/throttling", throttling)
 
-
-if install not in ROUTE_INSTALLERS:
-    ROUTE_INSTALLERS.append(install)

@@ -1,7 +1,8 @@
 """Prometheus metrics: per-request counters and histograms, plus gauges read at scrape time.
 
 Role in the pipeline: after the response (spec 02 §11.2 step 19). A completion hook records each finished
-request; ``GET /metrics`` on the admin listener renders the registry. Every :class:`Gateway` (its
+request; :func:`render` renders the registry (the process mounts it as ``GET /metrics`` on the admin
+listener). Every :class:`Gateway` (its
 :class:`Services`) owns its own ``CollectorRegistry``, so several gateways in one process never collide.
 
 Per-request cost: one dict probe for the endpoint's pre-bound label children (created on first use per
@@ -28,7 +29,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,12 +39,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
-from gateway.control import app as admin
 from gateway.model.services import SETUP_HOOKS, Services
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.process.server import Gateway
 
 log = logging.getLogger("gateway.observe.metrics")
 # no ``*_created`` series: they double the series count and Prometheus does not need them
@@ -200,11 +198,6 @@ class _StateCollector:
         failures = CounterMetricFamily("apig_config_reload_failures", "Snapshots rejected (the previous kept serving)")
         failures.add_metric((), float(s.reload_failures))
         yield failures
-        gw = s.extras.get("gateway")
-        if gw is not None:
-            inflight = GaugeMetricFamily("apig_inflight_requests", "Requests being handled right now")
-            inflight.add_metric((), float(getattr(gw, "inflight", 0)))
-            yield inflight
         yield from self._fallbacks()
         yield from self._channel_health()
         for source in list(s.extras.get(SOURCES_KEY) or ()):
@@ -299,16 +292,10 @@ def _setup(services: Services) -> None:
     services.completion_hooks.append(m.observe)
 
 
-def _install_route(app: web.Application, gateway: Gateway) -> None:
-    m = metrics_of(gateway.services)
-    if m is None:
-        return
-
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=m.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app.router.add_get("/metrics", metrics)
+def render(services: Services) -> tuple[bytes, str] | None:
+    """The exposition text and its content type, or None when metrics are off (no route then)."""
+    m = metrics_of(services)
+    return None if m is None else (m.render(), CONTENT_TYPE_LATEST)
 
 
 SETUP_HOOKS.append(_setup)
-admin.ROUTE_INSTALLERS.append(_install_route)

@@ -1,8 +1,8 @@
-"""Import every feature module so that it registers its stages, checks, targets and admin routes.
+"""Import every feature module so that it registers its stages, checks and targets.
 
 Role: start-up only. Each module below registers itself with the registries of
-:mod:`gateway.pipeline.spec`, :mod:`gateway.snapshot.validate`, :mod:`gateway.model.runtime` and
-:mod:`gateway.control.app` when imported; this is the one place that lists them.
+:mod:`gateway.pipeline.spec`, :mod:`gateway.snapshot.validate` and :mod:`gateway.model.runtime` when
+imported; this is the one place that lists them. (Admin routes are listed in :mod:`gateway.control.app`.)
 """
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ from __future__ import annotations
 import gateway.backends.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.backends.function
 import gateway.backends.invokers
-import gateway.control.channels  # GET /v1/channels/health
-import gateway.control.openapi.admin  # Swagger/OpenAPI import and export (admin + CLI)
-import gateway.control.snapshot  # PUT/GET /v1/snapshot
-import gateway.control.v2  # the vendor's v2 management paths
 import gateway.model.runtime
 import gateway.observe.accesslog  # JSON access log completion hook
-import gateway.observe.metrics  # Prometheus /metrics, completion hook
+import gateway.observe.metrics  # Prometheus metrics completion hook (the process mounts /metrics)
 import gateway.pipeline.stages.acl
 import gateway.pipeline.stages.app_auth
 import gateway.pipeline.stages.auth_checks

@@ -21,11 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.control.app import check_admin_exposure, create_admin_app
+from gateway.control.port import VersionConflict
 from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings, split_listen
 from gateway.model.context import RequestContext, latency_mode
 from gateway.model.runtime import Runtime, compile_snapshot
 from gateway.model.services import Services
+from gateway.observe import metrics
 from gateway.pipeline import handle as pipeline
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.load import SnapshotError, load_path
@@ -34,12 +37,7 @@ from gateway.snapshot.validate import validate
 log = logging.getLogger("gateway")
 
 
-class VersionConflict(Exception):
-    """An ``If-Match`` version that is not the active one (answered 412 by the admin API)."""
-
-    def __init__(self, current: str | None) -> None:
-        super().__init__(f"active version is {current}")
-        self.current = current
+__all__ = ["Gateway", "VersionConflict", "build_runtime"]
 
 
 def build_runtime(doc: dict[str, Any], services: Services, version: str | None = None) -> Runtime:
@@ -54,7 +52,6 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services = Services(settings)
-        self.services.extras["gateway"] = self
         self._runners: list[web.BaseRunner] = []
         self._trusted = settings.trusted_networks()
         self._latency_mode = latency_mode(settings.latency_headers)
@@ -67,6 +64,8 @@ class Gateway:
         self._push_lock = asyncio.Lock()
         # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
         self.push_hooks: list[Callable[[dict[str, Any], Runtime], Awaitable[None]]] = []
+        metrics.register_gauge_source(self.services, "apig_inflight_requests", "Requests being handled right now",
+                                      (), lambda: {(): self.inflight})
 
     # --- snapshot ------------------------------------------------------------------------------
     @property
@@ -182,18 +181,26 @@ class Gateway:
         )
 
     def make_admin_app(self, listen: str | None = None) -> web.Application:
-        from gateway.control.app import create_admin_app
-
-        self.admin_app = create_admin_app(self, listen)
+        self.admin_app = create_admin_app(self, listen, extra=(self._mount_metrics,))
         return self.admin_app
+
+    def _mount_metrics(self, app: web.Application) -> None:
+        """``GET /metrics`` on the admin listener, when metrics are on."""
+        if metrics.render(self.services) is None:
+            return
+
+        async def scrape(_: web.Request) -> web.Response:
+            rendered = metrics.render(self.services)
+            body, content_type = rendered if rendered is not None else (b"", "text/plain")
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get("/metrics", scrape)
 
     async def start(self, public: str | None = None, admin: str | None = None, reuse_port: bool = False,
                     sock: Any = None) -> None:
         s = self.settings
         admin_value = admin or s.admin_listen
         if admin_value:  # before any socket opens; on every start path (cli, --workers workers, embedders)
-            from gateway.control.app import check_admin_exposure
-
             check_admin_exposure(admin_value, s.admin_token)
         runner = web.ServerRunner(self.make_public_server(), shutdown_timeout=s.shutdown_timeout_s)
         await runner.setup()

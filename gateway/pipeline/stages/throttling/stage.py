@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gateway.control import throttling as _admin  # noqa: F401  (admin route /v1/throttling)
 from gateway.core.errors import GatewayError
 from gateway.pipeline import spec as stage_registry
 from gateway.pipeline.stages.throttling import resources as _resources  # noqa: F401  (registers schemas and checks)

@@ -1,29 +1,24 @@
-"""Import/export entry points: admin endpoints and the ``gateway import`` / ``gateway export`` commands.
+"""Import/export admin endpoints (the ``gateway import`` / ``export`` commands are in :mod:`.commands`).
 
 Role: control plane only. ``POST /v1/import`` (and the vendor's ``POST .../openapi/import``, multipart)
 converts a Swagger 2.0 / OpenAPI 3 document with :func:`gateway.control.openapi.convert.import_openapi`, merges it into
 the active snapshot and pushes the result like any other change (all-or-nothing, new version).
 ``GET /v1/export`` (and the vendor's ``POST .../openapi/export``) writes one group back out.
-The CLI commands do the same offline, from and to files.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
 import orjson
 import yaml
 from aiohttp import web
 
-from gateway import cli
-from gateway.control.app import ROUTE_INSTALLERS
-from gateway.control.common import AdminError, commit, current_document, if_match, json_response, version_headers
+from gateway.control.common import AdminError, current_document, if_match, json_response, version_headers
 from gateway.control.openapi.convert import export_openapi, import_openapi, merge_fragment
+from gateway.control.store import DocumentStore
 from gateway.control.v2 import PREFIX
-from gateway.process.server import Gateway
-from gateway.snapshot.load import SnapshotError, load_path, parse_bytes
+from gateway.snapshot.load import SnapshotError, parse_bytes
 
 
 def _parse_definition(data: bytes, content_type: str | None = None) -> dict[str, Any]:
@@ -39,16 +34,18 @@ def _counts(fragment: dict[str, Any]) -> dict[str, int]:
     return {k: len(v) for k, v in fragment.items() if isinstance(v, list)}
 
 
-def _dump(data: Any, fmt: str) -> bytes:
+def dump(data: Any, fmt: str) -> bytes:
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode()
     return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
 
-def install(app: web.Application, gateway: Gateway) -> None:
+def install(app: web.Application, store: DocumentStore) -> None:
+    gateway = store.port
+
     async def do_import(request: web.Request, spec: dict[str, Any], group_id: str | None, group_name: str | None,
                         publish_env: str | None, dry_run: bool) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-        base = current_document(gateway)
+        base = current_document(gateway)  # a dry run reads; a real import re-reads under the store's lock
         try:
             fragment, warnings = import_openapi(spec, base=base, group_id=group_id, group_name=group_name,
                                                 publish_env=publish_env)
@@ -56,7 +53,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
             raise AdminError(400, "APIG.3602", f"Syntax error in the Swagger file: {exc}") from None
         headers: dict[str, str] = {}
         if not dry_run:
-            rt = await commit(gateway, merge_fragment(base, fragment), if_match(request))
+            rt = await store.replace(lambda current: merge_fragment(current or {}, fragment), if_match(request))
             headers = version_headers(rt)
         return fragment, warnings, headers
 
@@ -114,7 +111,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
         except AdminError as err:
             return err.response()
         fmt = "yaml" if q.get("format") == "yaml" else "json"
-        return web.Response(body=_dump(spec, fmt), content_type=f"application/{fmt}",
+        return web.Response(body=dump(spec, fmt), content_type=f"application/{fmt}",
                             headers=version_headers(gateway.runtime))
 
     async def export_vendor(request: web.Request) -> web.StreamResponse:
@@ -128,7 +125,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
             return err.response()
         fmt = "yaml" if body.get("type") == "yaml" else "json"
         name = f"{spec['info']['title']}.{fmt}"
-        return web.Response(body=_dump(spec, fmt), content_type="application/octet-stream",
+        return web.Response(body=dump(spec, fmt), content_type="application/octet-stream",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     app.router.add_post("/v1/import", import_v1)
@@ -136,87 +133,3 @@ def install(app: web.Application, gateway: Gateway) -> None:
     app.router.add_post(f"{PREFIX}/openapi/import", import_vendor)
     app.router.add_post(f"{PREFIX}/openapi/export", export_vendor)
 
-
-ROUTE_INSTALLERS.append(install)
-
-
-# --- CLI ---------------------------------------------------------------------------------------------------
-def _write(data: bytes, out: str | None) -> None:
-    if out:
-        with open(out, "wb") as f:
-            f.write(data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-
-
-def _fmt_for(out: str | None, given: str | None) -> str:
-    if given:
-        return given
-    return "json" if out and out.endswith(".json") else "yaml"
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    from gateway.core.settings import load_settings
-    from gateway.model.services import Services
-    from gateway.process.server import build_runtime
-
-    try:
-        spec = parse_bytes(open(args.file, "rb").read(), args.file)  # noqa: SIM115
-        base = load_path(args.into) if args.into else {}
-        fragment, warnings = import_openapi(spec, base=base, group_id=args.group_id, group_name=args.group_name,
-                                            publish_env=args.publish_env)
-    except (OSError, SnapshotError, ValueError) as exc:
-        problems = exc.problems if isinstance(exc, SnapshotError) else [str(exc)]
-        for p in problems:
-            print(f"import error: {p}", file=sys.stderr)
-        return 1
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    doc = merge_fragment(base, fragment) if args.into else fragment
-    try:
-        build_runtime(doc, Services(load_settings({}, environ={})))
-    except SnapshotError as exc:
-        for p in exc.problems:
-            print(f"invalid: {p}", file=sys.stderr)
-        return 1
-    _write(_dump(doc, _fmt_for(args.output, args.format)), args.output)
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    try:
-        doc = load_path(args.snapshot)
-        spec = export_openapi(doc, args.group_id, env_id=args.env, oas=args.oas)
-    except SnapshotError as exc:
-        for p in exc.problems:
-            print(f"export error: {p}", file=sys.stderr)
-        return 1
-    except KeyError:
-        print(f"export error: no group with id {args.group_id!r}", file=sys.stderr)
-        return 1
-    _write(_dump(spec, _fmt_for(args.output, args.format)), args.output)
-    return 0
-
-
-def add_commands(sub: Any) -> None:
-    imp = sub.add_parser("import", help="Swagger 2.0 / OpenAPI 3 (x-apigateway-*) -> snapshot")
-    imp.add_argument("file")
-    imp.add_argument("-o", "--output", help="write here instead of stdout")
-    imp.add_argument("--group-id", help="group to import into (default: derived from info.title)")
-    imp.add_argument("--group-name", help="name of a newly created group (default: info.title)")
-    imp.add_argument("--publish-env", help="publish every imported API in this environment (name or id)")
-    imp.add_argument("--into", help="merge into this snapshot file/directory and write the whole result")
-    imp.add_argument("--format", choices=("yaml", "json"))
-    imp.set_defaults(func=cmd_import)
-    exp = sub.add_parser("export", help="snapshot group -> Swagger 2.0 / OpenAPI 3 with x-apigateway-*")
-    exp.add_argument("snapshot")
-    exp.add_argument("--group-id", required=True)
-    exp.add_argument("--env", help="only APIs published in this environment id (bindings of that environment)")
-    exp.add_argument("--oas", default="2.0", choices=("2.0", "3.0"))
-    exp.add_argument("-o", "--output")
-    exp.add_argument("--format", choices=("yaml", "json"))
-    exp.set_defaults(func=cmd_export)
-
-
-cli.EXTRA_COMMANDS.append(add_commands)

@@ -1,0 +1,69 @@
+"""The v2 route table: every vendor management path this gateway implements, and where it is handled.
+
+Role: control plane, off the request path. Special actions first (their paths would otherwise match a
+generic ``{id}``), then the bindings, then the generic CRUD of every resource. Every handler is wrapped
+so that an :class:`~gateway.control.common.AdminError` becomes the vendor's error body.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from aiohttp import web
+
+from gateway.control.common import AdminError
+from gateway.control.store import DocumentStore
+from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, plugins, publish
+from gateway.control.v2.crud import Handler, Route
+from gateway.control.v2.resources import BINDINGS, RESOURCES
+
+
+def wrap(fn: Handler) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            return await fn(request)
+        except AdminError as err:
+            return err.response()
+
+    return handler
+
+
+def routes(store: DocumentStore) -> list[Route]:
+    p = PREFIX
+    s = store
+    table: list[Route] = [
+        ("POST", f"{p}/apis/action", partial(publish.api_action, s)),
+        ("POST", f"{p}/apis/publish", partial(publish.api_publish_batch, s)),
+        ("GET", f"{p}/apis/publish/{{api_id}}", partial(publish.api_publish_history, s)),
+        ("GET", f"{p}/apis/runtime/{{api_id}}", partial(publish.api_runtime, s)),
+        ("POST", f"{p}/app-auths", partial(apps.app_auths_create, s)),
+        ("DELETE", f"{p}/app-auths/{{app_auth_id}}", partial(apps.app_auths_delete, s)),
+        ("GET", f"{p}/app-auths/binded-apis", partial(apps.app_auths_list, s)),
+        ("GET", f"{p}/app-auths/binded-apps", partial(apps.app_auths_list, s)),
+        ("PUT", f"{p}/apps/{{app_id}}/app-acl", partial(apps.app_acl, s)),
+        ("GET", f"{p}/apps/{{app_id}}/app-acl", partial(apps.app_acl, s)),
+        ("DELETE", f"{p}/apps/{{app_id}}/app-acl", partial(apps.app_acl, s)),
+        ("PUT", f"{p}/apps/{{app_id}}/app-codes", partial(apps.app_code_generate, s)),
+        ("PUT", f"{p}/apps/secret/{{app_id}}", partial(apps.app_secret_reset, s)),
+        ("POST", f"{p}/plugins/{{plugin_id}}/attach", partial(plugins.plugin_attach, s)),
+        ("PUT", f"{p}/plugins/{{plugin_id}}/detach", partial(plugins.plugin_attach, s)),
+        ("POST", f"{p}/apis/{{api_id}}/plugins/attach", partial(plugins.plugin_attach, s)),
+        ("PUT", f"{p}/apis/{{api_id}}/plugins/detach", partial(plugins.plugin_attach, s)),
+        ("GET", f"{p}/plugins/{{plugin_id}}/attached-apis", partial(plugins.plugin_attached, s)),
+        ("GET", f"{p}/apis/{{api_id}}/attached-plugins", partial(plugins.plugin_attached, s)),
+        ("GET", f"{p}/vpc-channels/{{vpc_channel_id}}/members", partial(channels.members, s)),
+        ("POST", f"{p}/vpc-channels/{{vpc_channel_id}}/members", partial(channels.members, s)),
+        ("PUT", f"{p}/vpc-channels/{{vpc_channel_id}}/members", partial(channels.members, s)),
+        ("DELETE", f"{p}/vpc-channels/{{vpc_channel_id}}/members/{{member_id}}", partial(channels.members, s)),
+        ("PUT", f"{p}/acls", crud.batch_delete(s, "acls", "acls", "acl_id", "APIG.3006", "access control policy")),
+    ]
+    for b in BINDINGS:
+        table.extend(bindings.routes(s, b, p))
+    for res in RESOURCES:
+        table.extend(crud.routes(s, res, p))
+    return table
+
+
+def install(app: web.Application, store: DocumentStore) -> None:
+    for method, path, handler in routes(store):
+        app.router.add_route(method, path, wrap(handler))

@@ -1,0 +1,127 @@
+"""Policy bindings: a throttle, ACL or signature key bound to API publications.
+
+Role: control plane, off the request path. One handler set per :class:`~gateway.control.v2.resources.Binding`:
+bind (``POST``), unbind one (``DELETE``) or many (``PUT ?action=delete``), the APIs bound to a policy
+(``binded-apis``) and the policies bound to an API (``binded-throttles`` / ``binded-acls`` / ``binded-signs``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.control.common import AdminError, json_response, missing_param, new_id, now_iso, read_body
+from gateway.control.store import DocumentStore
+from gateway.control.v2.crud import Route, apply, batch_delete, bind
+from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present, set_if_accepted
+from gateway.control.v2.resources import Binding, cascade_delete
+
+
+def publication(doc: Doc, publish_id: str) -> Item:
+    pub = find(doc, "publishes", publish_id)
+    if pub is None:
+        raise AdminError(404, "APIG.3015", f"The API publication record does not exist,id:{publish_id}")
+    return pub
+
+
+def binding_view(b: Binding, doc: Doc, row: Item) -> Item:
+    pub = find(doc, "publishes", str(row.get("publish_id"))) or {}
+    api = find(doc, "apis", str(pub.get("api_id"))) or {}
+    policy = find(doc, b.policy_collection, str(row.get(b.stored))) or {}
+    out = dict(row)
+    out.update({b.body_field: row.get(b.stored), "api_id": pub.get("api_id"), "api_name": api.get("name"),
+                "env_id": pub.get("env_id"), "env_name": env_name(doc, str(pub.get("env_id"))),
+                "group_id": api.get("group_id")})
+    pname = policy.get("name") or policy.get("acl_name")
+    if pname is not None:
+        out.setdefault("policy_name", pname)
+    return out
+
+
+async def create(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
+    body = await read_body(request)
+    policy_id = body.get(b.body_field)
+    publish_ids = body.get("publish_ids")
+    if not isinstance(policy_id, str) or not policy_id:
+        raise missing_param(b.body_field)
+    if not isinstance(publish_ids, list) or not publish_ids or not all(isinstance(p, str) for p in publish_ids):
+        raise missing_param("publish_ids")
+    doc = store.doc
+    if find(doc, b.policy_collection, policy_id) is None:
+        raise AdminError(404, b.policy_not_found, f"The policy does not exist,id:{policy_id}")
+    for pid in publish_ids:
+        publication(doc, pid)
+    now = now_iso()
+    rows: list[Item] = []
+
+    def change(doc: Doc) -> str | None:
+        elems = list(doc.get(b.collection) or [])
+        existing = {(str(x.get(b.stored)), str(x.get("publish_id"))) for x in items(doc, b.collection)}
+        rows.clear()
+        for pid in dict.fromkeys(publish_ids):
+            if (policy_id, pid) in existing:
+                continue
+            row: Item = {"id": new_id(), b.stored: policy_id, "publish_id": pid}
+            set_if_accepted(b.collection, row, b.time_field, now)
+            elems.append(row)
+            rows.append(row)
+        doc[b.collection] = elems
+        return None
+
+    headers = await apply(store, request, change)
+    doc = store.doc
+    return json_response({b.response_key: [present(binding_view(b, doc, r)) for r in rows]},
+                         status=201, headers=headers)
+
+
+async def delete(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
+    key = request.match_info["binding_id"]
+    if find(store.doc, b.collection, key) is None:
+        raise AdminError(404, b.not_found, f"The binding record does not exist,id:{key}")
+
+    def change(doc: Doc) -> None:
+        cascade_delete(doc, b.collection, {key})
+
+    headers = await apply(store, request, change)
+    return web.Response(status=204, headers=headers)
+
+
+async def bound_apis(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
+    doc = store.doc
+    policy_id = request.query.get(b.body_field) or request.query.get("throttle_id") or ""
+    if not policy_id:
+        raise missing_param(b.body_field)
+    rows = [binding_view(b, doc, r) for r in items(doc, b.collection) if str(r.get(b.stored)) == policy_id]
+    if request.query.get("env_id"):
+        rows = [r for r in rows if r.get("env_id") == request.query["env_id"]]
+    return json_response(listed(request, [present(r) for r in rows], "apis"))
+
+
+async def bound_policies(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
+    doc = store.doc
+    api_id = request.query.get("api_id")
+    if not api_id:
+        raise missing_param("api_id")
+    rows = [binding_view(b, doc, r) for r in items(doc, b.collection)]
+    rows = [r for r in rows if r.get("api_id") == api_id]
+    if request.query.get("env_id"):
+        rows = [r for r in rows if r.get("env_id") == request.query["env_id"]]
+    policies = []
+    for r in rows:
+        pol = find(doc, b.policy_collection, str(r.get(b.stored)))
+        if pol is not None:
+            policies.append(present({**pol, "bind_id": r.get("id"), "env_id": r.get("env_id"),
+                                     "env_name": r.get("env_name")}))
+    return json_response(listed(request, policies, b.policies_key))
+
+
+def routes(store: DocumentStore, b: Binding, prefix: str) -> list[Route]:
+    base = f"{prefix}/{b.path}"
+
+    out: list[Route] = []
+    if b.batch_unbind:
+        out.append(("PUT", base, batch_delete(store, b.collection, b.collection, "bind_id", b.not_found,
+                                              "binding record")))
+    out += [("POST", base, bind(create, store, b)), ("DELETE", f"{base}/{{binding_id}}", bind(delete, store, b)),
+            ("GET", f"{base}/binded-apis", bind(bound_apis, store, b)),
+            ("GET", f"{base}/{b.policies_path}", bind(bound_policies, store, b))]
+    return out

@@ -1,0 +1,144 @@
+"""Publishing: put an API online or offline in an environment, one or many at a time; its history and runtime view.
+
+Role: control plane, off the request path. A publication (``publishes`` element) is what the data plane
+serves; taking an API offline deletes its publication and everything bound to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.control.common import AdminError, bad_param, json_response, missing_param, new_id, now_iso, read_body
+from gateway.control.store import DocumentStore
+from gateway.control.v2.crud import apply
+from gateway.control.v2.document import (
+    Doc,
+    Item,
+    env_exists,
+    env_name,
+    find,
+    items,
+    page,
+    present,
+)
+from gateway.control.v2.resources import cascade_delete
+from gateway.snapshot.collections import RELEASE_ENV_ID
+
+
+def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str | None,
+                    out: list[Item]) -> None:
+    pubs = list(doc.get("publishes") or [])
+    existing = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") == env_id]
+    api = find(doc, "apis", api_id) or {}
+    if action == "online":
+        record: Item = {"publish_id": existing[0]["publish_id"] if existing else new_id(), "api_id": api_id,
+                        "env_id": env_id, "version_id": new_id(), "publish_time": now_iso()}
+        if remark:
+            record["remark"] = remark
+        if existing:
+            pubs[pubs.index(existing[0])] = record
+        else:
+            pubs.append(record)
+        doc["publishes"] = pubs
+        out.append({**record, "api_name": api.get("name")})
+    else:
+        if not existing:
+            raise AdminError(404, "APIG.3015", f"The API publication record does not exist,api:{api_id}")
+        out.append({**existing[0], "api_name": api.get("name")})
+        cascade_delete(doc, "publishes", {str(p["publish_id"]) for p in existing})
+
+def check_publish_args(doc: Doc, action: Any, env_id: Any) -> tuple[str, str]:
+    if action not in ("online", "offline"):
+        raise AdminError(400, "APIG.2011", "Invalid parameter value,parameterName:action. "
+                         "Please refer to the support documentation")
+    if not isinstance(env_id, str) or not env_id:
+        raise missing_param("env_id")
+    if not env_exists(doc, env_id):
+        raise AdminError(404, "APIG.3003", f"The environment does not exist,id:{env_id}")
+    return action, env_id
+
+async def api_action(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    body = await read_body(request)
+    doc = store.doc
+    action, env_id = check_publish_args(doc, body.get("action"), body.get("env_id"))
+    api_id = body.get("api_id")
+    if not isinstance(api_id, str) or not api_id:
+        raise missing_param("api_id")
+    if find(doc, "apis", api_id) is None:
+        raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api_id}")
+    out: list[Item] = []
+
+    def change(doc: Doc) -> str | None:
+        publish_change(doc, api_id, env_id, action, body.get("remark"), out)
+        return None
+
+    headers = await apply(store, request, change)
+    return json_response(out[0], status=201, headers=headers)
+
+async def api_publish_batch(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    body = await read_body(request)
+    doc = store.doc
+    action, env_id = check_publish_args(doc, request.query.get("action"), body.get("env_id"))
+    apis = body.get("apis")
+    group_id = body.get("group_id")
+    if apis is None and not group_id:
+        raise missing_param("apis")
+    if apis is None:
+        api_ids = [str(a.get("id")) for a in items(doc, "apis") if a.get("group_id") == group_id]
+    elif isinstance(apis, list) and all(isinstance(a, str) for a in apis):
+        api_ids = list(dict.fromkeys(apis))
+    else:
+        raise bad_param("apis")
+    if len(api_ids) > 1000:
+        raise bad_param("apis", "at most 1000 APIs at a time", "APIG.2003")
+    success: list[Item] = []
+    failure: list[Item] = []
+
+    def change(doc: Doc) -> str | None:
+        success.clear()
+        failure.clear()
+        for api_id in api_ids:
+            api = find(doc, "apis", api_id)
+            if api is None:
+                failure.append({"api_id": api_id, "error_code": "APIG.3002",
+                                "error_msg": f"Api {api_id} not found"})
+                continue
+            try:
+                publish_change(doc, api_id, env_id, action, body.get("remark"), success)
+            except AdminError as err:
+                failure.append({"api_id": api_id, "api_name": api.get("name"), "error_code": err.code,
+                                "error_msg": err.msg})
+        return None
+
+    headers = await apply(store, request, change)
+    return json_response({"success": success, "failure": failure}, headers=headers)
+
+async def api_publish_history(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    doc = store.doc
+    api_id = request.match_info["api_id"]
+    if find(doc, "apis", api_id) is None:
+        raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api_id}")
+    rows = [{"version_id": p.get("version_id") or p.get("publish_id"), "version_no": p.get("version_id"),
+             "api_id": api_id, "env_id": p.get("env_id"), "env_name": env_name(doc, str(p.get("env_id"))),
+             "remark": p.get("remark"), "publish_time": p.get("publish_time"), "status": 1}
+            for p in items(doc, "publishes") if p.get("api_id") == api_id]
+    env_id = request.query.get("env_id")
+    if env_id:
+        rows = [r for r in rows if r["env_id"] == env_id]
+    page_, total = page(request, rows)
+    return json_response({"total": total, "size": len(page_), "api_versions": page_})
+
+async def api_runtime(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    doc = store.doc
+    api_id = request.match_info["api_id"]
+    env_id = request.query.get("env_id") or RELEASE_ENV_ID
+    api = find(doc, "apis", api_id)
+    pub = next((p for p in items(doc, "publishes") if p.get("api_id") == api_id and p.get("env_id") == env_id),
+               None)
+    if api is None or pub is None:
+        raise AdminError(404, "APIG.3002", f"The API does not exist or is not published,id:{api_id}")
+    out = {**api, "run_env_id": env_id, "run_env_name": env_name(doc, env_id),
+           "publish_id": pub.get("publish_id"), "publish_time": pub.get("publish_time")}
+    return json_response(present(out))

@@ -1,0 +1,258 @@
+"""The v2 resource tables: what each management collection is, declared once, as data.
+
+Role: control plane, off the request path. :data:`RESOURCES` describes each collection served by the
+generic CRUD handlers (:mod:`gateway.control.v2.crud`): its URL, snapshot collection, list key, error
+codes, name uniqueness, generated fields, and the hooks that make it special (generated secrets, a built-in
+element, a list filter, a decorated view). The handlers never branch on a collection's name: like APISIX's
+``resource.new({...})``, behaviour is a field of the resource. :data:`BINDINGS` does the same for the
+"policy x publication" bindings, and :data:`REFERENCES` declares every reference between collections once:
+it drives the parent checks of nested URLs and :func:`cascade_delete` (the vendor's delete cascades).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.control.common import new_id
+from gateway.control.v2.document import Doc, Item, env_name, find, id_key, items, keyed, pick_field, set_if_accepted
+from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
+
+Query = dict[str, str]
+
+
+# --- references, declared once ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ref:
+    """``child.field`` names an element of ``parent``; deleting the parent deletes the child (vendor)."""
+
+    child: str
+    field: str
+    parent: str
+
+
+REFERENCES: tuple[Ref, ...] = (
+    Ref("apis", "group_id", "groups"), Ref("env_variables", "group_id", "groups"),
+    Ref("responses", "group_id", "groups"),
+    Ref("env_variables", "env_id", "environments"), Ref("publishes", "env_id", "environments"),
+    Ref("app_auths", "env_id", "environments"),
+    Ref("publishes", "api_id", "apis"), Ref("app_auths", "api_id", "apis"),
+    Ref("special_throttles", "throttle_id", "throttles"),
+    Ref("plugin_bindings", "plugin_id", "plugins"), Ref("plugin_bindings", "publish_id", "publishes"),
+    Ref("app_codes", "app_id", "apps"), Ref("app_auths", "app_id", "apps"), Ref("app_acls", "app_id", "apps"),
+    Ref("quota_bindings", "app_id", "apps"), Ref("quota_bindings", "quota_id", "quotas"),
+)
+
+
+def gen_secret(n: int = 32) -> str:
+    return base64.b64encode(os.urandom(n)).decode().rstrip("=").replace("+", "A").replace("/", "B")[:n]
+
+
+def gen_app_code() -> str:
+    return base64.b64encode(os.urandom(48)).decode()  # 64 characters of [A-Za-z0-9+/]
+
+
+# --- the resource table -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resource:
+    path: str                        # URL below PREFIX; may contain the parent's {param}
+    collection: str                  # snapshot collection
+    list_key: str                    # key of the list in GET responses
+    id_param: str                    # URL parameter naming one element
+    not_found: str                   # APIG code when the id is unknown (404)
+    noun: str
+    parent: tuple[str, str] | None = None  # (URL param, field) for nested collections; the Ref says of what
+    name_keys: tuple[str, ...] = ()        # fields that must be unique together (last one is the name)
+    dup_code: str = "APIG.3309"
+    filters: tuple[str, ...] = ()          # list query parameters matched against fields
+    merge_update: bool = False             # PUT merges into the element (vendor PUT sends only some fields)
+    keep_on_update: tuple[str, ...] = ()   # fields a replacing PUT keeps when the body omits them
+    created: str | None = "create_time"
+    updated: str | None = "update_time"
+    generate: Callable[[Item], None] | None = None            # fill generated fields (keys, secrets) on create
+    decorate: Callable[[Doc, Item, Query], Item] | None = None  # the element as answered by GET/list
+    list_filter: Callable[[Doc, list[Item], Query], list[Item]] | None = None  # extra list query parameters
+    builtin: Item | None = None            # an element that always exists (answered, never changed)
+    builtin_readonly: str = "The element cannot be changed or deleted."
+    show_secrets_on_create: bool = False   # the create answer is the one time a generated secret is shown
+    methods: frozenset[str] = frozenset({"create", "list", "get", "update", "delete"})
+
+    @property
+    def key(self) -> str:
+        return id_key(self.collection)
+
+    def parent_ref(self) -> Ref | None:
+        if self.parent is None:
+            return None
+        return next(r for r in REFERENCES if r.child == self.collection and r.field == self.parent[1])
+
+
+def _gen_app(item: Item) -> None:
+    item.setdefault("app_key", new_id())
+    item.setdefault("app_secret", gen_secret(32))
+    set_if_accepted("apps", item, "status", item.get("status", 1))
+
+
+def _gen_sign(item: Item) -> None:
+    if item.get("sign_type", "hmac") in ("hmac", None):
+        item.setdefault("sign_key", gen_secret(16))
+        item.setdefault("sign_secret", gen_secret(32))
+
+
+def _gen_app_code(item: Item) -> None:
+    if not item.get("app_code"):
+        item["app_code"] = gen_app_code()
+
+
+def _gen_vpc(item: Item) -> None:
+    for m in item.get("members") or []:
+        if isinstance(m, dict) and "id" not in m:
+            m["id"] = new_id()
+
+
+def _decorate_api(doc: Doc, item: Item, query: Query) -> Item:
+    out = dict(item)
+    group = find(doc, "groups", str(item.get("group_id")))
+    if group is not None:
+        out.setdefault("group_name", group.get("name"))
+    env_id = query.get("env_id")
+    pubs = [p for p in items(doc, "publishes") if p.get("api_id") == item.get("id")]
+    if env_id:
+        pubs = [p for p in pubs if p.get("env_id") == env_id]
+    if pubs:
+        p = pubs[0]
+        out.update({"run_env_id": p.get("env_id"), "run_env_name": env_name(doc, str(p.get("env_id"))),
+                    "publish_id": p.get("publish_id"), "publish_time": p.get("publish_time")})
+    out["status"] = 1
+    return out
+
+
+def _apis_in_env(doc: Doc, rows: list[Item], query: Query) -> list[Item]:
+    env = query.get("env_id")
+    if not env:
+        return rows
+    published = {str(p.get("api_id")) for p in items(doc, "publishes") if p.get("env_id") == env}
+    return [x for x in rows if str(x.get("id")) in published]
+
+
+RELEASE_ENV: Item = {"id": RELEASE_ENV_ID, "name": RELEASE_ENV_NAME, "remark": "Production environment"}
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("api-groups", "groups", "groups", "group_id", "APIG.3001", "API group", name_keys=("name",),
+             dup_code="APIG.3201", filters=("id", "name"), created="register_time",
+             keep_on_update=("url_domains", "sl_domain", "sl_domains")),
+    Resource("envs", "environments", "envs", "env_id", "APIG.3003", "environment", name_keys=("name",),
+             dup_code="APIG.3205", filters=("name",), updated=None, builtin=RELEASE_ENV,
+             builtin_readonly="The RELEASE environment cannot be changed or deleted."),
+    Resource("env-variables", "env_variables", "variables", "env_variable_id", "APIG.3011", "environment variable",
+             name_keys=("group_id", "env_id", "variable_name"), dup_code="APIG.3303",
+             filters=("group_id", "env_id", "variable_name"), merge_update=True, created=None, updated=None),
+    Resource("throttles", "throttles", "throttles", "throttle_id", "APIG.3005", "request throttling policy",
+             name_keys=("name",), dup_code="APIG.3204", filters=("id", "name"), created="create_time", updated=None),
+    Resource("throttles/{throttle_id}/throttle-specials", "special_throttles", "throttle_specials", "strategy_id",
+             "APIG.3013", "excluded request throttling configuration", parent=("throttle_id", "throttle_id"),
+             name_keys=("throttle_id", "object_id"), dup_code="APIG.3308", filters=("object_name",),
+             merge_update=True, created="apply_time", updated=None),
+    Resource("apis", "apis", "apis", "api_id", "APIG.3002", "API", name_keys=("group_id", "name"),
+             dup_code="APIG.3202", filters=("id", "name", "group_id", "req_protocol", "req_method", "req_uri",
+                                            "auth_type", "type"),
+             created="register_time", decorate=_decorate_api, list_filter=_apis_in_env),
+    Resource("signs", "signs", "signs", "sign_id", "APIG.3017", "signature key", name_keys=("name",),
+             dup_code="APIG.3207", filters=("id", "name"), generate=_gen_sign,
+             keep_on_update=("sign_key", "sign_secret")),
+    Resource("acls", "acls", "acls", "acl_id", "APIG.3006", "access control policy", name_keys=("acl_name",),
+             dup_code="APIG.3206", filters=("id", "name", "acl_name", "acl_type", "entity_type"), created=None),
+    Resource("apps", "apps", "apps", "app_id", "APIG.3004", "app", name_keys=("name",), dup_code="APIG.3203",
+             filters=("id", "name", "status", "app_key", "creator"), generate=_gen_app, created="register_time",
+             keep_on_update=("app_key", "app_secret", "status"), show_secrets_on_create=True),
+    Resource("apps/{app_id}/app-codes", "app_codes", "app_codes", "app_code_id", "APIG.3082", "AppCode",
+             parent=("app_id", "app_id"), name_keys=("app_code",), dup_code="APIG.3310", generate=_gen_app_code,
+             updated=None, methods=frozenset({"create", "list", "get", "delete"})),
+    Resource("authorizers", "authorizers", "authorizer_list", "authorizer_id", "APIG.3081", "authorizer",
+             name_keys=("name",), dup_code="APIG.3211", filters=("id", "name", "type"), updated=None),
+    Resource("vpc-channels", "vpc_channels", "vpc_channels", "vpc_channel_id", "APIG.3023", "VPC channel",
+             name_keys=("name",), dup_code="APIG.3208", filters=("id", "name", "type"), generate=_gen_vpc,
+             keep_on_update=("members",), updated=None),
+    Resource("api-groups/{group_id}/gateway-responses", "responses", "responses", "response_id", "APIG.3081",
+             "gateway response", parent=("group_id", "group_id"), name_keys=("group_id", "name"),
+             dup_code="APIG.3216"),
+    Resource("plugins", "plugins", "plugins", "plugin_id", "APIG.3007", "plug-in",
+             name_keys=("plugin_name",), dup_code="APIG.3309",
+             filters=("plugin_id", "plugin_name", "plugin_type", "plugin_scope")),
+)
+
+
+def resource_of(collection: str) -> Resource:
+    return next(r for r in RESOURCES if r.collection == collection)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A "policy bound to publications" collection (``{id, <policy field>, publish_id}`` elements)."""
+
+    path: str
+    collection: str
+    body_field: str                 # the policy id field in the vendor's request body
+    stored_fields: tuple[str, ...]  # candidates for the snapshot field naming the policy
+    policy_collection: str
+    policy_not_found: str
+    response_key: str               # key of the created bindings in the POST answer
+    time_field: str
+    not_found: str
+    policies_path: str              # GET {path}/{policies_path}?api_id=: the policies bound to an API
+    policies_key: str               # key of that list
+    batch_unbind: bool = False      # PUT {path}?action=delete with {"bind_ids": [...]}
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stored(self) -> str:
+        return pick_field(self.collection, *self.stored_fields)
+
+
+BINDINGS: tuple[Binding, ...] = (
+    Binding("throttle-bindings", "throttle_bindings", "strategy_id", ("policy_id", "strategy_id", "throttle_id"),
+            "throttles", "APIG.3005", "throttle_applies", "apply_time", "APIG.3012",
+            "binded-throttles", "throttles", batch_unbind=True),
+    Binding("acl-bindings", "acl_bindings", "acl_id", ("acl_id",), "acls", "APIG.3006", "acl_bindings",
+            "create_time", "APIG.3010", "binded-acls", "acls", batch_unbind=True),
+    Binding("sign-bindings", "sign_bindings", "sign_id", ("sign_id",), "signs", "APIG.3017", "bindings",
+            "binding_time", "APIG.3018", "binded-signs", "bindings"),
+)
+
+
+def references() -> list[Ref]:
+    """Every declared reference, the bindings' included (policy and publication)."""
+    refs = list(REFERENCES)
+    for b in BINDINGS:
+        refs.append(Ref(b.collection, b.stored, b.policy_collection))
+        refs.append(Ref(b.collection, "publish_id", "publishes"))
+    return refs
+
+
+def cascade_delete(doc: Doc, collection: str, keys: set[str]) -> None:
+    """Remove ``keys`` from ``collection`` of ``doc`` (a fresh copy) and everything that depends on them."""
+    refs = references()
+    work = [(collection, keys)]
+    while work:
+        coll, ids = work.pop()
+        if not ids:
+            continue
+        k = id_key(coll)
+        if not any(str(x.get(k)) in ids for x in items(doc, coll)):
+            continue
+        doc[coll] = [x for x in doc.get(coll) or [] if not (isinstance(x, dict) and str(x.get(k)) in ids)]
+        for ref in refs:
+            if ref.parent != coll or ref.child not in COLLECTIONS:
+                continue
+            dependents = [x for x in items(doc, ref.child) if str(x.get(ref.field)) in ids]
+            if not dependents:
+                continue
+            if not keyed(ref.child):  # keyless collection: remove directly
+                doc[ref.child] = [x for x in doc.get(ref.child) or []
+                                  if not (isinstance(x, dict) and str(x.get(ref.field)) in ids)]
+            else:
+                ck = id_key(ref.child)
+                work.append((ref.child, {str(x.get(ck)) for x in dependents}))
+
