@@ -60,6 +60,15 @@ class Settings:
     tls_key_file: str | None = None
     tls_min_version: str = "TLSv1.2"
     tls_ciphers: str | None = None
+    # HTTP/2 on the public listeners (docs/http2-grpc.md)
+    http2: bool = True  # offer h2 by ALPN on the HTTPS listener
+    h2c: bool = False  # prior-knowledge cleartext HTTP/2 on the plain listener
+    h2_max_concurrent_streams: int = 100  # SETTINGS_MAX_CONCURRENT_STREAMS
+    h2_max_header_list_bytes: int = 64 * 1024  # SETTINGS_MAX_HEADER_LIST_SIZE (decoded header block)
+    h2_initial_window_bytes: int = 256 * 1024  # per-stream receive window (the connection's is 4x)
+    h2_max_resets: int = 200  # client stream resets per 10 s before the connection is closed (rapid reset)
+    h2_max_control_frames: int = 200  # SETTINGS + PING frames per 10 s before the connection is closed
+    h2_stall_timeout_s: float = 30.0  # longest a response waits on a zero flow-control window
     # routing
     default_group: str | None = None
     trusted_proxies: list[str] = field(default_factory=list)

@@ -25,11 +25,13 @@ from gateway.control.app import check_admin_exposure, create_admin_app
 from gateway.control.port import VersionConflict
 from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings, split_listen
+from gateway.lib.sites import ProtocolSite
 from gateway.model.context import RequestContext, latency_mode
 from gateway.model.runtime import Runtime, compile_snapshot
 from gateway.model.services import Services
 from gateway.observe import metrics
 from gateway.pipeline import handle as pipeline
+from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.load import SnapshotError, load_path
 from gateway.snapshot.validate import validate
@@ -61,6 +63,7 @@ class Gateway:
         self.admin_app: web.Application | None = None
         self.document: dict[str, Any] | None = None
         self.inflight = 0
+        self.h2server = H2Server(self.handle, settings)
         self._push_lock = asyncio.Lock()
         # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
         self.push_hooks: list[Callable[[dict[str, Any], Runtime], Awaitable[None]]] = []
@@ -206,17 +209,24 @@ class Gateway:
         await runner.setup()
         self._runners.append(runner)
         site: web.BaseSite
+        h1 = runner.server
+        assert h1 is not None
         if sock is not None:
             site = web.SockSite(runner, sock)
         else:
             host, port = split_listen(public or s.listen)
-            site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
+            if s.h2c:  # prior-knowledge HTTP/2 next to HTTP/1.1 on the plain listener (docs/http2-grpc.md)
+                site = ProtocolSite(runner, lambda: PrefaceSniffer(h1, self.h2server), host, port,
+                                    backlog=s.backlog, reuse_port=reuse_port or None)
+            else:
+                site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
         await site.start()
         self.public_port = _bound_port(site)
         if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
             from gateway.pipeline.stages.tls import start_https
 
-            self.https_port = await start_https(self, runner, reuse_port)
+            factory = (lambda: AlpnDispatch(h1, self.h2server)) if s.http2 else None
+            self.https_port = await start_https(self, runner, reuse_port, factory)
         if admin_value:
             arunner = web.AppRunner(self.make_admin_app(admin_value), access_log=None)
             await arunner.setup()
@@ -227,6 +237,8 @@ class Gateway:
             self.admin_port = _bound_port(asite)
 
     async def stop(self) -> None:
+        if self.h2server.connections:  # GOAWAY; HTTP/2 streams in flight finish first
+            await self.h2server.shutdown(self.settings.shutdown_timeout_s)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

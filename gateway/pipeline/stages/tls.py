@@ -23,11 +23,13 @@ Role in the pipeline:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +116,7 @@ def _cached(key_parts: tuple[Any, ...], build: Any) -> ssl.SSLContext:
 
 
 def server_context(cert_pem: str, key_pem: str, ca_pem: str | None = None, min_version: str = "TLSv1.2",
-                   ciphers: str | None = None) -> ssl.SSLContext:
+                   ciphers: str | None = None, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
     """A listener context for one certificate (optionally trusting ``ca_pem`` for client certificates)."""
 
     def build() -> ssl.SSLContext:
@@ -126,10 +128,10 @@ def server_context(cert_pem: str, key_pem: str, ca_pem: str | None = None, min_v
         if ca_pem:
             ctx.load_verify_locations(cadata=ca_pem)
             ctx.verify_mode = ssl.CERT_OPTIONAL  # presence is enforced per request (APIG.0205)
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(list(alpn))
         return ctx
 
-    return _cached(("server", cert_pem, key_pem, ca_pem, min_version, ciphers), build)
+    return _cached(("server", cert_pem, key_pem, ca_pem, min_version, ciphers, alpn), build)
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -240,6 +242,7 @@ def domain_table(index: Index, settings: Any) -> dict[str, DomainTls]:
     table: dict[str, DomainTls] = {}
     ciphers = getattr(settings, "tls_ciphers", None)
     base_min = str(getattr(settings, "tls_min_version", "TLSv1.2"))
+    alpn = alpn_protocols(settings)
     for group in index.items("groups"):
         for dom in group.get("url_domains") or []:
             if not isinstance(dom, dict) or not dom.get("domain"):
@@ -248,7 +251,7 @@ def domain_table(index: Index, settings: Any) -> dict[str, DomainTls]:
             verify = bool(dom.get("verified_client_certificate_enabled")) and bool(dom.get("trusted_root_ca"))
             if dom.get("certificate") and dom.get("private_key"):
                 ctx = server_context(dom["certificate"], dom["private_key"],
-                                     dom.get("trusted_root_ca") if verify else None, base_min, ciphers)
+                                     dom.get("trusted_root_ca") if verify else None, base_min, ciphers, alpn)
             table[str(dom["domain"]).lower()] = DomainTls(ctx, str(dom.get("min_ssl_version") or "TLSv1.1"), verify)
     return table
 
@@ -259,6 +262,11 @@ def lookup(table: dict[str, DomainTls], host: str) -> DomainTls | None:
     if found is None and "." in host:
         found = table.get("*." + host.split(".", 1)[1])
     return found
+
+
+def alpn_protocols(settings: Any) -> tuple[str, ...]:
+    """What the HTTPS listener offers by ALPN: ``h2`` first when HTTP/2 is on (docs/http2-grpc.md)."""
+    return ("h2", "http/1.1") if getattr(settings, "http2", False) else ("http/1.1",)
 
 
 class HttpsListener:
@@ -274,7 +282,7 @@ class HttpsListener:
         if s.tls_ciphers:
             self.base.set_ciphers(s.tls_ciphers)
         self.base.load_cert_chain(s.tls_cert_file, s.tls_key_file or None)
-        self.base.set_alpn_protocols(["http/1.1"])
+        self.base.set_alpn_protocols(list(alpn_protocols(s)))
         self.base.sni_callback = self._sni
         self.table: dict[str, DomainTls] = {}
         if gateway.runtime is not None:
@@ -300,17 +308,26 @@ class HttpsListener:
         return None
 
 
-async def start_https(gateway: Gateway, runner: web.BaseRunner, reuse_port: bool = False) -> int | None:
-    """Start the HTTPS site on ``settings.https_listen`` sharing the public runner; returns the bound port."""
+async def start_https(gateway: Gateway, runner: web.BaseRunner, reuse_port: bool = False,
+                      factory: Callable[[], asyncio.BaseProtocol] | None = None) -> int | None:
+    """Start the HTTPS site on ``settings.https_listen`` sharing the public runner; returns the bound port.
+    ``factory`` makes each connection's protocol (the ALPN dispatcher when HTTP/2 is on)."""
     from aiohttp import web
+
+    from gateway.lib.sites import ProtocolSite
 
     s = gateway.settings
     listener = HttpsListener(gateway)
     gateway.services.extras["tls.listener"] = listener
     gateway.services.swap_hooks.append(listener.swap)
     host, port = split_listen(str(s.https_listen))
-    site = web.TCPSite(runner, host, port, ssl_context=listener.base, backlog=s.backlog,
-                       reuse_port=reuse_port or None)
+    site: web.TCPSite
+    if factory is not None:
+        site = ProtocolSite(runner, factory, host, port, ssl_context=listener.base, backlog=s.backlog,
+                            reuse_port=reuse_port or None)
+    else:
+        site = web.TCPSite(runner, host, port, ssl_context=listener.base, backlog=s.backlog,
+                           reuse_port=reuse_port or None)
     await site.start()
     server = getattr(site, "_server", None)
     if server is None or not server.sockets:
