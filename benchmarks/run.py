@@ -84,22 +84,63 @@ http {{
     return path
 
 
+APP_KEY, APP_SECRET = "bench_app_key", "bench_app_secret_0123456789"
+FULL_PATH = "/full/42?q=abc"
+
+
 def gateway_snapshot(backend_port: int) -> dict[str, Any]:
+    """MOCK, HTTP (one path parameter mapped) and the full pipeline: APP signature + IP ACL permit +
+    throttling with api/user/app/ip limits + validated path/query parameters + 4 mapped backend
+    parameters (REQUEST, CONSTANT, SYSTEM) + HTTP backend."""
+    backend = f"127.0.0.1:{backend_port}"
+    full = {"id": "full", "group_id": "g", "name": "bench_full", "type": 1, "req_protocol": "BOTH",
+            "req_method": "GET", "req_uri": "/full/{oid}", "auth_type": "APP", "backend_type": "HTTP",
+            "req_params": [
+                {"name": "oid", "location": "PATH", "type": "NUMBER", "required": 1, "valid_enable": 1,
+                 "min_num": 1, "max_num": 100000},
+                {"name": "q", "location": "QUERY", "type": "STRING", "required": 1, "valid_enable": 1,
+                 "min_size": 1, "max_size": 32}],
+            "backend_params": [
+                {"name": "item", "location": "PATH", "origin": "REQUEST", "value": "oid"},
+                {"name": "query", "location": "QUERY", "origin": "REQUEST", "value": "q"},
+                {"name": "X-Const", "location": "HEADER", "origin": "CONSTANT", "value": "c1"},
+                {"name": "X-App-Id", "location": "HEADER", "origin": "SYSTEM", "value": "$context.appId"}],
+            "backend_api": {"url_domain": backend, "req_protocol": "HTTP", "req_method": "GET",
+                            "req_uri": "/items/{item}", "timeout": 5000}}
     apis = [
         {"id": "mock", "group_id": "g", "name": "bench_mock", "type": 1, "req_protocol": "BOTH",
          "req_method": "GET", "req_uri": "/mock", "auth_type": "NONE", "backend_type": "MOCK",
          "mock_info": {"result_content": BODY}},
         {"id": "http", "group_id": "g", "name": "bench_http", "type": 1, "req_protocol": "BOTH",
-         "req_method": "GET", "req_uri": "/http", "auth_type": "NONE", "backend_type": "HTTP",
-         "backend_api": {"url_domain": f"127.0.0.1:{backend_port}", "req_protocol": "HTTP",
-                         "req_method": "GET", "req_uri": "/", "timeout": 5000}},
+         "req_method": "GET", "req_uri": "/http/{id}", "auth_type": "NONE", "backend_type": "HTTP",
+         "backend_api": {"url_domain": backend, "req_protocol": "HTTP",
+                         "req_method": "GET", "req_uri": "/{id}", "timeout": 5000}},
+        full,
     ]
+    big = 1_000_000_000
     return {
         "groups": [{"id": "g", "name": "bench", "sl_domain": "bench.local"}],
         "apis": apis,
         "publishes": [{"publish_id": f"p-{a['id']}", "api_id": a["id"],
                        "env_id": "DEFAULT_ENVIRONMENT_RELEASE_ID"} for a in apis],
+        "apps": [{"id": "app1", "name": "bench_app", "app_key": APP_KEY, "app_secret": APP_SECRET, "status": 1}],
+        "app_auths": [{"id": "aa1", "app_id": "app1", "api_id": "full", "env_id": "DEFAULT_ENVIRONMENT_RELEASE_ID"}],
+        "acls": [{"id": "acl1", "acl_name": "local_only", "acl_type": "PERMIT", "entity_type": "IP",
+                  "acl_value": "127.0.0.0/8,::1"}],
+        "acl_bindings": [{"id": "ab1", "acl_id": "acl1", "publish_id": "p-full"}],
+        "throttles": [{"id": "t1", "name": "bench_limits", "api_call_limits": big, "user_call_limits": big,
+                       "app_call_limits": big, "ip_call_limits": big, "time_interval": 1, "time_unit": "SECOND",
+                       "type": 1}],
+        "throttle_bindings": [{"id": "tb1", "policy_id": "t1", "publish_id": "p-full"}],
     }
+
+
+def signed_full_headers() -> list[str]:
+    """wrk -H arguments for the full-pipeline API, signed once (a signature stays valid for 15 minutes)."""
+    from gateway.lib.sdk_signer import sign_request
+
+    hdrs = sign_request(APP_KEY, APP_SECRET, "GET", f"http://bench.local{FULL_PATH}", {"Host": "bench.local"})
+    return [f"{k}: {v}" for k, v in hdrs.items() if k.lower() != "host"]
 
 
 WRK_LAT = re.compile(r"^\s+(50|75|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -109,9 +150,10 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, duration: int, connections: int) -> dict[str, float]:
+def run_wrk(url: str, duration: int, connections: int, headers: list[str] | None = None) -> dict[str, float]:
+    hdr_args = [a for h in headers or [] for a in ("-H", h)]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", "Host: bench.local", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", "Host: bench.local", *hdr_args, url],
         capture_output=True, text=True, timeout=duration + 30, check=False,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -124,18 +166,20 @@ def run_wrk(url: str, duration: int, connections: int) -> dict[str, float]:
     return {"rps": rps, "p50": lat.get("50", 0.0), "p99": lat.get("99", 0.0), "errors": n_err}
 
 
-async def _client_loop(url: str, duration: int, connections: int) -> dict[str, float]:
+async def _client_loop(url: str, duration: int, connections: int, headers: list[str] | None = None
+                       ) -> dict[str, float]:
     import aiohttp
 
     lat: list[float] = []
     errors = 0
     end = time.perf_counter() + duration
+    hdrs = {"Host": "bench.local", **dict(h.split(": ", 1) for h in headers or [])}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal errors
         while time.perf_counter() < end:
             t = time.perf_counter()
-            async with session.get(url, headers={"Host": "bench.local"}) as r:
+            async with session.get(url, headers=hdrs) as r:
                 await r.read()
                 if r.status >= 300:
                     errors += 1
@@ -148,17 +192,95 @@ async def _client_loop(url: str, duration: int, connections: int) -> dict[str, f
             "errors": errors}
 
 
-def measure(url: str, duration: int, connections: int) -> dict[str, float]:
+def measure(url: str, duration: int, connections: int, headers: list[str] | None = None) -> dict[str, float]:
     if shutil.which("wrk"):
-        run_wrk(url, 1, connections)  # warm-up (pools, caches)
-        return run_wrk(url, duration, connections)
-    return asyncio.run(_client_loop(url, duration, connections))
+        run_wrk(url, 1, connections, headers)  # warm-up (pools, caches)
+        return run_wrk(url, duration, connections, headers)
+    return asyncio.run(_client_loop(url, duration, connections, headers))
 
 
-def proxy_bench(duration: int, connections: int) -> list[tuple[str, dict[str, float]]]:
+HEY_P99 = re.compile(r"99%+ in ([\d.]+) secs")
+
+
+def fixed_rate_p99(url: str, rate: float, duration: int) -> tuple[float, float] | None:
+    """(p99 ms, achieved req/s) at a fixed offered rate (``hey -q``: per-worker rate, 8 workers)."""
+    hey = shutil.which("hey")
+    if hey is None:
+        return None
+    workers = 8
+    out = subprocess.run(
+        [hey, "-z", f"{duration}s", "-c", str(workers), "-q", str(max(1, int(rate / workers))),
+         "-host", "bench.local", url],
+        capture_output=True, text=True, timeout=duration + 30, check=False,
+    ).stdout
+    m = HEY_P99.search(out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None or rps is None:
+        return None
+    return float(m.group(1)) * 1000.0, float(rps.group(1))
+
+
+def idle_rss_mb(pid: int, port: int, n: int) -> tuple[float, float, int]:
+    """(RSS MB before, RSS MB with ``n`` idle keep-alive connections that each made one request, open)."""
+
+    def rss() -> float:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    async def run() -> tuple[float, float, int]:
+        before = rss()
+        conns: list[asyncio.StreamWriter] = []
+        ok = 0
+        req = b"GET /mock HTTP/1.1\r\nHost: bench.local\r\n\r\n"
+
+        async def one() -> None:
+            nonlocal ok
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return
+            conns.append(writer)
+            writer.write(req)
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+                return
+            if head.startswith(b"HTTP/1.1 200"):
+                ok += 1
+
+        for start in range(0, n, 500):
+            await asyncio.gather(*(one() for _ in range(min(500, n - start))))
+        await asyncio.sleep(1.0)  # let the server settle (buffers, timers)
+        after = rss()
+        for w in conns:
+            w.close()
+        return before, after, ok
+
+    return asyncio.run(run())
+
+
+def start_gateway(procs: Procs, cfg: Path, redis_url: str | None, listener: str | None) -> tuple[int, int]:
+    gw_port, admin_port = free_port(), free_port()
+    args = [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
+            "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING"]
+    if redis_url:
+        args += ["--redis-url", redis_url]
+    if listener:
+        args += ["--set", f"public_listener={listener}"]
+    p = procs.start(args, cwd=ROOT)
+    wait_port(gw_port)
+    return gw_port, p.pid
+
+
+def proxy_bench(duration: int, connections: int, listener: str | None, idle: int
+                ) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     results: list[tuple[str, dict[str, float]]] = []
+    extra: dict[str, Any] = {}
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     try:
         backend_port = free_port()
@@ -172,7 +294,8 @@ def proxy_bench(duration: int, connections: int) -> list[tuple[str, dict[str, fl
         wait_port(backend_port)
         print(f"backend: {backend_kind} on :{backend_port}; load: "
               f"{'wrk -t1 -c' + str(connections) if shutil.which('wrk') else 'aiohttp client loop'}, {duration}s each")
-        results.append(("direct backend", measure(f"http://127.0.0.1:{backend_port}/", duration, connections)))
+        direct_url = f"http://127.0.0.1:{backend_port}/"
+        results.append(("direct backend", measure(direct_url, duration, connections)))
         if nginx:
             proxy_port = free_port()
             procs.start([nginx, "-c", str(nginx_conf(tmp, "proxy", proxy_port, None, backend_port)),
@@ -182,17 +305,73 @@ def proxy_bench(duration: int, connections: int) -> list[tuple[str, dict[str, fl
                                                            connections)))
         cfg = tmp / "snapshot.json"
         cfg.write_bytes(orjson.dumps(gateway_snapshot(backend_port)))
-        gw_port, admin_port = free_port(), free_port()
-        procs.start([sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen",
-                     f"127.0.0.1:{gw_port}", "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log",
-                     "--log-level", "WARNING"], cwd=ROOT)
-        wait_port(gw_port)
-        results.append(("gateway MOCK api", measure(f"http://127.0.0.1:{gw_port}/mock", duration, connections)))
-        results.append(("gateway HTTP api", measure(f"http://127.0.0.1:{gw_port}/http", duration, connections)))
+        gw_port, gw_pid = start_gateway(procs, cfg, None, listener)
+        base = f"http://127.0.0.1:{gw_port}"
+        signed = signed_full_headers()
+        results.append(("gateway MOCK api", measure(f"{base}/mock", duration, connections)))
+        results.append(("gateway HTTP api", measure(f"{base}/http/7", duration, connections)))
+        results.append(("full pipeline, local", measure(base + FULL_PATH, duration, connections, signed)))
+        redis = shutil.which("redis-server")
+        if redis:
+            redis_port = free_port()
+            procs.start([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no"])
+            wait_port(redis_port)
+            rgw_port, _ = start_gateway(procs, cfg, f"redis://127.0.0.1:{redis_port}/0", listener)
+            rbase = f"http://127.0.0.1:{rgw_port}"
+            results.append(("full pipeline, Redis", measure(rbase + FULL_PATH, duration, connections, signed)))
+            # again, alternating, so that a noisy neighbour does not decide the store comparison alone
+            second_local = measure(base + FULL_PATH, duration, connections, signed)
+            second_redis = measure(rbase + FULL_PATH, duration, connections, signed)
+            by = dict(results)
+            for name, again in (("full pipeline, local", second_local), ("full pipeline, Redis", second_redis)):
+                if again["rps"] > by[name]["rps"]:
+                    by[name].update(again)
+        # fixed-rate latency: half of the gateway's own HTTP peak, direct backend vs gateway HTTP API
+        peak = dict(results)["gateway HTTP api"]["rps"]
+        rate = peak / 2
+        direct = fixed_rate_p99(direct_url, rate, duration)
+        gw = fixed_rate_p99(f"{base}/http/7", rate, duration)
+        if direct and gw:
+            extra["latency"] = {"rate": rate, "direct_p99": direct[0], "gateway_p99": gw[0],
+                                "direct_rps": direct[1], "gateway_rps": gw[1]}
+        if idle:
+            extra["idle"] = (idle, *idle_rss_mb(gw_pid, gw_port, idle))
     finally:
         procs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return results
+    return results, extra
+
+
+def print_proxy(results: list[tuple[str, dict[str, float]]], extra: dict[str, Any]) -> None:
+    by = dict(results)
+    nginx = by.get("nginx reverse proxy", results[0][1])["rps"]
+    ref = "nginx proxy" if "nginx reverse proxy" in by else "direct"
+    print(f"\n{'target':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs ' + ref:>16}")
+    for name, r in results:
+        print(f"{name:<24}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{int(r['errors']):>8}"
+              f"{r['rps'] / nginx:>15.2f}x")
+    print()
+    goals = (("gateway MOCK api", 0.9), ("gateway HTTP api", 0.4), ("full pipeline, Redis", 0.3))
+    for name, goal in goals:
+        if name in by:
+            ratio = by[name]["rps"] / nginx
+            print(f"{name + ' / ' + ref:<40}{ratio:>6.2f}x  (goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'})")
+    if "full pipeline, Redis" in by:
+        cost = 1.0 - by["full pipeline, Redis"]["rps"] / by["full pipeline, local"]["rps"]
+        print(f"{'Redis store cost vs in-process':<40}{cost * 100:>5.1f}%  (goal <= 10%: "
+              f"{'met' if cost <= 0.10 else 'NOT met'})")
+    lat = extra.get("latency")
+    if lat:
+        delta = lat["gateway_p99"] - lat["direct_p99"]
+        print(f"{'fixed rate ' + str(int(lat['rate'])) + ' req/s (half the HTTP peak), p99':<40}"
+              f"direct {lat['direct_p99']:.2f} ms, gateway HTTP {lat['gateway_p99']:.2f} ms, "
+              f"+{delta:.2f} ms (goal <= +1 ms: {'met' if delta <= 1.0 else 'NOT met'})")
+    idle = extra.get("idle")
+    if idle:
+        n, before, after, ok = idle
+        print(f"{'RSS with ' + str(ok) + '/' + str(n) + ' idle keep-alive conns':<40}{after:>6.0f} MB "
+              f"(before {before:.0f} MB; goal <= 200 MB: {'met' if after <= 200 else 'NOT met'})")
 
 
 def route_bench() -> list[tuple[int, float, float, float]]:
@@ -240,20 +419,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--idle-connections", type=int, default=10000, help="0 skips the idle-RSS figure")
+    ap.add_argument("--listener", choices=("fast", "aiohttp"), default=None,
+                    help="the gateway's public listener (default: the gateway's default)")
     ap.add_argument("--skip-route", action="store_true")
     ap.add_argument("--skip-proxy", action="store_true")
     args = ap.parse_args()
     if not args.skip_proxy:
-        results = proxy_bench(args.duration, args.connections)
-        base = results[0][1]["rps"]
-        print(f"\n{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs direct':>11}")
-        for name, r in results:
-            print(f"{name:<22}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{int(r['errors']):>8}"
-                  f"{r['rps'] / base:>10.2f}x")
-        by = dict(results)
-        if "nginx reverse proxy" in by:
-            ratio = by["gateway HTTP api"]["rps"] / by["nginx reverse proxy"]["rps"]
-            print(f"gateway HTTP / nginx proxy: {ratio:.2f}x")
+        print_proxy(*proxy_bench(args.duration, args.connections, args.listener, args.idle_connections))
     if not args.skip_route:
         print(f"\n{'APIs':>8}{'compile ms':>12}{'static lookup ns':>18}{'param lookup ns':>17}")
         for n, c, s, p in route_bench():

@@ -35,6 +35,9 @@ class Settings:
     header_read_timeout_s: float = 10.0
     keepalive_timeout_s: float = 75.0
     backlog: int = 1024
+    # public listener: "fast" (gateway/process/http1.py, llhttp parser) or "aiohttp" (the previous one, kept
+    # selectable for one release)
+    public_listener: str = "aiohttp"
     # backends
     max_backend_timeout_ms: int = 60000
     pool_size_per_host: int = 256

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -55,11 +55,13 @@ __all__ = [
     "parse_date",
     "parse_query",
     "payload_hash",
+    "prepare_key",
     "sign",
     "sign_request",
     "signed_header_names",
     "string_to_sign",
     "verify",
+    "verify_prepared",
 ]
 
 HEADER_DATE = "X-Sdk-Date"
@@ -68,7 +70,7 @@ HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
 _AUTH_RX = re.compile(
     r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
 )
-_DATE_RX = re.compile(r"^\d{8}T\d{6}Z$")
+_DATE_RX = re.compile(r"^\d{8}T\d{6}Z$", re.ASCII)
 
 
 def _unquote(text: str) -> str:
@@ -138,17 +140,37 @@ def parse_authorization(value: str) -> Credentials | None:
 
 
 def parse_date(value: str) -> datetime | None:
-    """``YYYYMMDDTHHMMSSZ`` as an aware UTC datetime, or None."""
-    if not _DATE_RX.match(value):
+    """``YYYYMMDDTHHMMSSZ`` as an aware UTC datetime, or None. The format is fixed, so the fields are sliced
+    (``strptime`` costs ~10x more on the request path); ``datetime`` still rejects impossible dates."""
+    if len(value) != 16 or not _DATE_RX.match(value):
         return None
     try:
-        return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=UTC)
+        return datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
+                        int(value[13:15]), tzinfo=UTC)
     except ValueError:
         return None
 
 
 def format_date(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).strftime(DATE_FORMAT)
+
+
+def prepare_key(secret: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with ``secret``, prepared once (compile time) and copied per verification."""
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+def verify_prepared(key: hmac.HMAC, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],
+                    headers: Mapping[str, str], signed_headers: Sequence[str], payload_hash: str,
+                    sdk_date: str) -> bool:
+    """:func:`verify` for the request path: ``key`` from :func:`prepare_key`, ``headers`` a case-insensitive
+    mapping (each signed name is looked up directly) and the canonical request built with one join."""
+    lines = "".join([f"{name}:{headers[name].strip()}\n" for name in signed_headers])
+    canonical = "\n".join((method.upper(), canonical_uri(path), canonical_query(query_pairs), lines,
+                           ";".join(signed_headers), payload_hash))
+    mac = key.copy()
+    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac.hexdigest(), signature.lower())
 
 
 def verify(secret: str, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],

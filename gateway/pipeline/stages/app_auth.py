@@ -23,6 +23,7 @@ order 30 ``app_checks`` then: app status (2 = frozen -> APIG.0502, 405), the app
 from __future__ import annotations
 
 import ipaddress
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -120,13 +121,14 @@ class AppAuthenticator:
         raw_date = ctx.headers.get(sdk_signer.HEADER_DATE)
         if not raw_date:
             raise app_auth_failure("x-sdk-date not found")
-        when = sdk_signer.parse_date(raw_date.strip())
+        sdk_date = raw_date.strip()
+        when = sdk_signer.parse_date(sdk_date)
         if when is None:
             raise app_auth_failure("invalid x-sdk-date, expected the form 20240326T030801Z")
-        now = datetime.now(UTC)
-        if abs((now - when).total_seconds()) > self.skew:
-            raise app_auth_failure(f"signature expired, signature time:{sdk_signer.format_date(when)},"
-                                   f"server time:{sdk_signer.format_date(now)}")
+        now = time.time()
+        if abs(now - when.timestamp()) > self.skew:
+            raise app_auth_failure(f"signature expired, signature time:{sdk_date},"
+                                   f"server time:{sdk_signer.format_date(datetime.fromtimestamp(now, UTC))}")
         app = self.registry.by_key.get(creds.access)
         if app is None:
             raise app_auth_failure(f"app not found, appkey {creds.access[:200]}")
@@ -143,8 +145,13 @@ class AppAuthenticator:
             raise app_auth_failure("x-sdk-content-sha256 appears more than once")
         digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
         path, query = _split_target(ctx.request.raw_path)
-        ok = sdk_signer.verify(app.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
-                               headers, creds.signed_headers, digest, sdk_signer.format_date(when))
+        # sdk_date passed the fixed-format check: it is exactly what format_date(when) would give
+        if app.mac is not None:
+            ok = sdk_signer.verify_prepared(app.mac, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
+                                            headers, creds.signed_headers, digest, sdk_date)
+        else:
+            ok = sdk_signer.verify(app.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
+                                   headers, creds.signed_headers, digest, sdk_date)
         if not ok:
             raise app_auth_failure("verify signature fail")
         # a claimed body hash must be the body's: else a captured request could be replayed with another body

@@ -14,10 +14,12 @@ Role in the pipeline: built once per validated snapshot (cached on its index) fr
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.lib.ipset import IpSet
+from gateway.lib.sdk_signer import prepare_key
 
 if TYPE_CHECKING:
     from gateway.snapshot.validate import Index
@@ -32,6 +34,8 @@ class App:
     status: int
     acl_permit: bool | None = None  # None: no app ACL
     acl_ips: IpSet | None = None
+    # HMAC-SHA256 keyed with the secret, prepared at compile time (the request path copies it)
+    mac: hmac.HMAC | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -63,6 +67,7 @@ def app_registry(index: Index) -> AppRegistry:
             status=int(rec.get("status") or 1),
             acl_permit=None if acl is None else acl.get("app_acl_type") == "PERMIT",
             acl_ips=None if acl is None else IpSet(acl.get("app_acl_values") or []),
+            mac=prepare_key(str(rec["app_secret"])),
         )
         by_id[app_id] = app
         reg.by_key[app.key] = app

@@ -181,3 +181,35 @@ def test_settings_env_overrides() -> None:
     assert st.iam_jwt_algorithms == ["RS256", "ES384"] and st.app_code_allow_http is True
     assert (st.iam_cache_ttl_s, st.app_auth_clock_skew_s) == (12.5, 60)
     assert st.iam_remote_url == "http://iam.local/v3/auth/tokens"
+
+
+def test_parse_date_slices_the_fixed_format() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.lib.sdk_signer import parse_date
+
+    assert parse_date("20240326T030801Z") == datetime(2024, 3, 26, 3, 8, 1, tzinfo=UTC)
+    for bad in ("20240230T030801Z", "20241326T030801Z", "20240326T250801Z", "20240326T030801", "2024-03-26T03:08:01Z",
+                "20240326t030801Z", " 20240326T030801Z", "２0240326T030801Z"):
+        assert parse_date(bad) is None, bad
+
+
+def test_verify_prepared_agrees_with_verify() -> None:
+    from multidict import CIMultiDict
+
+    from gateway.lib.sdk_signer import parse_query, prepare_key, sign_request, verify, verify_prepared
+
+    url = "http://api.test.local/a%20b/c?z=1&a=2&a=1&e="
+    hdrs = sign_request("k1", "s3cret", "POST", url, {"Host": "api.test.local", "Content-Type": "text/plain"},
+                        b"body", date="20240326T030801Z")
+    headers = CIMultiDict(hdrs)
+    names = ("content-type", "host", "x-sdk-date")
+    sig = hdrs["Authorization"].rsplit("=", 1)[1]
+    digest = __import__("hashlib").sha256(b"body").hexdigest()
+    args = (sig, "POST", "/a%20b/c", parse_query("z=1&a=2&a=1&e="), headers, names, digest, "20240326T030801Z")
+    assert verify("s3cret", *args)
+    assert verify_prepared(prepare_key("s3cret"), *args)
+    key = prepare_key("s3cret")
+    assert verify_prepared(key, *args) and verify_prepared(key, *args)  # the prepared key is reusable
+    assert not verify_prepared(prepare_key("other"), *args)
+    assert not verify_prepared(key, "0" * 64, *args[1:])
