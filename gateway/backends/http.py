@@ -45,6 +45,12 @@ HOP_BY_HOP = frozenset({
 # Request headers the gateway never forwards as-is.
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect"}
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
+# A request header whose name has '_' where one of these has '-' is dropped (``Transfer_Encoding``,
+# ``X_Forwarded_For``): CGI/WSGI-style backends map '-' and '_' to the same variable, so such a header could
+# smuggle framing or spoof what the gateway sets. nginx drops every underscore name by default; other
+# underscore names pass here (docs/parameters.md "Header names with underscores").
+_UNDERSCORE_DROP = _REQUEST_DROP | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
+                                    "x-request-id"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SMALL_BODY = 65536  # responses up to this size (with a Content-Length) are relayed in one write
@@ -137,9 +143,19 @@ def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
 
 
 def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
-    """Caller headers minus hop-by-hop/dropped ones, plus the X-Forwarded-* family."""
+    """Caller headers minus hop-by-hop/dropped ones (and their underscore spellings), plus X-Forwarded-*."""
     out: CIMultiDict[str] = CIMultiDict()
-    copy_end_to_end(ctx.headers, out, _REQUEST_DROP | drop if drop else _REQUEST_DROP)
+    headers = ctx.headers
+    conn = headers.get("Connection")
+    tokens = {t.strip().lower() for t in conn.split(",")} if conn else ()
+    dropped = _REQUEST_DROP | drop if drop else _REQUEST_DROP
+    for key, value in headers.items():
+        low = key.lower()
+        if low in dropped or low in tokens:
+            continue
+        if "_" in low and low.replace("_", "-") in _UNDERSCORE_DROP:
+            continue
+        out.add(key, value)
     xff = ctx.headers.get("X-Forwarded-For")
     out["X-Forwarded-For"] = f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip
     out["X-Forwarded-Proto"] = ctx.request.scheme

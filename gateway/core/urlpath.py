@@ -12,16 +12,25 @@ break). Two things follow, both security controls (docs/security.md):
   backend request line, so decoded ``?``, ``#``, spaces, CR/LF can never split the request line, inject
   headers or move text into the backend query (HTTP request splitting). :func:`encode_param` does the same
   for one ``{param}`` value and also encodes a value that is exactly ``.`` or ``..``.
+
+Transparency (docs/parameters.md "What else reaches the backend"): the parts of the path the gateway does not
+map (an SWA suffix, a path forwarded as is) keep the caller's own encoding when it is safe, so ``%2F`` inside a
+segment stays ``%2F`` instead of becoming a segment separator (:func:`raw_tail`).
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import re
+from urllib.parse import quote, unquote, unquote_plus
 
 from gateway.core.errors import bad_parameter
 
 # RFC 3986 pchar minus the unreserved set (which quote never encodes): sub-delims, ':' and '@'
 _PCHAR_SAFE = "!$&'()*+,;=:@"
+# every printable ASCII character but space: what a raw query keeps as is
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# one raw path segment that can go into a request line as is: pchar characters and well-formed %XX escapes
+_RAW_SEGMENT_RX = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*")
 
 
 def normalize(path: str) -> str:
@@ -50,6 +59,43 @@ def normalize(path: str) -> str:
 def encode_path(decoded: str) -> str:
     """Percent-encode a decoded path for the backend request line ('/' stays the separator)."""
     return "/".join(quote(seg, safe=_PCHAR_SAFE) for seg in decoded.split("/"))
+
+
+def raw_tail(raw_path: str, decoded: str, count: int) -> str | None:
+    """The caller's own encoding of the last ``count`` segments of ``decoded`` (``"/" + ...``), or None.
+
+    ``raw_path`` is the request target's path as received (no query), ``decoded`` the path the gateway routed on.
+    None (the caller then re-encodes the decoded text with :func:`encode_path`) when the raw path holds nothing
+    that decoding changed, when dot-segment removal changed the path, when the tail would start inside a raw
+    segment (a ``%2F`` straddling the boundary), or when a raw segment is not safe to forward verbatim.
+    """
+    if "%" not in raw_path or count <= 0:
+        return None
+    raw_segments = raw_path.split("/")
+    if unquote(raw_path) != decoded:  # dot segments were removed: the raw text no longer lines up
+        return None
+    seen = 0
+    k = len(raw_segments)
+    while seen < count and k > 1:
+        k -= 1
+        seen += 1 + unquote(raw_segments[k]).count("/")
+    if seen != count:
+        return None
+    tail = raw_segments[k:]
+    if not all(_RAW_SEGMENT_RX.fullmatch(seg) for seg in tail):
+        return None
+    return "/" + "/".join(tail)
+
+
+def raw_query_without(raw: str, drop: frozenset[str]) -> str:
+    """The caller's raw query string minus the parameters named in ``drop`` (decoded names), otherwise verbatim:
+    same encoding (``+`` stays ``+``), same order, same repeats, ``flag`` without ``=`` stays ``flag``."""
+    if not raw.isascii() or not raw.isprintable() or " " in raw:  # never more than one token in a request line
+        raw = quote(raw, safe=_QUERY_SAFE)
+    if not drop or not raw:
+        return raw
+    kept = [part for part in raw.split("&") if unquote_plus(part.split("=", 1)[0]) not in drop]
+    return "&".join(kept)
 
 
 def encode_param(value: str) -> str:

@@ -28,15 +28,20 @@ class BackendRequest:
 
     method: str
     path: str  # percent-encoded path
-    query: list[tuple[str, str]]
+    query: list[tuple[str, str]]  # decoded pairs (what signers canonicalise)
     headers: CIMultiDict[str]
     body: bytes | StreamReader | None
     scheme: str = "http"
     host: str = ""  # connect address, filled per attempt by the target
     port: int = 0
     host_header: str = ""
+    # the query text as sent: the caller's unmapped parameters verbatim, then the mapped ones encoded
+    # (None: encode ``query``)
+    query_text: str | None = None
 
     def query_string(self) -> str:
+        if self.query_text is not None:
+            return self.query_text
         from urllib.parse import quote
 
         return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.query)

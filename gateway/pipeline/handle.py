@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import quote
 
 from aiohttp import StreamReader, web
 
 from gateway.backends.http import forwarded_headers
 from gateway.core.errors import GatewayError, body_too_large, internal_error
-from gateway.core.urlpath import clean_header_value, encode_path, normalize
+from gateway.core.urlpath import clean_header_value, encode_path, normalize, raw_query_without, raw_tail
 from gateway.model.context import RequestContext, set_latency_headers
 from gateway.model.plan import BackendRequest
 from gateway.model.responses import DEFAULT_RESPONSES
@@ -63,11 +64,23 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
     headers = forwarded_headers(ctx, mapping.drop_headers)
     for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
         headers[k] = clean_header_value(v)
-    query = [(k, v) for k, v in ctx.query.items() if k not in mapping.drop_query]
-    query.extend(add_query)
-    path = uri.render(path_params, ctx.path_params) if uri is not None else encode_path(ctx.path)
-    if ctx.path_suffix:  # decoded caller text: re-encode so it cannot split the request line
-        path = path.rstrip("/") + encode_path(ctx.path_suffix)
+    headers["X-Request-Id"] = ctx.request_id  # correlation: replaces a caller-supplied one (docs/parameters.md)
+    drop_query = mapping.drop_query
+    query = [(k, v) for k, v in ctx.query.items() if k not in drop_query]
+    # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
+    query_text = raw_query_without(ctx.request.rel_url.raw_query_string, drop_query)
+    if add_query:
+        query.extend(add_query)
+        added = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in add_query)
+        query_text = f"{query_text}&{added}" if query_text else added
+    raw_path = ctx.request.rel_url.raw_path
+    if uri is not None:
+        path = uri.render(path_params, ctx.path_params)
+    else:
+        path = raw_tail(raw_path, ctx.path, ctx.path.count("/")) or encode_path(ctx.path)
+    if ctx.path_suffix:  # the caller's own encoding when safe, else the decoded text re-encoded
+        suffix = raw_tail(raw_path, ctx.path, ctx.path_suffix.count("/")) or encode_path(ctx.path_suffix)
+        path = path.rstrip("/") + suffix
     method = ctx.method if plan_method == "ANY" else plan_method
     body: bytes | StreamReader | None
     if ctx.body is not None:
@@ -76,7 +89,8 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         body = ctx.request.content
     else:
         body = None
-    return BackendRequest(method=method, path=path or "/", query=query, headers=headers, body=body)
+    return BackendRequest(method=method, path=path or "/", query=query, headers=headers, body=body,
+                          query_text=query_text)
 
 
 async def run(ctx: RequestContext) -> web.StreamResponse:

@@ -14,7 +14,8 @@ Rules (seed 002 T3-171, T3-176; choices marked *ours* are documented in docs/par
   name (the original is removed); CONSTANT sets a fixed value (``#env#`` already substituted); SYSTEM
   sets a ``$context.*`` value.
 * *Ours*: query parameters and headers that are not declared pass through unchanged; a declared
-  parameter that no backend parameter maps passes through unless ``pass_through`` = 2.
+  parameter that no backend parameter maps passes through unless ``pass_through`` = 2, and when the caller
+  omitted it its ``default_value`` is added under its own name.
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ class MappingPlan:
     params: tuple[BackendParam, ...]
     drop_query: frozenset[str]  # declared query params moved elsewhere or not passed through
     drop_headers: frozenset[str]  # lower-case
+    # declared QUERY/HEADER parameters with a default_value that are forwarded under their own name: when the
+    # caller omits one, the default is added to the backend request (docs/parameters.md)
+    defaults: tuple[tuple[str, str], ...] = ()
 
 
 def compile_mapping(req_params: list[dict[str, Any]], backend_params: list[dict[str, Any]],
@@ -208,19 +212,24 @@ def compile_mapping(req_params: list[dict[str, Any]], backend_params: list[dict[
         out.append(BackendParam(bp["location"], bp["name"], const, src, system))
     drop_q: set[str] = set()
     drop_h: set[str] = set()
+    defaults: list[tuple[str, str]] = []
     for p in req_params:
         if p["name"] in mapped or p.get("pass_through") == 2:
             if p["location"] == "QUERY":
                 drop_q.add(p["name"])
             elif p["location"] == "HEADER":
                 drop_h.add(p["name"].lower())
+        elif p["location"] in ("QUERY", "HEADER") and p.get("default_value") not in (None, ""):
+            defaults.append((p["location"], p["name"]))
     # a backend param that writes a header/query replaces the caller's value of the same name
     for bpar in out:
         if bpar.location == "HEADER":
             drop_h.add(bpar.name.lower())
         elif bpar.location == "QUERY":
             drop_q.add(bpar.name)
-    return MappingPlan(tuple(out), frozenset(drop_q), frozenset(drop_h))
+    defaults = [(loc, name) for loc, name in defaults
+                if (name.lower() if loc == "HEADER" else name) not in (drop_h if loc == "HEADER" else drop_q)]
+    return MappingPlan(tuple(out), frozenset(drop_q), frozenset(drop_h), tuple(defaults))
 
 
 def apply_mapping(
@@ -251,6 +260,12 @@ def apply_mapping(
             query.append((bp.name, value))
         else:
             headers.append((bp.name, value))
+    for loc, name in plan.defaults:  # omitted by the caller, forwarded with its default_value
+        if loc == "QUERY":
+            if name not in ctx.query and (value := values.get((loc, name))) is not None:
+                query.append((name, value))
+        elif name not in ctx.headers and (value := values.get((loc, name))) is not None:
+            headers.append((name, value))
     return path_params, query, headers
 
 
