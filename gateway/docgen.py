@@ -55,7 +55,8 @@ SETTING_HELP: dict[str, str] = {
     "header_read_timeout_s": "Time allowed to receive the request head.",
     "keepalive_timeout_s": "Idle keep-alive timeout of client connections.",
     "backlog": "Listen backlog of the public socket.",
-    "public_listener": "Public listener: `fast` (llhttp parser, one write per response) or `aiohttp` (the previous one; kept for one release).",
+    "public_listener": "Public listener: `fast` (llhttp parser, one write per response) or `aiohttp` "
+                       "(the previous one; kept for one release).",
     "max_backend_timeout_ms": "Cap on every backend `timeout` (vendor `backend_timeout.max_timeout`).",
     "pool_size_per_host": "Pooled backend connections per host.",
     "pool_size_total": "Pooled backend connections in total.",
