@@ -2,10 +2,10 @@
 
 Role: process entry point. ``run`` loads the config (file or directory), starts the public and admin
 listeners under uvloop when available, reloads the config on SIGHUP or on file change (``--watch``;
-all-or-nothing), follows the cluster snapshot in Redis (``--redis-url``, :mod:`gateway.process.distribution`), runs
-N workers under a supervisor (``--workers``, :mod:`gateway.process.supervisor`), and shuts down gracefully on
-SIGTERM/SIGINT (stop accepting, finish in-flight requests up to the deadline, close pools). See
-docs/operations-cluster.md.
+all-or-nothing), follows the cluster snapshot in Redis (``--redis-url`` / ``--redis-mode``,
+:mod:`gateway.process.distribution`), runs N workers under a supervisor (``--workers``,
+:mod:`gateway.process.supervisor`), and shuts down gracefully on SIGTERM/SIGINT (stop accepting, finish
+in-flight requests up to the deadline, close pools). See docs/operations-cluster.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from gateway.core.settings import load_settings, parse_assignment, split_listen
+from gateway.lib.redis_conn import target_from_settings
 from gateway.snapshot.load import SnapshotError, load_path
 
 log = logging.getLogger("gateway")
@@ -31,6 +32,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-token", help="bearer token for the admin API")
     p.add_argument("--workers", type=int, help="worker processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--redis-url", help="Redis for shared throttling and config distribution")
+    p.add_argument("--redis-mode", choices=("single", "cluster", "sentinel"),
+                   help="single (--redis-url), cluster or sentinel (both use redis_nodes)")
     p.add_argument("--default-group", help="group (id or name) serving requests whose Host matches none")
     p.add_argument("--trusted-proxies", help="comma-separated CIDRs whose X-Forwarded-For is trusted")
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 12 MB)")
@@ -54,6 +57,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "admin_token": args.admin_token,
         "workers": args.workers,
         "redis_url": args.redis_url,
+        "redis_mode": args.redis_mode,
         "default_group": args.default_group,
         "max_body_bytes": args.max_body_bytes,
         "log_level": args.log_level,
@@ -76,6 +80,7 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     from gateway.process.server import Gateway
 
     check_admin_exposure(settings.admin_listen, settings.admin_token)
+    target = target_from_settings(settings)  # validated by cmd_run
     gw = Gateway(settings)
     ClusterState.of(gw)
     loop = asyncio.get_running_loop()
@@ -118,17 +123,17 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
         from gateway.process.supervisor import worker_admin_listen
 
         admin_listen = worker_admin_listen(settings.admin_listen, worker_index or 0)
-        link = WorkerLink(gw, supervisor_fd, relay_pushes=not settings.redis_url)
+        link = WorkerLink(gw, supervisor_fd, relay_pushes=target is None)
         latest = await link.connect()
-        if latest is not None and not settings.redis_url:
+        if latest is not None and target is None:
             await link.apply(latest)  # a restarted worker serves what the others serve
         link.on_closed = stop.set  # the supervisor is gone: drain and exit
         link.start()
     dist = None
-    if settings.redis_url:
+    if target is not None:
         from gateway.process.distribution import RedisDistributor
 
-        dist = RedisDistributor(gw, settings.redis_url, settings.distribution_prefix)
+        dist = RedisDistributor(gw, target, settings.distribution_prefix)
         await dist.start()
     try:
         await gw.start(admin=admin_listen, reuse_port=settings.workers > 1 or supervisor_fd is not None)
@@ -167,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is installed: never die of a reload
     try:
         settings = load_settings(_overrides(args))
+        target_from_settings(settings)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ def install(app: web.Application, store: DocumentStore) -> None:
     async def throttling(_: web.Request) -> web.Response:
         svc = ThrottleService.of(services)
         return web.json_response({
-            "store": "redis" if svc.redis_url else "local",
+            "store": "redis" if svc.target is not None else "local",
+            "redis_mode": svc.target.mode if svc.target is not None else None,
             "redis_up": svc.redis_up,
             "failure_policy": svc.failure_policy,
             "fallback_divisor": svc.fallback_divisor,

@@ -24,6 +24,18 @@ class Settings:
     admin_token_required: bool = False
     workers: int = 1
     redis_url: str | None = None
+    # Redis topology (docs/operations-cluster.md): single (redis_url) | cluster | sentinel (both use redis_nodes)
+    redis_mode: str = "single"  # How the gateway reaches Redis: single (redis_url), cluster or sentinel.
+    redis_nodes: list[str] = field(default_factory=list)  # host:port list: cluster seed nodes, or the sentinels.
+    redis_sentinel_master: str | None = None  # Master name watched by the sentinels (sentinel mode).
+    redis_username: str | None = None  # ACL user of the Redis connections (all modes; a redis_url user wins).
+    redis_password: str | None = None  # Password of the Redis connections (never logged).
+    redis_sentinel_password: str | None = None  # Password of the sentinels themselves, when they require one.
+    redis_tls: bool = False  # TLS to Redis (and to the sentinels); in single mode a rediss:// URL does the same.
+    redis_tls_ca_file: str | None = None  # CA bundle that verifies the Redis servers (default: system store).
+    redis_tls_cert_file: str | None = None  # Client certificate for Redis servers that require one.
+    redis_tls_key_file: str | None = None  # Private key of redis_tls_cert_file.
+    redis_tls_verify: bool = True  # Verify the Redis server certificate (turn off only for tests).
     distribution_prefix: str = "gw"  # Redis keys/channel of snapshot distribution (docs/operations-cluster.md)
     watch: bool = False  # reload --config when its files change (mtime poll)
     watch_interval_s: float = 1.0

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from gateway.core.settings import Settings
+from gateway.lib.redis_conn import enabled as redis_enabled
 from gateway.process.relay import encode, frame, read_frame
 from gateway.process.reload import FileWatcher
 
@@ -57,7 +58,7 @@ class Supervisor:
         self.latest: bytes | None = None  # JSON of the latest relayed snapshot payload
         self.latest_id: str | None = None
         self.stopping = False
-        self.relay = not settings.redis_url
+        self.relay = not redis_enabled(settings)
         self._stop = asyncio.Event()
         self._initial_failure: int | None = None
 

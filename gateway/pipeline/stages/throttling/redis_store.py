@@ -1,18 +1,30 @@
-"""The shared counter store: one atomic Lua script in Redis decides all of a request's limits.
+"""The shared counter store: one atomic Lua script in Redis decides a request's limits.
 
 Role in the pipeline: called by the throttling stage (order 70) through
-:class:`gateway.pipeline.stages.throttling.service.ThrottleService` when ``redis_url`` is set. It runs exactly the
-algorithm of :class:`gateway.pipeline.stages.throttling.store.LocalStore` server-side:
+:class:`gateway.pipeline.stages.throttling.service.ThrottleService` when a Redis is configured (any
+``redis_mode``: one instance, a Redis Cluster, or a primary behind Sentinel; the client comes from
+:mod:`gateway.lib.redis_conn`). It runs exactly the algorithm of
+:class:`gateway.pipeline.stages.throttling.store.LocalStore` server-side:
 
 * one ``EVALSHA`` carries every key of a request (one round trip), with a ``SCRIPT LOAD`` + retry when
-  Redis answers ``NOSCRIPT`` (after a restart or ``SCRIPT FLUSH``); requests that arrive in the same
-  event-loop iteration share that call (the script decides them one after the other);
+  Redis answers ``NOSCRIPT`` (after a restart, a ``SCRIPT FLUSH`` or a failover to a replica, whose
+  script cache is empty); requests that arrive in the same event-loop iteration share that call (the
+  script decides them one after the other);
 * the script reads ``TIME`` from Redis, so the clocks of the gateway nodes do not matter;
 * it checks every key first and writes only when all pass (rejections consume nothing);
 * every written key gets an expiry (a bucket: the time to refill; a window: its end plus one period),
   so idle per-IP / per-user counters disappear by themselves.
 
-Key layout and Redis Cluster: see docs/throttling.md ("Redis keys").
+**Redis Cluster.** A script may only touch keys of one hash slot. Every counter key carries a hash tag
+(``{policy scope}``, ``{api}``, ``{quota:app}``), so the checks of a request fall in one to three slots.
+Requests are batched *per slot*. A request whose checks span several slots (a policy plus the default
+per-API ceiling or a credential quota) is decided by one call per slot, run concurrently: it is admitted
+when every slot admits it; otherwise the units taken in the slots that did admit it are given back by a
+second script (``REFUND_LUA``). So a limit is never exceeded; the only cost is that, for one round trip, a
+unit may be held for a request that ends up rejected. ``SCRIPT LOAD`` goes to every master (redis-py
+sends it to all primaries), ``MOVED`` / ``ASK`` are followed by redis-py.
+
+Key layout: see docs/throttling.md ("Redis keys") and docs/operations-cluster.md.
 """
 
 from __future__ import annotations
@@ -20,12 +32,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
+from gateway.lib.redis_conn import Client, RedisTarget, is_cluster
+from gateway.lib.redis_conn import close as close_client
+from gateway.lib.redis_conn import make_client as make_redis_client
+from gateway.lib.redis_conn import ping as ping_client
+from gateway.lib.redis_conn import reset as reset_client
 from gateway.pipeline.stages.throttling.store import Check, Decision
 
 # One script call decides a whole *batch* of requests (those that arrived in one event-loop iteration),
@@ -121,23 +137,51 @@ return table.concat(results, '|')
 
 ADMIT_SHA = hashlib.sha1(ADMIT_LUA.encode()).hexdigest()
 
+# Give back one unit on each key of ONE request (cluster mode: the slots that admitted a request another
+# slot rejected). KEYS and ARGV[1] as for one request of ADMIT_LUA. A bucket drains at the same rate from
+# a lower level; a window is decremented only while it is still the window the unit was taken in.
+REFUND_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local i = 0
+for a, b, c, d in string.gmatch(ARGV[1], '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)') do
+  i = i + 1
+  local limit, period, mode, anchor = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  local key = KEYS[i]
+  local st = redis.call('HMGET', key, 'v', 's', 'a')
+  if st[1] then
+    if mode == 0 then
+      local used = tonumber(st[1]) - (now - tonumber(st[2])) * limit / period - 1
+      if used < 0 then used = 0 end
+      redis.call('HSET', key, 'v', tostring(used), 's', tostring(now))
+    else
+      local w = anchor
+      if w < 0 then w = tonumber(st[3]) or now end
+      local idx = -1
+      if now >= w then idx = math.floor((now - w) / period) end
+      if tonumber(st[2]) == idx and tonumber(st[3]) == w and tonumber(st[1]) > 0 then
+        redis.call('HSET', key, 'v', tostring(tonumber(st[1]) - 1))
+      end
+    end
+  end
+end
+return i
+"""
 
-def make_client(url: str, socket_timeout_s: float, max_connections: int = 64) -> Redis:
+REFUND_SHA = hashlib.sha1(REFUND_LUA.encode()).hexdigest()
+
+
+def make_client(target: RedisTarget | str, socket_timeout_s: float, max_connections: int = 64) -> Client:
     """A client that never retries: the caller's deadline, not redis-py's retry policy, decides when to
     give up. The socket timeout only bounds how long a batch task may linger on a hung server."""
-    return Redis.from_url(
-        url,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=socket_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=max_connections,
-        health_check_interval=0,
-        lib_name=None,  # no CLIENT SETINFO round trips when a connection opens
-        lib_version=None,
-    )
+    if isinstance(target, str):
+        target = RedisTarget(mode="single", url=target)
+    return make_redis_client(target, socket_timeout=socket_timeout_s, connect_timeout=socket_timeout_s,
+                             retries=0, max_connections=max_connections)
 
 
 Pending = tuple[list[str], str, "asyncio.Future[Decision]"]
+Part = tuple[list[int], list[str], str, "asyncio.Future[Decision]"]  # check indexes, keys, spec, decision
 
 
 def _decision(reply: bytes) -> Decision:
@@ -149,41 +193,137 @@ def _decision(reply: bytes) -> Decision:
 class RedisStore:
     """Admits requests' checks in Redis; raises on any Redis problem (the service decides).
 
-    Requests that arrive in the same event-loop iteration are coalesced into ONE script call (one
-    command to encode, one reply to parse, one pooled connection): the script decides each request
-    atomically and in order, so the outcome is the same as one EVALSHA per request. A caller that gives
-    up (deadline) just stops waiting on its future: the socket I/O is never cancelled half-way, so a
-    connection can never be left with an unread reply.
+    Requests that arrive in the same event-loop iteration are coalesced into ONE script call per hash
+    slot (one slot in single/sentinel mode): the script decides each request atomically and in order, so
+    the outcome is the same as one EVALSHA per request. A caller that gives up (deadline) just stops
+    waiting on its future: the socket I/O is never cancelled half-way, so a connection can never be left
+    with an unread reply.
     """
 
     MAX_BATCH = 256  # requests per script call: bounds how long one call keeps Redis busy
+    SLOT_CACHE = 4096  # hash tag -> slot, so the CRC is computed once per tag (cluster mode)
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
+        self.cluster = is_cluster(client)
         self.script_loads = 0
         self.batches = 0
-        self._pending: list[Pending] = []
+        self.split_requests = 0  # cluster mode: requests whose checks spanned several slots
+        self.refunds = 0
+        self._pending: dict[int, list[Pending]] = {}
         self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._slots: dict[str, int] = {}
 
     def admit(self, checks: Sequence[Check]) -> asyncio.Future[Decision]:
+        if self.cluster:
+            groups = self._slot_groups(checks)
+            if len(groups) > 1:
+                return self._admit_split(checks, groups)
+            slot = next(iter(groups))
+        else:
+            slot = 0
         spec = ";".join(f"{limit},{period},{mode},{anchor}" for _k, limit, period, mode, anchor in checks)
+        return self._enqueue(slot, [c[0] for c in checks], spec)
+
+    def _enqueue(self, slot: int, keys: list[str], spec: str) -> asyncio.Future[Decision]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Decision] = loop.create_future()
-        self._pending.append(([c[0] for c in checks], spec, fut))
+        pending = self._pending.get(slot)
+        if pending is None:
+            self._pending[slot] = pending = []
+        pending.append((keys, spec, fut))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start_batches)
         return fut
 
+    def _slot(self, key: str) -> int:
+        start = key.find("{")
+        end = key.find("}", start + 1) if start >= 0 else -1
+        tag = key[start + 1:end] if start >= 0 and end > start + 1 else key
+        slot = self._slots.get(tag)
+        if slot is None:
+            if len(self._slots) >= self.SLOT_CACHE:
+                self._slots.clear()
+            slot = self._slots[tag] = key_slot(tag.encode())
+        return slot
+
+    def _slot_groups(self, checks: Sequence[Check]) -> dict[int, list[int]]:
+        """slot -> indexes of the checks whose keys hash to it, in check order."""
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(checks):
+            groups.setdefault(self._slot(c[0]), []).append(i)
+        return groups
+
+    def _admit_split(self, checks: Sequence[Check], groups: dict[int, list[int]]) -> asyncio.Future[Decision]:
+        """One call per slot, concurrently; all must admit, else the admitted slots are refunded."""
+        self.split_requests += 1
+        loop = asyncio.get_running_loop()
+        outer: asyncio.Future[Decision] = loop.create_future()
+        parts: list[Part] = []
+        for slot, idxs in groups.items():
+            keys = [checks[i][0] for i in idxs]
+            spec = ";".join(f"{checks[i][1]},{checks[i][2]},{checks[i][3]},{checks[i][4]}" for i in idxs)
+            parts.append((idxs, keys, spec, self._enqueue(slot, keys, spec)))
+        self._spawn(self._combine(len(checks), parts, outer))
+        return outer
+
+    async def _combine(self, n: int, parts: list[Part], outer: asyncio.Future[Decision]) -> None:
+        results = await asyncio.gather(*(p[3] for p in parts), return_exceptions=True)
+        decisions = [r for r in results if isinstance(r, Decision)]
+        admitted_all = len(decisions) == len(parts) and all(d.allowed for d in decisions)
+        if not admitted_all:  # give back what the other slots took for this request
+            for (_idxs, keys, spec, _f), r in zip(parts, results, strict=True):
+                if isinstance(r, Decision) and r.allowed:
+                    self._spawn(self._refund(keys, spec))
+        if outer.done():
+            return
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            outer.set_exception(errors[0])
+            return
+        remaining = [0] * n
+        failed, retry = -1, 0
+        for (idxs, _keys, _spec, _f), d in zip(parts, decisions, strict=True):
+            for j, i in enumerate(idxs):
+                # a refunded group reports what is left now (its unit is given back)
+                remaining[i] = d.remaining[j] + (1 if d.allowed and not admitted_all else 0)
+            if not d.allowed:
+                i = idxs[d.failed]
+                if failed < 0 or i < failed:
+                    failed, retry = i, d.retry_ms
+        if admitted_all:
+            outer.set_result(Decision(True, -1, 0, remaining, "redis"))
+        else:
+            outer.set_result(Decision(False, failed, retry, remaining, "redis"))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refund(self, keys: list[str], spec: str) -> None:
+        self.refunds += 1
+        try:
+            await self._eval(REFUND_SHA, REFUND_LUA, keys, spec)
+        except Exception:  # best effort: the unit drains by itself (bucket) or at the window end
+            pass
+
+    async def _eval(self, sha: str, lua: str, keys: list[str], arg: str) -> Any:
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, arg)  # type: ignore[misc,unused-ignore]
+        except NoScriptError:  # restart, SCRIPT FLUSH or failover to a replica: load (every master), retry
+            self.script_loads += 1
+            await self.client.script_load(lua)
+            return await self.client.evalsha(sha, len(keys), *keys, arg)  # type: ignore[misc,unused-ignore]
+
     def _start_batches(self) -> None:
         self._scheduled = False
-        pending, self._pending = self._pending, []
-        loop = asyncio.get_running_loop()
-        for i in range(0, len(pending), self.MAX_BATCH):
-            task = loop.create_task(self._run_batch(pending[i:i + self.MAX_BATCH]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        pending, self._pending = self._pending, {}
+        for batch in pending.values():
+            for i in range(0, len(batch), self.MAX_BATCH):
+                self._spawn(self._run_batch(batch[i:i + self.MAX_BATCH]))
 
     async def _run_batch(self, batch: list[Pending]) -> None:
         self.batches += 1
@@ -192,12 +332,7 @@ class RedisStore:
             keys.extend(k)
         spec = "|".join(s for _k, s, _f in batch)
         try:
-            try:
-                reply = await self.client.evalsha(ADMIT_SHA, len(keys), *keys, spec)
-            except NoScriptError:  # Redis restarted or SCRIPT FLUSH: load once, then retry
-                self.script_loads += 1
-                await self.client.script_load(ADMIT_LUA)
-                reply = await self.client.evalsha(ADMIT_SHA, len(keys), *keys, spec)
+            reply = await self._eval(ADMIT_SHA, ADMIT_LUA, keys, spec)
             decisions = [_decision(part) for part in reply.split(b"|")]
             if len(decisions) != len(batch):
                 raise RuntimeError(f"throttle script answered {len(decisions)} of {len(batch)} requests")
@@ -211,15 +346,18 @@ class RedisStore:
                 fut.set_result(decision)
 
     async def load_script(self) -> None:
+        """Load the scripts (on every master in cluster mode), so first requests skip NOSCRIPT."""
         await self.client.script_load(ADMIT_LUA)
+        if self.cluster:
+            await self.client.script_load(REFUND_LUA)
 
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        return await ping_client(self.client)
 
     async def reset_connections(self) -> None:
-        await self.client.connection_pool.disconnect()
+        await reset_client(self.client)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self.client.aclose()
+        await close_client(self.client)

@@ -1,7 +1,9 @@
 """The long-lived throttling service: picks the store and applies the Redis failure policy.
 
 Role in the pipeline: lives in ``services.extras["throttle"]`` (so counters survive config swaps) and is
-what the order-70 stage calls. Without ``redis_url`` every decision is made by the in-process store.
+what the order-70 stage calls. Without Redis (no ``redis_url`` in ``single`` mode) every decision is made
+by the in-process store; with ``redis_mode`` ``cluster`` or ``sentinel`` the same store talks to the
+cluster / the current primary (:mod:`gateway.lib.redis_conn`).
 With Redis, a decision is one EVALSHA bounded by ``throttle_redis_timeout_ms``; when Redis fails or is
 slow the request is decided by ``throttle_redis_failure``:
 
@@ -19,8 +21,11 @@ burst of timeouts from one scheduling stall of this process (every waiter whose 
 the stall fires at once, before the already-arrived replies are read) should not cost the cluster its
 exact limits for a whole probe interval; each timed-out request is still decided by the failure policy. While down,
 requests go straight to the failure policy (no waiting) and a background probe PINGs Redis every
-``throttle_redis_probe_ms``; the first successful PING brings Redis back. ``stats`` counts decisions
-by source for the metrics module (keys documented in docs/throttling.md).
+``throttle_redis_probe_ms``; the first successful PING (cluster: of every master, after re-reading the
+slot map; sentinel: of the primary the sentinels name now) brings Redis back. A failover therefore looks
+like a short outage: the failure policy decides during the gap, shared limits resume at the first probe
+after the promotion, and the first script call on the promoted node reloads the script (``NOSCRIPT``).
+``stats`` counts decisions by source for the metrics module (keys documented in docs/throttling.md).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gateway.lib.redis_conn import RedisTarget, target_from_settings
 from gateway.pipeline.stages.throttling.redis_store import RedisStore, make_client
 from gateway.pipeline.stages.throttling.store import Check, Decision, LocalStore, scaled
 
@@ -65,7 +71,12 @@ class ThrottleService:
         self.settings = s
         self.local = LocalStore()  # primary store when no Redis is configured
         self.fallback = LocalStore()  # used only while Redis is down (policy "local")
-        self.redis_url: str | None = s.redis_url or None
+        try:
+            self.target: RedisTarget | None = target_from_settings(s)
+        except ValueError as exc:  # the CLI refuses to start with this; an embedding caller gets local limits
+            log.error("throttling: %s; using in-process limits only", exc)
+            self.target = None
+        self.redis_url: str | None = self.target.describe() if self.target is not None else None
         self.timeout_s = max(0.001, s.throttle_redis_timeout_ms / 1000.0)
         self.probe_s = max(0.01, s.throttle_redis_probe_ms / 1000.0)
         self.failure_policy = s.throttle_redis_failure if s.throttle_redis_failure in FAILURE_POLICIES else "local"
@@ -108,8 +119,8 @@ class ThrottleService:
 
     def _store(self) -> RedisStore:
         if self.redis is None:
-            assert self.redis_url is not None
-            self.redis = RedisStore(make_client(self.redis_url, max(1.0, 10 * self.timeout_s)))
+            assert self.target is not None
+            self.redis = RedisStore(make_client(self.target, max(1.0, 10 * self.timeout_s)))
         return self.redis
 
     def _on_swap(self, _runtime: object) -> None:
