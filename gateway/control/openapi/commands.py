@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from gateway.control.openapi.convert import export_openapi, import_openapi, merge_fragment
+from gateway.control.openapi.exporter import export_openapi
+from gateway.control.openapi.importer import import_openapi, merge_fragment
 from gateway.control.openapi.routes import dump
 from gateway.snapshot.load import SnapshotError, load_path, parse_bytes
 

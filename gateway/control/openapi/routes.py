@@ -1,7 +1,7 @@
 """Import/export admin endpoints (the ``gateway import`` / ``export`` commands are in :mod:`.commands`).
 
 Role: control plane only. ``POST /v1/import`` (and the vendor's ``POST .../openapi/import``, multipart)
-converts a Swagger 2.0 / OpenAPI 3 document with :func:`gateway.control.openapi.convert.import_openapi`, merges it into
+converts a Swagger 2.0 / OpenAPI 3 document with :func:`gateway.control.openapi.importer.import_openapi`, merges it into
 the active snapshot and pushes the result like any other change (all-or-nothing, new version).
 ``GET /v1/export`` (and the vendor's ``POST .../openapi/export``) writes one group back out.
 """
@@ -15,7 +15,8 @@ import yaml
 from aiohttp import web
 
 from gateway.control.common import AdminError, current_document, if_match, json_response, version_headers
-from gateway.control.openapi.convert import export_openapi, import_openapi, merge_fragment
+from gateway.control.openapi.exporter import export_openapi
+from gateway.control.openapi.importer import import_openapi, merge_fragment
 from gateway.control.store import DocumentStore
 from gateway.control.v2 import PREFIX
 from gateway.snapshot.load import SnapshotError, parse_bytes

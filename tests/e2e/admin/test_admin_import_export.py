@@ -13,7 +13,8 @@ import aiohttp
 import orjson
 import yaml
 
-from gateway.control.openapi.convert import export_openapi, import_openapi
+from gateway.control.openapi.exporter import export_openapi
+from gateway.control.openapi.importer import import_openapi
 from tests.support.admin_helpers import V2, call
 from tests.support.helpers import GROUP_HOST, RELEASE, http_api, mock_api, snapshot
 
