@@ -35,7 +35,6 @@ MAX_CONTENT = 65535
 
 # type -> reason shown when a plug-in of that type is present; a module implementing it removes the entry.
 UNSUPPORTED: dict[str, str] = {
-    "rate_limit": "rate_limit plug-ins are not supported by this build yet (use throttles/throttle_bindings)",
     "kafka_log": "kafka_log plug-ins are not supported by this build yet (no Kafka producer is built in)",
 }
 

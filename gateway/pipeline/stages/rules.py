@@ -5,11 +5,13 @@ per request by the plug-in that owns it (no parsing on the request path).
 
 * ``parameters``: ``[{name, type, value}]`` name request values: ``path`` (the request path), ``method``,
   ``header`` (``value`` = header name), ``query`` (``value`` = query name), ``system`` (``value`` = a gateway
-  system parameter such as ``$context.sourceIp``).
+  system parameter such as ``$context.sourceIp``, or its bare name: ``sourceIp``, ``serverName``).
 * ``match_regex``: a JSON array, ``["OR"|"AND", cond, cond, ...]`` where a cond is ``[param, op, value]`` or a
-  nested ``["AND"|"OR", ...]``. Ops: ``=`` / ``!=`` (equal), ``~`` / ``!~`` (regular expression matched from
-  the start of the value), ``in`` / ``!in`` (comma-separated list). A missing value never matches ``=``/``~``/
-  ``in`` and always matches the negated forms.
+  nested ``["AND"|"OR", ...]``. Ops: ``=`` / ``==`` / ``!=`` / ``~=`` (equal, not equal — ``~=`` is the
+  "not equal" of the vendor's examples), ``~`` / ``!~`` (regular expression matched from the start of the
+  value), ``~~`` / ``~*`` (regular expression found anywhere in the value; ``~*`` ignores case), ``in`` /
+  ``!in`` (comma-separated list). A missing value never matches ``=``/``~``/``~~``/``in`` and always matches
+  the negated forms.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def compile_parameters(items: list[Any], path: str, problems: list[str]) -> dict
             getter = _header(value)
         elif kind == "query":
             getter = _query(value)
-        else:
-            getter = system_getter(value)
+        else:  # "$context.sourceIp", or the bare name the vendor's plug-in examples use ("serverName")
+            getter = system_getter(value) or system_getter("$context." + value)
             if getter is None:
                 problems.append(f"{ppath}.value: unknown system parameter {value!r}")
                 continue
@@ -79,8 +81,17 @@ def _query(name: str) -> Getter:
 
 def compile_rules(items: list[Any], params: dict[str, Getter], path: str, problems: list[str]) -> Predicate | None:
     """One predicate: true when any rule matches."""
-    preds: list[Predicate] = []
-    for rpath, r in valid_items(RULE, items, path, problems):
+    preds = [pred for _rule, pred in compile_rule_list(items, params, path, problems)]
+    if not preds:
+        return None
+    return lambda ctx: any(p(ctx) for p in preds)
+
+
+def compile_rule_list(items: list[Any], params: dict[str, Getter], path: str, problems: list[str],
+                      schema: Obj = RULE) -> list[tuple[dict[str, Any], Predicate]]:
+    """(rule object, its predicate) for each valid rule, in order (the rate_limit plug-in's first-match list)."""
+    out: list[tuple[dict[str, Any], Predicate]] = []
+    for rpath, r in valid_items(schema, items, path, problems):
         try:
             expr = orjson.loads(r["match_regex"])
         except orjson.JSONDecodeError:
@@ -89,10 +100,8 @@ def compile_rules(items: list[Any], params: dict[str, Getter], path: str, proble
             continue
         pred = _compile(expr, params, f"{rpath}.match_regex", problems)
         if pred is not None:
-            preds.append(pred)
-    if not preds:
-        return None
-    return lambda ctx: any(p(ctx) for p in preds)
+            out.append((r, pred))
+    return out
 
 
 def _compile(expr: Any, params: dict[str, Getter], path: str, problems: list[str]) -> Predicate | None:
@@ -120,21 +129,24 @@ def _compile(expr: Any, params: dict[str, Getter], path: str, problems: list[str
         return None
     negate = op.startswith("!")
     base = op[1:] if negate else op
+    if op == "~=":  # "not equal" in the vendor's examples (["method", "~=", "POST"])
+        negate, base = True, "="
     test: Callable[[str], bool]
     if base in ("=", "=="):
         test = value.__eq__
-    elif base == "~":
+    elif base in ("~", "~~", "~*"):
         try:
-            rx = re.compile(value)
+            rx = re.compile(value, re.IGNORECASE if base == "~*" else 0)
         except re.error as exc:
             problems.append(f"{path}: bad regular expression {value!r} ({exc})")
             return None
-        test = lambda v: rx.match(v) is not None  # noqa: E731
+        find = rx.match if base == "~" else rx.search
+        test = lambda v: find(v) is not None  # noqa: E731
     elif base == "in":
         choices = frozenset(x.strip() for x in value.split(","))
         test = choices.__contains__
     else:
-        problems.append(f"{path}: unknown operator {op!r} (=, !=, ~, !~, in, !in)")
+        problems.append(f"{path}: unknown operator {op!r} (=, ==, !=, ~=, ~, !~, ~~, ~*, in, !in)")
         return None
 
     def pred(ctx: RequestContext) -> bool:

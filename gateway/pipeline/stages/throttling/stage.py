@@ -6,26 +6,37 @@ in the order that decides which limit is reported: excluded/app -> user -> ip ->
 default per-API ceiling -> credential quota; asks the store to admit all of them at once; adds the
 ``X-Apig-RateLimit-*`` headers; and on rejection raises THROTTLED (429, APIG.0308) with ``Retry-After``.
 
-Built only for publications that need it: a bound policy, a non-zero default ceiling, or any credential
-quota in the snapshot. Everything static (keys, limits, header labels) is computed here at load time.
+Built only for publications that need it: a bound policy or ``rate_limit`` plug-in, a non-zero default
+ceiling, or any credential quota in the snapshot. Everything static (keys, limits, header labels) is
+computed here at load time.
+
+A ``rate_limit`` plug-in bound to the publication replaces its classic policy (the vendor: "a request
+throttling policy becomes invalid if a request throttling 2.0 policy is bound to the same API"); its basic
+limits are checked exactly like a policy's (own counter keys, ``:r:`` instead of ``:t:``), and the first of
+its parameter rules that matches the request adds one more check (label ``rule``) before the API limit.
+The default ceiling and credential quotas apply either way.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.core.errors import GatewayError
 from gateway.pipeline import spec as stage_registry
 from gateway.pipeline.stages.throttling import resources as _resources  # noqa: F401  (registers schemas and checks)
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
+from gateway.pipeline.stages.throttling.plugin import RateLimitPlan
 from gateway.pipeline.stages.throttling.service import ThrottleService
 from gateway.pipeline.stages.throttling.store import BUCKET, WINDOW, Check
+from gateway.snapshot.plugins import bound_plugin
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.runtime import BuildContext, EndpointDraft
     from gateway.pipeline.spec import Stage
+    from gateway.pipeline.stages.rules import Predicate
 
 THRESHOLD = "The throttling threshold has been reached"
 HEADER = "X-Apig-RateLimit-"
@@ -55,6 +66,7 @@ class EndpointThrottle:
         "prefix",
         "quota_prefix",
         "quotas",
+        "rules",
         "service",
         "shared",
         "user_generic",
@@ -62,9 +74,10 @@ class EndpointThrottle:
     )
 
     def __init__(self, draft: EndpointDraft, plan: SnapshotPlan, policy: PolicyPlan | None,
-                 service: ThrottleService, key_prefix: str, headers: str) -> None:
+                 service: ThrottleService, key_prefix: str, headers: str,
+                 plugin: RateLimitPlan | None = None) -> None:
         self.service = service
-        self.shared = plan.shared
+        self.shared = plan.shared and not (plugin is not None and plugin.local)
         self.headers = headers
         self.policy = policy
         self.prefix = ""
@@ -76,12 +89,23 @@ class EndpointThrottle:
         self.user_generic: tuple[int, Label] = (0, self.ip_label)
         self.app_special: dict[str, tuple[int, Label]] = {}
         self.user_special: dict[str, tuple[int, Label]] = {}
+        self.rules: tuple[tuple[Predicate, Check, Label], ...] = ()
         api_id = str(draft.api["id"])
         if policy is not None:
             scope = policy.policy_id if policy.type == 2 else f"{policy.policy_id}:{api_id}:{draft.env_id}"
-            self.prefix = f"{key_prefix}:t:{{{scope}}}:{_mode_tag(policy.mode, policy.period_ms)}:"
-            self.api_check = (self.prefix + "api", policy.api_limit, policy.period_ms, policy.mode, policy.anchor_ms)
-            self.api_label = (HEADER + "api", "policy api", policy.api_limit, policy.time)
+            kind = "t" if plugin is None else "r"
+            self.prefix = f"{key_prefix}:{kind}:{{{scope}}}:{_mode_tag(policy.mode, policy.period_ms)}:"
+            if policy.api_limit > 0:  # a rate_limit plug-in's api_limit -1: no API limit
+                self.api_check = (self.prefix + "api", policy.api_limit, policy.period_ms, policy.mode,
+                                  policy.anchor_ms)
+                self.api_label = (HEADER + "api", "policy api", policy.api_limit, policy.time)
+            if plugin is not None:
+                rp = f"{key_prefix}:{kind}:{{{scope}}}:"
+                self.rules = tuple(
+                    (r.match, (f"{rp}{_mode_tag(r.mode, r.period_ms)}:r{r.index}", r.limit, r.period_ms, r.mode,
+                               policy.anchor_ms),
+                     (HEADER + "rule", f"policy rule {r.name}", r.limit, r.time))
+                    for r in plugin.rules)
             self.ip_limit = policy.ip_limit or 0
             t = policy.time
             self.ip_label = (HEADER + "ip", "policy ip", self.ip_limit, t)
@@ -119,8 +143,14 @@ class EndpointThrottle:
             if self.ip_limit:
                 checks.append((f"{self.prefix}i:{ctx.client_ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
                 labels.append(self.ip_label)
-            checks.append(self.api_check)  # type: ignore[arg-type]
-            labels.append(self.api_label)  # type: ignore[arg-type]
+            for match, check, label in self.rules:
+                if match(ctx):  # the first matching parameter rule only
+                    checks.append(check)
+                    labels.append(label)
+                    break
+            if self.api_check is not None:
+                checks.append(self.api_check)
+                labels.append(self.api_label)  # type: ignore[arg-type]
         if self.ceiling_check is not None:
             checks.append(self.ceiling_check)
             labels.append(self.ceiling_label)  # type: ignore[arg-type]
@@ -162,9 +192,14 @@ def _plan_for(build: BuildContext) -> SnapshotPlan:
 def build_throttle_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     plan = _plan_for(build)
     policy = plan.by_publish.get(draft.publish_id)
+    bound = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "rate_limit")
+    plugin: RateLimitPlan | None = None
+    if bound is not None:  # the plug-in replaces a classic policy on the same API and environment
+        plugin = bound.config
+        policy = replace(plugin.policy, policy_id=bound.id)
     if policy is None and plan.ceiling <= 0 and not plan.quota_by_app:
         return None
     s = build.settings
     service = ThrottleService.of(build.services)
     headers = s.throttle_headers if s.throttle_headers in ("always", "debug", "off") else "always"
-    return EndpointThrottle(draft, plan, policy, service, s.throttle_key_prefix, headers).run
+    return EndpointThrottle(draft, plan, policy, service, s.throttle_key_prefix, headers, plugin).run
