@@ -2,15 +2,14 @@
 
 Role in the pipeline: the terminal step for ``backend_type`` MOCK (and ``policy_mocks``). The body,
 status (``status_code``, 200 by default; the vendor's ``mock_status_code_and_header`` feature) and
-headers are prepared at config-load time; the Content-Type is ``application/json`` when the body parses
-as JSON, else ``text/plain``, unless a configured header sets it.
+headers are prepared at config-load time; the Content-Type is ``application/json`` (what the vendor's own
+mock example answers, even for a body such as ``mock success``) unless a configured header sets it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from gateway.model.context import set_latency_headers
@@ -18,6 +17,9 @@ from gateway.model.plan import BackendPlan, BackendRequest
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
+
+
+MOCK_CONTENT_TYPE = "application/json"
 
 
 class MockTarget:
@@ -30,13 +32,7 @@ class MockTarget:
         self.status = int(info.get("status_code") or 200)
         self.headers = tuple((h["key"], h["value"]) for h in info.get("headers") or [])
         ctype = next((v for k, v in self.headers if k.lower() == "content-type"), None)
-        if ctype is None:
-            try:
-                orjson.loads(self.body)
-                ctype = "application/json"
-            except orjson.JSONDecodeError:
-                ctype = "text/plain; charset=utf-8"
-        self.content_type = ctype
+        self.content_type = ctype if ctype is not None else MOCK_CONTENT_TYPE
 
     async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
                      ) -> web.StreamResponse:

@@ -47,6 +47,7 @@ class RequestContext:
     """Everything the pipeline knows about one request."""
 
     __slots__ = (
+        "account_id",
         "app_id",
         "app_name",
         "authorizer_backend",
@@ -114,7 +115,9 @@ class RequestContext:
         self.params: dict[tuple[str, str], str] = {}
         self.app_id: str | None = None
         self.app_name: str | None = None
-        self.user_id: str | None = None  # IAM user id (user throttling)
+        self.user_id: str | None = None  # IAM user id ($context.userId)
+        # the caller's account (IAM domain id): the subject of USER throttling and excluded USER throttles
+        self.account_id: str | None = None
         self.user_name: str | None = None  # IAM account/domain name (DOMAIN ACLs)
         self.identity: dict[str, Any] | None = None  # raw identity claims (IAM token, app record)
         self.authorizer_frontend: dict[str, Any] = {}

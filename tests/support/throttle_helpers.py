@@ -2,8 +2,8 @@
 and a way to run real gateway processes.
 
 The identity stage exists because the authentication stage (order 20) belongs to another module: it
-reads ``X-Test-App`` / ``X-Test-User`` into ``ctx.app_id`` / ``ctx.user_id`` so per-app and per-user
-limits can be tested over real sockets. It is registered only by the ``identity_stage`` fixture for the
+reads ``X-Test-App`` / ``X-Test-User`` into ``ctx.app_id`` / ``ctx.user_id`` and ``ctx.account_id`` so per-app
+and per-user limits can be tested over real sockets. It is registered only by the ``identity_stage`` fixture for the
 tests that use it and removed afterwards; it never ships in the gateway.
 """
 
@@ -38,7 +38,7 @@ async def _identity(ctx: RequestContext) -> None:
         ctx.app_id = app
     user = ctx.headers.get("X-Test-User")
     if user:
-        ctx.user_id = user
+        ctx.user_id = ctx.account_id = user
 
 
 def _identity_builder(draft: EndpointDraft, build: BuildContext) -> Any:

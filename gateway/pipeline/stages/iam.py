@@ -2,7 +2,8 @@
 
 Role in the pipeline: a stage at order 20 for IAM APIs. It reads ``X-Auth-Token``, asks the process-wide
 verifier (kept in ``services.extras``, so its caches and keys survive snapshot swaps) who the token
-belongs to, and fills ``ctx.user_id`` (user id: user throttling, ``$context.userId``), ``ctx.user_name``
+belongs to, and fills ``ctx.user_id`` (user id: ``$context.userId``), ``ctx.account_id`` (domain id, else user
+id: USER throttling), ``ctx.user_name``
 (account = domain name: DOMAIN ACLs) and ``ctx.identity`` (``domain_id`` for DOMAIN_ID ACLs, the claims).
 
 Verifiers (chosen from :class:`gateway.core.settings.Settings`, docs/auth.md):
@@ -439,6 +440,8 @@ def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | Non
             raise iam_failure("decrypt token fail")
         identity = await verifier.verify(token)
         ctx.user_id = identity.user_id
+        # USER throttling counts per account (the spec's "account ID"); a token without one counts per user
+        ctx.account_id = identity.domain_id or identity.user_id
         ctx.user_name = identity.domain_name
         ctx.identity = {"user_id": identity.user_id, "user_name": identity.user_name,
                         "domain_id": identity.domain_id, "domain_name": identity.domain_name,

@@ -146,9 +146,18 @@ SYSTEM_VALUES: dict[str, Callable[[RequestContext], str | None]] = {
 }
 
 
+# Spellings printed in the vendor's own API reference tables and examples, where text recognition read the
+# capital I of "Id"/"Ip" as a lower-case l. Definitions copied from those examples must load and behave.
+SYSTEM_ALIASES = {
+    "$context.sourcelp": "$context.sourceIp",
+    "$context.apild": "$context.apiId",
+    "$context.appld": "$context.appId",
+}
+
+
 def system_getter(name: str) -> Callable[[RequestContext], str | None] | None:
     """The value getter for a SYSTEM backend parameter, or None when the name is unknown."""
-    getter = SYSTEM_VALUES.get(name)
+    getter = SYSTEM_VALUES.get(SYSTEM_ALIASES.get(name, name))
     if getter is not None:
         return getter
     for prefix, attr in (("$context.authorizer.frontend.", "authorizer_frontend"),

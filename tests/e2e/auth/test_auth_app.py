@@ -8,6 +8,7 @@ from typing import Any
 from gateway.lib.sdk_signer import format_date
 from tests.support.auth_helpers import (
     APP_CODE,
+    APP_KEY,
     APP_SECRET,
     app,
     auth_api,
@@ -233,3 +234,35 @@ async def test_snapshot_swap_rotates_secret(make_gateway, echo_backend, client) 
     st, _, _ = await call(client, gw.url, "GET", "/orders",
                           headers=signed_headers("GET", "/orders", secret="rotated_secret_1"))
     assert st == 200
+
+
+async def test_both_official_signers_verify_unsigned_payload(make_gateway, echo_backend, client) -> None:
+    """X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD is signed literally by the APIG SDK, and as sha256("") by
+    huaweicloudsdkcore when the body is empty and not JSON: both are accepted, the second only without a body."""
+    from gateway.lib import sdk_signer
+
+    _backend, addr = echo_backend
+    gw = await make_gateway(_doc(addr))
+    literal = signed_headers("GET", "/orders", headers={"X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD",
+                                                         "Content-Type": "text/plain"})
+    st, doc, _ = await call(client, gw.url, "GET", "/orders", None, literal)
+    assert st == 200, doc
+
+    def core_sdk(method: str) -> dict[str, str]:
+        # what huaweicloudsdkcore sends: the header says UNSIGNED-PAYLOAD, the canonical request ends in sha256("")
+        date = format_date()
+        hdrs = {"Host": "api.test.local", "Content-Type": "text/plain", "X-Sdk-Date": date,
+                "X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"}
+        names = sdk_signer.signed_header_names(hdrs)
+        canonical = sdk_signer.canonical_request(method, "/orders", [], hdrs, names, sdk_signer.EMPTY_SHA256)
+        sig = sdk_signer.sign(APP_SECRET, sdk_signer.string_to_sign(canonical, date))
+        hdrs["Authorization"] = sdk_signer.authorization_value(APP_KEY, names, sig)
+        return hdrs
+
+    for method in ("GET", "DELETE", "POST"):
+        st, doc, _ = await call(client, gw.url, method, "/orders", None, core_sdk(method))
+        assert st == 200, (method, doc)
+        assert doc["headers"]["X-Ctx-App-Id"] == "app1"
+    # the empty-body form does not cover a body
+    st, doc, _ = await call(client, gw.url, "POST", "/orders", b"smuggled", core_sdk("POST"))
+    assert st == 401 and error_of(doc)[0] == "APIG.0303", doc

@@ -213,3 +213,30 @@ async def test_token_forwarding_follows_backend_token_allow(make_gateway, echo_b
     other = iam_token(RSA, domain_name="xacme")
     st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": other})
     assert st == 200 and "X-Auth-Token" not in body["headers"]
+
+
+async def test_user_throttling_counts_per_account(make_gateway, echo_backend, client, key_files) -> None:
+    """USER limits and excluded USER throttles key on the account (domain) id: two users of one account share
+    one budget; another account has its own, and an excluded throttle names an account id."""
+    _backend, addr = echo_backend
+    pem, _ = key_files
+    doc = _doc(addr)
+    doc["throttles"] = [{"id": "t1", "name": "per_account", "api_call_limits": 100, "user_call_limits": 2,
+                         "time_interval": 1, "time_unit": "HOUR"}]
+    doc["throttle_bindings"] = [{"id": "tb1", "policy_id": "t1", "publish_id": "p-i1-DEFAULT_ENVIRONMENT_RELEASE_ID"}]
+    doc["special_throttles"] = [{"id": "s1", "throttle_id": "t1", "object_type": "USER", "object_id": "d-0003",
+                                 "call_limits": 1}]
+    gw = await make_gateway(doc, iam_jwt_public_keys=pem)
+    alice = iam_token(RSA, sub="u-alice", domain_id="d-0001")
+    bob = iam_token(RSA, sub="u-bob", domain_id="d-0001")
+    carol = iam_token(RSA, sub="u-carol", domain_id="d-0002")
+    dave = iam_token(RSA, sub="u-dave", domain_id="d-0003")
+    statuses = []
+    for token in (alice, bob, alice, bob):
+        st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": token})
+        statuses.append(st)
+    assert statuses == [200, 200, 429, 429]  # one account, one budget of 2
+    st, body, _ = await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": carol})
+    assert st == 200 and body["headers"]["X-Ctx-User-Id"] == "u-carol"  # $context.userId stays the user id
+    assert [(await call(client, gw.url, "GET", "/me", headers={"X-Auth-Token": dave}))[0]
+            for _ in range(2)] == [200, 429]  # the excluded throttle of account d-0003

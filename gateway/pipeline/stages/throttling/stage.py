@@ -134,7 +134,7 @@ class EndpointThrottle:
                 if limit:
                     checks.append((f"{self.prefix}a:{app}", limit, p.period_ms, p.mode, p.anchor_ms))
                     labels.append(label)
-            user = ctx.user_id
+            user = ctx.account_id  # the USER object is the caller's account (docs/throttling.md)
             if user is not None:
                 limit, label = self.user_special.get(user, self.user_generic)
                 if limit:
