@@ -317,7 +317,7 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
     api = draft.api
     kind = api["backend_type"]
     backend_info: dict[str, Any]
-    if kind == "HTTP":
+    if kind in ("HTTP", "GRPC"):
         backend_info = api.get("backend_api") or {}
         bpath = f"{draft.path}.backend_api"
     elif kind == "MOCK":
@@ -328,7 +328,8 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
         bpath = f"{draft.path}.func_info"
     default = _plan("default", kind, backend_info, api.get("backend_params") or [], draft, build, bpath)
     policies: list[tuple[Callable[[RequestContext], bool], BackendPlan]] = []
-    for key, pkind in (("policy_https", "HTTP"), ("policy_mocks", "MOCK"), ("policy_functions", "FUNCTION")):
+    https_kind = "GRPC" if kind == "GRPC" else "HTTP"  # a GRPC API's policies are gRPC backends too
+    for key, pkind in (("policy_https", https_kind), ("policy_mocks", "MOCK"), ("policy_functions", "FUNCTION")):
         for j, pol in enumerate(api.get(key) or []):
             ppath = f"{draft.path}.{key}[{j}]"
             if not POLICY_COMPILER:

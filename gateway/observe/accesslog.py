@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.model.services import SETUP_HOOKS, Services
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ MAX_QUERY = 2048
 FIELDS = (
     "time", "request_id", "node", "group_id", "api_id", "api_name", "env", "app_id", "client_ip", "peer_ip",
     "method", "host", "path", "status", "bytes", "total_ms", "backend_ms", "error_type", "error_code", "retries",
-    "aborted", "user_agent",
+    "aborted", "user_agent", "protocol", "grpc_status",
 )
 # Query parameter names whose values are never logged (case-insensitive search).
 SECRET_PARAM_RX = re.compile(
@@ -124,6 +125,8 @@ class AccessLog:
             "retries": ctx.retries,
             "aborted": bool(ctx.extras.get("aborted")) if ctx.extras else False,
             "user_agent": ua[:MAX_UA] if ua else None,
+            "protocol": "HTTP/2" if ctx.request.version.major == 2 else "HTTP/1.1",
+            "grpc_status": ctx.extras.get(GRPC_STATUS_KEY) if ctx.extras else None,
         }
         if self.include_query:
             rec["query"] = redact_query(ctx.query) if ctx.query else None

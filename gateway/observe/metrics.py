@@ -39,6 +39,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
+from gateway.core import grpc_status
+from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.model.services import SETUP_HOOKS, Services
 
 if TYPE_CHECKING:
@@ -119,6 +121,8 @@ class GatewayMetrics:
                               (*LABELS, "type", "code"), registry=r)
         self.aborted = Counter("apig_backend_aborted", "Responses cut because the backend failed mid-body",
                                LABELS, registry=r)
+        self.grpc_calls = Counter("apig_grpc_calls", "gRPC calls answered, by API, environment and gRPC status "
+                                  "(OK, UNAVAILABLE ...)", (*LABELS, "code"), registry=r)
         r.register(_StateCollector(services))
         self._bound: dict[tuple[str, str, str], _Bound] = {}
 
@@ -154,8 +158,12 @@ class GatewayMetrics:
             if echild is None:
                 echild = bound.errors[ekey] = self.errors.labels(*key, *ekey)
             echild.inc()
-        if ctx.extras and ctx.extras.get("aborted"):
-            self.aborted.labels(*key).inc()
+        if ctx.extras:
+            if ctx.extras.get("aborted"):
+                self.aborted.labels(*key).inc()
+            code = ctx.extras.get(GRPC_STATUS_KEY)
+            if code is not None:
+                self.grpc_calls.labels(*key, grpc_status.NAMES.get(code, str(code))).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

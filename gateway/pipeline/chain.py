@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gateway.backends.channels.upstream  # VPC channels: schema, checks, balancer, health checks
 import gateway.backends.function
+import gateway.backends.grpc  # GRPC backends (HTTP/2 relay)
 import gateway.backends.invokers
 import gateway.model.runtime
 import gateway.observe.accesslog  # JSON access log completion hook
@@ -23,7 +24,8 @@ import gateway.pipeline.stages.iam
 import gateway.pipeline.stages.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.pipeline.stages.signing
 import gateway.pipeline.stages.throttling.stage  # throttling and credential quotas (order 70), /v1/throttling
-import gateway.pipeline.stages.tls  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)
+import gateway.pipeline.stages.tls
+import gateway.snapshot.grpc  # noqa: F401  (each module registers itself; auth: ACLs, APP/IAM auth; signing; tls)
 
 
 def load_all() -> None:

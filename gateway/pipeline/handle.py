@@ -27,6 +27,8 @@ from gateway.model.context import RequestContext, set_latency_headers
 from gateway.model.plan import BackendRequest
 from gateway.model.responses import DEFAULT_RESPONSES
 from gateway.model.runtime import Endpoint
+from gateway.pipeline.grpc import error_response as grpc_error_response
+from gateway.pipeline.grpc import is_grpc
 from gateway.pipeline.stages.params import MappingPlan, UriTemplate, apply_mapping
 
 log = logging.getLogger("gateway.pipeline.handle")
@@ -125,6 +127,8 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
     ctx.error = err
+    if is_grpc(ctx):  # gRPC callers get a status in trailers, not a group-response body (docs/http2-grpc.md)
+        return grpc_error_response(ctx, err)
     ep = ctx.endpoint
     if ep is not None:
         responses = ep.responses

@@ -221,8 +221,8 @@ def _check_apis(index: Index, problems: list[str]) -> None:
             problems.append(f"{path}.mock_info: is required when backend_type is MOCK")
         if btype == "FUNCTION" and not isinstance(api.get("func_info"), dict):
             problems.append(f"{path}.func_info: is required when backend_type is FUNCTION")
-        if btype == "GRPC":
-            problems.append(f"{path}.backend_type: GRPC backends are not supported by this gateway")
+        if btype == "GRPC" and not isinstance(api.get("backend_api"), dict):
+            problems.append(f"{path}.backend_api: is required when backend_type is GRPC")
         if api.get("auth_type") == "AUTHORIZER" and not api.get("authorizer_id"):
             problems.append(f"{path}.authorizer_id: is required when auth_type is AUTHORIZER")
         backend = api.get("backend_api")

@@ -95,7 +95,7 @@ def test_backend_kind_requirements() -> None:
     grpc = mock_api("a2", "/y", backend_type="GRPC")
     probs = problems_of(snapshot([api, grpc]))
     assert "apis[0].mock_info: is required when backend_type is MOCK" in probs
-    assert "apis[1].backend_type: GRPC backends are not supported by this gateway" in probs
+    assert "apis[1].backend_api: is required when backend_type is GRPC" in probs
 
 
 def test_group_response_types_checked() -> None:

@@ -1,0 +1,187 @@
+"""gRPC APIs end to end: a real grpcio client -> the gateway's HTTPS listener (test CA) -> a real grpcio server.
+
+Every call runs the real sync grpcio client in a worker thread (the gateway runs on the test's event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.support.auth_helpers import APP_CODE, app, grant
+from tests.support.grpc_helpers import GrpcBackend, echo_modules, gateway_channel, grpc_api, stub
+from tests.support.h2_helpers import tls_files
+from tests.support.helpers import snapshot
+from tests.support.throttle_helpers import binding, policy
+from tests.support.tls_helpers import TestCA
+
+pb2, _ = echo_modules()
+U = "/echo.Echo/Unary"
+
+
+@pytest.fixture
+def ca() -> TestCA:
+    return TestCA()
+
+
+@pytest.fixture
+async def backend(ca) -> AsyncIterator[GrpcBackend]:
+    b = GrpcBackend(ca)
+    yield b
+    await asyncio.to_thread(b.stop)
+
+
+@pytest.fixture
+async def grpc_gw(make_gateway, ca, tmp_path) -> Callable[..., Any]:
+    cert, key = tls_files(ca, str(tmp_path))
+
+    async def start(doc: dict[str, Any], **overrides: Any) -> tuple[Any, grpc.Channel]:
+        gw = await make_gateway(doc, https_listen="127.0.0.1:0", tls_cert_file=cert, tls_key_file=key,
+                                backend_ca_file=ca.write(str(tmp_path)), **overrides)
+        channel = gateway_channel(ca, gw.gw.https_port)
+        channels.append(channel)
+        return gw, channel
+
+    channels: list[grpc.Channel] = []
+    yield start
+    for ch in channels:
+        ch.close()
+
+
+def _all_methods(addr: str, **extra: Any) -> list[dict[str, Any]]:
+    return [grpc_api("g1", "/echo.Echo", addr, match_mode="SWA", **extra)]  # every method of the service
+
+
+async def test_unary_with_metadata_and_trailers(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr)))
+    call = stub(ch).Unary.with_call
+    reply, info = await asyncio.to_thread(call, pb2.Msg(text="hi", n=41), metadata=(("x-caller", "c1"),),
+                                          timeout=10)
+    assert reply.text == "echo:hi" and reply.n == 42
+    assert dict(info.trailing_metadata())["x-trailer"] == "t-hi"  # backend trailers forwarded
+    assert info.code() == grpc.StatusCode.OK
+    name, seen = backend.service.calls[-1]
+    assert name == "Unary" and seen["x-caller"] == "c1"
+    assert "x-forwarded-for" in seen
+    initial = dict(info.initial_metadata())
+    assert len(initial["x-request-id"]) == 32
+
+
+async def test_exact_method_path_and_not_found(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot([grpc_api("g1", U, backend.addr)]))
+    s = stub(ch)
+    reply = await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), timeout=10)
+    assert reply.text == "echo:x"
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.ClientStream, iter([pb2.Msg(text="a")]), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "APIG.0101" in info.value.details()
+
+
+async def test_backend_error_status_forwarded(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr)))
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(stub(ch).Unary, pb2.Msg(text="bad", fail_code=9), timeout=10)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details() == "failed as asked: bad"
+
+
+async def test_deadline_shorter_than_backend_delay(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=300)))
+    s = stub(ch)
+    # the API's timeout (300 ms) caps a longer caller deadline
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.Unary, pb2.Msg(text="slow", delay_ms=3000), timeout=20)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # a caller deadline shorter than the API's is honoured and passed on
+    reply = await asyncio.to_thread(s.Unary, pb2.Msg(text="fast"), timeout=0.25)
+    assert 0 < int(reply.blob.decode()) <= 250
+    assert await asyncio.to_thread(backend.service.cancelled.wait, 10)  # the slow call was cancelled upstream
+
+
+async def test_backend_unavailable(grpc_gw) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods("127.0.0.1:1")))
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(stub(ch).Unary, pb2.Msg(text="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "APIG.0202" in info.value.details()
+
+
+async def test_unauthenticated_and_app_code(grpc_gw, backend) -> None:
+    api = grpc_api("g1", "/echo.Echo", backend.addr, match_mode="SWA", auth_type="APP",
+                   auth_opt={"app_code_auth_type": "HEADER"})
+    doc = snapshot([api], apps=[app("app1")], app_auths=[grant("app1", "g1")],
+                   app_codes=[{"id": "c1", "app_id": "app1", "app_code": APP_CODE}])
+    _gw, ch = await grpc_gw(doc)
+    s = stub(ch)
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), metadata=(("x-apig-appcode", "wrong" * 10),),
+                                timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    reply = await asyncio.to_thread(s.Unary, pb2.Msg(text="ok"), metadata=(("x-apig-appcode", APP_CODE),),
+                                    timeout=10)
+    assert reply.text == "echo:ok"
+
+
+async def test_denied_by_acl(grpc_gw, backend) -> None:
+    doc = snapshot(_all_methods(backend.addr),
+                   acls=[{"id": "x", "acl_name": "acl_x", "acl_type": "DENY", "entity_type": "IP",
+                          "acl_value": "127.0.0.1"}])
+    doc["acl_bindings"] = [{"id": "b1", "acl_id": "x", "publish_id": "p-g1-DEFAULT_ENVIRONMENT_RELEASE_ID"}]
+    _gw, ch = await grpc_gw(doc)
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(stub(ch).Unary, pb2.Msg(text="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_throttled_call(grpc_gw, backend) -> None:
+    doc = snapshot(_all_methods(backend.addr), throttles=[policy("t1", 2, unit="HOUR")],
+                   throttle_bindings=[binding("t1", "g1")])
+    gw, ch = await grpc_gw(doc)
+    s = stub(ch)
+    for _ in range(2):
+        assert (await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), timeout=10)).text == "echo:x"
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "APIG.0308" in info.value.details()
+    metrics = gw.gw.services.extras["metrics"].render().decode()
+    assert 'apig_grpc_calls_total{api="g1",code="RESOURCE_EXHAUSTED",env="RELEASE",group="g1"} 1.0' in metrics
+    assert 'apig_grpc_calls_total{api="g1",code="OK",env="RELEASE",group="g1"} 2.0' in metrics
+
+
+async def test_server_streaming_10000_messages(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=60000)))
+
+    def run() -> list[int]:
+        return [m.n for m in stub(ch).ServerStream(pb2.Count(n=10000, size=100), timeout=60)]
+
+    got = await asyncio.to_thread(run)
+    assert got == list(range(10000))
+
+
+async def test_client_streaming(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=60000)))
+    msgs = [pb2.Msg(text="m", n=i, blob=b"z" * 1000) for i in range(2000)]  # ~2 MB upstream
+    reply = await asyncio.to_thread(stub(ch).ClientStream, iter(msgs), timeout=60)
+    assert reply.text == "got:2000" and reply.n == sum(range(2000)) + 2000 * 1000
+
+
+async def test_bidi_echo(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=60000)))
+
+    def run() -> list[str]:
+        out = []
+        for reply in stub(ch).Bidi(iter(pb2.Msg(text=f"t{i}", n=i) for i in range(500)), timeout=60):
+            out.append(reply.text)
+        return out
+
+    got = await asyncio.to_thread(run)
+    assert got == [f"re:t{i}" for i in range(500)]
