@@ -30,6 +30,7 @@ Protocol duties and defences (docs/http2-grpc.md):
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,24 @@ _CONN_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "tran
 _WINDOW_S = 10.0  # flood counters are per this many seconds
 _BODY_BUFFER = 256 * 1024  # per-stream request body buffer (low water; high water is twice this)
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class _ServerH2(h2.connection.H2Connection):
+    """h2's server connection, except that a stream beyond ``SETTINGS_MAX_CONCURRENT_STREAMS`` is refused on its
+    own (``REFUSED_STREAM``, RFC 9113 §5.1.2) instead of failing the whole connection: its header block is still
+    decoded, which keeps the HPACK state of the connection in step, and :class:`H2Connection` resets it."""
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        limit = self.local_settings.max_concurrent_streams
+        if frame.stream_id in self.streams or self.open_inbound_streams < limit:
+            return super()._receive_headers_frame(frame)
+        key = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+        saved = self.local_settings._settings[key]
+        self.local_settings._settings[key] = collections.deque([2**31 - 1])
+        try:
+            return super()._receive_headers_frame(frame)
+        finally:
+            self.local_settings._settings[key] = saved
 
 
 class H2Limits:
@@ -290,7 +309,7 @@ class H2Connection(asyncio.Protocol):
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.peername: Any = None
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+        self.h2 = _ServerH2(h2.config.H2Configuration(
             client_side=False, header_encoding="utf-8", validate_inbound_headers=True))
         self.streams: dict[int, _Stream] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
@@ -305,6 +324,7 @@ class H2Connection(asyncio.Protocol):
         self._control = 0
         self._goaway_sent = False
         self._last_sid = 0
+        self._closing = False
 
     # --- asyncio.Protocol --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -350,6 +370,8 @@ class H2Connection(asyncio.Protocol):
         self._wake_drain(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
         self._last_activity = time.monotonic()
         try:
             events = self.h2.receive_data(data)
@@ -382,7 +404,7 @@ class H2Connection(asyncio.Protocol):
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.close()
                 return
-            if self.transport is None:
+            if self._closing:
                 return
         self._flush()
 
@@ -417,6 +439,8 @@ class H2Connection(asyncio.Protocol):
         self._timer = self._loop.call_later(wait, self._on_timer)
 
     def _abort(self, code: h2.errors.ErrorCodes, why: str | None) -> None:
+        if self._closing:
+            return
         if why:
             self.server.flood_closes += 1
             log.info("closing HTTP/2 connection from %s: %s", self.peername, why)
@@ -428,6 +452,7 @@ class H2Connection(asyncio.Protocol):
         self.close()
 
     def close(self) -> None:
+        self._closing = True
         if self.transport is not None:
             self.transport.close()
 
@@ -452,7 +477,9 @@ class H2Connection(asyncio.Protocol):
         if self._goaway_sent:
             self._refuse(sid)
             return
-        if len(self.tasks) >= self.limits.max_streams:  # reset streams whose handler still runs count too
+        if len(self.tasks) >= self.limits.max_streams or self.h2.open_inbound_streams > self.limits.max_streams:
+            # handlers still running count (a stream the client reset does not free its slot before its handler
+            # ends), and so does a client ignoring the advertised limit
             self._refuse(sid)
             return
         self._got_request = True
