@@ -15,7 +15,7 @@ answered as DEFAULT_5XX without details: the caller never sees a stack trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import StreamReader, web
@@ -40,7 +40,7 @@ CORS_ALLOW_HEADERS = (
 CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
 # Gateway-owned paths answered before routing (e.g. the public-key endpoint of gateway.pipeline.stages.signing):
 # fn(ctx) -> response, or None to continue. Each must be O(1) (a prefix test) when it does not apply.
-PRE_ROUTE: list[Callable[[RequestContext], web.StreamResponse | None]] = []
+PRE_ROUTE: list[Callable[[RequestContext], web.StreamResponse | Awaitable[web.StreamResponse] | None]] = []
 
 
 def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
@@ -99,8 +99,8 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     ctx.path = normalize(ctx.path)  # no '.'/'..' segments reach routing or the backend (docs/security.md)
     for pre in PRE_ROUTE:
         answered = pre(ctx)
-        if answered is not None:
-            return answered
+        if answered is not None:  # a response, or an awaitable of one (the app token endpoint)
+            return answered if isinstance(answered, web.StreamResponse) else await answered
     ep = ctx.runtime.route(ctx)
     length = ctx.request.content_length
     if length is not None and length > ctx.max_body:

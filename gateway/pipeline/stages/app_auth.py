@@ -31,6 +31,7 @@ from gateway.core.errors import GatewayError
 from gateway.lib import sdk_signer
 from gateway.lib.ipset import ip_key
 from gateway.pipeline import spec as stages
+from gateway.pipeline.stages.app_credentials import credential_modes
 from gateway.pipeline.stages.apps import App, app_registry
 from gateway.snapshot.features import feature_config
 
@@ -77,7 +78,7 @@ def _split_target(raw_path: str) -> tuple[str, str]:
 class AppAuthenticator:
     """The compiled APP authentication of one publication."""
 
-    __slots__ = ("allow_http", "app_code", "header", "registry", "skew", "trusted")
+    __slots__ = ("allow_http", "app_code", "header", "modes", "registry", "skew", "trusted")
 
     def __init__(self, build: BuildContext, app_code: bool) -> None:
         s = build.settings
@@ -87,6 +88,7 @@ class AppAuthenticator:
         self.allow_http = bool(s.app_code_allow_http)
         self.skew = float(s.app_auth_clock_skew_s)
         self.trusted = s.trusted_networks()
+        self.modes = credential_modes(build)  # app_api_key, app_basic, app_secret, app_jwt, app_token
 
     def _https(self, ctx: RequestContext) -> bool:
         if ctx.request.scheme == "https":
@@ -110,6 +112,11 @@ class AppAuthenticator:
                 if app is None:
                     raise app_auth_failure("AppCode not found")
                 _identify(ctx, app, "app_code")
+                return
+        if self.modes is not None:
+            found = await self.modes.identify(ctx)
+            if found is not None:
+                _identify(ctx, *found)
                 return
         value = ctx.headers.get(self.header)
         if not value:
