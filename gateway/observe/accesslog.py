@@ -25,6 +25,8 @@ import orjson
 
 from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.model.services import SETUP_HOOKS, Services
+from gateway.snapshot.custom_log import MAX_VALUE as MAX_CUSTOM
+from gateway.snapshot.custom_log import custom_fields
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -130,6 +132,9 @@ class AccessLog:
         }
         if self.include_query:
             rec["query"] = redact_query(ctx.query) if ctx.query else None
+        for f in custom_fields(ctx.runtime.index):  # the custom_log feature: custom_data_log01 ...
+            v = f.get(ctx)
+            rec[f.field] = None if v is None else "***" if SECRET_PARAM_RX.search(f.name) else v[:MAX_CUSTOM]
         return rec
 
     def __call__(self, ctx: RequestContext) -> None:
