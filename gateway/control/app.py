@@ -3,18 +3,20 @@
 Role: off the request path. Served on its own port (127.0.0.1:9080 by default). When it listens on a
 non-loopback address a bearer token is mandatory (start-up fails without one); with
 ``admin_token_required`` the token is required on loopback too. ``/healthz`` is always open so probes
-need no secret. Tokens are compared in constant time.
+need no secret. The token is accepted as a bearer token or as the secret of an SDK signature
+(:mod:`gateway.control.admin_auth`); comparisons are constant time. A path or method the admin API does not
+implement answers the vendor's error body (``APIG.1001`` / ``APIG.1009``), never a bodiless 404/405.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
 from gateway.control import channels, snapshot, throttling
+from gateway.control.admin_auth import authorized
 from gateway.control.openapi import routes as openapi_routes
 from gateway.control.port import ControlPort
 from gateway.control.store import DocumentStore
@@ -58,27 +60,44 @@ def _auth_middleware(gateway: ControlPort, listen: str | None = None) -> Callabl
     required = bool(settings.admin_token) and (
         settings.admin_token_required or not is_loopback(listen or settings.admin_listen)
     )
-    expected = f"Bearer {settings.admin_token}".encode() if settings.admin_token else b""
+    token = settings.admin_token or ""
+    expected = f"Bearer {token}".encode() if token else b""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                          ) -> web.StreamResponse:
-        if required and request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return web.json_response(
-                    {"error_code": "APIG.1002", "error_msg": "Incorrect token or token resolution failed"},
-                    status=401,
-                )
+        if required and request.path not in OPEN_PATHS and not await authorized(request, expected, token):
+            return web.json_response(
+                {"error_code": "APIG.1002", "error_msg": "Incorrect token or token resolution failed"},
+                status=401,
+            )
         return await handler(request)
 
     return middleware
 
 
+@web.middleware
+async def _vendor_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """The router's bodiless 404/405 become the vendor's error body (an unimplemented operation)."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        return web.json_response(
+            {"error_code": "APIG.1009", "error_msg": f"The operation {request.method} {request.path} is not "
+             f"supported by this gateway (allowed: {', '.join(sorted(exc.allowed_methods))})"},
+            status=405, headers={"Allow": ",".join(sorted(exc.allowed_methods))})
+    except web.HTTPNotFound:
+        return web.json_response(
+            {"error_code": "APIG.1001", "error_msg": f"The operation {request.method} {request.path} is not "
+             "implemented by this gateway (see docs/admin-api.md)"}, status=404)
+
+
 def create_admin_app(gateway: ControlPort, listen: str | None = None,
                      extra: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
     """The admin app for ``gateway``; ``extra`` lets the process mount its own routes (``/metrics``)."""
-    app = web.Application(middlewares=[_auth_middleware(gateway, listen)], client_max_size=256 * 1024 * 1024)
+    app = web.Application(middlewares=[_auth_middleware(gateway, listen), _vendor_errors],
+                          client_max_size=256 * 1024 * 1024)
     app[PORT_KEY] = gateway
     store = DocumentStore.of(gateway)
 

@@ -22,6 +22,8 @@ class Settings:
     admin_listen: str = "127.0.0.1:9080"
     admin_token: str | None = None
     admin_token_required: bool = False
+    # Debugging sub-domain given to each group created through the admin API: <group id>.<suffix>
+    admin_group_domain_suffix: str = "apic.local"
     workers: int = 1
     redis_url: str | None = None
     # Redis topology (docs/operations-cluster.md): single (redis_url) | cluster | sentinel (both use redis_nodes)

@@ -81,15 +81,27 @@ async def app_auths_list(store: DocumentStore, request: web.Request) -> web.Stre
     for f in ("app_id", "api_id", "env_id"):
         if request.query.get(f):
             rows = [r for r in rows if r.get(f) == request.query[f]]
-    out = []
-    for r in rows:
-        api = find(doc, "apis", str(r.get("api_id"))) or {}
-        app = find(doc, "apps", str(r.get("app_id"))) or {}
-        out.append({**r, "api_name": api.get("name"), "app_name": app.get("name"),
-                    "env_name": env_name(doc, str(r.get("env_id"))), "group_id": api.get("group_id")})
+    out = [auth_row(doc, r) for r in rows]
+    for f in ("api_name", "app_name"):
+        if request.query.get(f):
+            out = [r for r in out if request.query[f].lower() in str(r.get(f, "")).lower()]
     page_, total = page(request, out)
-    key = "apps" if request.path.endswith("binded-apps") else "auths"
-    return json_response({"total": total, "size": len(page_), key: [present(x) for x in page_]})
+    return json_response({"total": total, "size": len(page_), "auths": [present(x) for x in page_]})
+
+
+def auth_row(doc: Doc, r: Item) -> Item:
+    """An authorization with the API, app, group and publication it joins (the vendor's ApiAuthInfo)."""
+    api = find(doc, "apis", str(r.get("api_id"))) or {}
+    app = find(doc, "apps", str(r.get("app_id"))) or {}
+    group = find(doc, "groups", str(api.get("group_id"))) or {}
+    pub = next((p for p in items(doc, "publishes")
+                if p.get("api_id") == r.get("api_id") and p.get("env_id") == r.get("env_id")), {})
+    return {**r, "api_name": api.get("name"), "api_type": api.get("type"), "api_remark": api.get("remark"),
+            "app_name": app.get("name"), "app_remark": app.get("remark"), "app_type": app.get("app_type", "apig"),
+            "app_creator": app.get("creator", "USER"), "env_name": env_name(doc, str(r.get("env_id"))),
+            "group_id": api.get("group_id"), "group_name": group.get("name"), "publish_id": pub.get("publish_id"),
+            "auth_role": r.get("auth_role", "PROVIDER"), "auth_tunnel": r.get("auth_tunnel", "NORMAL"),
+            "req_method": api.get("req_method"), "req_uri": api.get("req_uri")}
 
 async def app_acl(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     app_id = request.match_info["app_id"]

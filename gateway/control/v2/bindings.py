@@ -24,16 +24,43 @@ def publication(doc: Doc, publish_id: str) -> Item:
 
 
 def binding_view(b: Binding, doc: Doc, row: Item) -> Item:
+    """A binding record with the API, environment and policy it joins (every name the vendor's models use)."""
     pub = find(doc, "publishes", str(row.get("publish_id"))) or {}
     api = find(doc, "apis", str(pub.get("api_id"))) or {}
+    group = find(doc, "groups", str(api.get("group_id"))) or {}
     policy = find(doc, b.policy_collection, str(row.get(b.stored))) or {}
+    env_id = pub.get("env_id")
+    when = row.get(b.time_field)
     out = dict(row)
-    out.update({b.body_field: row.get(b.stored), "api_id": pub.get("api_id"), "api_name": api.get("name"),
-                "env_id": pub.get("env_id"), "env_name": env_name(doc, str(pub.get("env_id"))),
-                "group_id": api.get("group_id")})
+    out.update({b.body_field: row.get(b.stored), "bind_id": row.get("id"), "bind_time": when,
+                "api_id": pub.get("api_id"), "api_name": api.get("name"), "api_type": api.get("type"),
+                "api_remark": api.get("remark"), "req_method": api.get("req_method"), "req_uri": api.get("req_uri"),
+                "auth_type": api.get("auth_type"), "group_id": api.get("group_id"), "group_name": group.get("name"),
+                "env_id": env_id, "env_name": env_name(doc, str(env_id)), "scope": row.get("scope", 1)})
     pname = policy.get("name") or policy.get("acl_name")
     if pname is not None:
         out.setdefault("policy_name", pname)
+        out[b.policy_name_field] = pname
+    return out
+
+
+def api_row(b: Binding, view: Item) -> Item:
+    """A ``binded-apis`` row: the API (``id`` is the API's for throttles, as the vendor answers)."""
+    if b.api_row_id != "api":
+        return view
+    return {**view, "id": view.get("api_id"), "name": view.get("api_name"), "type": view.get("api_type"),
+            "remark": view.get("api_remark"), "throttle_apply_id": view.get("bind_id"),
+            "run_env_id": view.get("env_id"), "run_env_name": view.get("env_name")}
+
+
+def policy_row(b: Binding, view: Item, policy: Item) -> Item:
+    """A ``binded-<policies>`` row: the policy with the binding's id, time and environment."""
+    out = {**policy, **{k: view.get(k) for k in ("bind_id", "bind_time", "env_id", "env_name", "publish_id",
+                                                  "api_id", "api_name", "group_name", b.time_field)}}
+    out[b.body_field] = policy.get("id")
+    out[b.policy_name_field] = view.get(b.policy_name_field)
+    if b.policy_row_id == "binding":
+        out["id"] = view.get("bind_id")
     return out
 
 
@@ -91,9 +118,12 @@ async def bound_apis(store: DocumentStore, b: Binding, request: web.Request) -> 
     if not policy_id:
         raise missing_param(b.body_field)
     rows = [binding_view(b, doc, r) for r in items(doc, b.collection) if str(r.get(b.stored)) == policy_id]
-    if request.query.get("env_id"):
-        rows = [r for r in rows if r.get("env_id") == request.query["env_id"]]
-    return json_response(listed(request, [present(r) for r in rows], "apis"))
+    for f in ("env_id", "api_id"):
+        if request.query.get(f):
+            rows = [r for r in rows if r.get(f) == request.query[f]]
+    if request.query.get("api_name"):
+        rows = [r for r in rows if request.query["api_name"].lower() in str(r.get("api_name", "")).lower()]
+    return json_response(listed(request, [present(api_row(b, r)) for r in rows], b.apis_key))
 
 
 async def bound_policies(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
@@ -109,8 +139,7 @@ async def bound_policies(store: DocumentStore, b: Binding, request: web.Request)
     for r in rows:
         pol = find(doc, b.policy_collection, str(r.get(b.stored)))
         if pol is not None:
-            policies.append(present({**pol, "bind_id": r.get("id"), "env_id": r.get("env_id"),
-                                     "env_name": r.get("env_name")}))
+            policies.append(present(policy_row(b, r, pol)))
     return json_response(listed(request, policies, b.policies_key))
 
 

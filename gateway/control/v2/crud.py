@@ -114,7 +114,7 @@ async def create(store: DocumentStore, res: Resource, request: web.Request) -> w
     if res.parent is not None:
         item[res.parent[1]] = parent
     if res.generate:
-        res.generate(item)
+        res.generate(item, store.port.settings)
     no_masks(item)
     now = now_iso()
     for f in (res.created, res.updated):
@@ -126,7 +126,10 @@ async def create(store: DocumentStore, res: Resource, request: web.Request) -> w
         return append_item(doc, res.collection, item)
 
     headers = await apply(store, request, change)
-    shown = _view(res, store.doc, item, {}) if not res.show_secrets_on_create else dict(item)
+    doc = store.doc
+    shown = res.decorate(doc, item, {}) if res.decorate else dict(item)
+    if not res.show_secrets_on_create:  # else: the one time a generated secret is shown (documented)
+        shown = present(shown)
     return json_response(shown, status=201, headers=headers)
 
 

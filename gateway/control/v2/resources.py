@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.control.common import new_id
 from gateway.control.v2.document import Doc, Item, env_name, find, id_key, items, keyed, pick_field, set_if_accepted
+from gateway.core.settings import Settings
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 Query = dict[str, str]
@@ -71,7 +72,7 @@ class Resource:
     keep_on_update: tuple[str, ...] = ()   # fields a replacing PUT keeps when the body omits them
     created: str | None = "create_time"
     updated: str | None = "update_time"
-    generate: Callable[[Item], None] | None = None            # fill generated fields (keys, secrets) on create
+    generate: Callable[[Item, Settings], None] | None = None  # fill generated fields (keys, secrets) on create
     decorate: Callable[[Doc, Item, Query], Item] | None = None  # the element as answered by GET/list
     list_filter: Callable[[Doc, list[Item], Query], list[Item]] | None = None  # extra list query parameters
     builtin: Item | None = None            # an element that always exists (answered, never changed)
@@ -89,24 +90,32 @@ class Resource:
         return next(r for r in REFERENCES if r.child == self.collection and r.field == self.parent[1])
 
 
-def _gen_app(item: Item) -> None:
+def _gen_group(item: Item, settings: Settings) -> None:
+    """Every group gets a debugging sub-domain ``<group id>.<suffix>`` (the vendor assigns one too)."""
+    if not item.get("sl_domain") and settings.admin_group_domain_suffix:
+        item["sl_domain"] = f"{item['id']}.{settings.admin_group_domain_suffix.strip('.')}"
+
+
+def _gen_app(item: Item, _: Settings) -> None:
     item.setdefault("app_key", new_id())
     item.setdefault("app_secret", gen_secret(32))
     set_if_accepted("apps", item, "status", item.get("status", 1))
+    set_if_accepted("apps", item, "creator", item.get("creator", "USER"))
+    set_if_accepted("apps", item, "app_type", item.get("app_type", "apig"))
 
 
-def _gen_sign(item: Item) -> None:
+def _gen_sign(item: Item, _: Settings) -> None:
     if item.get("sign_type", "hmac") in ("hmac", None):
         item.setdefault("sign_key", gen_secret(16))
         item.setdefault("sign_secret", gen_secret(32))
 
 
-def _gen_app_code(item: Item) -> None:
+def _gen_app_code(item: Item, _: Settings) -> None:
     if not item.get("app_code"):
         item["app_code"] = gen_app_code()
 
 
-def _gen_vpc(item: Item) -> None:
+def _gen_vpc(item: Item, _: Settings) -> None:
     for m in item.get("members") or []:
         if isinstance(m, dict) and "id" not in m:
             m["id"] = new_id()
@@ -129,6 +138,38 @@ def _decorate_api(doc: Doc, item: Item, query: Query) -> Item:
     return out
 
 
+def _decorate_group(doc: Doc, item: Item, query: Query) -> Item:
+    out = {"status": 1, "on_sell_status": 2, "is_default": 2, "sl_domain_access_enabled": True, "url_domains": [],
+           **item}
+    if out.get("sl_domain") and not out.get("sl_domains"):
+        out["sl_domains"] = [out["sl_domain"]]
+    return out
+
+
+def _decorate_throttle(doc: Doc, item: Item, query: Query) -> Item:
+    tid = str(item.get("id"))
+    bound = sum(1 for b in items(doc, "throttle_bindings")
+                if tid in (str(b.get("policy_id")), str(b.get("strategy_id")), str(b.get("throttle_id"))))
+    special = any(str(x.get("throttle_id")) == tid for x in items(doc, "special_throttles"))
+    return {"type": 1, "enable_adaptive_control": "FALSE", "user_call_limits": 0, "app_call_limits": 0,
+            "ip_call_limits": 0, **item, "bind_num": bound, "is_inclu_special_throttle": 1 if special else 2}
+
+
+def _decorate_app(doc: Doc, item: Item, query: Query) -> Item:
+    return {"status": 1, "creator": "USER", "app_type": "apig", **item}
+
+
+def _decorate_acl(doc: Doc, item: Item, query: Query) -> Item:
+    aid = str(item.get("id"))
+    return {**item, "bind_num": sum(1 for b in items(doc, "acl_bindings") if str(b.get("acl_id")) == aid)}
+
+
+def _decorate_sign(doc: Doc, item: Item, query: Query) -> Item:
+    sid = str(item.get("id"))
+    return {"sign_type": "hmac", **item,
+            "bind_num": sum(1 for b in items(doc, "sign_bindings") if str(b.get("sign_id")) == sid)}
+
+
 def _apis_in_env(doc: Doc, rows: list[Item], query: Query) -> list[Item]:
     env = query.get("env_id")
     if not env:
@@ -142,7 +183,8 @@ RELEASE_ENV: Item = {"id": RELEASE_ENV_ID, "name": RELEASE_ENV_NAME, "remark": "
 RESOURCES: tuple[Resource, ...] = (
     Resource("api-groups", "groups", "groups", "group_id", "APIG.3001", "API group", name_keys=("name",),
              dup_code="APIG.3201", filters=("id", "name"), created="register_time",
-             keep_on_update=("url_domains", "sl_domain", "sl_domains")),
+             keep_on_update=("url_domains", "sl_domain", "sl_domains"), generate=_gen_group,
+             decorate=_decorate_group),
     Resource("envs", "environments", "envs", "env_id", "APIG.3003", "environment", name_keys=("name",),
              dup_code="APIG.3205", filters=("name",), updated=None, builtin=RELEASE_ENV,
              builtin_readonly="The RELEASE environment cannot be changed or deleted."),
@@ -150,7 +192,8 @@ RESOURCES: tuple[Resource, ...] = (
              name_keys=("group_id", "env_id", "variable_name"), dup_code="APIG.3303",
              filters=("group_id", "env_id", "variable_name"), merge_update=True, created=None, updated=None),
     Resource("throttles", "throttles", "throttles", "throttle_id", "APIG.3005", "request throttling policy",
-             name_keys=("name",), dup_code="APIG.3204", filters=("id", "name"), created="create_time", updated=None),
+             name_keys=("name",), dup_code="APIG.3204", filters=("id", "name"), created="create_time", updated=None,
+             decorate=_decorate_throttle),
     Resource("throttles/{throttle_id}/throttle-specials", "special_throttles", "throttle_specials", "strategy_id",
              "APIG.3013", "excluded request throttling configuration", parent=("throttle_id", "throttle_id"),
              name_keys=("throttle_id", "object_id"), dup_code="APIG.3308", filters=("object_name",),
@@ -161,12 +204,14 @@ RESOURCES: tuple[Resource, ...] = (
              created="register_time", decorate=_decorate_api, list_filter=_apis_in_env),
     Resource("signs", "signs", "signs", "sign_id", "APIG.3017", "signature key", name_keys=("name",),
              dup_code="APIG.3207", filters=("id", "name"), generate=_gen_sign,
-             keep_on_update=("sign_key", "sign_secret")),
+             keep_on_update=("sign_key", "sign_secret"), decorate=_decorate_sign),
     Resource("acls", "acls", "acls", "acl_id", "APIG.3006", "access control policy", name_keys=("acl_name",),
-             dup_code="APIG.3206", filters=("id", "name", "acl_name", "acl_type", "entity_type"), created=None),
+             dup_code="APIG.3206", filters=("id", "name", "acl_name", "acl_type", "entity_type"), created=None,
+             decorate=_decorate_acl),
     Resource("apps", "apps", "apps", "app_id", "APIG.3004", "app", name_keys=("name",), dup_code="APIG.3203",
              filters=("id", "name", "status", "app_key", "creator"), generate=_gen_app, created="register_time",
-             keep_on_update=("app_key", "app_secret", "status"), show_secrets_on_create=True),
+             keep_on_update=("app_key", "app_secret", "status", "creator", "app_type"), show_secrets_on_create=True,
+             decorate=_decorate_app),
     Resource("apps/{app_id}/app-codes", "app_codes", "app_codes", "app_code_id", "APIG.3082", "AppCode",
              parent=("app_id", "app_id"), name_keys=("app_code",), dup_code="APIG.3310", generate=_gen_app_code,
              updated=None, methods=frozenset({"create", "list", "get", "delete"})),
@@ -204,7 +249,10 @@ class Binding:
     policies_path: str              # GET {path}/{policies_path}?api_id=: the policies bound to an API
     policies_key: str               # key of that list
     batch_unbind: bool = False      # PUT {path}?action=delete with {"bind_ids": [...]}
-    extra: dict[str, str] = field(default_factory=dict)
+    policy_name_field: str = "policy_name"  # the policy's name in binding rows (throttle_name, acl_name ...)
+    apis_key: str = "apis"          # key of the binded-apis list
+    api_row_id: str = "binding"     # what ``id`` is in a binded-apis row: "api" or "binding"
+    policy_row_id: str = "policy"   # what ``id`` is in a binded-policies row: "policy" or "binding"
 
     @property
     def stored(self) -> str:
@@ -213,12 +261,13 @@ class Binding:
 
 BINDINGS: tuple[Binding, ...] = (
     Binding("throttle-bindings", "throttle_bindings", "strategy_id", ("policy_id", "strategy_id", "throttle_id"),
-            "throttles", "APIG.3005", "throttle_applies", "apply_time", "APIG.3012",
-            "binded-throttles", "throttles", batch_unbind=True),
+            "throttles", "APIG.3005", "throttle_applys", "apply_time", "APIG.3012",
+            "binded-throttles", "throttles", batch_unbind=True, policy_name_field="throttle_name", api_row_id="api"),
     Binding("acl-bindings", "acl_bindings", "acl_id", ("acl_id",), "acls", "APIG.3006", "acl_bindings",
-            "create_time", "APIG.3010", "binded-acls", "acls", batch_unbind=True),
+            "create_time", "APIG.3010", "binded-acls", "acls", batch_unbind=True, policy_name_field="acl_name"),
     Binding("sign-bindings", "sign_bindings", "sign_id", ("sign_id",), "signs", "APIG.3017", "bindings",
-            "binding_time", "APIG.3018", "binded-signs", "bindings"),
+            "binding_time", "APIG.3018", "binded-signs", "bindings", policy_name_field="sign_name",
+            apis_key="bindings", policy_row_id="binding"),
 )
 
 

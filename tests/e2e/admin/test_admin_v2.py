@@ -201,7 +201,7 @@ async def test_delete_api_cascades_publications_and_bindings(make_gateway, clien
         status, b, _ = await call(admin, gw.admin_url, "POST", f"{V2}/throttle-bindings",
                                   json={"strategy_id": "t1", "publish_ids": [pid]})
         assert status == 201, b
-        row = b["throttle_applies"][0]
+        row = b["throttle_applys"][0]
         assert row["strategy_id"] == "t1" and row["api_id"] == "a1" and row["env_id"] == RELEASE
         status, listed, _ = await call(admin, gw.admin_url, "GET", f"{V2}/throttle-bindings/binded-apis?throttle_id=t1")
         assert status == 200 and [a["api_id"] for a in listed["apis"]] == ["a1"]
@@ -230,14 +230,14 @@ async def test_binding_collections(make_gateway):
     gw = await make_gateway(doc)
     pid = gw.gw.document["publishes"][0]["publish_id"]
     async with aiohttp.ClientSession() as admin:
-        for path, field, policy, key in (("acl-bindings", "acl_id", "acl1", "acl_bindings"),
-                                         ("sign-bindings", "sign_id", "s1", "bindings")):
+        for path, field, policy, key, list_key in (("acl-bindings", "acl_id", "acl1", "acl_bindings", "apis"),
+                                                   ("sign-bindings", "sign_id", "s1", "bindings", "bindings")):
             status, body, _ = await call(admin, gw.admin_url, "POST", f"{V2}/{path}",
                                          json={field: policy, "publish_ids": [pid]})
             assert status == 201, body
             bid = body[key][0]["id"]
             status, listed, _ = await call(admin, gw.admin_url, "GET", f"{V2}/{path}/binded-apis?{field}={policy}")
-            assert [a["id"] for a in listed["apis"]] == [bid]
+            assert [a["bind_id"] for a in listed[list_key]] == [bid]
             status, body, _ = await call(admin, gw.admin_url, "POST", f"{V2}/{path}",
                                          json={field: policy, "publish_ids": ["nope"]})
             assert (status, body["error_code"]) == (404, "APIG.3015")
