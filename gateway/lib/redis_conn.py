@@ -154,7 +154,9 @@ def make_client(t: RedisTarget, *, socket_timeout: float, connect_timeout: float
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in t.nodes], retry=retry,
                             max_connections=max_connections, **common, **auth, **tls)
     if t.mode == "sentinel":
-        sentinel_kwargs: dict[str, Any] = {"socket_timeout": socket_timeout,
+        # the sentinels get the same retry policy: redis-py's default (3 retries with backoff) would make
+        # "no sentinel answers" slower than a request's throttling deadline
+        sentinel_kwargs: dict[str, Any] = {"socket_timeout": socket_timeout, "retry": retry,
                                            "socket_connect_timeout": connect_timeout, **tls}
         if t.sentinel_password:
             sentinel_kwargs["password"] = t.sentinel_password

@@ -1,0 +1,53 @@
+"""A node that starts while Redis is unreachable serves its local config and connects when Redis comes back,
+in cluster and in sentinel mode. "Unreachable" is a TCP forwarder in front of the node's only seed (a cluster
+node, or the only sentinel it knows) that refuses connections until it is started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.lib.redis_conn import RedisTarget, make_client, parse_nodes
+from gateway.lib.redis_conn import close as close_client
+from gateway.process.distribution import RedisDistributor, store_snapshot
+from tests.conftest import free_port
+from tests.support.helpers import GROUP_HOST
+from tests.support.redis_ha_helpers import TcpForwarder, ha_settings, limited_doc, wait_until
+from tests.support.redis_topologies import MASTER
+
+
+@pytest.mark.parametrize("mode", ["cluster", "sentinel"])
+async def test_start_without_redis_then_connect(mode: str, request: pytest.FixtureRequest,
+                                                make_gateway: Any) -> None:
+    topo = request.getfixturevalue(mode)
+    first = parse_nodes(topo.nodes)[0]
+    fwd = TcpForwarder(first[1], free_port())
+    opts = ha_settings(mode, f"127.0.0.1:{fwd.port}")
+    real = RedisTarget(mode=mode, nodes=parse_nodes(topo.nodes), master=MASTER if mode == "sentinel" else "")
+    admin = make_client(real, socket_timeout=2, connect_timeout=2, retries=1)
+    g = await make_gateway(limited_doc(1000, content="local", version="v1"), **opts)
+    dist = RedisDistributor(g.gw, RedisTarget(mode=mode, nodes=((("127.0.0.1", fwd.port)),),
+                                              master=MASTER if mode == "sentinel" else ""),
+                            opts["distribution_prefix"])
+    svc = g.gw.services.extras["throttle"]
+    try:
+        await dist.start(initial_timeout_s=1.0)  # returns: Redis unreachable, the local file serves
+        async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s:
+            async with s.get(g.url + "/a") as resp:
+                assert resp.status == 200 and await resp.text() == "local"
+            assert not svc.redis_up and svc.stats["redis_fallbacks"] == 1
+            # meanwhile the cluster moved on
+            await store_snapshot(admin, limited_doc(1000, content="shared", version="v2"), "v2",
+                                 opts["distribution_prefix"])
+            await fwd.start()  # Redis reachable
+            await wait_until(lambda: g.gw.runtime.version == "v2", 10, "the cluster snapshot loaded")
+            await wait_until(lambda: svc.redis_up, 10, "throttling back on Redis")
+            async with s.get(g.url + "/a") as resp:
+                assert resp.status == 200 and await resp.text() == "shared"
+            assert svc.stats["decisions_redis"] >= 1
+    finally:
+        await dist.close()
+        await close_client(admin)
+        await fwd.stop()
