@@ -177,3 +177,12 @@ async def run_failover(gws: list[Any], limit: int, kill: Callable[[], Any], wait
         push_ms = (time.monotonic() - t_push) * 1000
         t_end = time.monotonic()
     return FailoverReport(limit, t_kill, t_promoted, t_recovered, t_end, rec, push_ms)
+
+
+async def warmed(gws: list[Any], timeout: float = 10.0) -> None:
+    """Wait until each gateway's throttling service has connected and loaded its script (it does so in the
+    background after the first config swap), so a test that counts Redis decisions is not disturbed by a
+    first call that missed its deadline on a busy machine."""
+    for g in gws:
+        svc = g.gw.services.extras["throttle"]
+        await wait_until(lambda svc=svc: svc._warm_task is not None and svc._warm_task.done(), timeout, "warm-up")

@@ -18,7 +18,7 @@ from gateway.process.distribution import RedisDistributor, current_snapshot, sto
 from tests.conftest import free_port
 from tests.support.cluster_helpers import GatewayProcess, get_json, wait_for, write_doc
 from tests.support.helpers import GROUP_HOST, RELEASE
-from tests.support.redis_ha_helpers import ha_settings, limited_doc, run_failover, wait_until
+from tests.support.redis_ha_helpers import ha_settings, limited_doc, run_failover, wait_until, warmed
 from tests.support.redis_topologies import RedisClusterTopology
 
 DAY = 86_400_000
@@ -64,6 +64,7 @@ async def test_exact_limit_across_two_gateways(cluster: RedisClusterTopology, ma
     opts = ha_settings("cluster", cluster.nodes)
     doc = limited_doc(5, unit="HOUR")
     g1, g2 = await make_gateway(doc, **opts), await make_gateway(doc, **opts)
+    await warmed([g1, g2])  # connected, slot map read, script loaded: no first-call deadline miss
     statuses = []
     async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s:
         for i in range(10):
@@ -72,7 +73,7 @@ async def test_exact_limit_across_two_gateways(cluster: RedisClusterTopology, ma
     assert statuses == [200] * 5 + [429] * 5
     for g in (g1, g2):
         st = g.gw.services.extras["throttle_stats"]
-        assert st["decisions_redis"] == 5 and st["redis_fallbacks"] == 0
+        assert st["decisions_redis"] == 5 and st["redis_fallbacks"] == 0, st
 
 
 async def test_failover_of_the_throttling_master_under_load(cluster: RedisClusterTopology, make_gateway: Any) -> None:

@@ -12,7 +12,7 @@ from gateway.lib.redis_conn import RedisTarget, make_client, parse_nodes
 from gateway.lib.redis_conn import close as close_client
 from gateway.process.distribution import RedisDistributor, store_snapshot
 from tests.support.helpers import GROUP_HOST
-from tests.support.redis_ha_helpers import ha_settings, limited_doc, run_failover, wait_until
+from tests.support.redis_ha_helpers import ha_settings, limited_doc, run_failover, wait_until, warmed
 from tests.support.redis_topologies import MASTER, RedisSentinelTopology
 
 
@@ -23,6 +23,7 @@ def target(topo: RedisSentinelTopology) -> RedisTarget:
 async def test_exact_limit_and_push_through_the_primary(sentinel: RedisSentinelTopology, make_gateway: Any) -> None:
     opts = ha_settings("sentinel", sentinel.nodes)
     g1, g2 = [await make_gateway(limited_doc(5, unit="HOUR", content="one"), **opts) for _ in range(2)]
+    await warmed([g1, g2])  # connected, slot map read, script loaded: no first-call deadline miss
     dists = [RedisDistributor(g.gw, target(sentinel), opts["distribution_prefix"]) for g in (g1, g2)]
     admin = make_client(target(sentinel), socket_timeout=2, connect_timeout=2)
     try:
