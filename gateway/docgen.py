@@ -53,6 +53,8 @@ SETTING_HELP: dict[str, str] = {
     "max_header_bytes": "Limit of one request header line.",
     "max_headers": "Maximum number of request headers.",
     "header_read_timeout_s": "Time allowed to receive the request head.",
+    "client_body_timeout_s": "Longest wait for the next piece of a request body (408 after it; the vendor's "
+                             "`client_body_timeout`). Never counted against a backend.",
     "keepalive_timeout_s": "Idle keep-alive timeout of client connections.",
     "backlog": "Listen backlog of the public socket.",
     "public_listener": "Public listener: `fast` (llhttp parser, one write per response) or `aiohttp` "

@@ -29,7 +29,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable, bad_body, body_too_large
+from gateway.core.errors import (
+    GatewayError,
+    backend_timeout,
+    backend_unavailable,
+    bad_body,
+    body_timeout,
+    body_too_large,
+)
 from gateway.lib.h1client import UpstreamError
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
@@ -165,10 +172,26 @@ def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[
     return out
 
 
-async def _limited(ctx: RequestContext) -> AsyncIterator[bytes]:
+async def _limited(ctx: RequestContext, deadline: asyncio.Timeout, timeout_s: float) -> AsyncIterator[bytes]:
+    """The caller's body streamed to the backend within the body limit.
+
+    Waiting for the caller is the caller's time, not the backend's: the backend ``deadline`` is suspended while
+    the next piece is awaited (that wait has its own bound, ``ctx.body_timeout`` -> 408) and restarts from the
+    full backend timeout when a piece arrives. So a caller that stalls its own body never produces a backend
+    timeout, and never ejects a channel member.
+    """
     total = 0
+    loop = asyncio.get_running_loop()
+    chunks = ctx.body_chunks().__aiter__()
     try:
-        async for chunk in ctx.request.content.iter_chunked(65536):
+        while True:
+            _reschedule(deadline, None)
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                _reschedule(deadline, loop.time() + timeout_s)
             total += len(chunk)
             if total > ctx.max_body:
                 ctx.extras["body_too_large"] = True
@@ -177,6 +200,27 @@ async def _limited(ctx: RequestContext) -> AsyncIterator[bytes]:
     except BODY_ERRORS:
         ctx.extras["bad_body"] = True  # the caller's fault: the backend member stays healthy
         raise bad_body() from None
+
+
+def _reschedule(deadline: asyncio.Timeout, when: float | None) -> None:
+    try:
+        deadline.reschedule(when)
+    except RuntimeError:  # already expired or left (the aiohttp client writes the body from its own task)
+        pass
+
+
+def _caller_fault(ctx: RequestContext) -> GatewayError | None:
+    """The error to answer when an attempt failed because of the caller's own body, else None."""
+    extras = ctx.extras
+    if not extras:
+        return None
+    if extras.get("body_timeout"):
+        return body_timeout()
+    if extras.get("body_too_large"):
+        return body_too_large()
+    if extras.get("bad_body"):
+        return bad_body()
+    return None
 
 
 class HttpTarget:
@@ -232,8 +276,9 @@ class HttpTarget:
         qs = breq.query_string()
         target = f"{breq.path}?{qs}" if qs else breq.path
         data: Any
+        deadline = asyncio.timeout(self.timeout_s)
         if isinstance(breq.body, aiohttp.StreamReader):
-            data = _limited(ctx)
+            data = _limited(ctx, deadline, self.timeout_s)
             length = ctx.request.content_length
             if length is not None:
                 breq.headers["Content-Length"] = str(length)
@@ -242,25 +287,27 @@ class HttpTarget:
         sent_at = time.perf_counter()
         upstream: _Response
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with deadline:
                 if self.services.settings.upstream_client == "aiohttp":
                     upstream = await self._send_aiohttp(breq, target, data)
                 else:
                     upstream = await self.services.h1_client().request(
                         self.scheme, breq.host, breq.port, breq.method, target, breq.headers, data, ssl=self.ssl)
         except TimeoutError:
-            self.upstream.report(member, False)
             self.upstream.release(member)
+            fault = _caller_fault(ctx)
+            if fault is not None:
+                raise fault from None
+            self.upstream.report(member, False)
             raise backend_timeout() from None
         except GatewayError:
             self.upstream.release(member)
             raise
         except (aiohttp.ClientError, UpstreamError, OSError) as exc:
             self.upstream.release(member)
-            if ctx.extras.get("body_too_large"):
-                raise body_too_large() from None
-            if ctx.extras.get("bad_body"):
-                raise bad_body() from None
+            fault = _caller_fault(ctx)
+            if fault is not None:
+                raise fault from None
             self.upstream.report(member, False)
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
         except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)

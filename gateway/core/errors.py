@@ -104,5 +104,10 @@ def bad_body() -> GatewayError:
     return GatewayError("DEFAULT_4XX", "APIG.0201", "Invalid request body.", status=400)
 
 
+def body_timeout() -> GatewayError:
+    """The caller paused within its own request body longer than ``client_body_timeout_s``."""
+    return GatewayError("DEFAULT_4XX", "APIG.0201", "Request body timed out.", status=408)
+
+
 def internal_error(message: str = "Internal server error.") -> GatewayError:
     return GatewayError("DEFAULT_5XX", "APIG.0601", message, status=500)

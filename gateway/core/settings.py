@@ -47,6 +47,7 @@ class Settings:
     max_header_bytes: int = 32 * 1024
     max_headers: int = 128
     header_read_timeout_s: float = 10.0
+    client_body_timeout_s: float = 8.0  # vendor request_custom_config.client_body_timeout (default 8 s)
     keepalive_timeout_s: float = 75.0
     backlog: int = 1024
     # public listener: "fast" (gateway/process/http1.py, llhttp parser) or "aiohttp" (the previous one, kept

@@ -15,11 +15,18 @@ Semantics:
   keep-alive race fix, not a spec retry.
 * Response bodies are read incrementally with back-pressure (reading pauses above 256 KiB buffered).
 * Timeouts are the caller's: it wraps connect+head in one deadline and each body read in another.
+* Strict parsing (RFC 9112; a proxy must not relay what it cannot frame): a status line is
+  ``HTTP/x.y SP 3DIGIT [SP reason]`` with a code 100-599; header names are tokens; obsolete line folding, bare
+  CR/LF and NUL are refused; ``Content-Length`` is digits only and every copy must agree; a head larger than
+  :data:`MAX_HEAD` is refused however it arrives; chunk sizes are hex digits only. Anything else raises
+  :class:`UpstreamError` (the caller answers 502). With both ``Transfer-Encoding`` and ``Content-Length`` the
+  former frames the body and the connection is not reused (§6.3: a possible smuggling attempt).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as ssl_mod
 import time
 from collections import deque
@@ -31,6 +38,24 @@ from multidict import CIMultiDict
 HIGH_WATER = 256 * 1024
 MAX_HEAD = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+_VERSION_RX = re.compile(r"HTTP/[0-9]\.[0-9]")
+_STATUS_RX = re.compile(r"[1-5][0-9][0-9]")
+_TOKEN_RX = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_DIGITS_RX = re.compile(r"[0-9]{1,18}")
+_HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+def content_length(values: list[str]) -> int | None:
+    """The one ``Content-Length`` of a response (every copy, comma-separated or repeated, must agree)."""
+    if not values:
+        return None
+    seen = {part.strip() for value in values for part in value.split(",")}
+    if len(seen) != 1:
+        raise UpstreamError("conflicting Content-Length values from backend")
+    value = seen.pop()
+    if not _DIGITS_RX.fullmatch(value):
+        raise UpstreamError("invalid Content-Length from backend")
+    return int(value)
 
 
 class UpstreamError(Exception):
@@ -126,23 +151,25 @@ class UpstreamResponse:
         self.reason = reason
         self.version = version
         self.headers = headers
-        te = headers.get("Transfer-Encoding", "").lower()
-        cl = headers.get("Content-Length")
+        te = ",".join(headers.getall("Transfer-Encoding", ())).lower()
+        cl = content_length(headers.getall("Content-Length", []))
         conn_hdr = headers.get("Connection", "").lower()
         self._keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
         self.content_length: int | None = None
         if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
             self._mode = "none"
-            self.content_length = int(cl) if cl and cl.isdigit() and not head_request else None
-            if head_request and cl and cl.isdigit():
-                self.content_length = int(cl)
-        elif "chunked" in te:
-            self._mode = "chunked"
+            self.content_length = cl if head_request else None
+        elif te:
+            if cl is not None:
+                self._keep = False  # both framings: Transfer-Encoding wins, the connection is not reused
+            if te.rsplit(",", 1)[-1].strip() == "chunked":
+                self._mode = "chunked"
+            else:  # chunked is not the final coding: the body ends when the connection does
+                self._mode = "close"
+                self._keep = False
         elif cl is not None:
-            if not cl.strip().isdigit():
-                raise UpstreamError("invalid Content-Length from backend")
             self._mode = "length"
-            self.content_length = int(cl)
+            self.content_length = cl
         else:
             self._mode = "close"
             self._keep = False
@@ -236,10 +263,10 @@ class UpstreamResponse:
     async def _chunked(self, timeout: float | None) -> AsyncIterator[bytes]:
         while True:
             size_line = await self._line(timeout)
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise UpstreamError("invalid chunk size from backend") from None
+            size_text = size_line.split(b";", 1)[0].rstrip(b" \t")
+            if not _HEX_RX.fullmatch(size_text):
+                raise UpstreamError("invalid chunk size from backend")
+            size = int(size_text, 16)
             if size == 0:
                 while await self._line(timeout):  # trailers up to the empty line
                     pass
@@ -418,6 +445,8 @@ class H1Client:
                     raise UpstreamError("backend closed the connection before answering")
                 await conn.wait_data()
                 continue
+            if idx > MAX_HEAD:
+                raise UpstreamError("response head too large")
             raw = bytes(conn.buf[:idx])
             del conn.buf[:idx + 4]
             crlf = raw.count(b"\r\n")
@@ -426,21 +455,22 @@ class H1Client:
                 raise UpstreamError("malformed response head from backend (bare CR/LF or NUL)")
             lines = raw.decode("latin-1").split("\r\n")
             status_line = lines[0].split(" ", 2)
-            if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
+            if len(status_line) < 2 or not _VERSION_RX.fullmatch(status_line[0]) \
+                    or not _STATUS_RX.fullmatch(status_line[1]):
                 raise UpstreamError("malformed status line from backend")
-            try:
-                status = int(status_line[1])
-            except ValueError:
-                raise UpstreamError("malformed status code from backend") from None
-            if 100 <= status < 200 and status != 101:
+            status = int(status_line[1])
+            if 100 <= status < 200:
+                if status == 101:  # the gateway never asks for an upgrade
+                    raise UpstreamError("unexpected 101 Switching Protocols from backend")
                 got_any = True
                 continue  # interim response (100 Continue, 103 Early Hints): skip
             headers: CIMultiDict[str] = CIMultiDict()
             for line in lines[1:]:
                 name, sep, value = line.partition(":")
-                if not sep:
+                if not sep or not _TOKEN_RX.fullmatch(name.rstrip(" \t")):
+                    # no colon, an empty or non-token name, or obsolete line folding (a leading space)
                     raise UpstreamError("malformed header line from backend")
-                headers.add(name.strip(), value.strip())
+                headers.add(name.rstrip(" \t"), value.strip(" \t"))
             version = status_line[0][5:]
             reason = status_line[2] if len(status_line) > 2 else ""
             return UpstreamResponse(self, conn, status, reason, version, headers, head_request)

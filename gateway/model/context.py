@@ -9,15 +9,16 @@ latency headers to every response head (docs/operations.md "Response headers").
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy, MultiMapping
 
-from gateway.core.errors import GatewayError, bad_body, body_too_large
+from gateway.core.errors import GatewayError, bad_body, body_timeout, body_too_large
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
@@ -54,6 +55,7 @@ class RequestContext:
         "authorizer_frontend",
         "backend_ms",
         "body",
+        "body_timeout",
         "bytes_sent",
         "client_ip",
         "endpoint",
@@ -105,6 +107,7 @@ class RequestContext:
         self.headers: CIMultiDictProxy[str] = request.headers
         self.host: str = ""
         self.max_body = max_body
+        self.body_timeout: float = 8.0  # seconds the caller may pause within its body (Settings.client_body_timeout_s)
         self.group: GroupRuntime | None = None
         self.endpoint: Endpoint | None = None
         self.env_id: str = ""
@@ -143,7 +146,7 @@ class RequestContext:
         chunks: list[bytes] = []
         total = 0
         try:
-            async for chunk in self.request.content.iter_chunked(65536):
+            async for chunk in self.body_chunks():
                 total += len(chunk)
                 if total > self.max_body:
                     raise body_too_large()
@@ -152,6 +155,22 @@ class RequestContext:
             raise bad_body() from None
         self.body = b"".join(chunks)
         return self.body
+
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        """The request body as it arrives; each wait for the next piece is bounded by ``body_timeout``
+        (408 after it, with ``extras["body_timeout"]`` set: the caller's fault, never a backend's)."""
+        chunks = self.request.content.iter_chunked(65536).__aiter__()
+        timeout = self.body_timeout
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                self.extras["body_timeout"] = True
+                raise body_timeout() from None
+            yield chunk
 
     def finish_response(self, resp: web.StreamResponse) -> None:
         """Run the endpoint's response hooks (set_resp_headers plug-in) on a response not yet sent."""

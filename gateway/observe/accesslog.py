@@ -3,7 +3,8 @@
 Role in the pipeline: a completion hook. Each finished request becomes one ``orjson`` line with fixed
 fields (docs/operations.md "Access log"). Secrets are never written: no request header is logged except
 ``User-Agent``; the query string is left out unless ``access_log_query`` is on, and then every parameter
-whose name looks like a credential or a signature has its value replaced by ``***``.
+whose name looks like a credential or a signature has its value replaced by ``***``. Header bytes that are
+not UTF-8 (a hostile ``User-Agent``) are logged as ``\xff`` escapes: such a request is never missing.
 
 Writing: lines go to an in-memory buffer and are written with ``os.write`` in chunks of whole lines of at
 most ``PIPE_BUF`` (4096) bytes, so lines from several worker processes sharing one stdout pipe never
@@ -55,6 +56,16 @@ def redact_query(query: Any) -> str:
     for name, value in query.items():
         parts.append(f"{name}={'***' if SECRET_PARAM_RX.search(name) else value}")
     return "&".join(parts)[:MAX_QUERY]
+
+
+def printable(value: Any) -> Any:
+    """A string with undecodable bytes (surrogate escapes) as ``\\xff`` text; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
 
 
 class _Clock:
@@ -139,7 +150,11 @@ class AccessLog:
 
     def __call__(self, ctx: RequestContext) -> None:
         """Completion hook: buffer one line; write when a chunk is full, else soon."""
-        line = orjson.dumps(self.record(ctx), option=orjson.OPT_APPEND_NEWLINE)
+        rec = self.record(ctx)
+        try:
+            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # header bytes that are not UTF-8 arrive as surrogates: log them escaped
+            line = orjson.dumps({k: printable(v) for k, v in rec.items()}, option=orjson.OPT_APPEND_NEWLINE)
         self.lines += 1
         self._buf.append(line)
         self._size += len(line)

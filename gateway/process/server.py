@@ -152,6 +152,7 @@ class Gateway:
         ctx = RequestContext(request, os.urandom(16).hex(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
         ctx.latency_mode = self._latency_mode
+        ctx.body_timeout = self.settings.client_body_timeout_s
         self.inflight += 1
         try:
             if runtime is None:

@@ -3,7 +3,8 @@
 Unlike the aiohttp echo backend (tests/support/helpers.py) nothing here parses leniently or normalises: the
 request line, header names and values are kept as received (case, order, repeats, underscores), so tests can
 assert on what a gateway really forwarded. ``answer`` is the raw response written for every request (a
-malformed one for upstream-parsing tests); ``close_after`` closes the connection after answering.
+malformed one for upstream-parsing tests); ``close_after`` closes the connection after answering;
+``pieces`` splits the answer over several writes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\no
 class RawBackend:
     answer: bytes = OK
     close_after: bool = False
+    pieces: int = 1  # write the answer in this many separate writes (a head arriving over many reads)
     requests: list[RawRequest] = field(default_factory=list)
     connections: int = 0
     _server: asyncio.Server | None = None
@@ -92,8 +94,15 @@ class RawBackend:
                     body = await reader.readexactly(int(low["content-length"]))
                 self.requests.append(RawRequest(method, target, version, headers, body))
                 self._arrived.set()
-                writer.write(self.answer)
-                await writer.drain()
+                if self.pieces <= 1:
+                    writer.write(self.answer)
+                    await writer.drain()
+                else:
+                    step = -(-len(self.answer) // self.pieces)
+                    for i in range(0, len(self.answer), step):
+                        writer.write(self.answer[i:i + step])
+                        await writer.drain()
+                        await asyncio.sleep(0.002)  # a slow backend: separate TCP segments
                 if self.close_after:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -177,3 +177,22 @@ async def test_protocol_errors_and_pool_limit() -> None:
     finally:
         await client.close()
         server.close()
+
+
+@pytest.mark.parametrize("size", [b"+2", b"-2", b"0x2", b"2_0", b" 2", b"\xb2", b""])
+async def test_chunk_sizes_are_hex_digits_only(size: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nok\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        resp = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+        with pytest.raises(UpstreamError):
+            await resp.read(5.0)
+    finally:
+        await client.close()
+        server.close()
