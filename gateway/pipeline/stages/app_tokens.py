@@ -18,8 +18,9 @@ The endpoint (RFC 6749 §4.4 and §6): ``POST`` with a form (or JSON) body. ``gr
 with ``client_id`` = AppKey and ``client_secret`` = AppSecret (in the body or as HTTP Basic) answers
 ``{access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_in}``;
 ``grant_type=refresh_token`` with ``refresh_token`` (and the same client) answers a new pair and revokes the
-used refresh token. Errors are OAuth2 JSON: ``invalid_request`` / ``unsupported_grant_type`` /
-``invalid_grant`` (400), ``invalid_client`` (401). Answers carry ``Cache-Control: no-store``.
+used refresh token. Errors carry the vendor's codes (``APIG.2201``-``APIG.2213``, ``APIG.1003``/``1004``) and
+the OAuth 2.0 ``error`` (``invalid_request``, ``unsupported_grant_type``, ``invalid_grant``,
+``invalid_client``). Answers carry ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -195,9 +196,11 @@ class TokenService:
 
 # --- the token endpoint ----------------------------------------------------------------------------
 
-def _oauth_error(ctx: RequestContext, status: int, error: str, description: str) -> web.Response:
-    return _json(ctx, status, {"error": error, "error_description": description},
-                 {"WWW-Authenticate": 'Basic realm="apig"'} if status == 401 else None)
+def _oauth_error(ctx: RequestContext, status: int, error: str, code: str, message: str) -> web.Response:
+    """The vendor's error fields (``error_code``, ``error_msg``) plus OAuth 2.0's (``error``)."""
+    doc = {"error_code": code, "error_msg": message, "request_id": ctx.request_id, "error": error,
+           "error_description": message}
+    return _json(ctx, status, doc, {"WWW-Authenticate": 'Basic realm="apig"'} if status == 401 else None)
 
 
 def _json(ctx: RequestContext, status: int, doc: dict[str, Any], extra: dict[str, str] | None = None) -> web.Response:
@@ -263,39 +266,50 @@ def token_endpoint(cfg: TokenConfig, registry: AppRegistry,
 
     async def _answer(ctx: RequestContext) -> web.StreamResponse:
         if ctx.method != "POST":
-            resp = _oauth_error(ctx, 405, "invalid_request", "use POST")
+            resp = _oauth_error(ctx, 405, "invalid_request", "APIG.2206", "Auth method invalid")
             resp.headers["Allow"] = "POST"
             return resp
         form = await _form(ctx)
         if form is None:
-            return _oauth_error(ctx, 400, "invalid_request", "the body must be a form or JSON object of at most "
-                                                             f"{MAX_BODY} bytes")
+            return _oauth_error(ctx, 400, "invalid_request", "APIG.2204",
+                                f"ContentType invalid (a form or JSON object of at most {MAX_BODY} bytes)")
+        grant = form.get("grant_type", "")
+        if not grant:
+            return _oauth_error(ctx, 400, "invalid_request", "APIG.2210", "Lack of grant_type")
+        if grant not in ("client_credentials", "refresh_token"):
+            return _oauth_error(ctx, 400, "unsupported_grant_type", "APIG.2209",
+                                "The value of grant_type is not in enum List")
+        if len(form.get("through_data", "")) > 300:
+            return _oauth_error(ctx, 400, "invalid_request", "APIG.2208", "The length of through_data is out of range")
         client = _basic_client(ctx.headers.get("Authorization"))
         key, secret = client if client else (form.get("client_id", ""), form.get("client_secret", ""))
-        app = registry.by_key.get(key) if key else None
+        if not key:
+            return _oauth_error(ctx, 400, "invalid_request", "APIG.2211", "Lack of client_id")
+        if not secret:
+            return _oauth_error(ctx, 400, "invalid_request", "APIG.2212", "Lack of client_secret")
+        app = registry.by_key.get(key)
         # compare with something even for an unknown key, so timing does not tell keys apart
         expected = app.secret if app is not None else "\0" * 32
         if not hmac.compare_digest(secret.encode("utf-8", "surrogateescape"),
                                    expected.encode("utf-8", "surrogateescape")) or app is None:
-            return _oauth_error(ctx, 401, "invalid_client", "client authentication failed")
+            return _oauth_error(ctx, 401, "invalid_client", "APIG.2201", "Appkey or SecretKey is invalid")
         if app.status != 1:
-            return _oauth_error(ctx, 401, "invalid_client", "the app has been frozen")
-        grant = form.get("grant_type", "")
+            return _oauth_error(ctx, 401, "invalid_client", "APIG.1004", "App not exist (frozen)")
         try:
-            if grant == "client_credentials":
-                return _json(ctx, 200, await service.issue(app, cfg))
             if grant == "refresh_token":
                 refresh = form.get("refresh_token", "")
-                owner = await service.app_of(refresh, REFRESH, registry) if refresh else None
-                if owner is None or owner.id != app.id or not await service.revoke(refresh):
-                    return _oauth_error(ctx, 400, "invalid_grant", "refresh token invalid, expired or used")
-                return _json(ctx, 200, await service.issue(app, cfg))
+                if not refresh:
+                    return _oauth_error(ctx, 400, "invalid_request", "APIG.2213", "Lack of refresh_token")
+                owner = await service.app_of(refresh, REFRESH, registry)
+                if owner is None or not await service.revoke(refresh):
+                    return _oauth_error(ctx, 400, "invalid_grant", "APIG.2202",
+                                        "Refresh token is invalid (unknown, expired or already used)")
+                if owner.id != app.id:
+                    return _oauth_error(ctx, 401, "invalid_grant", "APIG.1003", "App not match refresh token")
+            return _json(ctx, 200, await service.issue(app, cfg))
         except TokenStoreUnavailable as exc:
             log.warning("app token store unavailable (%s)", exc)
             raise GatewayError("DEFAULT_5XX", "APIG.0613", "The token service is currently unavailable.",
                                status=503) from None
-        if not grant:
-            return _oauth_error(ctx, 400, "invalid_request", "grant_type is required")
-        return _oauth_error(ctx, 400, "unsupported_grant_type", "use client_credentials or refresh_token")
 
     return handler

@@ -140,9 +140,15 @@ async def test_app_token_endpoint_bearer_refresh_and_push(make_gateway, echo_bac
                            headers={"Authorization": basic("second_key_02", "second_secret_02")}) as r:
         assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
     st, err = await token(client, gw.url, grant_type="client_credentials", client_id=APP_KEY, client_secret="x")
-    assert st == 401 and err["error"] == "invalid_client"
+    assert st == 401 and err["error"] == "invalid_client" and err["error_code"] == "APIG.2201"
     st, err = await token(client, gw.url, grant_type="password", client_id=APP_KEY, client_secret=APP_SECRET)
-    assert st == 400 and err["error"] == "unsupported_grant_type"
+    assert st == 400 and err["error"] == "unsupported_grant_type" and err["error_code"] == "APIG.2209"
+    st, err = await token(client, gw.url, client_id=APP_KEY, client_secret=APP_SECRET)
+    assert st == 400 and err["error_code"] == "APIG.2210"
+    st, err = await token(client, gw.url, grant_type="client_credentials", client_id=APP_KEY)
+    assert st == 400 and err["error_code"] == "APIG.2212"
+    st, err = await token(client, gw.url, grant_type="refresh_token", client_id=APP_KEY, client_secret=APP_SECRET)
+    assert st == 400 and err["error_code"] == "APIG.2213"
     async with client.get(gw.url + TOKEN_URI) as r:
         assert r.status == 405
     # a config push keeps tokens valid
@@ -155,7 +161,7 @@ async def test_app_token_endpoint_bearer_refresh_and_push(make_gateway, echo_bac
     assert st == 200 and tok2["access_token"] != tok["access_token"]
     st, err = await token(client, gw.url, grant_type="refresh_token", refresh_token=tok["refresh_token"],
                           client_id=APP_KEY, client_secret=APP_SECRET)
-    assert st == 400 and err["error"] == "invalid_grant"
+    assert st == 400 and err["error"] == "invalid_grant" and err["error_code"] == "APIG.2202"
     # a wrong token, a refresh token used as a bearer: 401
     for value in ("Bearer nope", f"Bearer {tok2['refresh_token']}"):
         st, body, _ = await call(client, gw.url, "GET", "/orders", headers={"Authorization": value})
