@@ -24,7 +24,8 @@ MASK = "******"
 # No vendor code exists for a failed If-Match; ours, documented in docs/admin-api.md.
 VERSION_CONFLICT_CODE = "APIG.1412"
 # Fields whose values are credentials: never returned by GET, kept when a PUT sends the mask back.
-SECRET_FIELDS = frozenset({"app_secret", "sign_secret", "private_key", "user_data", "app_code", "password"})
+SECRET_FIELDS = frozenset({"app_secret", "sign_secret", "private_key", "user_data", "app_code", "password",
+                           "secret"})  # "secret": the secret key of an iam_credentials record
 
 
 class AdminError(Exception):

@@ -18,6 +18,9 @@ Verifiers (chosen from :class:`gateway.core.settings.Settings`, docs/auth.md):
   IAM unavailable (503, APIG.0613, not cached). Answers are cached ``iam_cache_ttl_s`` (never past the
   token's own expiry), failures for at most 10 s; concurrent checks of one token share one call.
 
+A call without ``X-Auth-Token`` may instead be signed with an IAM access key (SDK-HMAC-SHA256, the
+``iam_credentials`` collection): :mod:`gateway.pipeline.stages.iam_aksk`.
+
 The caller's ``X-Auth-Token`` is not forwarded to the backend unless the account matches a pattern of the
 ``backend_token_allow`` feature.
 
@@ -48,6 +51,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from gateway.core.errors import GatewayError
 from gateway.model.runtime import PLAN_FINISHERS
 from gateway.pipeline import spec as stages
+from gateway.pipeline.stages.iam_aksk import SCHEME as AKSK_SCHEME
+from gateway.pipeline.stages.iam_aksk import AkSkVerifier, aksk_verifier
 from gateway.snapshot.features import feature_config
 
 if TYPE_CHECKING:
@@ -430,10 +435,20 @@ def token_allowlist(index: Any) -> tuple[re.Pattern[str], ...] | None:
     return patterns
 
 
-def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | None) -> Stage:
+def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | None,
+               aksk: AkSkVerifier | None = None) -> Stage:
     async def iam_auth(ctx: RequestContext) -> None:
         token = ctx.headers.get(TOKEN_HEADER)
         if not token or not token.strip():
+            signed = ctx.headers.get("Authorization") if aksk is not None else None
+            if signed and signed.lstrip().startswith(AKSK_SCHEME):  # an AK/SK-signed call (iam_aksk)
+                key = await aksk.verify(ctx, signed)  # type: ignore[union-attr]
+                ctx.user_id = key.user_id
+                ctx.account_id = key.domain_id or key.user_id
+                ctx.user_name = key.domain_name
+                ctx.identity = {"user_id": key.user_id, "user_name": key.user_name, "domain_id": key.domain_id,
+                                "domain_name": key.domain_name, "auth_mode": "iam_aksk"}
+                return
             raise GatewayError("AUTH_HEADER_MISSING", "APIG.0301", f"{_PREFIX}: x-auth-token not found")
         token = token.strip()
         if not token.isascii():  # JWTs and remote tokens are ASCII; raw non-UTF-8 bytes arrive as surrogates
@@ -460,7 +475,8 @@ def build_iam_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if not build.memo.get("iam_checked"):
         build.problems.extend(verifier.refresh())
         build.memo["iam_checked"] = True
-    return _iam_stage(verifier, token_allowlist(build.index))
+    return _iam_stage(verifier, token_allowlist(build.index),
+                      aksk_verifier(build.index, float(build.settings.app_auth_clock_skew_s)))
 
 
 def _strip_token(ctx: RequestContext, breq: BackendRequest) -> None:
