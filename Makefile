@@ -32,12 +32,14 @@ redis-server:
 	    echo "redis-server is missing: install it (apt-get install redis-server) or run as root"; exit 1; \
 	  fi; }
 
-## make bench: side-by-side throughput/latency (direct, nginx, gateway); installs wrk/nginx when root
+## make bench: side-by-side throughput/latency (direct, nginx, gateway; HTTP/2 and gRPC with h2load); installs
+## wrk/nginx/h2load when root
 tools:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  missing=""; command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	  command -v nginx >/dev/null 2>&1 || missing="$$missing nginx-light"; \
 	  command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
 	  if [ -n "$$missing" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; fi; \
 	fi
 

@@ -1,5 +1,5 @@
 """Side-by-side benchmark: direct backend vs nginx reverse proxy vs this gateway (mock and HTTP APIs),
-plus route-match and compile cost for 10 / 1,000 / 100,000 APIs.
+HTTP/2 and gRPC (benchmarks/h2_bench.py), plus route-match and compile cost for 10 / 1,000 / 100,000 APIs.
 
 Usage: ``python benchmarks/run.py [--duration 5] [--connections 32] [--skip-route]``
 
@@ -424,9 +424,14 @@ def main() -> int:
                     help="the gateway's public listener (default: the gateway's default)")
     ap.add_argument("--skip-route", action="store_true")
     ap.add_argument("--skip-proxy", action="store_true")
+    ap.add_argument("--skip-h2", action="store_true", help="skip HTTP/2 and gRPC (benchmarks/h2_bench.py)")
     args = ap.parse_args()
     if not args.skip_proxy:
         print_proxy(*proxy_bench(args.duration, args.connections, args.listener, args.idle_connections))
+    if not args.skip_h2:
+        from benchmarks import h2_bench
+
+        h2_bench.print_rows(h2_bench.run(min(args.duration, 3)))
     if not args.skip_route:
         print(f"\n{'APIs':>8}{'compile ms':>12}{'static lookup ns':>18}{'param lookup ns':>17}")
         for n, c, s, p in route_bench():

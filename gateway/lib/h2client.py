@@ -120,18 +120,21 @@ class H2ClientConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.loop = asyncio.get_event_loop()
-        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        # the request headers are built lower-case and clean by the caller: h2's outbound checks are skipped
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
+            normalize_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, ClientStream] = {}
         self.usable = False
         self._paused = False
         self._drain: list[asyncio.Future[None]] = []
         self.settings_seen = self.loop.create_future()
+        self._flush_scheduled = False
 
     # --- protocol ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         self.h2.local_settings = h2.settings.Settings(client=True, initial_values={
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW,
@@ -230,6 +233,13 @@ class H2ClientConnection(asyncio.Protocol):
 
     # --- helpers -------------------------------------------------------------------------------------
     def _flush(self) -> None:
+        """Write what h2 queued once per event-loop turn (many streams' frames in one syscall)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)
@@ -278,7 +288,7 @@ class H2ClientConnection(asyncio.Protocol):
             except h2.exceptions.ProtocolError as exc:
                 raise H2ClientError(f"stream closed: {exc}") from None
             pos += n
-            self._flush()
+            self._flush_now() if n >= 16384 else self._flush()
             if self._paused:
                 fut: asyncio.Future[None] = self.loop.create_future()
                 self._drain.append(fut)
