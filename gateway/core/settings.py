@@ -52,7 +52,7 @@ class Settings:
     backlog: int = 1024
     # public listener: "fast" (gateway/process/http1.py, llhttp parser) or "aiohttp" (the previous one, kept
     # selectable for one release)
-    public_listener: str = "aiohttp"
+    public_listener: str = "fast"
     # backends
     max_backend_timeout_ms: int = 60000
     pool_size_per_host: int = 256

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,12 +25,13 @@ from gateway.control.port import VersionConflict
 from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings, split_listen
 from gateway.lib.sites import ProtocolSite
-from gateway.model.context import RequestContext, latency_mode
+from gateway.model.context import RequestContext, latency_mode, new_request_id
 from gateway.model.runtime import Runtime, compile_snapshot
 from gateway.model.services import Services
 from gateway.observe import metrics
 from gateway.pipeline import handle as pipeline
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
+from gateway.process.http1 import Http1Server
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.load import SnapshotError, load_path
 from gateway.snapshot.validate import validate
@@ -55,6 +55,8 @@ class Gateway:
         self.settings = settings
         self.services = Services(settings)
         self._runners: list[web.BaseRunner] = []
+        self._servers: list[asyncio.Server] = []  # public sockets opened outside an aiohttp runner
+        self.http1: Http1Server | None = None  # the llhttp public listener, when selected
         self._trusted = settings.trusted_networks()
         self._latency_mode = latency_mode(settings.latency_headers)
         self.public_port: int | None = None
@@ -149,7 +151,7 @@ class Gateway:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         runtime = self.services.runtime
         peer, client = self.client_ip(request)
-        ctx = RequestContext(request, os.urandom(16).hex(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
+        ctx = RequestContext(request, new_request_id(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
         ctx.latency_mode = self._latency_mode
         ctx.body_timeout = self.settings.client_body_timeout_s
@@ -209,24 +211,40 @@ class Gateway:
         runner = web.ServerRunner(self.make_public_server(), shutdown_timeout=s.shutdown_timeout_s)
         await runner.setup()
         self._runners.append(runner)
+        h1: Callable[[], asyncio.BaseProtocol]
+        if s.public_listener == "aiohttp":
+            assert runner.server is not None
+            h1 = runner.server
+        else:  # the llhttp listener (gateway.process.http1)
+            self.http1 = Http1Server(self.handle, s)
+            h1 = self.http1
+        plain = h1 if not s.h2c else (lambda: PrefaceSniffer(h1, self.h2server))  # prior-knowledge h2c
         site: web.BaseSite
-        h1 = runner.server
-        assert h1 is not None
         if sock is not None:
-            site = web.SockSite(runner, sock)
+            if s.public_listener == "aiohttp" and not s.h2c:
+                site = web.SockSite(runner, sock)
+                await site.start()
+                self.public_port = _bound_port(site)
+            else:
+                server = await asyncio.get_running_loop().create_server(plain, sock=sock, backlog=s.backlog)
+                self._servers.append(server)
+                self.public_port = int(server.sockets[0].getsockname()[1])
         else:
             host, port = split_listen(public or s.listen)
-            if s.h2c:  # prior-knowledge HTTP/2 next to HTTP/1.1 on the plain listener (docs/http2-grpc.md)
-                site = ProtocolSite(runner, lambda: PrefaceSniffer(h1, self.h2server), host, port,
-                                    backlog=s.backlog, reuse_port=reuse_port or None)
-            else:
+            if plain is runner.server:
                 site = web.TCPSite(runner, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
-        await site.start()
-        self.public_port = _bound_port(site)
+            else:
+                site = ProtocolSite(runner, plain, host, port, backlog=s.backlog, reuse_port=reuse_port or None)
+            await site.start()
+            self.public_port = _bound_port(site)
         if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
             from gateway.pipeline.stages.tls import start_https
 
-            factory = (lambda: AlpnDispatch(h1, self.h2server)) if s.http2 else None
+            factory: Callable[[], asyncio.BaseProtocol] | None = None
+            if s.http2:
+                factory = lambda: AlpnDispatch(h1, self.h2server)  # noqa: E731
+            elif s.public_listener != "aiohttp":
+                factory = h1
             self.https_port = await start_https(self, runner, reuse_port, factory)
         if admin_value:
             arunner = web.AppRunner(self.make_admin_app(admin_value), access_log=None)
@@ -240,6 +258,13 @@ class Gateway:
     async def stop(self) -> None:
         if self.h2server.connections:  # GOAWAY; HTTP/2 streams in flight finish first
             await self.h2server.shutdown(self.settings.shutdown_timeout_s)
+        for server in self._servers:
+            server.close()
+        if self.http1 is not None:  # stop accepting first (the runner's sites), then drain the connections
+            for runner in self._runners:
+                for site in list(runner.sites):
+                    await site.stop()
+            await self.http1.shutdown(self.settings.shutdown_timeout_s)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -1,0 +1,754 @@
+"""The public HTTP/1.x listener on the llhttp parser (``httptools``): one protocol object per connection.
+
+Role in the pipeline: step 0 (accept) for HTTP/1.0 and HTTP/1.1, the default public listener
+(``public_listener = "fast"``; ``"aiohttp"`` selects the previous aiohttp-based one in
+:mod:`gateway.process.listener`). Each request becomes an :class:`Http1Request` (the part of aiohttp's
+``BaseRequest`` the pipeline reads), goes through ``Gateway.handle`` exactly like a request of the other
+listeners, and its response is written back by :class:`Http1Protocol`:
+
+* a small ``web.Response`` (head + bytes body) is serialised by :func:`serialize_response` and sent with one
+  ``transport.write``; nothing else of aiohttp's response machinery runs;
+* a streamed response (``StreamResponse.prepare(request)`` by the HTTP relay) writes through
+  :class:`Http1Writer`: chunked framing on HTTP/1.1 when the length is unknown, close-delimited on HTTP/1.0,
+  and ``await`` on the transport's write buffer (back-pressure);
+* request bodies stream into an aiohttp ``StreamReader`` (``request.content``) that pauses reading from the
+  socket above its high-water mark (back-pressure toward the caller).
+
+Limits and defences (docs/robustness.md, docs/security.md): request line (``max_line_bytes``), each header
+field (``max_header_bytes``), the header count (``max_headers``) and the whole head (line + 4 header fields'
+worth) are bounded while the bytes arrive, answered 400 with the gateway's error JSON; llhttp in strict mode
+rejects conflicting ``Content-Length`` / ``Transfer-Encoding``, a repeated ``Content-Length``, bad chunk
+framing, bare CR/LF and invalid tokens (400, connection closed: the bytes after a framing error are never
+interpreted as another request). ``Transfer-Encoding`` other than ``chunked`` is refused (400). A request
+head must arrive within ``header_read_timeout_s`` (every request, not only the first); an idle keep-alive
+connection is closed after ``keepalive_timeout_s``. Pipelined requests are answered in order, one at a time;
+a response is never written before the previous one is complete. ``Expect: 100-continue`` is answered
+``100 Continue`` unless the declared length already exceeds the body limit. HTTP versions other than 1.0/1.1
+are answered 505. A response whose head would contain CR or LF inside a header is never sent (500 instead).
+
+Timers are cheap: each connection holds one deadline (header read or keep-alive idle) in an attribute and at
+most one timer handle that re-arms itself lazily, so a busy keep-alive connection schedules no timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import Any
+
+import httptools
+from aiohttp import web
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestPayloadError
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from yarl import URL
+
+from gateway.core.settings import Settings
+from gateway.process.listener import BAD_VERSION_KEY, error_response
+
+log = logging.getLogger("gateway.process.http1")
+pipeline_log = logging.getLogger("gateway.pipeline.handle")
+
+Handler = Callable[[Any], Awaitable[web.StreamResponse]]  # called with an Http1Request
+
+_EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
+_NO_BODY_METHODS = frozenset({"HEAD"})
+_BODY_LIMIT = 2 ** 16  # StreamReader low-water mark (high water is twice this)
+_REASONS: dict[int, str] = {}
+
+# llhttp error names (substrings of the parser's message) -> the caller-safe message we answer with (the same
+# texts as the aiohttp listener's)
+_PARSER_MESSAGES = (
+    ("invalid method", "Invalid HTTP method."),
+    ("invalid url", "Invalid request URI."),
+    ("version", "Invalid request line."),
+)
+
+
+def _parser_message(exc: BaseException) -> str:
+    text = str(exc).lower()
+    for needle, message in _PARSER_MESSAGES:
+        if needle in text:
+            return message
+    return "Bad request."
+
+
+def _reason(status: int) -> str:
+    reason = _REASONS.get(status)
+    if reason is None:
+        from http import HTTPStatus
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        _REASONS[status] = reason
+    return reason
+
+
+class _DateCache:
+    """The ``Date`` header value, formatted once per second."""
+
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.value = ""
+
+    def get(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = formatdate(now, usegmt=True)
+        return self.value
+
+
+DATE = _DateCache()
+
+
+class HeaderInjection(ValueError):
+    """A response header name or value contains CR or LF: the head is not sent."""
+
+
+def _head(status_line: str, headers: Any) -> bytes:
+    """``status_line`` + ``name: value`` lines + the blank line, as bytes; refuses CR/LF inside a field."""
+    parts = [status_line]
+    for k, v in headers.items():
+        parts.append(f"{k}: {v}")
+    text = "\r\n".join(parts)
+    n = len(parts) - 1
+    if text.count("\n") != n or text.count("\r") != n:
+        raise HeaderInjection("CR or LF inside a response header")
+    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def serialize_response(resp: web.Response, method: str, version: HttpVersion, keep_alive: bool
+                       ) -> tuple[bytes, bool]:
+    """A complete ``web.Response`` with a bytes (or no) body -> (wire bytes, keep the connection open).
+
+    Follows aiohttp's own rules, so a response looks the same on either listener: ``Content-Length`` from the
+    body (none for 1xx/204, none for 304/HEAD when the body is empty), ``Content-Type`` defaults to
+    ``application/octet-stream`` when a body is announced, ``Date``, and ``Connection`` when it differs from
+    the version's default. HEAD and bodiless statuses send no body bytes.
+    """
+    status = resp.status
+    headers = resp.headers
+    body = resp.body
+    blen = len(body) if body else 0  # type: ignore[arg-type]
+    must_be_empty = method == "HEAD" or status < 200 or status in (204, 304)
+    remove_length = status < 200 or status == 204
+    if "Content-Length" in headers:
+        if remove_length:
+            del headers["Content-Length"]
+    elif (blen or (status != 304 and method != "HEAD")) and not remove_length:
+        headers["Content-Length"] = str(blen)
+    if must_be_empty:
+        if "Transfer-Encoding" in headers:
+            del headers["Transfer-Encoding"]
+    elif headers.get("Content-Length", "0") != "0" and "Content-Type" not in headers:
+        headers["Content-Type"] = "application/octet-stream"
+    if "Date" not in headers:
+        headers["Date"] = DATE.get()
+    if resp.keep_alive is False:
+        keep_alive = False
+    if "Connection" not in headers:
+        if keep_alive:
+            if version == HttpVersion10:
+                headers["Connection"] = "keep-alive"
+        elif version == HttpVersion11:
+            headers["Connection"] = "close"
+    reason = resp.reason or _reason(status)
+    head = _head(f"HTTP/{version.major}.{version.minor} {status} {reason}", headers)
+    if body and not must_be_empty:
+        return head + body, keep_alive  # type: ignore[operator]
+    return head, keep_alive
+
+
+class Http1Writer:
+    """aiohttp's payload-writer interface over one connection, for streamed responses (``StreamResponse``)."""
+
+    __slots__ = ("_chunked", "_head", "_proto", "buffer_size", "length", "output_size")
+
+    def __init__(self, proto: Http1Protocol) -> None:
+        self._proto = proto
+        self._chunked = False
+        self._head: bytes | None = None
+        self.buffer_size = 0
+        self.output_size = 0
+        self.length: int | None = None
+
+    def enable_chunking(self) -> None:
+        self._chunked = True
+
+    @property
+    def close_delimited(self) -> bool:
+        """Neither chunked nor of known length: the body ends when the connection closes (HTTP/1.0)."""
+        return not self._chunked and self.length is None
+
+    def enable_compression(self, encoding: str = "deflate", strategy: Any = None) -> None:
+        raise RuntimeError("response compression is not supported by the gateway's listener")
+
+    async def write_headers(self, status_line: str, headers: Any) -> None:
+        self._head = _head(status_line, headers)
+
+    def send_headers(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._proto.write(head)
+
+    def set_eof(self) -> None:
+        return None
+
+    async def write(self, data: bytes | bytearray | memoryview, *, drain: bool = True, LIMIT: int = 0) -> None:
+        if not data:
+            return
+        self.output_size += len(data)
+        raw = bytes(data)
+        out = b"%x\r\n%b\r\n" % (len(raw), raw) if self._chunked else raw
+        head = self._head
+        if head is not None:
+            self._head = None
+            out = head + out
+        self._proto.write(out)
+        if drain:
+            await self._proto.drain()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if data:
+            await self.write(data, drain=False)
+        self.send_headers()
+        if self._chunked:
+            self._proto.write(b"0\r\n\r\n")
+        await self._proto.drain()
+
+    async def drain(self) -> None:
+        await self._proto.drain()
+
+
+class _BodyFlow:
+    """What the request body's ``StreamReader`` calls for back-pressure (pause/resume reading the socket)."""
+
+    __slots__ = ("_proto", "_reading_paused")
+
+    def __init__(self, proto: Http1Protocol) -> None:
+        self._proto = proto
+        self._reading_paused = False
+
+    @property
+    def connected(self) -> bool:
+        return self._proto.transport is not None
+
+    def pause_reading(self) -> None:
+        t = self._proto.transport
+        if not self._reading_paused and t is not None:
+            self._reading_paused = True
+            try:
+                t.pause_reading()
+            except (AttributeError, RuntimeError):
+                pass
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        t = self._proto.transport
+        if self._reading_paused and t is not None:
+            self._reading_paused = False
+            try:
+                t.resume_reading()
+            except (AttributeError, RuntimeError):
+                pass
+
+
+def _split_query(raw: str) -> MultiDictProxy[str]:
+    if not raw:
+        return _EMPTY_QUERY
+    if "%" in raw or "+" in raw:
+        return URL.build(query_string=raw, encoded=True).query
+    md: MultiDict[str] = MultiDict()
+    for part in raw.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            md.add(k, v)
+    return MultiDictProxy(md)
+
+
+class Http1Request:
+    """One parsed request: the subset of aiohttp's ``BaseRequest`` interface the pipeline uses."""
+
+    __slots__ = ("_body_flow", "_payload_writer", "_query", "_raw_query", "_url", "bad_version", "body_exists",
+                 "content", "content_length", "headers", "keep_alive", "method", "path", "raw_path", "remote",
+                 "scheme", "transport", "version")
+
+    def __init__(self, method: str, target: str, version: HttpVersion, headers: CIMultiDictProxy[str],
+                 keep_alive: bool, proto: Http1Protocol) -> None:
+        self.method = method
+        self.raw_path = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.transport = proto.transport
+        self.remote = proto.peer
+        self.scheme = proto.scheme
+        self.bad_version = False
+        self._payload_writer = Http1Writer(proto)
+        self._url: URL | None = None
+        self._query: MultiDictProxy[str] | None = None
+        self.content: StreamReader = EMPTY_PAYLOAD
+        self.body_exists = False
+        cl = headers.get("Content-Length")
+        self.content_length = int(cl) if cl is not None and cl.isdigit() else None
+        if target.startswith("/"):
+            path, _, query = target.partition("?")
+            if "#" in query:
+                query = query.split("#", 1)[0]
+            elif "#" in path:
+                path = path.split("#", 1)[0]
+            self._raw_query = query
+            if "%" in path:
+                self._url = URL.build(path=path, query_string=query, encoded=True)
+                self.path = self._url.path
+            else:
+                self.path = path
+        else:  # absolute-form, authority-form (CONNECT) or '*': let yarl take it apart
+            if method == "CONNECT":
+                self._url = URL.build(authority=target, encoded=True)
+            else:
+                self._url = URL(target, encoded=True)
+            self.path = self._url.path
+            self._raw_query = self._url.raw_query_string
+
+    # --- the BaseRequest surface -------------------------------------------------------------------
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        q = self._query
+        if q is None:
+            q = self._query = _split_query(self._raw_query)
+        return q
+
+    @property
+    def rel_url(self) -> URL:
+        u = self._url
+        if u is None or u.is_absolute():
+            path = self.raw_path.partition("?")[0].partition("#")[0] if u is None else u.raw_path
+            u = URL.build(path=path, query_string=self._raw_query, encoded=True)
+            if self._url is None:
+                self._url = u
+        return u
+
+    @property
+    def host(self) -> str:
+        host = self.headers.get("Host")
+        if host is not None:
+            return host
+        import socket
+
+        return socket.getfqdn()
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def cookies(self) -> Any:
+        from types import MappingProxyType
+
+        from aiohttp._cookie_helpers import parse_cookie_header
+
+        parsed = parse_cookie_header(self.headers.get("Cookie", ""))
+        return MappingProxyType({name: morsel.value for name, morsel in parsed})
+
+    def __contains__(self, key: object) -> bool:  # "BAD_VERSION_KEY in request" (Gateway.handle)
+        return self.bad_version and key is BAD_VERSION_KEY
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        return None
+
+
+class Http1Server:
+    """The listener's shared state: settings, the handler, and the open connections (for shutdown)."""
+
+    def __init__(self, handler: Handler, settings: Settings) -> None:
+        self.handler = handler
+        self.head_timeout = float(settings.header_read_timeout_s)
+        self.keepalive_timeout = float(settings.keepalive_timeout_s)
+        self.max_line = int(settings.max_line_bytes)
+        self.max_field = int(settings.max_header_bytes)
+        self.max_headers = int(settings.max_headers)
+        self.max_head = self.max_line + 4 * self.max_field
+        self.max_body = int(settings.max_body_bytes)
+        self.connections: set[Http1Protocol] = set()
+        self.closing = False
+
+    def __call__(self) -> Http1Protocol:
+        return Http1Protocol(self)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop reading new requests; close idle connections now, busy ones once their response is out."""
+        self.closing = True
+        for conn in list(self.connections):
+            if not conn.busy:
+                conn.close()
+        end = time.monotonic() + timeout
+        while any(c.busy for c in self.connections) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.close()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class Http1Protocol(asyncio.Protocol):
+    """One client connection: parse, queue (pipelining), handle one request at a time, write responses."""
+
+    __slots__ = (
+        "_deadline",
+        "_drain_waiter",
+        "_head_bytes",
+        "_headers",
+        "_idle",
+        "_in_head",
+        "_loop",
+        "_parser",
+        "_paused_writing",
+        "_queue",
+        "_task",
+        "_timer",
+        "_timer_step",
+        "_upgrade",
+        "_url",
+        "busy",
+        "current",
+        "current_complete",
+        "peer",
+        "scheme",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: Http1Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False
+        self._idle = False  # the deadline is the keep-alive one (no request begun since the last response)
+        self._head_bytes = 0
+        self._queue: deque[tuple[Http1Request, bool]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_step = min(server.head_timeout, server.keepalive_timeout)
+        self._paused_writing = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._upgrade = False
+        self.current: Http1Request | None = None  # the request whose body is being received
+        self.current_complete = True
+        self.busy = False
+        self.peer = "0.0.0.0"
+        self.scheme = "http"
+
+    # --- connection -------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and peer:
+            self.peer = str(peer[0])
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.server.connections.add(self)
+        self._set_deadline(self.server.head_timeout)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        req = self.current
+        if req is not None and req.body_exists and not self.current_complete:
+            req.content.set_exception(ConnectionResetError("client closed the connection mid-body"))
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_exception(ConnectionResetError("connection lost"))
+        if self._task is not None and not self._task.done() and exc is not None:
+            pass  # the handler finishes; its writes go nowhere (a streamed relay sees ConnectionError)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        w = self._drain_waiter
+        if w is not None:
+            self._drain_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            raise ConnectionResetError("client connection closed")
+        t.write(data)
+
+    async def drain(self) -> None:
+        if self.transport is None:
+            raise ConnectionResetError("client connection closed")
+        if self._paused_writing:
+            w = self._drain_waiter
+            if w is None:
+                w = self._drain_waiter = self._loop.create_future()
+            await w
+
+    # --- deadlines: header read and keep-alive idle ---------------------------------------------------
+    def _set_deadline(self, seconds: float | None) -> None:
+        if seconds is None:
+            self._deadline = None
+            return
+        now = self._loop.time()
+        self._deadline = now + seconds
+        if self._timer is None:
+            self._timer = self._loop.call_at(min(self._deadline, now + self._timer_step), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.transport is None:
+            return
+        now = self._loop.time()
+        if now >= deadline - 0.001:
+            self.close()
+            return
+        self._timer = self._loop.call_at(min(deadline, now + self._timer_step), self._on_timer)
+
+    # --- parsing ----------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._upgrade:
+            return  # after an Upgrade/CONNECT head nothing else on this connection is HTTP we parse
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._on_upgrade()
+            return
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HeadTooLarge):
+                self._reject(400, "Request line or header field too long.")
+            elif isinstance(cause, _FramingError):
+                self._reject(400, _parser_message(cause) if "transfer" not in str(cause) else "Bad request.")
+            else:
+                self._parse_error(exc)
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.server.max_head:
+                self._reject(400, "Request line or header field too long.")
+
+    def _on_upgrade(self) -> None:
+        """``Upgrade`` / ``CONNECT``: the gateway does not switch protocols. The request is answered like any
+        other, then the connection closes; the bytes after its head are never parsed."""
+        self._upgrade = True
+        if self._queue:
+            req, _ = self._queue[-1]
+            self._queue[-1] = (req, False)
+        cur = self.current
+        if cur is not None and cur.body_exists and not self.current_complete:
+            cur.content.set_exception(RequestPayloadError("request body after an Upgrade head"))
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _parse_error(self, exc: BaseException) -> None:
+        req = self.current
+        if req is not None and not self.current_complete and req.body_exists:
+            # a framing error inside the body of the request being handled: fail that body (400 from the
+            # pipeline), and nothing after it on this connection is read
+            req.content.set_exception(RequestPayloadError("malformed request body"))
+            self._upgrade = True
+            return
+        log.debug("rejected unparsable request from %s: %r", self.peer, exc)
+        self._reject(400, _parser_message(exc))
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request the pipeline never saw, then close (after any response still being produced)."""
+        self._upgrade = True  # stop parsing
+        self._in_head = False
+        resp = error_response(status, "APIG.0201", message)
+        if self.busy or self._queue:
+            self._queue.append((_Rejected(resp), False))  # type: ignore[arg-type]
+            return
+        self._send_final(resp)
+
+    def _send_final(self, resp: web.Response) -> None:
+        t = self.transport
+        if t is None:
+            return
+        try:
+            data, _ = serialize_response(resp, "GET", HttpVersion11, False)
+            t.write(data)
+        finally:
+            t.close()
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._url = []
+        self._headers = []
+        if self._idle:
+            self._idle = False
+            if not self.busy:
+                self._set_deadline(self.server.head_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        if sum(map(len, self._url)) > self.server.max_line:
+            raise _HeadTooLarge()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > self.server.max_headers or len(name) + len(value) > self.server.max_field:
+            raise _HeadTooLarge()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        hdrs: CIMultiDict[str] = CIMultiDict()
+        te: str | None = None
+        for name, value in self._headers:
+            k = name.decode("utf-8", "surrogateescape")
+            v = value.decode("utf-8", "surrogateescape")
+            hdrs.add(k, v)
+            if te is None and len(name) == 17 and k.lower() == "transfer-encoding":
+                te = v
+        self._headers = []
+        target = b"".join(self._url).decode("utf-8", "surrogateescape")
+        method = parser.get_method().decode("ascii", "replace")
+        ver = parser.get_http_version()
+        if ver not in ("1.1", "1.0", "2.0"):  # HTTP/0.9 (no version) and the like: not a request line we take
+            raise _FramingError("invalid version")
+        bad_version = ver == "2.0"  # a plain-text "HTTP/2.0" request line: answered 505 by the pipeline
+        version = HttpVersion10 if ver == "1.0" else HttpVersion11
+        keep_alive = bool(parser.should_keep_alive()) and not bad_version and not self.server.closing
+        if te is not None and te.strip().lower() != "chunked":
+            raise _FramingError("unsupported transfer-encoding")
+        try:
+            req = Http1Request(method, target, version, CIMultiDictProxy(hdrs), keep_alive, self)
+        except (ValueError, TypeError):
+            raise _FramingError("invalid url") from None
+        req.bad_version = bad_version
+        chunked = te is not None
+        if chunked or (req.content_length or 0) > 0:
+            flow = _BodyFlow(self)
+            req.content = StreamReader(flow, _BODY_LIMIT, loop=self._loop)  # type: ignore[arg-type]
+            req.body_exists = True
+            self.current_complete = False
+            expect = hdrs.get("Expect")
+            if expect is not None and expect.lower() == "100-continue" and version == HttpVersion11 \
+                    and (req.content_length or 0) <= self.server.max_body and self.transport is not None:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        else:
+            self.current_complete = True
+        self.current = req
+        self._queue.append((req, keep_alive))
+        if not self.busy:
+            self._start_next()
+
+    def on_body(self, body: bytes) -> None:
+        req = self.current
+        if req is not None and req.body_exists:
+            req.content.feed_data(body)
+
+    def on_message_complete(self) -> None:
+        req = self.current
+        self.current_complete = True
+        if req is not None and req.body_exists:
+            req.content.feed_eof()
+
+    # --- handling ---------------------------------------------------------------------------------------
+    def _start_next(self) -> None:
+        if not self._queue:
+            return
+        self.busy = True
+        self._set_deadline(None)
+        self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._queue:
+            req, keep_alive = self._queue.popleft()
+            if isinstance(req, _Rejected):
+                self._send_final(req.response)
+                self.busy = False
+                return
+            keep = await self._respond(req, keep_alive)
+            if not keep or self.transport is None:
+                self._queue.clear()
+                self.busy = False
+                self.close()
+                return
+        self.busy = False
+        if self.server.closing:
+            self.close()
+            return
+        if self._in_head:
+            self._set_deadline(self.server.head_timeout)
+        else:
+            self._idle = True
+            self._set_deadline(self.server.keepalive_timeout)
+
+    async def _respond(self, req: Http1Request, keep_alive: bool) -> bool:
+        """Run the pipeline for ``req`` and write its response; returns whether the connection stays open."""
+        try:
+            resp = await self.server.handler(req)
+        except Exception:
+            pipeline_log.exception("unhandled error outside the pipeline from %s", self.peer)
+            resp = error_response(500, "APIG.0601", "Internal server error.")
+            keep_alive = False
+        if req is self.current and not self.current_complete:
+            keep_alive = False  # the rest of an unread body is still coming: do not parse it as a request
+        if self.transport is None:
+            return False
+        try:
+            if resp.prepared:  # streamed by the relay (head and body already written)
+                await resp.write_eof()
+                return keep_alive and resp.keep_alive is not False and self.transport is not None \
+                    and not req._payload_writer.close_delimited
+            if isinstance(resp, web.Response) and (resp.body is None or isinstance(resp.body, bytes)) \
+                    and not resp.chunked and not resp.compression:
+                data, keep = serialize_response(resp, req.method, req.version, keep_alive)
+                self.transport.write(data)
+                return keep
+            await resp.prepare(req)  # type: ignore[arg-type]
+            await resp.write_eof()
+            return keep_alive and resp.keep_alive is not False and not req._payload_writer.close_delimited
+        except HeaderInjection:
+            pipeline_log.error("response to %s %s dropped: CR/LF inside a response header", req.method, req.path)
+            if not resp.prepared and self.transport is not None:
+                data, _ = serialize_response(error_response(500, "APIG.0601", "Internal server error."),
+                                             req.method, req.version, False)
+                self.transport.write(data)
+            return False
+        except ConnectionError:
+            return False
+
+
+class _Rejected:
+    __slots__ = ("response",)
+
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+class _FramingError(Exception):
+    pass
+
