@@ -42,6 +42,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override any setting, e.g. --set throttle_redis_deadline_ms=30 (repeatable; "
                         "the table in docs/operations.md); wins over GATEWAY_<NAME>")
+    p.add_argument("--state-dir", help="persist every accepted snapshot here and restore it at start-up")
     p.add_argument("--watch", action="store_true", default=None,
                    help="reload --config when its files change (polled every second)")
     # internal: set by the --workers supervisor on the command lines of its workers
@@ -62,6 +63,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_body_bytes": args.max_body_bytes,
         "log_level": args.log_level,
         "watch": args.watch,
+        "state_dir": args.state_dir,
     }
     if args.trusted_proxies:
         out["trusted_proxies"] = [c.strip() for c in args.trusted_proxies.split(",") if c.strip()]
@@ -81,8 +83,11 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
 
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     target = target_from_settings(settings)  # validated by cmd_run
+    from gateway.process.state import ConfigOrigin
+
     gw = Gateway(settings)
     ClusterState.of(gw)
+    ConfigOrigin.of(gw)  # tracks admin changes vs the file, and persists accepted snapshots (state_dir)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # signal handlers before any listener opens: a SIGTERM/SIGHUP that arrives as soon as the process looks
@@ -108,7 +113,7 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     loop.add_signal_handler(signal.SIGTERM, on_stop)
     loop.add_signal_handler(signal.SIGINT, on_stop)
     loop.add_signal_handler(signal.SIGHUP, reload)
-    if settings.config:
+    if settings.config or settings.state_dir:
         try:
             load_file(gw, settings.config)
         except SnapshotError as exc:
@@ -161,6 +166,9 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
         await dist.close()
     if link is not None:
         await link.close()
+    store = ConfigOrigin.of(gw).store
+    if store is not None:
+        await store.flush()  # the last accepted snapshot is on disk before the process exits
     # Gateway.stop: each listener stops accepting, idle keep-alive connections close, in-flight requests get
     # up to shutdown_timeout_s, then the backend pools close.
     await gw.stop()

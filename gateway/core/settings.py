@@ -41,6 +41,9 @@ class Settings:
     distribution_prefix: str = "gw"  # Redis keys/channel of snapshot distribution (docs/operations-cluster.md)
     watch: bool = False  # reload --config when its files change (mtime poll)
     watch_interval_s: float = 1.0
+    # directory where every accepted snapshot is persisted (atomically) and reloaded from at start-up;
+    # see docs/operations-cluster.md for which of it and --config wins (unset = nothing persisted)
+    state_dir: str | None = None
     # request limits (spec 03 "Other run-time facts": 12 MB body, 32 KB URI line / header, 128 KB headers)
     max_body_bytes: int = 12 * MB
     max_line_bytes: int = 32 * 1024

@@ -187,7 +187,8 @@ class RedisDistributor:
                 return
             payload = orjson.loads(stored)
             try:
-                await self.gw.push_document(payload["doc"], version=str(payload["version"]), distribute=False)
+                await self.gw.push_document(payload["doc"], version=str(payload["version"]), distribute=False,
+                                           source="cluster")
             except SnapshotError as exc:
                 self.failed = cur
                 for problem in exc.problems:

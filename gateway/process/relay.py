@@ -90,7 +90,7 @@ class WorkerLink:
             return True
         version = str(payload["version"])
         try:
-            await self.gw.push_document(payload["doc"], version=version, distribute=distribute)
+            await self.gw.push_document(payload["doc"], version=version, distribute=distribute, source="relay")
         except SnapshotError as exc:
             for problem in exc.problems:
                 log.error("relayed snapshot %s rejected: %s", version, problem)

@@ -2,7 +2,11 @@
 
 Role: control plane only, never on the request path. ``reload_file`` re-reads ``--config`` (SIGHUP or
 ``--watch``) and swaps it in all-or-nothing through :meth:`Gateway.push_document`; a bad file is logged
-problem by problem and the previous snapshot keeps serving. ``FileWatcher`` polls the modification
+problem by problem and the previous snapshot keeps serving. The file wins only when its content changed
+since it was last loaded (admin changes made since are otherwise kept; both cases are logged at
+WARNING, :func:`gateway.process.state.reload_decision`). ``load_file`` is the start-up load, which also weighs
+the snapshot persisted in ``state_dir`` against the file (:func:`gateway.process.state.choose_startup`).
+``FileWatcher`` polls the modification
 times of the file (or every file of the directory) once a second: no extra dependency.
 
 Snapshot identity: a snapshot is identified by ``snapshot_id(doc, version)``, a digest of its version and
@@ -88,12 +92,55 @@ def file_version(doc: dict[str, Any]) -> str:
     return "file-" + hashlib.sha256(canonical(doc)).hexdigest()[:16]
 
 
-def load_file(gw: Gateway, path: str) -> None:
-    """Start-up load (synchronous): raises SnapshotError; records the snapshot identity."""
-    doc = load_path(path)
-    version = file_version(doc)
+def load_file(gw: Gateway, path: str | None) -> None:
+    """Start-up load (synchronous): raises SnapshotError; records the snapshot identity.
+
+    With ``state_dir`` set, the persisted snapshot and ``path`` are compared and the newer one is loaded
+    (rule in :mod:`gateway.process.state`); a persisted snapshot that no longer validates is skipped."""
+    from gateway.process.state import ConfigOrigin, choose_startup, config_digest
+
     ClusterState.of(gw)
-    gw.apply_document(doc, version)
+    origin = ConfigOrigin.of(gw)
+    persisted = origin.store.load() if origin.store is not None else None
+    doc: dict[str, Any] | None = None
+    file_error: SnapshotError | None = None
+    if path:
+        try:
+            doc = load_path(path)
+        except SnapshotError as exc:
+            if persisted is None:
+                raise
+            file_error = exc
+    digest = config_digest(doc) if doc is not None else None
+    version = file_version(doc) if doc is not None else None
+    if choose_startup(persisted, doc, version, path, digest) == "state" and persisted is not None:
+        try:
+            origin.file_digest = persisted.config_digest
+            gw.apply_document(persisted.doc, persisted.version, source="restore")
+        except SnapshotError as exc:
+            for problem in exc.problems:
+                log.error("persisted snapshot %s rejected: %s", persisted.version, problem)
+            if doc is None:
+                raise
+        else:
+            # restored from state_dir: admin changes made on top of the file stay "admin changes"
+            origin.admin_changes = 0 if persisted.source == "file" else 1
+            if file_error is not None:
+                for problem in file_error.problems:
+                    log.error("config %s rejected: %s", path, problem)
+            if doc is not None and digest != persisted.config_digest:
+                log.warning("start-up: persisted snapshot %s is newer than %s (version %s): serving it",
+                            persisted.version, path, version)
+            else:
+                log.info("start-up: serving persisted snapshot %s from %s", persisted.version, origin.store.path
+                         if origin.store is not None else "")
+            return
+    assert doc is not None and version is not None
+    if persisted is not None and persisted.source != "file":
+        log.warning("start-up: %s (version %s) is newer than the persisted snapshot %s: the file replaces it "
+                    "and the admin changes it carried", path, version, persisted.version)
+    origin.file_digest = digest
+    gw.apply_document(doc, version, source="file")
 
 
 async def reload_file(gw: Gateway, path: str, distribute: bool = True) -> bool:
@@ -107,12 +154,25 @@ async def reload_file(gw: Gateway, path: str, distribute: bool = True) -> bool:
         except SnapshotError:
             gw.services.reload_failures += 1  # push_document counts the validation failures
             raise
+        from gateway.process.state import ConfigOrigin, config_digest, reload_decision
+
         version = file_version(doc)
         state = ClusterState.of(gw)
+        origin = ConfigOrigin.of(gw)
+        digest = await asyncio.to_thread(config_digest, doc)
+        if not reload_decision(origin, digest, path, gw.runtime.version if gw.runtime else None):
+            return True
         if state.snapshot_id == snapshot_id(doc, version):
+            origin.file_digest = digest
             log.info("reload: %s unchanged (snapshot %s already active)", path, version)
             return True
-        await gw.push_document(doc, version=version, distribute=distribute)
+        previous = origin.file_digest
+        origin.file_digest = digest
+        try:
+            await gw.push_document(doc, version=version, distribute=distribute, source="file")
+        except SnapshotError:
+            origin.file_digest = previous
+            raise
     except SnapshotError as exc:
         for problem in exc.problems:
             log.error("reload rejected: %s", problem)

@@ -71,24 +71,27 @@ class Gateway:
         self.push_hooks: list[Callable[[dict[str, Any], Runtime], Awaitable[None]]] = []
         metrics.register_gauge_source(self.services, "apig_inflight_requests", "Requests being handled right now",
                                       (), lambda: {(): self.inflight})
+        # sync hooks run on every activation: (doc, runtime, source) with source "admin" (admin API), "file"
+        # (--config), "cluster" (Redis), "relay" (another worker), "restore" (persisted state at start-up)
+        self.activate_hooks: list[Callable[[dict[str, Any], Runtime, str], None]] = []
 
     # --- snapshot ------------------------------------------------------------------------------
     @property
     def runtime(self) -> Runtime | None:
         return self.services.runtime
 
-    def apply_document(self, doc: dict[str, Any], version: str | None = None) -> Runtime:
+    def apply_document(self, doc: dict[str, Any], version: str | None = None, source: str = "admin") -> Runtime:
         """Validate, compile and swap in ``doc``; on any problem the current runtime keeps serving."""
         try:
             runtime = build_runtime(doc, self.services, version)
         except SnapshotError:
             self.services.reload_failures += 1
             raise
-        self._activate(doc, runtime)
+        self._activate(doc, runtime, source)
         return runtime
 
     async def push_document(self, doc: dict[str, Any], expected_version: str | None = None,
-                            version: str | None = None, distribute: bool = True) -> Runtime:
+                            version: str | None = None, distribute: bool = True, source: str = "admin") -> Runtime:
         """Control-plane write: optimistic concurrency on the version, compile in a worker thread
         (the event loop keeps serving), swap, then run ``push_hooks`` (distribution to other nodes)."""
         async with self._push_lock:
@@ -100,23 +103,25 @@ class Gateway:
             except SnapshotError:
                 self.services.reload_failures += 1
                 raise
-            self._activate(doc, runtime)
+            self._activate(doc, runtime, source)
         if distribute:
             for hook in self.push_hooks:
                 await hook(doc, runtime)
         return runtime
 
-    def _activate(self, doc: dict[str, Any], runtime: Runtime) -> None:
+    def _activate(self, doc: dict[str, Any], runtime: Runtime, source: str = "admin") -> None:
         self.services.runtime = runtime  # the atomic swap
         self.document = doc
         self.services.reloads += 1
         for hook in self.services.swap_hooks:
             hook(runtime)
+        for ahook in self.activate_hooks:
+            ahook(doc, runtime, source)
         log.info("snapshot %s active: %s (compiled in %.1f ms)", runtime.version, runtime.counts,
                  runtime.compile_ms)
 
     def load_config_path(self, path: str) -> Runtime:
-        return self.apply_document(load_path(path))
+        return self.apply_document(load_path(path), source="file")
 
     # --- request handling ----------------------------------------------------------------------
     def client_ip(self, request: web.BaseRequest) -> tuple[str, str]:

@@ -11,7 +11,7 @@ field tables ("must be 1..600000", "must be one of GET, POST, ...").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +137,121 @@ def check_field(spec: Field, value: Any, path: str, problems: list[str]) -> None
                 check_field(spec.items, item, sub, problems)
 
 
+# --- fast path: a compiled yes/no predicate per schema ----------------------------------------------
+# Most documents are valid, so :func:`check` first runs a predicate compiled once per schema that only
+# looks at the fields an element actually carries; only an element that fails it is walked again by the
+# message-producing checker below (same verdict, exact messages in the usual order).
+Pred = Callable[[Any], bool]
+_FAST: dict[int, tuple[Obj, Pred]] = {}
+
+
+def _slow_pred(spec: Field) -> Pred:
+    def pred(value: Any) -> bool:
+        out: list[str] = []
+        check_field(spec, value, "", out)
+        return not out
+
+    return pred
+
+
+def _field_pred(spec: Field) -> Pred:
+    """A predicate equivalent to ``check_field(spec, value) adds no problem`` for a value that is not None."""
+    kind, enum, lo, hi, min_len, max_len = spec.kind, spec.enum, spec.min, spec.max, spec.min_len, spec.max_len
+    if kind == "str":
+        rx = re.compile(spec.pattern) if spec.pattern is not None else None
+        enum_set = frozenset(enum) if enum is not None and all(isinstance(e, str) for e in enum) else None
+        if enum is not None and enum_set is None:
+            return _slow_pred(spec)
+
+        def str_pred(v: Any) -> bool:
+            if type(v) is not str:
+                return isinstance(v, str) and _slow_pred(spec)(v)
+            if enum_set is not None and v not in enum_set:
+                return False
+            n = len(v)
+            if (min_len is not None and n < min_len) or (max_len is not None and n > max_len):
+                return False
+            return rx is None or rx.fullmatch(v) is not None
+
+        return str_pred
+    if kind == "int":
+        def int_pred(v: Any) -> bool:
+            if type(v) is not int:
+                return _slow_pred(spec)(v)
+            if enum is not None and v not in enum:
+                return False
+            return (lo is None or v >= lo) and (hi is None or v <= hi)
+
+        return int_pred
+    if kind == "bool":
+        return lambda v: isinstance(v, bool)
+    if kind == "obj":
+        if spec.obj is None:
+            return lambda v: isinstance(v, dict)
+        sub = fast_check(spec.obj)
+        return lambda v: isinstance(v, dict) and sub(v)
+    if kind == "list" and enum is None:
+        item_spec = spec.items
+        item: Pred
+        if item_spec is None:
+            def item(x: Any) -> bool:
+                return True
+        elif isinstance(item_spec, Obj):
+            obj_pred = fast_check(item_spec)
+
+            def item(x: Any) -> bool:
+                return isinstance(x, dict) and obj_pred(x)
+        else:
+            field_pred = _field_pred(item_spec)
+
+            def item(x: Any) -> bool:
+                return (not item_spec.required) if x is None else field_pred(x)
+
+        def list_pred(v: Any) -> bool:
+            if not isinstance(v, list):
+                return False
+            n = len(v)
+            if (min_len is not None and n < min_len) or (max_len is not None and n > max_len):
+                return False
+            return all(item(x) for x in v)
+
+        return list_pred
+    if kind == "any" and enum is None:
+        return lambda v: True
+    return _slow_pred(spec)
+
+
+def fast_check(schema: Obj) -> Pred:
+    """The compiled predicate of ``schema`` (built once, kept for the life of the schema object)."""
+    hit = _FAST.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    preds: dict[str, Pred] = {}
+    _FAST[id(schema)] = (schema, lambda doc: obj_pred(doc))  # a schema nested in itself refers to this one
+    for name, spec in schema.fields.items():
+        preds[name] = _field_pred(spec)
+    required = tuple(name for name, spec in schema.fields.items() if spec.required)
+    is_open, output_only = schema.open, schema.output_only
+
+    def obj_pred(doc: dict[str, Any]) -> bool:
+        get = preds.get
+        for name, value in doc.items():
+            p = get(name)
+            if p is None:
+                if not is_open and name not in output_only:
+                    return False
+            elif value is not None and not p(value):
+                return False
+        return all(doc.get(name) is not None for name in required)
+
+    _FAST[id(schema)] = (schema, obj_pred)
+    return obj_pred
+
+
 def check(schema: Obj, doc: dict[str, Any], path: str, problems: list[str]) -> None:
     """Check ``doc`` against ``schema``, appending problems prefixed with ``path``."""
+    if fast_check(schema)(doc):
+        return
     prefix = f"{path}." if path else ""
     for name, spec in schema.fields.items():
         check_field(spec, doc.get(name), prefix + name, problems)
