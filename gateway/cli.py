@@ -80,10 +80,10 @@ async def serve(settings: Any, worker_index: int | None = None, supervisor_fd: i
     from gateway.control.app import check_admin_exposure
     from gateway.process.reload import ClusterState, FileWatcher, load_file, reload_file
     from gateway.process.server import Gateway
+    from gateway.process.state import ConfigOrigin
 
     check_admin_exposure(settings.admin_listen, settings.admin_token)
     target = target_from_settings(settings)  # validated by cmd_run
-    from gateway.process.state import ConfigOrigin
 
     gw = Gateway(settings)
     ClusterState.of(gw)
