@@ -30,6 +30,7 @@ URL_DOMAIN = Obj(
         "certificate": S(),  # data plane: PEM chain for this domain (SNI); see docs/tls.md
         "private_key": S(),
         "trusted_root_ca": S(),
+        "is_http_redirect_to_https": B(),  # a plain-HTTP call on this domain is redirected to HTTPS
     },
     output_only=frozenset({"cname_status", "is_has_trusted_root_ca", "ingress_http_port", "ingress_https_port"}),
 )
@@ -424,6 +425,10 @@ COLLECTIONS: dict[str, tuple[Obj, str | None]] = {
     "plugins": (_OPEN, "id"),
     "plugin_bindings": (_OPEN, "id"),
     "features": (FEATURE, None),
+    # Control-plane state kept with the document, ignored by the data plane (docs/admin-api.md "Drafts and
+    # versions"): the edited, unpublished definition of a published API, and the versions it was published as.
+    "api_drafts": (_OPEN, "id"),
+    "api_versions": (_OPEN, "id"),
 }
 
 TOP_LEVEL_SCALARS = {"version": S(max_len=128)}

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError
 from gateway.control.store import DocumentStore
-from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, plugins, publish
+from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, domains, plugins, publish
 from gateway.control.v2.crud import Handler, Route
 from gateway.control.v2.resources import BINDINGS, RESOURCES
 
@@ -35,7 +35,13 @@ def routes(store: DocumentStore) -> list[Route]:
         ("POST", f"{p}/apis/action", partial(publish.api_action, s)),
         ("POST", f"{p}/apis/publish", partial(publish.api_publish_batch, s)),
         ("GET", f"{p}/apis/publish/{{api_id}}", partial(publish.api_publish_history, s)),
+        ("PUT", f"{p}/apis/publish/{{api_id}}", partial(publish.api_version_switch, s)),
+        ("GET", f"{p}/apis/versions/{{version_id}}", partial(publish.api_version_detail, s)),
+        ("DELETE", f"{p}/apis/versions/{{version_id}}", partial(publish.api_version_offline, s)),
         ("GET", f"{p}/apis/runtime/{{api_id}}", partial(publish.api_runtime, s)),
+        ("POST", f"{p}/api-groups/{{group_id}}/domains", partial(domains.bind, s)),
+        ("PUT", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.update, s)),
+        ("DELETE", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.unbind, s)),
         ("POST", f"{p}/app-auths", partial(apps.app_auths_create, s)),
         ("DELETE", f"{p}/app-auths/{{app_auth_id}}", partial(apps.app_auths_delete, s)),
         ("GET", f"{p}/app-auths/binded-apis", partial(apps.app_auths_list, s)),

@@ -203,8 +203,10 @@ async def update(store: DocumentStore, res: Resource, request: web.Request) -> w
     key = str(old[res.key])
     item = updated_item(res, old, body)
 
-    def change(doc: Doc) -> str:
+    def change(doc: Doc) -> str | None:
         check_unique(res, doc, item, key)
+        if res.write_update is not None:
+            return res.write_update(doc, key, item)
         i = replace_item(doc, res.collection, key, item)
         if i is None:
             raise AdminError(404, res.not_found, f"The {res.noun} does not exist,id:{key}")

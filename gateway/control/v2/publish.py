@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError, bad_param, json_response, missing_param, new_id, now_iso, read_body
 from gateway.control.store import DocumentStore
+from gateway.control.v2 import versions
 from gateway.control.v2.crud import apply
 from gateway.control.v2.document import (
     Doc,
@@ -23,7 +24,7 @@ from gateway.control.v2.document import (
     page,
     present,
 )
-from gateway.control.v2.resources import cascade_delete
+from gateway.control.v2.resources import cascade_delete, decorate_api
 from gateway.snapshot.collections import RELEASE_ENV_ID
 
 
@@ -31,10 +32,11 @@ def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str 
                     out: list[Item]) -> None:
     pubs = list(doc.get("publishes") or [])
     existing = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") == env_id]
-    api = find(doc, "apis", api_id) or {}
     if action == "online":
+        api = versions.promote_draft(doc, api_id)  # publishing copies the draft
+        now = now_iso()
         record: Item = {"publish_id": existing[0]["publish_id"] if existing else new_id(), "api_id": api_id,
-                        "env_id": env_id, "version_id": new_id(), "publish_time": now_iso()}
+                        "env_id": env_id, "version_id": new_id(), "publish_time": now}
         if remark:
             record["remark"] = remark
         if existing:
@@ -42,11 +44,16 @@ def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str 
         else:
             pubs.append(record)
         doc["publishes"] = pubs
-        out.append({**record, "api_name": api.get("name")})
+        versions.record_version(doc, api_id, env_id, record["version_id"], now, remark)
+        out.append({**record, "api_name": api.get("name"), "remark": remark})
     else:
+        api = find(doc, "apis", api_id) or {}
         if not existing:
             raise AdminError(404, "APIG.3015", f"The API publication record does not exist,api:{api_id}")
         out.append({**existing[0], "api_name": api.get("name")})
+        effective = [v for v in versions.version_rows(doc, api_id) if v.get("env_id") == env_id]
+        if effective and find(doc, versions.VERSIONS, str(effective[-1].get("id"))) is not None:
+            versions.set_effective(doc, effective[-1], False)
         cascade_delete(doc, "publishes", {str(p["publish_id"]) for p in existing})
 
 def check_publish_args(doc: Doc, action: Any, env_id: Any) -> tuple[str, str]:
@@ -120,13 +127,13 @@ async def api_publish_history(store: DocumentStore, request: web.Request) -> web
     api_id = request.match_info["api_id"]
     if find(doc, "apis", api_id) is None:
         raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api_id}")
-    rows = [{"version_id": p.get("version_id") or p.get("publish_id"), "version_no": p.get("version_id"),
-             "api_id": api_id, "env_id": p.get("env_id"), "env_name": env_name(doc, str(p.get("env_id"))),
-             "remark": p.get("remark"), "publish_time": p.get("publish_time"), "status": 1}
-            for p in items(doc, "publishes") if p.get("api_id") == api_id]
+    rows = [versions.version_view(x, env_name(doc, str(x.get("env_id"))))
+            for x in reversed(versions.version_rows(doc, api_id))]  # newest first
     env_id = request.query.get("env_id")
     if env_id:
         rows = [r for r in rows if r["env_id"] == env_id]
+    if request.query.get("env_name"):
+        rows = [r for r in rows if str(r["env_name"]).upper() == request.query["env_name"].upper()]
     page_, total = page(request, rows)
     return json_response({"total": total, "size": len(page_), "api_versions": page_})
 
@@ -142,3 +149,59 @@ async def api_runtime(store: DocumentStore, request: web.Request) -> web.StreamR
     out = {**api, "run_env_id": env_id, "run_env_name": env_name(doc, env_id),
            "publish_id": pub.get("publish_id"), "publish_time": pub.get("publish_time")}
     return json_response(present(out))
+
+
+def _version(doc: Doc, version_id: str) -> Item:
+    v = find(doc, versions.VERSIONS, version_id)
+    if v is None:
+        raise AdminError(404, "APIG.3064", f"The API version does not exist,id:{version_id}")
+    return v
+
+
+async def api_version_switch(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    """``PUT /apis/publish/{api_id}`` ``{"version_id"}``: serve that version again in its environment."""
+    api_id = request.match_info["api_id"]
+    body = await read_body(request)
+    version_id = body.get("version_id")
+    if not isinstance(version_id, str) or not version_id:
+        raise missing_param("version_id")
+    version = _version(store.doc, version_id)
+    if version.get("api_id") != api_id:
+        raise AdminError(404, "APIG.3064", f"The API version does not exist,id:{version_id}")
+    out: list[Item] = []
+
+    def change(doc: Doc) -> str | None:
+        out.append(versions.switch_to(doc, _version(doc, version_id)))
+        return None
+
+    headers = await apply(store, request, change)
+    api = find(store.doc, "apis", api_id) or {}
+    return json_response({**out[0], "api_name": api.get("name"), "remark": version.get("remark")}, headers=headers)
+
+
+async def api_version_detail(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    """``GET /apis/versions/{version_id}``: the API as published in that version."""
+    doc = store.doc
+    v = _version(doc, request.match_info["version_id"])
+    env_id = str(v.get("env_id"))
+    pub = next((p for p in items(doc, "publishes") if p.get("api_id") == v.get("api_id")
+                and p.get("env_id") == env_id), {})
+    shown = decorate_api(doc, dict(v.get("definition") or {}), {"env_id": env_id})
+    shown.update({"version_id": v.get("id"), "run_env_id": env_id, "run_env_name": env_name(doc, env_id),
+                  "publish_id": pub.get("publish_id"), "publish_time": v.get("publish_time"),
+                  "status": v.get("status", 1)})
+    return json_response(present(shown))
+
+
+async def api_version_offline(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    """``DELETE /apis/versions/{version_id}``: take an effective version (its environment) offline."""
+    v = _version(store.doc, request.match_info["version_id"])
+    if v.get("status", 1) != 1:
+        raise AdminError(400, "APIG.3065", f"The API version is not effective,id:{v.get('id')}")
+
+    def change(doc: Doc) -> str | None:
+        publish_change(doc, str(v["api_id"]), str(v["env_id"]), "offline", None, [])
+        return None
+
+    headers = await apply(store, request, change)
+    return web.Response(status=204, headers=headers)

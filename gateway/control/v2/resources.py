@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from gateway.control.common import new_id
 from gateway.control.v2.document import Doc, Item, env_name, find, id_key, items, keyed, pick_field, set_if_accepted
+from gateway.control.v2.versions import write_api
 from gateway.core.settings import Settings
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
@@ -40,6 +41,7 @@ REFERENCES: tuple[Ref, ...] = (
     Ref("env_variables", "env_id", "environments"), Ref("publishes", "env_id", "environments"),
     Ref("app_auths", "env_id", "environments"),
     Ref("publishes", "api_id", "apis"), Ref("app_auths", "api_id", "apis"),
+    Ref("api_versions", "api_id", "apis"), Ref("api_drafts", "id", "apis"),
     Ref("special_throttles", "throttle_id", "throttles"),
     Ref("plugin_bindings", "plugin_id", "plugins"), Ref("plugin_bindings", "publish_id", "publishes"),
     Ref("app_codes", "app_id", "apps"), Ref("app_auths", "app_id", "apps"), Ref("app_acls", "app_id", "apps"),
@@ -75,6 +77,7 @@ class Resource:
     generate: Callable[[Item, Settings], None] | None = None  # fill generated fields (keys, secrets) on create
     decorate: Callable[[Doc, Item, Query], Item] | None = None  # the element as answered by GET/list
     list_filter: Callable[[Doc, list[Item], Query], list[Item]] | None = None  # extra list query parameters
+    write_update: Callable[[Doc, str, Item], str | None] | None = None  # store an update (default: replace)
     builtin: Item | None = None            # an element that always exists (answered, never changed)
     builtin_readonly: str = "The element cannot be changed or deleted."
     show_secrets_on_create: bool = False   # the create answer is the one time a generated secret is shown
@@ -121,7 +124,8 @@ def _gen_vpc(item: Item, _: Settings) -> None:
             m["id"] = new_id()
 
 
-def _decorate_api(doc: Doc, item: Item, query: Query) -> Item:
+def decorate_api(doc: Doc, item: Item, query: Query) -> Item:
+    """An API as answered: its group's name and its publication in the asked (or first) environment."""
     out = dict(item)
     group = find(doc, "groups", str(item.get("group_id")))
     if group is not None:
@@ -136,6 +140,13 @@ def _decorate_api(doc: Doc, item: Item, query: Query) -> Item:
                     "publish_id": p.get("publish_id"), "publish_time": p.get("publish_time")})
     out["status"] = 1
     return out
+
+
+def _api_view(doc: Doc, item: Item, query: Query) -> Item:
+    """GET/list of an API show its draft (what an editor sees); the runtime view shows what is served."""
+    draft = find(doc, "api_drafts", str(item.get("id")))
+    definition = draft.get("definition") if draft is not None else None
+    return decorate_api(doc, definition if isinstance(definition, dict) else item, query)
 
 
 def _decorate_group(doc: Doc, item: Item, query: Query) -> Item:
@@ -201,7 +212,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apis", "apis", "apis", "api_id", "APIG.3002", "API", name_keys=("group_id", "name"),
              dup_code="APIG.3202", filters=("id", "name", "group_id", "req_protocol", "req_method", "req_uri",
                                             "auth_type", "type"),
-             created="register_time", decorate=_decorate_api, list_filter=_apis_in_env),
+             created="register_time", decorate=_api_view, list_filter=_apis_in_env, write_update=write_api),
     Resource("signs", "signs", "signs", "sign_id", "APIG.3017", "signature key", name_keys=("name",),
              dup_code="APIG.3207", filters=("id", "name"), generate=_gen_sign,
              keep_on_update=("sign_key", "sign_secret"), decorate=_decorate_sign),

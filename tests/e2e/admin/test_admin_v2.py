@@ -127,11 +127,13 @@ async def test_publish_offline_changes_what_is_served(make_gateway, client):
         assert api_id in [a["id"] for a in listed["apis"]]
         status, rt, _ = await call(admin, gw.admin_url, "GET", f"{V2}/apis/runtime/{api_id}")
         assert status == 200 and rt["run_env_name"] == "RELEASE"
-        # update the published API: served at once with the new definition
+        # update the published API: the draft changes, RELEASE keeps serving what was published
         api["mock_info"] = {"result_content": "updated body"}
         status, _, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/apis/{api_id}", json=api)
         assert status == 200
-        assert await public_get(client, gw.url, "/fresh") == (200, "updated body")
+        _, shown, _ = await call(admin, gw.admin_url, "GET", f"{V2}/apis/{api_id}")
+        assert shown["mock_info"]["result_content"] == "updated body"
+        assert await public_get(client, gw.url, "/fresh") == (200, "fresh body")
         status, off, _ = await call(admin, gw.admin_url, "POST", f"{V2}/apis/action",
                                     json={"action": "offline", "api_id": api_id, "env_id": RELEASE})
         assert status == 201 and off["publish_id"] == pub["publish_id"]

@@ -1,0 +1,515 @@
+"""The vendor's own management SDK (``huaweicloudsdkapig``) drives the admin API unchanged.
+
+Every call is made as a user script makes it (``ApigClient`` + request/body models), every answer must
+deserialize into the SDK's response model with the fields the vendor documents, and after each write the
+effect is checked on the data plane through real sockets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from huaweicloudsdkapig.v2 import (
+    AclApiBindingCreate,
+    AclBatchDelete,
+    AclBindingBatchDelete,
+    AddingBackendInstancesV2Request,
+    ApiAclCreate,
+    ApiActionInfo,
+    ApiAuthCreate,
+    ApiBatchPublish,
+    ApiCreate,
+    ApiGroupBase,
+    ApiGroupCreate,
+    ApiVersion,
+    AppCodeCreate,
+    AppCreate,
+    AppResetCreate,
+    AssociateDomainV2Request,
+    AssociateRequestThrottlingPolicyV2Request,
+    AssociateSignatureKeyV2Request,
+    BaseSignature,
+    BatchDeleteAclV2Request,
+    BatchDeleteApiAclBindingV2Request,
+    BatchDisassociateThrottlingPolicyV2Request,
+    BatchPublishOrOfflineApiV2Request,
+    CancelingAuthorizationV2Request,
+    ChangeApiVersionV2Request,
+    CreateAclStrategyV2Request,
+    CreateAnAppV2Request,
+    CreateApiAclBindingV2Request,
+    CreateApiGroupV2Request,
+    CreateApiV2Request,
+    CreateAppCodeAutoV2Request,
+    CreateAppCodeV2Request,
+    CreateAuthorizingAppsV2Request,
+    CreateEnvironmentV2Request,
+    CreateEnvironmentVariableV2Request,
+    CreateGatewayResponseV2Request,
+    CreateOrDeletePublishRecordForApiV2Request,
+    CreateRequestThrottlingPolicyV2Request,
+    CreateSignatureKeyV2Request,
+    CreateSpecialThrottlingConfigurationV2Request,
+    CreateVpcChannelV2Request,
+    DeleteAclV2Request,
+    DeleteApiByVersionIdV2Request,
+    DeleteApiGroupV2Request,
+    DeleteApiV2Request,
+    DeleteAppCodeV2Request,
+    DeleteAppV2Request,
+    DeleteEnvironmentV2Request,
+    DeleteEnvironmentVariableV2Request,
+    DeleteRequestThrottlingPolicyV2Request,
+    DeleteSignatureKeyV2Request,
+    DeleteSpecialThrottlingConfigurationV2Request,
+    DeleteVpcChannelV2Request,
+    DisassociateDomainV2Request,
+    DisassociateRequestThrottlingPolicyV2Request,
+    DisassociateSignatureKeyV2Request,
+    EnvCreate,
+    EnvVariableBase,
+    EnvVariableCreate,
+    ListAclPolicyBindedToApiV2Request,
+    ListAclStrategiesV2Request,
+    ListApiGroupsV2Request,
+    ListApiRuntimeDefinitionV2Request,
+    ListApisBindedToAclPolicyV2Request,
+    ListApisBindedToAppV2Request,
+    ListApisBindedToRequestThrottlingPolicyV2Request,
+    ListApisBindedToSignatureKeyV2Request,
+    ListApisV2Request,
+    ListApiVersionDetailV2Request,
+    ListApiVersionsV2Request,
+    ListAppCodesV2Request,
+    ListAppsBindedToApiV2Request,
+    ListAppsV2Request,
+    ListBackendInstancesV2Request,
+    ListEnvironmentsV2Request,
+    ListEnvironmentVariablesV2Request,
+    ListGatewayResponsesV2Request,
+    ListRequestThrottlingPoliciesBindedToApiV2Request,
+    ListRequestThrottlingPolicyV2Request,
+    ListSignatureKeysBindedToApiV2Request,
+    ListSignatureKeysV2Request,
+    ListSpecialThrottlingConfigurationsV2Request,
+    ListVpcChannelsV2Request,
+    MemberInfo,
+    ResettingAppSecretV2Request,
+    ResponsesCreate,
+    ShowDetailsOfApiGroupV2Request,
+    ShowDetailsOfApiV2Request,
+    ShowDetailsOfAppV2Request,
+    ShowDetailsOfInstanceV2Request,
+    ShowDetailsOfRequestThrottlingPolicyV2Request,
+    SignApiBinding,
+    ThrottleApiBindingCreate,
+    ThrottleBaseInfo,
+    ThrottleBindingBatchDelete,
+    ThrottleSpecialCreate,
+    ThrottleSpecialUpdate,
+    UpdateApiGroupV2Request,
+    UpdateApiV2Request,
+    UpdateDomainV2Request,
+    UpdateEnvironmentV2Request,
+    UpdateEnvironmentVariableV2Request,
+    UpdateRequestThrottlingPolicyV2Request,
+    UpdateSpecialThrottlingConfigurationV2Request,
+    UrlDomainCreate,
+    UrlDomainModify,
+    VpcCreate,
+    VpcMemberCreate,
+)
+
+from tests.support.helpers import RELEASE
+from tests.support.sdk_helpers import INSTANCE, TOKEN, has, sdk, sdk_client, sdk_error, served
+
+I = INSTANCE  # noqa: E741
+
+
+@pytest.fixture
+async def setup(make_gateway: Any) -> Any:
+    """A gateway whose admin API requires the token (the SDK signs with it), and an SDK client."""
+    gw = await make_gateway({}, admin_token=TOKEN, admin_token_required=True, app_code_allow_http=True)
+    return gw, sdk_client(gw.admin_url)
+
+
+async def _group(c: Any, name: str) -> Any:
+    g = await sdk(c.create_api_group_v2, CreateApiGroupV2Request(instance_id=I, body=ApiGroupCreate(name=name)))
+    has(g, "id", "name", "status", "sl_domain", "register_time", "update_time", "on_sell_status")
+    return g
+
+
+def _mock_api(group_id: str, name: str, uri: str, content: str, **extra: Any) -> ApiCreate:
+    return ApiCreate(group_id=group_id, name=name, type=1, req_protocol="HTTP", req_method="GET", req_uri=uri,
+                     auth_type=extra.pop("auth_type", "NONE"), backend_type="MOCK", match_mode="NORMAL",
+                     mock_info={"result_content": content}, **extra)
+
+
+async def _api(c: Any, group: Any, name: str, uri: str, content: str, **extra: Any) -> Any:
+    api = await sdk(c.create_api_v2, CreateApiV2Request(instance_id=I, body=_mock_api(group.id, name, uri, content,
+                                                                                         **extra)))
+    has(api, "id", "name", "group_id", "group_name", "status", "req_uri", "req_method", "backend_type",
+        "register_time", "mock_info")
+    assert api.group_name == group.name
+    return api
+
+
+async def _publish(c: Any, api_id: str, env_id: str = RELEASE, action: str = "online") -> Any:
+    body = ApiActionInfo(action=action, env_id=env_id, api_id=api_id, remark=f"{action} by the SDK")
+    pub = await sdk(c.create_or_delete_publish_record_for_api_v2,
+                    CreateOrDeletePublishRecordForApiV2Request(instance_id=I, body=body))
+    has(pub, "publish_id", "api_id", "api_name", "env_id", "publish_time", "version_id")
+    return pub
+
+
+async def test_token_is_required_and_unimplemented_operations_answer_vendor_errors(setup: Any) -> None:
+    gw, c = setup
+    wrong = sdk_client(gw.admin_url, sk="not-the-admin-token")
+    err = await sdk_error(wrong.list_api_groups_v2, ListApiGroupsV2Request(instance_id=I))
+    assert (err.status_code, err.error_code) == (401, "APIG.1002")
+    async with aiohttp.ClientSession() as s, s.get(gw.admin_url + "/v1/snapshot/version",
+                                                   headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+        assert r.status == 200  # the bearer token keeps working
+    err = await sdk_error(c.show_details_of_instance_v2, ShowDetailsOfInstanceV2Request(instance_id=I))
+    assert err.status_code == 404 and err.error_code == "APIG.1001" and "not implemented" in err.error_msg
+
+
+async def test_groups_envs_variables_apis_drafts_and_versions(setup: Any) -> None:
+    gw, c = setup
+    g1 = await _group(c, "sdk_group_one")
+    g2 = await _group(c, "sdk_group_two")
+    assert g1.sl_domain == f"{g1.id}.apic.local" and g1.sl_domain != g2.sl_domain
+    listed = await sdk(c.list_api_groups_v2, ListApiGroupsV2Request(instance_id=I, name="sdk_group"))
+    assert listed.total == 2 and {g.id for g in listed.groups} == {g1.id, g2.id}
+    changed = await sdk(c.update_api_group_v2, UpdateApiGroupV2Request(
+        instance_id=I, group_id=g2.id, body=ApiGroupBase(name="sdk_group_two_b", remark="renamed")))
+    has(changed, "id", "name", "sl_domain")
+    shown = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g2.id))
+    assert shown.name == "sdk_group_two_b" and shown.sl_domain == g2.sl_domain
+
+    env = await sdk(c.create_environment_v2, CreateEnvironmentV2Request(instance_id=I, body=EnvCreate(name="SDK_TEST")))
+    has(env, "id", "name", "create_time")
+    env = await sdk(c.update_environment_v2, UpdateEnvironmentV2Request(
+        instance_id=I, env_id=env.id, body=EnvCreate(name="SDK_TEST", remark="testing")))
+    envs = await sdk(c.list_environments_v2, ListEnvironmentsV2Request(instance_id=I))
+    assert [e.name for e in envs.envs] == ["RELEASE", "SDK_TEST"]
+    var = await sdk(c.create_environment_variable_v2, CreateEnvironmentVariableV2Request(
+        instance_id=I, body=EnvVariableCreate(group_id=g1.id, env_id=env.id, variable_name="greeting",
+                                              variable_value="hello")))
+    has(var, "id", "group_id", "env_id", "variable_name", "variable_value")
+    var = await sdk(c.update_environment_variable_v2, UpdateEnvironmentVariableV2Request(
+        instance_id=I, env_variable_id=var.id, body=EnvVariableBase(variable_value="hello again")))
+    assert var.variable_value == "hello again"
+    variables = await sdk(c.list_environment_variables_v2, ListEnvironmentVariablesV2Request(
+        instance_id=I, group_id=g1.id))
+    assert [v.variable_name for v in variables.variables] == ["greeting"]
+
+    api = await _api(c, g1, "sdk_mock", "/sdk/mock", "version one")
+    host = g1.sl_domain
+    assert (await served(gw.url, "/sdk/mock", host))[0] == 404  # created, not published
+    pub1 = await _publish(c, api.id)
+    assert await served(gw.url, "/sdk/mock", host) == (200, "version one")
+    assert (await served(gw.url, "/sdk/mock", g2.sl_domain))[0] == 404  # the other group's sub-domain
+
+    # editing changes the draft; RELEASE keeps serving what was published
+    await sdk(c.update_api_v2, UpdateApiV2Request(instance_id=I, api_id=api.id,
+                                                  body=_mock_api(g1.id, "sdk_mock", "/sdk/mock", "version two")))
+    detail = await sdk(c.show_details_of_api_v2, ShowDetailsOfApiV2Request(instance_id=I, api_id=api.id))
+    assert detail.mock_info.result_content == "version two"
+    assert await served(gw.url, "/sdk/mock", host) == (200, "version one")
+    runtime = await sdk(c.list_api_runtime_definition_v2, ListApiRuntimeDefinitionV2Request(
+        instance_id=I, api_id=api.id))
+    has(runtime, "id", "name", "run_env_id", "run_env_name", "publish_id", "group_id")
+    pub2 = await _publish(c, api.id)  # publishing copies the draft
+    assert await served(gw.url, "/sdk/mock", host) == (200, "version two")
+    versions = await sdk(c.list_api_versions_v2, ListApiVersionsV2Request(instance_id=I, api_id=api.id))
+    assert versions.total == 2
+    for v in versions.api_versions:
+        has(v, "version_id", "version_no", "api_id", "env_id", "env_name", "publish_time", "status")
+    assert [(v.version_id, v.status) for v in versions.api_versions] == [(pub2.version_id, 1), (pub1.version_id, 2)]
+    old = await sdk(c.list_api_version_detail_v2, ListApiVersionDetailV2Request(
+        instance_id=I, version_id=pub1.version_id))
+    has(old, "id", "name", "version_id", "run_env_id", "publish_time", "mock_info")
+    assert old.mock_info.result_content == "version one"
+    switched = await sdk(c.change_api_version_v2, ChangeApiVersionV2Request(
+        instance_id=I, api_id=api.id, body=ApiVersion(version_id=pub1.version_id)))
+    has(switched, "publish_id", "api_id", "env_id", "version_id", "publish_time")
+    assert await served(gw.url, "/sdk/mock", host) == (200, "version one")
+    await sdk(c.delete_api_by_version_id_v2, DeleteApiByVersionIdV2Request(instance_id=I,
+                                                                            version_id=pub1.version_id))
+    assert (await served(gw.url, "/sdk/mock", host))[0] == 404  # the effective version went offline
+
+    # batch publish in another environment (selected by X-Stage): publishing copies the draft again
+    batch = await sdk(c.batch_publish_or_offline_api_v2, BatchPublishOrOfflineApiV2Request(
+        instance_id=I, action="online", body=ApiBatchPublish(apis=[api.id], env_id=env.id)))
+    assert [s.api_id for s in batch.success] == [api.id] and batch.failure == []
+    has(batch.success[0], "publish_id", "api_id", "env_id", "version_id", "publish_time")
+    assert await served(gw.url, "/sdk/mock", host, **{"X-Stage": "SDK_TEST"}) == (200, "version two")
+    apis = await sdk(c.list_apis_v2, ListApisV2Request(instance_id=I, env_id=env.id))
+    assert [a.id for a in apis.apis] == [api.id] and apis.apis[0].run_env_name == "SDK_TEST"
+    await _publish(c, api.id, env.id, "offline")
+    assert (await served(gw.url, "/sdk/mock", host, **{"X-Stage": "SDK_TEST"}))[0] == 404
+
+    # deletes
+    await sdk(c.delete_environment_variable_v2, DeleteEnvironmentVariableV2Request(instance_id=I,
+                                                                                  env_variable_id=var.id))
+    await sdk(c.delete_environment_v2, DeleteEnvironmentV2Request(instance_id=I, env_id=env.id))
+    await _publish(c, api.id)
+    assert (await served(gw.url, "/sdk/mock", host))[0] == 200
+    await sdk(c.delete_api_v2, DeleteApiV2Request(instance_id=I, api_id=api.id))
+    assert (await served(gw.url, "/sdk/mock", host))[0] == 404
+    assert not gw.gw.document.get("api_versions") and not gw.gw.document.get("api_drafts")
+    await sdk(c.delete_api_group_v2, DeleteApiGroupV2Request(instance_id=I, group_id=g2.id))
+    err = await sdk_error(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I,
+                                                                                          group_id=g2.id))
+    assert (err.status_code, err.error_code) == (404, "APIG.3001")
+
+
+async def test_throttles_specials_and_bindings(setup: Any) -> None:
+    gw, c = setup
+    g = await _group(c, "sdk_throttled")
+    api = await _api(c, g, "sdk_limited", "/limited", "ok")
+    pub = await _publish(c, api.id)
+    body = ThrottleBaseInfo(name="sdk_two_per_minute", api_call_limits=2, time_interval=1, time_unit="MINUTE",
+                            type=1, remark="two")
+    t = await sdk(c.create_request_throttling_policy_v2, CreateRequestThrottlingPolicyV2Request(instance_id=I,
+                                                                                               body=body))
+    has(t, "id", "name", "api_call_limits", "time_interval", "time_unit", "type", "bind_num", "create_time",
+        "is_inclu_special_throttle")
+    assert t.bind_num == 0
+    bound = await sdk(c.associate_request_throttling_policy_v2, AssociateRequestThrottlingPolicyV2Request(
+        instance_id=I, body=ThrottleApiBindingCreate(strategy_id=t.id, publish_ids=[pub.publish_id])))
+    assert len(bound.throttle_applys) == 1
+    has(bound.throttle_applys[0], "id", "publish_id", "strategy_id", "apply_time", "scope")
+    statuses = [(await served(gw.url, "/limited", g.sl_domain))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    apis = await sdk(c.list_apis_binded_to_request_throttling_policy_v2,
+                     ListApisBindedToRequestThrottlingPolicyV2Request(instance_id=I, throttle_id=t.id))
+    assert apis.total == 1
+    row = apis.apis[0]
+    has(row, "id", "name", "throttle_apply_id", "apply_time", "run_env_id", "run_env_name", "publish_id",
+        "group_name", "req_uri", "auth_type")
+    assert (row.id, row.name, row.throttle_apply_id) == (api.id, "sdk_limited", bound.throttle_applys[0].id)
+    pols = await sdk(c.list_request_throttling_policies_binded_to_api_v2,
+                     ListRequestThrottlingPoliciesBindedToApiV2Request(instance_id=I, api_id=api.id))
+    has(pols.throttles[0], "id", "name", "bind_id", "bind_time", "env_name", "api_call_limits")
+    assert pols.throttles[0].id == t.id
+    shown = await sdk(c.show_details_of_request_throttling_policy_v2,
+                      ShowDetailsOfRequestThrottlingPolicyV2Request(instance_id=I, throttle_id=t.id))
+    assert shown.bind_num == 1
+    # raise the limit: served again at once
+    body.api_call_limits = 100
+    await sdk(c.update_request_throttling_policy_v2, UpdateRequestThrottlingPolicyV2Request(
+        instance_id=I, throttle_id=t.id, body=body))
+    assert (await served(gw.url, "/limited", g.sl_domain))[0] == 200
+    special = await sdk(c.create_special_throttling_configuration_v2, CreateSpecialThrottlingConfigurationV2Request(
+        instance_id=I, throttle_id=t.id, body=ThrottleSpecialCreate(call_limits=5, object_id="user-1",
+                                                                     object_type="USER")))
+    has(special, "id", "call_limits", "object_id", "object_type", "throttle_id")
+    await sdk(c.update_special_throttling_configuration_v2, UpdateSpecialThrottlingConfigurationV2Request(
+        instance_id=I, throttle_id=t.id, strategy_id=special.id, body=ThrottleSpecialUpdate(call_limits=7)))
+    specials = await sdk(c.list_special_throttling_configurations_v2, ListSpecialThrottlingConfigurationsV2Request(
+        instance_id=I, throttle_id=t.id))
+    assert [s.call_limits for s in specials.throttle_specials] == [7]
+    await sdk(c.delete_special_throttling_configuration_v2, DeleteSpecialThrottlingConfigurationV2Request(
+        instance_id=I, throttle_id=t.id, strategy_id=special.id))
+    # unbind one, then bind again and unbind in a batch
+    await sdk(c.disassociate_request_throttling_policy_v2, DisassociateRequestThrottlingPolicyV2Request(
+        instance_id=I, throttle_binding_id=bound.throttle_applys[0].id))
+    again = await sdk(c.associate_request_throttling_policy_v2, AssociateRequestThrottlingPolicyV2Request(
+        instance_id=I, body=ThrottleApiBindingCreate(strategy_id=t.id, publish_ids=[pub.publish_id])))
+    batch = await sdk(c.batch_disassociate_throttling_policy_v2, BatchDisassociateThrottlingPolicyV2Request(
+        instance_id=I, action="delete", body=ThrottleBindingBatchDelete(
+            throttle_bindings=[again.throttle_applys[0].id])))
+    assert batch.success_count == 1
+    listed = await sdk(c.list_request_throttling_policy_v2, ListRequestThrottlingPolicyV2Request(instance_id=I))
+    assert [x.bind_num for x in listed.throttles] == [0]
+    await sdk(c.delete_request_throttling_policy_v2, DeleteRequestThrottlingPolicyV2Request(instance_id=I,
+                                                                                            throttle_id=t.id))
+    assert not gw.gw.document.get("throttles")
+
+
+async def test_apps_appcodes_and_authorizations(setup: Any) -> None:
+    gw, c = setup
+    g = await _group(c, "sdk_apps")
+    api = await _api(c, g, "sdk_app_only", "/app-only", "for apps", auth_type="APP",
+                     auth_opt={"app_code_auth_type": "HEADER"})
+    await _publish(c, api.id)
+    app = await sdk(c.create_an_app_v2, CreateAnAppV2Request(instance_id=I, body=AppCreate(name="sdk_app")))
+    has(app, "id", "name", "app_key", "app_secret", "creator", "app_type", "status", "register_time")
+    assert (app.creator, app.app_type, app.status) == ("USER", "apig", 1)
+    code = await sdk(c.create_app_code_v2, CreateAppCodeV2Request(
+        instance_id=I, app_id=app.id, body=AppCodeCreate(app_code="A" * 64)))
+    has(code, "id", "app_code", "app_id", "create_time")
+    auto = await sdk(c.create_app_code_auto_v2, CreateAppCodeAutoV2Request(instance_id=I, app_id=app.id))
+    has(auto, "id", "app_code", "app_id")
+    codes = await sdk(c.list_app_codes_v2, ListAppCodesV2Request(instance_id=I, app_id=app.id))
+    assert codes.total == 2
+    assert (await served(gw.url, "/app-only", g.sl_domain, **{"X-Apig-AppCode": "A" * 64}))[0] == 403
+    auths = await sdk(c.create_authorizing_apps_v2, CreateAuthorizingAppsV2Request(
+        instance_id=I, body=ApiAuthCreate(env_id=RELEASE, app_ids=[app.id], api_ids=[api.id])))
+    has(auths.auths[0], "id", "api_id", "app_id", "auth_result", "auth_time", "auth_role")
+    st, text = await served(gw.url, "/app-only", g.sl_domain, **{"X-Apig-AppCode": "A" * 64})
+    assert (st, text) == (200, "for apps"), text
+    by_api = await sdk(c.list_apps_binded_to_api_v2, ListAppsBindedToApiV2Request(instance_id=I, api_id=api.id))
+    assert by_api.total == 1
+    has(by_api.auths[0], "id", "app_id", "app_name", "api_id", "api_name", "env_id", "env_name", "group_name",
+        "auth_time", "app_type", "app_creator", "publish_id", "auth_role")
+    by_app = await sdk(c.list_apis_binded_to_app_v2, ListApisBindedToAppV2Request(instance_id=I, app_id=app.id))
+    assert [a.api_id for a in by_app.auths] == [api.id]
+    reset = await sdk(c.resetting_app_secret_v2, ResettingAppSecretV2Request(
+        instance_id=I, app_id=app.id, body=AppResetCreate(app_secret="new-secret-0123456789")))
+    has(reset, "id", "app_key", "app_secret")
+    shown = await sdk(c.show_details_of_app_v2, ShowDetailsOfAppV2Request(instance_id=I, app_id=app.id))
+    assert shown.app_secret == "******" and shown.creator == "USER"
+    await sdk(c.canceling_authorization_v2, CancelingAuthorizationV2Request(instance_id=I,
+                                                                           app_auth_id=auths.auths[0].id))
+    assert (await served(gw.url, "/app-only", g.sl_domain, **{"X-Apig-AppCode": "A" * 64}))[0] == 403
+    await sdk(c.delete_app_code_v2, DeleteAppCodeV2Request(instance_id=I, app_id=app.id, app_code_id=code.id))
+    apps = await sdk(c.list_apps_v2, ListAppsV2Request(instance_id=I))
+    assert [a.id for a in apps.apps] == [app.id]
+    await sdk(c.delete_app_v2, DeleteAppV2Request(instance_id=I, app_id=app.id))
+    assert not gw.gw.document.get("app_codes")
+
+
+async def test_acls_and_bindings(setup: Any) -> None:
+    gw, c = setup
+    g = await _group(c, "sdk_acl")
+    api = await _api(c, g, "sdk_guarded", "/guarded", "let in")
+    pub = await _publish(c, api.id)
+    acl = await sdk(c.create_acl_strategy_v2, CreateAclStrategyV2Request(instance_id=I, body=ApiAclCreate(
+        acl_name="sdk_deny_local", acl_type="DENY", acl_value="127.0.0.1", entity_type="IP")))
+    has(acl, "id", "acl_name", "acl_type", "acl_value", "entity_type", "update_time")
+    bound = await sdk(c.create_api_acl_binding_v2, CreateApiAclBindingV2Request(
+        instance_id=I, body=AclApiBindingCreate(acl_id=acl.id, publish_ids=[pub.publish_id])))
+    has(bound.acl_bindings[0], "id", "api_id", "env_id", "acl_id", "create_time")
+    assert (await served(gw.url, "/guarded", g.sl_domain))[0] == 403
+    acls = await sdk(c.list_acl_policy_binded_to_api_v2, ListAclPolicyBindedToApiV2Request(
+        instance_id=I, api_id=api.id))
+    has(acls.acls[0], "acl_id", "acl_name", "entity_type", "acl_type", "acl_value", "env_id", "env_name",
+        "bind_id", "bind_time")
+    assert (acls.acls[0].acl_id, acls.acls[0].bind_id) == (acl.id, bound.acl_bindings[0].id)
+    apis = await sdk(c.list_apis_binded_to_acl_policy_v2, ListApisBindedToAclPolicyV2Request(
+        instance_id=I, acl_id=acl.id))
+    has(apis.apis[0], "api_id", "api_name", "env_id", "env_name", "bind_id", "bind_time", "group_name",
+        "publish_id", "req_method")
+    batch = await sdk(c.batch_delete_api_acl_binding_v2, BatchDeleteApiAclBindingV2Request(
+        instance_id=I, action="delete", body=AclBindingBatchDelete(acl_bindings=[bound.acl_bindings[0].id])))
+    assert batch.success_count == 1
+    assert await served(gw.url, "/guarded", g.sl_domain) == (200, "let in")
+    other = await sdk(c.create_acl_strategy_v2, CreateAclStrategyV2Request(instance_id=I, body=ApiAclCreate(
+        acl_name="sdk_other", acl_type="PERMIT", acl_value="10.0.0.1", entity_type="IP")))
+    await sdk(c.delete_acl_v2, DeleteAclV2Request(instance_id=I, acl_id=other.id))
+    done = await sdk(c.batch_delete_acl_v2, BatchDeleteAclV2Request(instance_id=I, action="delete",
+                                                                    body=AclBatchDelete(acls=[acl.id])))
+    assert done.success_count == 1
+    listed = await sdk(c.list_acl_strategies_v2, ListAclStrategiesV2Request(instance_id=I))
+    assert listed.total == 0
+
+
+async def test_domains_signs_channels_and_responses(setup: Any, echo_backend: Any) -> None:
+    gw, c = setup
+    backend, address = echo_backend
+    g = await _group(c, "sdk_domains")
+    await _group(c, "sdk_other_group")  # two groups: the Host decides
+    api = await _api(c, g, "sdk_by_domain", "/by-domain", "domain ok")
+    pub = await _publish(c, api.id)
+    assert (await served(gw.url, "/by-domain", "shop.example.test"))[0] == 404
+    dom = await sdk(c.associate_domain_v2, AssociateDomainV2Request(instance_id=I, group_id=g.id, body=UrlDomainCreate(
+        url_domain="shop.example.test", min_ssl_version="TLSv1.2")))
+    has(dom, "id", "url_domain", "status", "min_ssl_version", "is_http_redirect_to_https")
+    assert await served(gw.url, "/by-domain", "shop.example.test") == (200, "domain ok")
+    dom2 = await sdk(c.update_domain_v2, UpdateDomainV2Request(instance_id=I, group_id=g.id, domain_id=dom.id,
+                                                               body=UrlDomainModify(min_ssl_version="TLSv1.1")))
+    assert dom2.min_ssl_version == "TLSv1.1"
+    shown = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g.id))
+    assert [(d.id, d.domain) for d in shown.url_domains] == [(dom.id, "shop.example.test")]
+    await sdk(c.disassociate_domain_v2, DisassociateDomainV2Request(instance_id=I, group_id=g.id, domain_id=dom.id))
+    assert (await served(gw.url, "/by-domain", "shop.example.test"))[0] == 404
+
+    sign = await sdk(c.create_signature_key_v2, CreateSignatureKeyV2Request(instance_id=I, body=BaseSignature(
+        name="sdk_sign", sign_type="hmac")))
+    has(sign, "id", "name", "sign_type", "sign_key", "sign_secret")
+    bound = await sdk(c.associate_signature_key_v2, AssociateSignatureKeyV2Request(
+        instance_id=I, body=SignApiBinding(sign_id=sign.id, publish_ids=[pub.publish_id])))
+    has(bound.bindings[0], "id", "publish_id", "api_id", "api_name", "sign_id", "sign_name", "env_id",
+        "binding_time", "group_name")
+    by_sign = await sdk(c.list_apis_binded_to_signature_key_v2, ListApisBindedToSignatureKeyV2Request(
+        instance_id=I, sign_id=sign.id))
+    assert [b.api_id for b in by_sign.bindings] == [api.id]
+    by_api = await sdk(c.list_signature_keys_binded_to_api_v2, ListSignatureKeysBindedToApiV2Request(
+        instance_id=I, api_id=api.id))
+    has(by_api.bindings[0], "id", "sign_id", "sign_name", "sign_type", "binding_time", "env_name")
+    assert by_api.bindings[0].id == bound.bindings[0].id
+    await sdk(c.disassociate_signature_key_v2, DisassociateSignatureKeyV2Request(
+        instance_id=I, sign_bindings_id=bound.bindings[0].id))
+    keys = await sdk(c.list_signature_keys_v2, ListSignatureKeysV2Request(instance_id=I))
+    assert [k.id for k in keys.signs] == [sign.id]
+    await sdk(c.delete_signature_key_v2, DeleteSignatureKeyV2Request(instance_id=I, sign_id=sign.id))
+
+    host, port = address.split(":")
+    chan = await sdk(c.create_vpc_channel_v2, CreateVpcChannelV2Request(instance_id=I, body=VpcCreate(
+        name="sdk_channel", type=2, port=int(port), balance_strategy=1, member_type="ip",
+        members=[MemberInfo(host=host, weight=1)])))
+    has(chan, "id", "name", "port", "type", "balance_strategy", "member_type")
+    members = await sdk(c.list_backend_instances_v2, ListBackendInstancesV2Request(instance_id=I,
+                                                                                 vpc_channel_id=chan.id))
+    assert [m.host for m in members.members] == [host]
+    await sdk(c.adding_backend_instances_v2, _add_member(chan.id, host))
+    channels = await sdk(c.list_vpc_channels_v2, ListVpcChannelsV2Request(instance_id=I))
+    assert [x.id for x in channels.vpc_channels] == [chan.id]
+    via = ApiCreate(group_id=g.id, name="sdk_via_channel", type=1, req_protocol="HTTP", req_method="GET",
+                    req_uri="/via-channel", auth_type="NONE", backend_type="HTTP", match_mode="NORMAL",
+                    backend_api={"req_protocol": "HTTP", "req_method": "GET", "req_uri": "/echo", "timeout": 5000,
+                                 "vpc_channel_status": 1, "vpc_channel_info": {"vpc_channel_id": chan.id}})
+    via_api = await sdk(c.create_api_v2, CreateApiV2Request(instance_id=I, body=via))
+    await _publish(c, via_api.id)
+    status, _ = await served(gw.url, "/via-channel", g.sl_domain)
+    assert status == 200 and backend.hits >= 1
+
+    resp = await sdk(c.create_gateway_response_v2, CreateGatewayResponseV2Request(
+        instance_id=I, group_id=g.id, body=ResponsesCreate(name="sdk_responses", responses={
+            "DEFAULT_4XX": {"status": 404, "body": '{"sdk":"$context.error.code"}'}})))
+    has(resp, "id", "name", "responses")
+    listed = await sdk(c.list_gateway_responses_v2, ListGatewayResponsesV2Request(instance_id=I, group_id=g.id))
+    assert [r.id for r in listed.responses] == [resp.id]
+    await sdk(c.delete_api_v2, DeleteApiV2Request(instance_id=I, api_id=via_api.id))
+    await sdk(c.delete_vpc_channel_v2, DeleteVpcChannelV2Request(instance_id=I, vpc_channel_id=chan.id))
+    assert not gw.gw.document.get("vpc_channels")
+
+
+def _add_member(channel_id: str, host: str) -> Any:
+    return AddingBackendInstancesV2Request(instance_id=I, vpc_channel_id=channel_id,
+                                           body=VpcMemberCreate(members=[MemberInfo(host=host, weight=2)]))
+
+
+def test_compatibility_table_matches_the_admin_routes() -> None:
+    """docs/admin-api.md lists every SDK operation; 'yes' exactly for the ones the admin app routes."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import huaweicloudsdkapig.v2.apig_client as client_module
+
+    from gateway.core.settings import load_settings
+    from gateway.process.server import Gateway
+
+    app = Gateway(load_settings({}, environ={})).make_admin_app("127.0.0.1:0")
+
+    def norm(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    routed = {(r.method, norm(r.resource.get_info().get("formatter") or r.resource.get_info().get("path", "")))
+              for r in app.router.routes() if r.resource is not None}
+    source = inspect.getsource(client_module)
+    sdk_ops = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(
+        r'def _(\w+)_http_info\(cls, request\):\s*http_info = \{\s*"method": "(\w+)",\s*"resource_path": "([^"]+)"',
+        source)}
+    assert len(sdk_ops) > 150
+    doc = (Path(__file__).parents[3] / "docs" / "admin-api.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| \w+ \| `[^`]+` \| (yes|no) \|$", doc, re.M))
+    assert set(table) == set(sdk_ops), set(table) ^ set(sdk_ops)
+    for op, (method, path) in sdk_ops.items():
+        assert (table[op] == "yes") == ((method, norm(path)) in routed), op
