@@ -1,25 +1,38 @@
 """Throttling accuracy across real gateway processes sharing one Redis (issue 5 acceptance run).
 
-Usage: ``python benchmarks/throttle_accuracy.py [--processes 4] [--seconds 10] [--rate 100] [--deadline-ms 50]``
+Usage: ``python benchmarks/throttle_accuracy.py [--processes 4] [--seconds 10] [--rate 100] [--deadline-ms 50]
+[--redis-mode single|cluster|sentinel] [--failover]``
 
-Starts a private redis-server and N ``python -m gateway run`` processes (default 50 ms Redis deadline,
+Starts a private Redis and N ``python -m gateway run`` processes (default 50 ms Redis deadline,
 ``local`` failure policy), then drives every process at once with wrk (well above the limit) for each
 scenario: one API limit, a per-IP limit (two client IPs via X-Forwarded-For from a trusted proxy), and
 a type-2 policy shared by two APIs. Accepted = 2xx responses; expected = rate x seconds + rate (the
 token bucket's initial burst). Also prints each process's fallback count from ``GET /v1/throttling``.
+
+``--redis-mode`` picks the deployment: one redis-server (``single``), a 3-master/3-replica Redis Cluster
+(``cluster``) or 1 primary + 1 replica + 3 sentinels (``sentinel``), the same real topologies the tests use
+(tests/support/redis_topologies.py). ``--failover`` (cluster or sentinel) runs only the API-limit
+scenario and, 40 % into it, kills the master that owns the throttling slot (cluster) or the primary
+(sentinel); it reports the time to promotion, the time until every gateway decides through Redis again,
+and the calls admitted above the exact count (the over-admission of the gap).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from throttle_common import Gateway, Redis, mock_api, snapshot, start_wrk, wrk_result
+from throttle_common import RELEASE, Gateway, Redis, mock_api, snapshot, start_wrk, wrk_result
+
+from tests.support.redis_topologies import MASTER, RedisClusterTopology, RedisSentinelTopology
 
 
 def policy(pid: str, api: int, **extra: Any) -> dict[str, Any]:
@@ -31,21 +44,102 @@ DEADLINE_MS = [50]
 VERBOSE = [False]
 
 
-def run_scenario(name: str, doc: dict[str, Any], redis_url: str, procs: int, seconds: float,
-                 targets: list[tuple[str, dict[str, str]]], groups: list[list[int]], rate: int) -> bool:
+class Deployment:
+    """The Redis of a run: gateway environment, and (cluster / sentinel) how to fail its master over."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.single: Redis | None = None
+        self.cluster: RedisClusterTopology | None = None
+        self.sentinel: RedisSentinelTopology | None = None
+        if mode == "single":
+            self.single = Redis()
+            self.env = {"GATEWAY_REDIS_URL": self.single.url}
+        elif mode == "cluster":
+            self.cluster = RedisClusterTopology()
+            self.env = {"GATEWAY_REDIS_MODE": "cluster", "GATEWAY_REDIS_NODES": self.cluster.nodes}
+        else:
+            self.sentinel = RedisSentinelTopology()
+            self.env = {"GATEWAY_REDIS_MODE": "sentinel", "GATEWAY_REDIS_NODES": self.sentinel.nodes,
+                        "GATEWAY_REDIS_SENTINEL_MASTER": MASTER}
+
+    def fail_over(self, key: str) -> tuple[float, float]:
+        """Kill the master serving ``key`` (cluster) / the primary (sentinel); (kill time, promotion time)."""
+        if self.cluster is not None:
+            slot = int(self.cluster.client(self.cluster.ports[0]).execute_command("CLUSTER KEYSLOT", key))
+            owner = self.cluster.owner(slot)
+            t_kill = time.monotonic()
+            self.cluster.kill(owner)
+            self.cluster.wait_promoted(slot, owner)
+            return t_kill, time.monotonic()
+        assert self.sentinel is not None
+        old = self.sentinel.primary()
+        t_kill = time.monotonic()
+        self.sentinel.kill(old)
+        self.sentinel.wait_promoted(old)
+        return t_kill, time.monotonic()
+
+    def heal(self) -> None:
+        topo = self.cluster or self.sentinel
+        if topo is not None:
+            topo.heal()
+
+    def stop(self) -> None:
+        for topo in (self.single, self.cluster, self.sentinel):
+            if isinstance(topo, Redis):
+                topo.stop()
+            elif topo is not None:
+                topo.stop_all()
+
+
+class Failover(threading.Thread):
+    """At ``at`` seconds: fail the master over, then poll the gateways until all decide through Redis again."""
+
+    def __init__(self, dep: Deployment, key: str, at: float, gws: list[Gateway]) -> None:
+        super().__init__(daemon=True)
+        self.dep, self.key, self.at, self.gws = dep, key, at, gws
+        self.t_kill = self.t_promoted = self.t_recovered = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            time.sleep(self.at)
+            self.t_kill, self.t_promoted = self.dep.fail_over(self.key)
+            base = [g.throttle_stats()["stats"]["decisions_redis"] for g in self.gws]
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                infos = [g.throttle_stats() for g in self.gws]
+                if all(i["redis_up"] and i["stats"]["decisions_redis"] > b for i, b in zip(infos, base, strict=True)):
+                    self.t_recovered = time.monotonic()
+                    return
+                time.sleep(0.02)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+
+
+def run_scenario(name: str, doc: dict[str, Any], dep: Deployment, procs: int, seconds: float,
+                 targets: list[tuple[str, dict[str, str]]], groups: list[list[int]], rate: int,
+                 failover: bool = False) -> bool:
     # own key and distribution prefixes: the gateways of one scenario must not adopt the cluster
     # snapshot another scenario stored in the same Redis (gateway.process.distribution)
     run = uuid.uuid4().hex[:8]
     env = {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}",
-           "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
-           "GATEWAY_THROTTLE_NODES": str(procs), "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": str(DEADLINE_MS[0])}
-    gws = [Gateway(doc, redis_url, env) for _ in range(procs)]
+           "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32", "GATEWAY_THROTTLE_REDIS_PROBE_MS": "100",
+           "GATEWAY_THROTTLE_NODES": str(procs), "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": str(DEADLINE_MS[0]),
+           **dep.env}
+    gws = [Gateway(doc, None, env) for _ in range(procs)]
+    fo: Failover | None = None
     try:
         runs = []
         for i, (path, headers) in enumerate(targets):
             gw = gws[i % procs]
             runs.append(start_wrk(gw.url + path, seconds, connections=8, headers=headers))
+        if failover:
+            fo = Failover(dep, f"{run}:t:{{t1:a1:{RELEASE}}}:b:api", seconds * 0.4, gws)
+            fo.start()
         results = [wrk_result(r) for r in runs]
+        if fo is not None:
+            fo.join(35)
         stats = [g.throttle_stats()["stats"] for g in gws]
         if VERBOSE[0]:
             for i, res in enumerate(results):
@@ -69,7 +163,23 @@ def run_scenario(name: str, doc: dict[str, Any], redis_url: str, procs: int, sec
     fallbacks = sum(s["redis_fallbacks"] for s in stats)
     timeouts = sum(s["redis_timeouts"] for s in stats)
     redis = sum(s["decisions_redis"] for s in stats)
-    print(f"{'':<28} decisions via Redis {redis}, Redis timeouts {timeouts}, fallbacks {fallbacks}")
+    errors = sum(r["non2xx"] for r in results) - sum(s["rejected"] for s in stats)
+    print(f"{'':<28} decisions via Redis {redis}, Redis timeouts {timeouts}, fallbacks {fallbacks}, "
+          f"non-2xx other than 429: {max(0, errors)}")
+    if fo is not None:
+        if fo.error is not None or not fo.t_recovered:
+            print(f"{'':<28} failover did not complete: {fo.error!r}")
+            return False
+        accepted = sum(results[i]["total"] - results[i]["non2xx"] for i in groups[0])
+        secs = max(results[i]["seconds"] for i in groups[0])
+        extra = accepted - rate * secs - rate
+        gap = fo.t_recovered - fo.t_kill
+        print(f"{'':<28} failover: promoted {fo.t_promoted - fo.t_kill:.2f} s after the kill, every gateway on "
+              f"Redis again {fo.t_recovered - fo.t_promoted:.2f} s after the promotion (gap {gap:.2f} s); "
+              f"admitted above the exact count: {extra:+.0f} ({extra / (rate * gap) * 100:+.0f} % of the "
+              f"gap's budget of {rate * gap:.0f})")
+        dep.heal()
+        return fo.t_recovered - fo.t_promoted < 5.0
     return ok
 
 
@@ -80,28 +190,38 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--verbose", action="store_true", help="per wrk run and per gateway figures")
     ap.add_argument("--deadline-ms", type=int, default=50, help="throttle_redis_timeout_ms of the gateways")
+    ap.add_argument("--redis-mode", choices=("single", "cluster", "sentinel"), default="single",
+                    help="one redis-server, a 3-master/3-replica cluster, or 1 primary + 1 replica + 3 sentinels")
+    ap.add_argument("--failover", action="store_true",
+                    help="API-limit scenario only, with a failover of the throttling master 40 %% into the run")
     args = ap.parse_args()
+    if args.failover and args.redis_mode == "single":
+        ap.error("--failover needs --redis-mode cluster or sentinel")
     DEADLINE_MS[0] = args.deadline_ms
     VERBOSE[0] = args.verbose
     n, secs, rate = args.processes, args.seconds, args.rate
-    redis = Redis()
+    dep = Deployment(args.redis_mode)
+    print(f"redis mode {args.redis_mode}, {n} gateway processes, limit {rate}/s, {secs:g} s per scenario")
     ok = True
     try:
         one = snapshot([mock_api("a1", "/a")], throttles=[policy("t1", rate)],
                        throttle_bindings=[{"id": "b1", "policy_id": "t1", "publish_id": "p-a1"}])
-        ok &= run_scenario("api limit", one, redis.url, n, secs, [("/a", {})] * n, [list(range(n))], rate)
+        ok &= run_scenario("api limit" + (" + failover" if args.failover else ""), one, dep, n, secs,
+                           [("/a", {})] * n, [list(range(n))], rate, failover=args.failover)
+        if args.failover:
+            return 0 if ok else 1
         ip = snapshot([mock_api("a1", "/a")], throttles=[policy("t1", 100000, ip_call_limits=rate)],
                       throttle_bindings=[{"id": "b1", "policy_id": "t1", "publish_id": "p-a1"}])
         targets = [("/a", {"X-Forwarded-For": f"10.0.0.{1 + i % 2}"}) for i in range(n)]
         groups = [[i for i in range(n) if i % 2 == k] for k in range(2)]
-        ok &= run_scenario("per-IP limit (2 IPs)", ip, redis.url, n, secs, targets, groups, rate)
+        ok &= run_scenario("per-IP limit (2 IPs)", ip, dep, n, secs, targets, groups, rate)
         shared = snapshot([mock_api("a1", "/a"), mock_api("a2", "/b")], throttles=[policy("t1", rate, type=2)],
                           throttle_bindings=[{"id": "b1", "policy_id": "t1", "publish_id": "p-a1"},
                                              {"id": "b2", "policy_id": "t1", "publish_id": "p-a2"}])
         targets = [("/a" if i % 2 == 0 else "/b", {}) for i in range(n)]
-        ok &= run_scenario("type-2 shared over 2 APIs", shared, redis.url, n, secs, targets, [list(range(n))], rate)
+        ok &= run_scenario("type-2 shared over 2 APIs", shared, dep, n, secs, targets, [list(range(n))], rate)
     finally:
-        redis.stop()
+        dep.stop()
     return 0 if ok else 1
 
 
