@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import tokenize
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ SETTING_HELP: dict[str, str] = {
     "admin_token": "Bearer token for the admin API; mandatory when the admin listener is not on loopback.",
     "admin_token_required": "Require the admin token on loopback too.",
     "workers": "Worker processes sharing the public port (SO_REUSEPORT).",
-    "redis_url": "Redis for shared throttling counters and config distribution.",
+    "redis_url": "The Redis instance in `single` mode (shared throttling counters and config distribution).",
     "max_body_bytes": "Request body limit (413 above it).",
     "max_line_bytes": "Request line (URI) limit.",
     "max_header_bytes": "Limit of one request header line.",
@@ -140,7 +141,8 @@ def config_reference() -> str:
       "`path.to.field: reason` for each problem. Field names, enums, lengths and ranges follow the vendor's\n"
       "field tables (seed 002 §3). Fields listed as *ignored* are the vendor's response-only fields: accepted so\n"
       "an export of the vendor API loads as-is, and otherwise ignored. Unknown fields are rejected.\n\n")
-    w("Process settings (listeners, limits, logging) are not part of the snapshot: see docs/operations.md.\n\n")
+    w("Process settings (listeners, limits, logging) are not part of the snapshot: see docs/operations.md.\n"
+      "The Redis connection settings are repeated at the end of this page.\n\n")
     w("## Top level\n\n| key | type | constraints |\n|---|---|---|\n")
     for name, spec in TOP_LEVEL_SCALARS.items():
         w(f"| `{name}` | {_type(spec)} | {_constraints(spec)} |\n")
@@ -165,6 +167,12 @@ def config_reference() -> str:
                 w("| " + " | ".join(row) + " |\n")
         if ignored:
             w("\nIgnored (vendor response-only): " + ", ".join(f"`{x}`" for x in sorted(ignored)) + ".\n")
+    w("\n## Redis connection settings\n\n"
+      "Process settings, not snapshot fields: how the gateway reaches the Redis that holds the shared throttling\n"
+      "counters and distributes snapshots between nodes. `redis_mode` picks one instance (`redis_url`), a Redis\n"
+      "Cluster (`redis_nodes` are seed nodes) or a primary behind Sentinel (`redis_nodes` are the sentinels).\n"
+      "docs/operations-cluster.md explains the modes, the key layout and the failover behaviour.\n\n")
+    w(settings_table(lambda name: name.startswith("redis_")))
     return out.getvalue()
 
 
@@ -238,8 +246,8 @@ def _type_name(f: Any) -> str:
     return text
 
 
-def settings_table() -> str:
-    """The generated block of docs/operations.md (without the markers)."""
+def settings_table(only: Callable[[str], bool] | None = None) -> str:
+    """The generated block of docs/operations.md (without the markers); ``only`` selects settings by name."""
     comments = _trailing_comments()
     flags, helps = _run_flags()
     lines = [
@@ -247,6 +255,8 @@ def settings_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for f in fields(Settings):
+        if only is not None and not only(f.name):
+            continue
         text = SETTING_HELP.get(f.name) or comments.get(f.name) or helps.get(f.name, "")
         lines.append(
             f"| `{f.name}` | {_type_name(f)} | {_esc(_default(f))} | `GATEWAY_{f.name.upper()}` | "
