@@ -47,6 +47,7 @@ class EchoService:
         self.pb2, self.pb2_grpc = echo_modules()
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.cancelled = threading.Event()
+        self.yielded = 0  # ServerStream messages handed to grpcio so far
 
     def _seen(self, name: str, context: Any) -> None:
         self.calls.append((name, {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}))
@@ -71,6 +72,7 @@ class EchoService:
         self._seen("ServerStream", context)
         blob = b"b" * request.size
         for i in range(request.n):
+            self.yielded += 1
             yield self.pb2.Msg(text="m", n=i, blob=blob)
 
     def ClientStream(self, request_iterator: Any, context: Any) -> Any:

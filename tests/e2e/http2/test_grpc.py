@@ -6,6 +6,8 @@ Every call runs the real sync grpcio client in a worker thread (the gateway runs
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -165,6 +167,51 @@ async def test_server_streaming_10000_messages(grpc_gw, backend) -> None:
 
     got = await asyncio.to_thread(run)
     assert got == list(range(10000))
+
+
+async def test_server_streaming_back_pressure(grpc_gw, backend) -> None:
+    """A caller that stops reading stalls the backend: the gateway relays under flow control, never buffering
+    the 300 MB the backend would like to send."""
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=60000)))
+    reading = threading.Event()
+
+    def run() -> int:
+        it = stub(ch).ServerStream(pb2.Count(n=300, size=1_000_000), timeout=60)
+        first = next(it)
+        reading.wait(30)  # the caller pauses
+        return first.n + sum(1 for _ in it) + 1
+
+    fut = asyncio.ensure_future(asyncio.to_thread(run))
+    await asyncio.sleep(0)
+    assert await _wait(lambda: backend.service.yielded >= 1)
+    stalled_at = await _settle(lambda: backend.service.yielded)
+    assert stalled_at < 60, stalled_at  # a few windows' worth (MB), not the whole stream
+    reading.set()
+    assert await fut == 300  # and the call completes once the caller reads again
+    assert backend.service.yielded == 300
+
+
+async def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _settle(value: Callable[[], int], quiet: float = 1.0, timeout: float = 20.0) -> int:
+    """The value once it stopped changing for ``quiet`` seconds."""
+    end = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() < end:
+        await asyncio.sleep(0.1)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
 
 
 async def test_client_streaming(grpc_gw, backend) -> None:

@@ -148,6 +148,42 @@ async def test_flow_control_is_respected_and_resumes(start, ca) -> None:
     assert len(c.bodies[sid]) == 3_000_000
 
 
+async def test_upload_back_pressure_from_a_backend_that_does_not_read(make_gateway, ca, tmp_path) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def deaf(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.append(w)  # never reads: its socket buffers fill, then the gateway's, then the client's window
+
+    server = await asyncio.start_server(deaf, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cert, key = tls_files(ca, str(tmp_path))
+    gw = await make_gateway(snapshot([http_api("h1", "/up", f"127.0.0.1:{port}", method="POST", timeout=30000)]),
+                            https_listen="127.0.0.1:0", tls_cert_file=cert, tls_key_file=key,
+                            max_body_bytes=200_000_000)
+    c = await _open(gw.gw, ca)
+    total = 100_000_000
+    sid = c.request("/up", method="POST", end=False, headers=[("content-length", str(total))])
+    sent = 0
+    chunk = b"u" * 16384
+    stalled_since = time.monotonic()
+    while sent < total and time.monotonic() - stalled_since < 1.5:
+        window = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+        if window > 0:
+            c.conn.send_data(sid, chunk[:window])
+            sent += window
+            c.flush()
+            await c.writer.drain()
+            stalled_since = time.monotonic()
+        else:
+            await c.until(lambda c: c.conn.local_flow_control_window(sid) > 0, timeout=0.2)
+    assert accepted  # the gateway did connect and is writing to the backend
+    assert sent < 40_000_000, sent  # socket buffers and one window, not the 100 MB body
+    c.close()
+    for w in accepted:
+        w.close()
+    server.close()
+
+
 async def test_header_limits(start, ca) -> None:
     gw, _ = await start(h2_max_header_list_bytes=8192, max_headers=20)
     c = await _open(gw, ca)
