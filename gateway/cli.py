@@ -38,7 +38,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted-proxies", help="comma-separated CIDRs whose X-Forwarded-For is trusted")
     p.add_argument("--max-body-bytes", type=int, help="request body limit (default 12 MB)")
     p.add_argument("--no-access-log", action="store_true", help="turn the JSON access log off")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING ...")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override any setting, e.g. --set throttle_redis_deadline_ms=30 (repeatable; "
                         "the table in docs/operations.md); wins over GATEWAY_<NAME>")
@@ -184,7 +184,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = log_level(settings.log_level)
+    if level is None:
+        print(f"invalid log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)} (any case)",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.config and not settings.redis_url and not settings.redis_nodes:
+        log.warning("no configuration: --config (or GATEWAY_CONFIG) is not set, so no API is served and every "
+                    "request answers 503 until a snapshot is pushed to the admin API (docs/admin-api.md); "
+                    "try `gateway run --config config/`")
     from gateway.pipeline import chain as features
 
     features.load_all()
@@ -199,6 +208,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_loop(serve(settings, worker_index, args.supervisor_fd))
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(value: str) -> str | None:
+    """A level name in any case (``debug``, ``Warn``) -> the logging name; None when it is not one."""
+    name = str(value).strip().upper()
+    name = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
+    return name if name in LOG_LEVELS else None
+
+
 def _run_loop(coro: Any) -> int:
     try:
         import uvloop
@@ -211,18 +230,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from gateway.model.services import Services
     from gateway.pipeline import chain as features
     from gateway.process.server import build_runtime
+    from gateway.snapshot.validate import validate
+    from gateway.snapshot.warnings import snapshot_warnings
 
     features.load_all()
     settings = load_settings({"default_group": args.default_group})
     try:
-        runtime = build_runtime(load_path(args.path), Services(settings))
+        doc = load_path(args.path)
+        runtime = build_runtime(doc, Services(settings))
     except SnapshotError as exc:
+        print(f"{args.path}: invalid, {_plural(len(exc.problems), 'problem')} (nothing was loaded)")
         for problem in exc.problems:
-            print(problem)
-        print(f"invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+            print(f"  error: {problem}")
         return 1
-    print(f"valid: {runtime.counts}")
+    c = runtime.counts
+    print(f"{args.path}: valid")
+    print(f"  {_plural(c.get('groups', 0), 'group')}, {_plural(c.get('environments', 0), 'environment')}, "
+          f"{_plural(c.get('apis', 0), 'API')}, {_plural(c.get('publishes', 0), 'published API')} "
+          "(API x environment)")
+    for warning in snapshot_warnings(validate(doc), settings.default_group):
+        print(f"  warning: {warning}")
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def build_parser() -> argparse.ArgumentParser:

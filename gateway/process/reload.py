@@ -140,7 +140,11 @@ def load_file(gw: Gateway, path: str | None) -> None:
         log.warning("start-up: %s (version %s) is newer than the persisted snapshot %s: the file replaces it "
                     "and the admin changes it carried", path, version, persisted.version)
     origin.file_digest = digest
-    gw.apply_document(doc, version, source="file")
+    runtime = gw.apply_document(doc, version, source="file")
+    from gateway.snapshot.warnings import snapshot_warnings
+
+    for warning in snapshot_warnings(runtime.index, gw.settings.default_group):
+        log.warning("config %s: %s", path, warning)
 
 
 async def reload_file(gw: Gateway, path: str, distribute: bool = True) -> bool:

@@ -28,7 +28,7 @@ import orjson
 
 from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import Field, L, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_environment, unknown_publication
 
 VENDOR_TYPES = ("cors", "set_resp_headers", "kafka_log", "breaker", "rate_limit", "third_auth")
 MAX_CONTENT = 65535
@@ -230,7 +230,7 @@ def _publications(index: Index, b: dict[str, Any], path: str,
             return []
         pub = index.publish_by_id.get(str(pub_id))
         if pub is None:
-            problems.append(f"{path}.publish_id: unknown publication {pub_id!r}")
+            problems.append(f"{path}.publish_id: {unknown_publication(index, pub_id)}")
             return []
         return [(str(pub.get("api_id")), str(pub.get("env_id")), path)]
     env_id = b.get("env_id")
@@ -246,7 +246,7 @@ def _publications(index: Index, b: dict[str, Any], path: str,
         problems.append(f"{path}.api_id: is required with env_id")
         return []
     if str(env_id) not in index.by_id["environments"]:
-        problems.append(f"{path}.env_id: unknown environment {env_id!r}")
+        problems.append(f"{path}.env_id: {unknown_environment(index, env_id)}")
         return []
     out = []
     for api_id, sub in api_ids:

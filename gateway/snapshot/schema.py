@@ -10,6 +10,7 @@ field tables ("must be 1..600000", "must be one of GET, POST, ...").
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ class Field:
     items: Field | Obj | None = None
     obj: Obj | None = None
     nullable: bool = True
+    # what each ``enum`` value means, in the same order (integer enums: "1 = public, 2 = private")
+    meanings: tuple[str, ...] | None = None
+
+    def allowed(self) -> str:
+        """The allowed values for a message or the docs: ``1 (public), 2 (private)`` or ``GET, POST``."""
+        assert self.enum is not None
+        if self.meanings is not None:
+            return ", ".join(f"{e} = {m}" for e, m in zip(self.enum, self.meanings, strict=True))
+        return ", ".join(str(e) for e in self.enum)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,20 @@ _KIND_WORD = {
 }
 
 
+def did_you_mean(value: Any, known: Iterable[Any]) -> str:
+    """`` (did you mean 'x'?)`` for the known value closest to ``value`` (another case first), or ``""``."""
+    text = str(value)
+    options = {str(k): k for k in known}
+    same_case = [k for k in options if k.lower() == text.lower()]
+    if same_case:
+        return f" (did you mean {same_case[0]!r}?)"
+    close = difflib.get_close_matches(text, list(options), n=1, cutoff=0.6)
+    if not close:
+        low = {k.lower(): k for k in options}
+        close = [low[c] for c in difflib.get_close_matches(text.lower(), list(low), n=1, cutoff=0.6)]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_field(spec: Field, value: Any, path: str, problems: list[str]) -> None:
     if value is None:
         if spec.required:
@@ -105,7 +129,7 @@ def check_field(spec: Field, value: Any, path: str, problems: list[str]) -> None
         problems.append(f"{path}: must be {_KIND_WORD.get(spec.kind, spec.kind)}")
         return
     if spec.enum is not None and value not in spec.enum:
-        problems.append(f"{path}: must be one of {', '.join(str(e) for e in spec.enum)}")
+        problems.append(f"{path}: must be one of {spec.allowed()}{did_you_mean(value, spec.enum)}")
         return
     if spec.kind in ("int", "num", "intstr", "strint") and (spec.min is not None or spec.max is not None):
         num = int(value) if isinstance(value, str) else value
@@ -258,7 +282,7 @@ def check(schema: Obj, doc: dict[str, Any], path: str, problems: list[str]) -> N
     if not schema.open:
         for name in doc:
             if name not in schema.fields and name not in schema.output_only:
-                problems.append(f"{prefix}{name}: unknown field")
+                problems.append(f"{prefix}{name}: unknown field{did_you_mean(name, schema.fields)}")
 
 
 def valid_items(schema: Obj, items: Iterable[Any], path: str, problems: list[str]

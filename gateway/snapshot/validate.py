@@ -26,7 +26,7 @@ from gateway.snapshot.collections import (
     TOP_LEVEL_SCALARS,
 )
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.schema import check, check_field, check_unique_ids
+from gateway.snapshot.schema import check, check_field, check_unique_ids, did_you_mean
 
 ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")
 PATH_PARAM_RX = re.compile(r"\{([^{}/]+?)\+?\}")
@@ -55,6 +55,26 @@ class Index:
 
 Check = Callable[[Index, list[str]], None]
 EXTRA_CHECKS: list[Check] = []
+
+
+def unknown_environment(index: Index, env_id: Any) -> str:
+    """``unknown environment 'RELEASE' (did you mean ...)``: environments are referenced by id, not by name."""
+    envs = index.by_id.get("environments", {})
+    by_name = next((eid for eid, e in envs.items() if str(e.get("name", "")).upper() == str(env_id).upper()), None)
+    if by_name is not None:
+        hint = f" (did you mean {by_name!r}? environments are referenced by id; {env_id!r} is the name of {by_name!r})"
+    else:
+        hint = did_you_mean(env_id, envs) or f" (known environment ids: {', '.join(sorted(envs))})"
+    return f"unknown environment {env_id!r}{hint}"
+
+
+def unknown_publication(index: Index, publish_id: Any) -> str:
+    """``unknown publication 'x'``: which publication is missing, and the likely one meant."""
+    listed = {str(p.get("publish_id")) for p in index.items("publishes") if p.get("publish_id") is not None}
+    if str(publish_id) in listed:
+        return f"publication {publish_id!r} is not usable: its publishes entry has a problem (reported above)"
+    hint = did_you_mean(publish_id, listed) if listed else " (the snapshot has no publishes)"
+    return f"unknown publication {publish_id!r}: no publishes entry has this publish_id{hint}"
 
 
 def _where(collection: str, items: list[dict[str, Any]], key: str, value: Any) -> str:
@@ -140,7 +160,7 @@ def _check_variables(index: Index, problems: list[str]) -> None:
         if gid not in index.by_id["groups"]:
             problems.append(f"env_variables[{i}].group_id: unknown group {gid!r}")
         if eid not in index.by_id["environments"]:
-            problems.append(f"env_variables[{i}].env_id: unknown environment {eid!r}")
+            problems.append(f"env_variables[{i}].env_id: {unknown_environment(index, eid)}")
         scope = index.variables.setdefault((str(gid), str(eid)), {})
         name = v.get("variable_name")
         if name in scope:
@@ -177,7 +197,7 @@ def _check_publishes(index: Index, problems: list[str]) -> None:
             problems.append(f"publishes[{i}].api_id: unknown API {aid!r}")
             continue
         if eid not in index.by_id["environments"]:
-            problems.append(f"publishes[{i}].env_id: unknown environment {eid!r}")
+            problems.append(f"publishes[{i}].env_id: {unknown_environment(index, eid)}")
             continue
         if (aid, eid) in seen:
             problems.append(f"publishes[{i}]: API {aid!r} is published twice in environment {eid!r}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.lib.ipset import parse_entry, split_values
 from gateway.snapshot.features import parse_config
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_environment, unknown_publication
 
 MAX_IP_ENTRIES = 100
 MAX_DOMAIN_TOTAL = 1024
@@ -82,7 +82,7 @@ def _check_acls(index: Index, problems: list[str]) -> None:
         pid = binding_publish_id(index, b)
         if pid is None:
             what = b.get("publish_id") or f"{b.get('api_id')}@{b.get('env_id')}"
-            problems.append(f"acl_bindings[{i}].publish_id: unknown publication {what!r}")
+            problems.append(f"acl_bindings[{i}].publish_id: {unknown_publication(index, what)}")
             continue
         if b.get("publish_id") and b.get("api_id"):
             pub = index.publish_by_id[pid]
@@ -129,7 +129,7 @@ def _check_apps(index: Index, problems: list[str]) -> None:
         if api_id not in index.by_id["apis"]:
             problems.append(f"app_auths[{i}].api_id: unknown API {a.get('api_id')!r}")
         if env_id not in index.by_id["environments"]:
-            problems.append(f"app_auths[{i}].env_id: unknown environment {a.get('env_id')!r}")
+            problems.append(f"app_auths[{i}].env_id: {unknown_environment(index, a.get('env_id'))}")
         key = (app_id, api_id, env_id)
         if key in auths:
             problems.append(f"app_auths[{i}]: app {app_id!r} is already authorized for API {api_id!r} in "

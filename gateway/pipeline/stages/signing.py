@@ -53,7 +53,7 @@ from gateway.pipeline import handle as pipeline
 from gateway.snapshot import collections as resources
 from gateway.snapshot.features import feature_config, feature_record
 from gateway.snapshot.schema import Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_publication
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -204,7 +204,7 @@ def _check(index: Index, problems: list[str]) -> None:
             problems.append(f"{path}.sign_id: unknown signature key {b.get('sign_id')!r}")
         pid = b.get("publish_id")
         if pid not in index.publish_by_id:
-            problems.append(f"{path}.publish_id: unknown publication {pid!r}")
+            problems.append(f"{path}.publish_id: {unknown_publication(index, pid)}")
             continue
         if pid in bound:
             problems.append(f"{path}.publish_id: publication {pid!r} already has a signature key "

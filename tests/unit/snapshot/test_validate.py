@@ -54,7 +54,8 @@ def test_references_resolve() -> None:
                              "variable_value": "1"}]
     probs = problems_of(doc)
     assert "apis[0].group_id: unknown group 'missing'" in probs
-    assert "env_variables[0].env_id: unknown environment 'env-nope'" in probs
+    assert ("env_variables[0].env_id: unknown environment 'env-nope' "
+            "(known environment ids: DEFAULT_ENVIRONMENT_RELEASE_ID)") in probs
 
 
 def test_env_variable_needs_a_value_in_every_published_environment() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import Field, I, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_publication
 
 MAX_LIMIT = 2147483647
 TIME_UNITS = ("SECOND", "MINUTE", "HOUR", "DAY")
@@ -35,7 +35,7 @@ THROTTLE = Obj(
         "ip_call_limits": _limit(),
         "time_interval": _limit(True),
         "time_unit": S(True, enum=TIME_UNITS),
-        "type": I(enum=(1, 2)),
+        "type": I(enum=(1, 2), meanings=("counters per API and environment", "counters shared by every bound API")),
         "enable_adaptive_control": S(enum=("TRUE", "FALSE")),
         "remark": S(max_len=255),
     },
@@ -49,7 +49,7 @@ THROTTLE_BINDING = Obj(
         "policy_id": S(min_len=1, max_len=65),
         "strategy_id": S(min_len=1, max_len=65),  # the vendor's spelling (T3-449)
         "publish_id": S(True, min_len=1),
-        "scope": I(enum=(1, 2, 3)),  # only 1 (API) is supported by the vendor: always treated as 1
+        "scope": I(enum=(1, 2, 3), meanings=("API", "treated as 1", "treated as 1")),  # vendor: only 1 (API)
     },
     output_only=frozenset({"apply_time", "api_id", "api_name", "env_id", "env_name", "group_name", "strategy_name"}),
 )
@@ -171,7 +171,7 @@ def _check_bindings(index: Index, problems: list[str]) -> None:
         pub = b.get("publish_id")
         if isinstance(pub, str):
             if pub not in index.publish_by_id:
-                problems.append(f"{path}.publish_id: unknown publication {pub!r}")
+                problems.append(f"{path}.publish_id: {unknown_publication(index, pub)}")
             elif pub in bound:
                 problems.append(f"{path}.publish_id: publication {pub!r} already has a throttling policy "
                                 f"(throttle_bindings[{bound[pub]}])")
