@@ -190,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.config and not settings.redis_url and not settings.redis_nodes:
+    if not settings.config and not settings.state_dir and not settings.redis_url and not settings.redis_nodes:
         log.warning("no configuration: --config (or GATEWAY_CONFIG) is not set, so no API is served and every "
                     "request answers 503 until a snapshot is pushed to the admin API (docs/admin-api.md); "
                     "try `gateway run --config config/`")
