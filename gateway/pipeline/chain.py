@@ -20,6 +20,7 @@ import gateway.pipeline.stages.auth_checks
 import gateway.pipeline.stages.authorizer
 import gateway.pipeline.stages.backend_policy  # backend-policy conditions
 import gateway.pipeline.stages.client_ip
+import gateway.pipeline.stages.https_redirect  # plain HTTP on a domain with is_http_redirect_to_https (pre-route)
 import gateway.pipeline.stages.iam
 import gateway.pipeline.stages.plugins  # cors, set_resp_headers, breaker, third_auth plug-ins
 import gateway.pipeline.stages.signing

@@ -27,15 +27,26 @@ class _Bindings:
                 self.plugins.setdefault(b.get("publish_id"), []).append(str(b.get("plugin_id")))
 
     def channel_name(self, channel_id: str) -> str:
-        return channel_id  # the id, as before (names are step 3)
+        """A VPC channel is written by name (as the vendor does); the id when the channel is unknown."""
+        channel = self.by["vpc_channels"].get(channel_id)
+        return str(channel.get("name") or channel_id) if channel else channel_id
+
+
+DEFINES = ("spec", "proxy", "all", "dev")
 
 
 class Exporter:
-    def __init__(self, doc: Doc, group: Doc, env_id: str | None, v3: bool) -> None:
+    """``define`` is the vendor's scope: ``spec`` frontend only; ``proxy`` + backends; ``all`` + throttles,
+    access controls and plug-ins; ``dev`` like ``all`` for every API of the group, published or not."""
+
+    def __init__(self, doc: Doc, group: Doc, env_id: str | None, v3: bool, define: str = "all",
+                 apis: list[str] | None = None) -> None:
         self.doc = doc
         self.group = group
         self.env_id = env_id
         self.v3 = v3
+        self.define = define
+        self.only = set(apis) if apis else None
         self.b = _Bindings(doc)
         self.ratelimits: Doc = {}
         self.acls: Doc = {}
@@ -47,23 +58,31 @@ class Exporter:
             op["description"] = api["remark"]
         if not self.v3:
             op["schemes"] = m.protocol_out(api.get("req_protocol"))
+        else:
+            servers = m.servers_out(api.get("req_protocol"), str(self.group.get("sl_domain") or "localhost"))
+            if servers:
+                op["servers"] = servers
         security = m.auth_out(api)
         if security:
             op["security"] = security
         params = m.params_out(api, self.v3)
         if params:
             op["parameters"] = params
+        body = m.body_out(api) if self.v3 else None
+        if body:
+            op["requestBody"] = body
         op["responses"] = m.samples_out(api)
         op["x-apigateway-request-type"] = "private" if api.get("type") == 2 else "public"
         op["x-apigateway-match-mode"] = api.get("match_mode") or "NORMAL"
         op["x-apigateway-cors"] = bool(api.get("cors", False))
         if api.get("is_send_fg_body_base64") is not None:
             op["x-apigateway-is-send-fg-body-base64"] = api["is_send_fg_body_base64"]
-        op["x-apigateway-backend"] = m.backend_out(api, self.b.channel_name)
-        policies = m.policies_out(api, self.b.channel_name)
-        if policies:
-            op["x-apigateway-backend-policies"] = policies
-        if pub is not None:
+        if self.define != "spec":  # spec: the frontend only, no backend address leaves the gateway
+            op["x-apigateway-backend"] = m.backend_out(api, self.b.channel_name)
+            policies = m.policies_out(api, self.b.channel_name)
+            if policies:
+                op["x-apigateway-backend-policies"] = policies
+        if pub is not None and self.define in ("all", "dev"):
             self.bindings(op, pub.get("publish_id"))
         rid = api.get("response_id")
         if rid and rid in self.b.by["responses"]:
@@ -96,8 +115,10 @@ class Exporter:
         for api in self.doc.get("apis") or []:
             if not isinstance(api, dict) or api.get("group_id") != self.group.get("id"):
                 continue
+            if self.only is not None and str(api.get("id")) not in self.only:
+                continue
             pub = pubs.get((api.get("id"), env))
-            if self.env_id and pub is None:
+            if self.env_id and pub is None and self.define != "dev":
                 continue
             method = str(api.get("req_method", "GET"))
             slot = ANY_KEY if method == "ANY" else method.lower()
@@ -130,14 +151,18 @@ class Exporter:
         return out
 
 
-def export_openapi(doc: Doc, group_id: str, *, env_id: str | None = None, oas: str = "2.0") -> Doc:
+def export_openapi(doc: Doc, group_id: str, *, env_id: str | None = None, oas: str = "2.0", define: str = "all",
+                   apis: list[str] | None = None) -> Doc:
     """One group as Swagger 2.0 (default) or OpenAPI 3.0 with ``x-apigateway-*`` extensions.
 
     With ``env_id`` only the APIs published there are exported and the policy bindings of that
     environment become ``x-apigateway-ratelimit`` / ``-access-control`` / ``-plugins``; without it every
-    API of the group is exported with the bindings of RELEASE.
+    API of the group is exported with the bindings of RELEASE. ``define`` (spec/proxy/all/dev) is the vendor's
+    export scope; ``apis`` limits the export to those API ids. Raises ValueError for an unknown ``define``.
     """
+    if define not in DEFINES:
+        raise ValueError(f"define must be one of {', '.join(DEFINES)}")
     group = next((g for g in doc.get("groups") or [] if isinstance(g, dict) and g.get("id") == group_id), None)
     if group is None:
         raise KeyError(group_id)
-    return Exporter(doc, group, env_id, oas.startswith("3")).run()
+    return Exporter(doc, group, env_id, oas.startswith("3"), define, apis).run()

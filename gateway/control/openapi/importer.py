@@ -16,6 +16,7 @@ from gateway.control.openapi import mapping as m
 from gateway.control.openapi.mapping import ANY_KEY, HTTP_METHODS, Doc, stable_id
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
+PATH_PARAM = re.compile(r"\{[^}]*\}")
 _FRAGMENT = ("apis", "publishes", "throttles", "throttle_bindings", "acls", "acl_bindings", "plugin_bindings",
              "responses")
 
@@ -35,11 +36,8 @@ class Importer:
         existing = next((g for g in self.base.get("groups") or [] if isinstance(g, dict)
                          and g.get("id") == self.group_id), None)
         self.group: Doc | None = None
-        if existing is None:
+        if existing is None:  # the document's host is not the group's sub-domain: that one is assigned
             self.group = {"id": self.group_id, "name": m.group_name(group_name or title)}
-            host = self._host()
-            if host:
-                self.group["sl_domain"] = host
             if info.get("description"):
                 self.group["remark"] = str(info["description"])[:255]
         self.env_id, self.env_record = self._env(publish_env)
@@ -58,17 +56,16 @@ class Importer:
                 return str(x.get("id"))
         return None
 
-    # --- document level ---------------------------------------------------------------------------
-    def _host(self) -> str | None:
-        if self.v3:
-            servers = self.spec.get("servers") or []
-            if servers and isinstance(servers[0], dict):
-                found = re.match(r"[a-z]+://([^/:]+)", str(servers[0].get("url", "")))
-                return found.group(1) if found else None
+    def resolve(self, ref: str) -> Any:
+        """A local ``$ref`` (``#/responses/default``, ``#/components/responses/x``), or None."""
+        if not ref.startswith("#/"):
             return None
-        host = self.spec.get("host")
-        return str(host).split(":")[0] if host else None
+        node: Any = self.spec
+        for part in ref[2:].split("/"):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
 
+    # --- document level ---------------------------------------------------------------------------
     def _env(self, publish_env: str | None) -> tuple[str | None, Doc | None]:
         if not publish_env:
             return None, None
@@ -124,7 +121,9 @@ class Importer:
                 if key != ANY_KEY and key not in HTTP_METHODS:
                     self.warn(f"paths.{path}.{key}: unknown key, ignored")
                 elif isinstance(op, dict):
-                    self.operation(base_path + path, "ANY" if key == ANY_KEY else key.upper(), op, shared)
+                    servers = op.get("servers") or item.get("servers")
+                    self.operation(base_path + path, "ANY" if key == ANY_KEY else key.upper(), op, shared,
+                                   m.servers_in(servers) if self.v3 else None)
         doc: Doc = {k: v for k, v in self.out.items() if v}
         if self.group is not None:
             doc["groups"] = [self.group]
@@ -132,7 +131,8 @@ class Importer:
             doc["environments"] = [self.env_record]
         return doc, self.warnings
 
-    def operation(self, path: str, method: str, op: Doc, shared: list[Doc]) -> None:
+    def operation(self, path: str, method: str, op: Doc, shared: list[Doc], server_schemes: list[str] | None = None
+                  ) -> None:
         where = f"paths.{path}.{method.lower() if method != 'ANY' else ANY_KEY}"
         m.unknown_extensions(op, m.KNOWN_OPERATION_EXT, where, self.warn)
         api: Doc = {
@@ -141,7 +141,7 @@ class Importer:
             "type": 2 if op.get("x-apigateway-request-type") == "private" else 1,
             "req_method": method, "req_uri": path or "/",
             "match_mode": str(op.get("x-apigateway-match-mode") or "NORMAL").upper(),
-            "req_protocol": m.protocol_in(op.get("schemes") or self.spec.get("schemes")),
+            "req_protocol": m.protocol_in(server_schemes or op.get("schemes") or self.spec.get("schemes")),
             "cors": bool(op.get("x-apigateway-cors", False)),
         }
         remark = op.get("description") or op.get("summary")
@@ -153,7 +153,7 @@ class Importer:
         m.params_in(api, [*shared, *(op.get("parameters") or [])], self.v3, where, self.warn)
         if self.v3 and isinstance(op.get("requestBody"), dict) and op["requestBody"].get("description"):
             api["body_remark"] = str(op["requestBody"]["description"])
-        m.samples_in(api, op.get("responses"), where, self.warn)
+        m.samples_in(api, op.get("responses"), where, self.warn, self.resolve)
         backend = op.get("x-apigateway-backend")
         if not isinstance(backend, dict):
             self.warn(f"{where}: no x-apigateway-backend; imported as a MOCK API returning an empty body")
@@ -227,3 +227,54 @@ def merge_fragment(base: Doc, fragment: Doc) -> Doc:
         kept = [x for x in out.get(name) or [] if not (isinstance(x, dict) and str(x.get(key)) in incoming)]
         out[name] = kept + list(incoming.values())
     return out
+
+
+def _route_key(api: Doc) -> tuple[str, str, str, str]:
+    uri = PATH_PARAM.sub("{}", str(api.get("req_uri") or "/")).rstrip("/") or "/"
+    return (str(api.get("group_id")), str(api.get("req_method")), uri, str(api.get("match_mode") or "NORMAL"))
+
+
+def resolve_existing(base: Doc, fragment: Doc, api_mode: str) -> tuple[Doc, list[Doc], list[Doc]]:
+    """The vendor's ``api_mode`` for APIs of ``fragment`` that already exist in ``base`` (same group, method,
+    path and match mode): ``merge`` keeps the original and reports ``APIG.3301``; ``override`` replaces it
+    (keeping its id and publications) and reports ``action: update``. Returns (fragment, success, failure)."""
+    existing = {_route_key(a): a for a in base.get("apis") or [] if isinstance(a, dict)}
+    base_pubs = {(p.get("api_id"), p.get("env_id")): p.get("publish_id")
+                 for p in base.get("publishes") or [] if isinstance(p, dict)}
+    out = {k: list(v) for k, v in fragment.items()}
+    success: list[Doc] = []
+    failure: list[Doc] = []
+    rename_api: dict[str, str] = {}
+    dropped: set[str] = set()
+    kept_apis = []
+    for api in out.get("apis", []):
+        old = existing.get(_route_key(api))
+        row = {"path": api["req_uri"], "method": api["req_method"]}
+        if old is None:
+            kept_apis.append(api)
+            success.append({**row, "action": "create", "id": api["id"]})
+        elif api_mode == "override":
+            rename_api[str(api["id"])] = str(old["id"])
+            kept_apis.append({**api, "id": old["id"]})
+            success.append({**row, "action": "update", "id": old["id"]})
+        else:
+            dropped.add(str(api["id"]))
+            failure.append({**row, "error_code": "APIG.3301", "error_msg": "The API already exists, an API with the "
+                            f"same method, path and match mode exists. API name: {old.get('name')}"})
+    out["apis"] = kept_apis
+    rename_pub: dict[str, str] = {}
+    dropped_pubs: set[str] = set()
+    pubs = []
+    for p in out.get("publishes", []):
+        if str(p["api_id"]) in dropped:
+            dropped_pubs.add(str(p["publish_id"]))
+            continue
+        api_id = rename_api.get(str(p["api_id"]), str(p["api_id"]))
+        pid = base_pubs.get((api_id, p["env_id"])) or p["publish_id"]
+        rename_pub[str(p["publish_id"])] = str(pid)
+        pubs.append({**p, "api_id": api_id, "publish_id": pid})
+    out["publishes"] = pubs
+    for name in ("throttle_bindings", "acl_bindings", "plugin_bindings"):
+        out[name] = [{**b, "publish_id": rename_pub.get(str(b["publish_id"]), b["publish_id"])}
+                     for b in out.get(name, []) if str(b.get("publish_id")) not in dropped_pubs]
+    return {k: v for k, v in out.items() if v}, success, failure

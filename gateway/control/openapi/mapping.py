@@ -105,6 +105,21 @@ def protocol_out(proto: str | None) -> list[str]:
     return {"HTTP": ["http"], "HTTPS": ["https"]}.get(proto or "BOTH", ["http", "https"])
 
 
+def servers_in(servers: Any) -> list[str] | None:
+    """OpenAPI 3 operation- or path-level ``servers`` -> the schemes they use (None when absent)."""
+    if not isinstance(servers, list) or not servers:
+        return None
+    schemes = [str(s.get("url", "")).split("://", 1)[0].lower() for s in servers if isinstance(s, dict)]
+    return [x for x in schemes if x in ("http", "https")] or None
+
+
+def servers_out(proto: str | None, host: str) -> list[Doc] | None:
+    """The operation-level ``servers`` that say an API's protocol (None for BOTH, the default)."""
+    if proto not in ("HTTP", "HTTPS"):
+        return None
+    return [{"url": f"{proto.lower()}://{host}"}]
+
+
 # --- authentication (security + securityDefinitions) ---------------------------------------------------
 SCHEMES_OUT: Doc = {
     "apig-auth-app": {"type": "apiKey", "name": "Authorization", "in": "header", "x-apigateway-auth-type": "AppSigv1"},
@@ -171,7 +186,7 @@ def param_in(p: Doc, v3: bool, where: str, warn: Warn) -> Doc:
         param["enumerations"] = ",".join(str(e) for e in schema["enum"])
         valid = True
     for src, dst in LIMITS:
-        if src in schema:
+        if src in schema and schema[src] not in (0, None):  # the vendor writes 0 for "no limit"
             param[dst] = schema[src]
             valid = True
     if schema.get("pattern"):
@@ -230,19 +245,45 @@ def params_in(api: Doc, params: list[Any], v3: bool, where: str, warn: Warn) -> 
 
 
 def params_out(api: Doc, v3: bool) -> list[Doc]:
-    return [param_out(p, v3) for p in api.get("req_params") or [] if isinstance(p, dict)]
+    out = [param_out(p, v3) for p in api.get("req_params") or [] if isinstance(p, dict)]
+    if api.get("body_remark") and not v3:  # OpenAPI 3: see body_out
+        out.append({"name": "body", "in": "body", "description": api["body_remark"], "schema": {"type": "object"}})
+    return out
+
+
+def body_out(api: Doc) -> Doc | None:
+    """OpenAPI 3 ``requestBody`` carrying the body description (Swagger 2.0 uses a body parameter)."""
+    if not api.get("body_remark"):
+        return None
+    return {"description": api["body_remark"], "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 # --- responses (result samples) --------------------------------------------------------------------------
-def samples_in(api: Doc, responses: Any, where: str, warn: Warn) -> None:
+SAMPLE_FIELDS = {"x-apigateway-result-normal-sample": "result_normal_sample",
+                 "x-apigateway-result-failure-sample": "result_failure_sample"}
+
+
+def _sample_text(value: Any) -> str:
+    """A sample given as text, or as an object whose ``description`` is the text (the vendor's exports)."""
+    if isinstance(value, dict):
+        return str(value.get("description", ""))
+    return value if isinstance(value, str) else str(value)
+
+
+def samples_in(api: Doc, responses: Any, where: str, warn: Warn, resolve: Callable[[str], Any] = lambda _: None
+               ) -> None:
     for code, resp in (responses or {}).items():
+        if code in SAMPLE_FIELDS:  # the vendor's exports put the samples next to the status codes
+            api[SAMPLE_FIELDS[code]] = _sample_text(resp)
+            continue
+        if isinstance(resp, dict) and isinstance(resp.get("$ref"), str):
+            resp = resolve(resp["$ref"]) or {}
         if not isinstance(resp, dict):
             continue
         unknown_extensions(resp, KNOWN_RESPONSE_EXT, f"{where}.responses.{code}", warn)
-        if "x-apigateway-result-normal-sample" in resp:
-            api["result_normal_sample"] = str(resp["x-apigateway-result-normal-sample"])
-        if "x-apigateway-result-failure-sample" in resp:
-            api["result_failure_sample"] = str(resp["x-apigateway-result-failure-sample"])
+        for key, field in SAMPLE_FIELDS.items():
+            if key in resp:
+                api[field] = _sample_text(resp[key])
 
 
 def samples_out(api: Doc) -> Doc:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError, current_document, if_match, json_response, version_headers
 from gateway.control.openapi.exporter import export_openapi
-from gateway.control.openapi.importer import import_openapi, merge_fragment
+from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing
 from gateway.control.store import DocumentStore
 from gateway.control.v2 import PREFIX
 from gateway.snapshot.load import SnapshotError, parse_bytes
@@ -44,25 +44,35 @@ def dump(data: Any, fmt: str) -> bytes:
 def install(app: web.Application, store: DocumentStore) -> None:
     gateway = store.port
 
+    suffix = gateway.settings.admin_group_domain_suffix.strip(".")
+
     async def do_import(request: web.Request, spec: dict[str, Any], group_id: str | None, group_name: str | None,
-                        publish_env: str | None, dry_run: bool) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+                        publish_env: str | None, dry_run: bool, api_mode: str | None = None
+                        ) -> tuple[dict[str, Any], list[str], dict[str, str], list[Any], list[Any]]:
         base = current_document(gateway)  # a dry run reads; a real import re-reads under the store's lock
         try:
             fragment, warnings = import_openapi(spec, base=base, group_id=group_id, group_name=group_name,
                                                 publish_env=publish_env)
         except ValueError as exc:
             raise AdminError(400, "APIG.3602", f"Syntax error in the Swagger file: {exc}") from None
+        for group in fragment.get("groups", []):  # a new group gets its sub-domain like one made by the API
+            if suffix and not group.get("sl_domain"):
+                group["sl_domain"] = f"{group['id']}.{suffix}"
+        success: list[Any] = []
+        failure: list[Any] = []
+        if api_mode is not None:
+            fragment, success, failure = resolve_existing(base, fragment, api_mode)
         headers: dict[str, str] = {}
         if not dry_run:
             rt = await store.replace(lambda current: merge_fragment(current or {}, fragment), if_match(request))
             headers = version_headers(rt)
-        return fragment, warnings, headers
+        return fragment, warnings, headers, success, failure
 
     async def import_v1(request: web.Request) -> web.StreamResponse:
         try:
             spec = _parse_definition(await request.read(), request.headers.get("Content-Type"))
             q = request.query
-            fragment, warnings, headers = await do_import(
+            fragment, warnings, headers, _, _ = await do_import(
                 request, spec, q.get("group_id"), q.get("group_name"), q.get("publish_env"),
                 q.get("dry_run", "").lower() in ("1", "true", "yes"))
         except AdminError as err:
@@ -88,27 +98,42 @@ def install(app: web.Application, store: DocumentStore) -> None:
             create = str(form.get("is_create_group", "true")).lower() != "false"
             if not create and group_id is None:
                 raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
-            fragment, warnings, headers = await do_import(request, spec, group_id, None, None, False)
+            api_mode = str(form.get("api_mode") or "merge")
+            if api_mode not in ("merge", "override"):
+                raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:api_mode. "
+                                 "Please refer to the support documentation")
+            fragment, warnings, headers, success, failure = await do_import(request, spec, group_id, None, None,
+                                                                            False, api_mode)
         except AdminError as err:
             return err.response()
-        gid = fragment["apis"][0]["group_id"] if fragment.get("apis") else group_id
-        success = [{"path": a["req_uri"], "method": a["req_method"], "action": "create", "id": a["id"]}
-                   for a in fragment.get("apis", [])]
-        return json_response({"success": success, "failure": [], "group_id": gid, "ignore": [],
+        gid = group_id or (fragment["groups"][0]["id"] if fragment.get("groups") else None)
+        if gid is None and (success or failure):
+            gid = fragment["apis"][0]["group_id"] if fragment.get("apis") else None
+        return json_response({"success": success, "failure": failure, "group_id": gid, "ignore": [],
                               "warnings": warnings}, headers=headers)
 
-    def _export(group_id: str | None, env_id: str | None, oas: str) -> dict[str, Any]:
+    def _export(group_id: str | None, env_id: str | None, oas: str, define: str = "all",
+                apis: Any = None) -> dict[str, Any]:
         if not group_id:
             raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
+        if apis is not None and not (isinstance(apis, list) and all(isinstance(a, str) for a in apis)):
+            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:apis. "
+                             "Please refer to the support documentation")
         try:
-            return export_openapi(current_document(gateway), group_id, env_id=env_id, oas=oas)
+            return export_openapi(current_document(gateway), group_id, env_id=env_id, oas=oas, define=define,
+                                  apis=apis)
         except KeyError:
             raise AdminError(404, "APIG.3001", f"The API group does not exist,id:{group_id}") from None
+        except ValueError:
+            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:define. "
+                             "Please refer to the support documentation") from None
 
     async def export_v1(request: web.Request) -> web.StreamResponse:
         q = request.query
         try:
-            spec = _export(q.get("group_id"), q.get("env_id"), q.get("oas", "2.0"))
+            apis = q.get("apis")
+            spec = _export(q.get("group_id"), q.get("env_id"), q.get("oas", "2.0"), q.get("define", "all"),
+                           apis.split(",") if apis else None)
         except AdminError as err:
             return err.response()
         fmt = "yaml" if q.get("format") == "yaml" else "json"
@@ -119,12 +144,16 @@ def install(app: web.Application, store: DocumentStore) -> None:
         try:
             data = await request.read()
             body = parse_bytes(data, "body") if data.strip() else {}
-            spec = _export(body.get("group_id"), body.get("env_id"), str(body.get("oas_version", "2.0")))
+            oas = str(request.query.get("oas_version") or body.get("oas_version", "2.0"))
+            spec = _export(body.get("group_id"), body.get("env_id"), oas, str(body.get("define") or "spec"),
+                           body.get("apis"))
+            if body.get("version"):
+                spec["info"]["version"] = str(body["version"])
         except SnapshotError as exc:
             return AdminError(400, "APIG.2012", "Invalid request body", problems=exc.problems).response()
         except AdminError as err:
             return err.response()
-        fmt = "yaml" if body.get("type") == "yaml" else "json"
+        fmt = "yaml" if body.get("type") in ("yaml", "yml") else "json"
         name = f"{spec['info']['title']}.{fmt}"
         return web.Response(body=dump(spec, fmt), content_type="application/octet-stream",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})

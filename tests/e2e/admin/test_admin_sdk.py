@@ -422,8 +422,16 @@ async def test_domains_signs_channels_and_responses(setup: Any, echo_backend: An
     has(dom, "id", "url_domain", "status", "min_ssl_version", "is_http_redirect_to_https")
     assert await served(gw.url, "/by-domain", "shop.example.test") == (200, "domain ok")
     dom2 = await sdk(c.update_domain_v2, UpdateDomainV2Request(instance_id=I, group_id=g.id, domain_id=dom.id,
-                                                               body=UrlDomainModify(min_ssl_version="TLSv1.1")))
-    assert dom2.min_ssl_version == "TLSv1.1"
+                                                               body=UrlDomainModify(min_ssl_version="TLSv1.1",
+                                                                                    is_http_redirect_to_https=True)))
+    assert dom2.min_ssl_version == "TLSv1.1" and dom2.is_http_redirect_to_https is True
+    async with aiohttp.ClientSession() as s:  # plain HTTP on that domain is redirected to HTTPS
+        async with s.get(gw.url + "/by-domain?x=1", headers={"Host": "shop.example.test:8080"},
+                         allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (301, "https://shop.example.test/by-domain?x=1")
+        async with s.post(gw.url + "/by-domain", headers={"Host": "shop.example.test"}, allow_redirects=False) as r:
+            assert r.status == 308
+    assert await served(gw.url, "/by-domain", g.sl_domain) == (200, "domain ok")  # other hosts are not
     shown = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g.id))
     assert [(d.id, d.domain) for d in shown.url_domains] == [(dom.id, "shop.example.test")]
     await sdk(c.disassociate_domain_v2, DisassociateDomainV2Request(instance_id=I, group_id=g.id, domain_id=dom.id))
