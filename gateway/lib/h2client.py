@@ -153,6 +153,7 @@ class H2ClientConnection(asyncio.Protocol):
         for stream in list(self.streams.values()):
             stream._fail(err)
         self.streams.clear()
+        self.pool._slot_freed(self.key)
         if not self.settings_seen.done():
             self.settings_seen.set_exception(err)
             self.settings_seen.exception()
@@ -203,10 +204,12 @@ class H2ClientConnection(asyncio.Protocol):
                 if s is not None:
                     s.closed = True
                     s._on_end()
+                    self.pool._slot_freed(self.key)
             elif isinstance(ev, h2.events.StreamReset):
                 s = self.streams.pop(ev.stream_id, None)
                 if s is not None:
                     s.closed = True
+                    self.pool._slot_freed(self.key)
                     s._fail(H2ClientError(f"stream reset by the backend ({ev.error_code!r})", int(ev.error_code)))
             elif isinstance(ev, h2.events.WindowUpdated):
                 targets = list(self.streams.values()) if ev.stream_id == 0 else \
@@ -309,6 +312,7 @@ class H2ClientConnection(asyncio.Protocol):
         if self.streams.pop(stream.sid, None) is None or self.transport is None:
             return
         stream.closed = True
+        self.pool._slot_freed(self.key)
         try:
             self.h2.reset_stream(stream.sid, code)
         except h2.exceptions.ProtocolError:
@@ -324,6 +328,12 @@ class H2Pool:
         self.connect_timeout_s = connect_timeout_s
         self._conns: dict[tuple[Any, ...], list[H2ClientConnection]] = {}
         self._connecting: dict[tuple[Any, ...], asyncio.Future[H2ClientConnection]] = {}
+        self._freed: dict[tuple[Any, ...], asyncio.Event] = {}
+
+    def _slot_freed(self, key: tuple[Any, ...]) -> None:
+        event = self._freed.get(key)
+        if event is not None:
+            event.set()
 
     def _forget(self, conn: H2ClientConnection) -> None:
         lst = self._conns.get(conn.key)
@@ -340,8 +350,12 @@ class H2Pool:
             if best is not None and best.capacity() > 0:
                 return best.open(headers, end)
             if len(conns) >= self.max_per_host and best is not None:
-                # every connection is full: wait for a slot on the least busy one
-                await asyncio.sleep(0.001)
+                # every connection is full: wait until a stream ends somewhere (the caller's deadline bounds it)
+                event = self._freed.get(key)
+                if event is None:
+                    event = self._freed[key] = asyncio.Event()
+                event.clear()
+                await event.wait()
                 continue
             conn = await self._connect(key, host, port, ssl_ctx, server_hostname)
             if conn.capacity() > 0:

@@ -103,9 +103,10 @@ def status_of(code: int) -> grpc.StatusCode:
 class GrpcBackend:
     """A real grpcio server on 127.0.0.1 (TLS with ``ca``'s certificate, or plaintext)."""
 
-    def __init__(self, ca: TestCA | None) -> None:
+    def __init__(self, ca: TestCA | None, max_streams: int | None = None) -> None:
         self.service = EchoService()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        options = [("grpc.max_concurrent_streams", max_streams)] if max_streams else []
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
         self.service.pb2_grpc.add_EchoServicer_to_server(self.service, self.server)
         if ca is not None:
             issued = ca.issue("grpc-backend", dns=["localhost"], ips=["127.0.0.1"])

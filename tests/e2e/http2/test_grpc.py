@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support.auth_helpers import APP_CODE, app, grant
+from tests.support.auth_helpers import APP_CODE, app, grant, iam_token, public_pem, rsa_key
 from tests.support.grpc_helpers import GrpcBackend, echo_modules, gateway_channel, grpc_api, stub
 from tests.support.h2_helpers import tls_files
 from tests.support.helpers import snapshot
@@ -130,6 +130,54 @@ async def test_unauthenticated_and_app_code(grpc_gw, backend) -> None:
     reply = await asyncio.to_thread(s.Unary, pb2.Msg(text="ok"), metadata=(("x-apig-appcode", APP_CODE),),
                                     timeout=10)
     assert reply.text == "echo:ok"
+
+
+async def test_iam_token(grpc_gw, backend, tmp_path) -> None:
+    key = rsa_key()
+    pem = tmp_path / "iam.pem"
+    pem.write_bytes(public_pem(key))
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, auth_type="IAM")), iam_jwt_public_keys=str(pem))
+    s = stub(ch)
+    with pytest.raises(grpc.RpcError) as info:
+        await asyncio.to_thread(s.Unary, pb2.Msg(text="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "APIG.0301" in info.value.details()
+    reply = await asyncio.to_thread(s.Unary, pb2.Msg(text="iam"), metadata=(("x-auth-token", iam_token(key)),),
+                                    timeout=10)
+    assert reply.text == "echo:iam"
+
+
+async def test_h2c_backends_behind_a_vpc_channel(grpc_gw) -> None:
+    plain = [GrpcBackend(None), GrpcBackend(None)]
+    try:
+        api = grpc_api("g1", "/echo.Echo", "", tls=False, match_mode="SWA")
+        api["backend_api"].pop("url_domain")
+        api["backend_api"].update(vpc_channel_status=1, vpc_channel_info={"vpc_channel_id": "ch1"})
+        members = [{"host": "127.0.0.1", "port": b.port, "weight": 1} for b in plain]
+        doc = snapshot([api], vpc_channels=[{"id": "ch1", "name": "chan_grpc", "port": 80, "balance_strategy": 1,
+                                             "member_type": "ip", "type": 2, "members": members}])
+        _gw, ch = await grpc_gw(doc)
+        s = stub(ch)
+        for i in range(10):
+            assert (await asyncio.to_thread(s.Unary, pb2.Msg(text=str(i)), timeout=10)).text == f"echo:{i}"
+        assert [len(b.service.calls) for b in plain] == [5, 5]  # round robin over pooled h2c connections
+    finally:
+        for b in plain:
+            await asyncio.to_thread(b.stop)
+
+
+async def test_calls_beyond_the_backends_stream_limit_wait_for_a_slot(grpc_gw, ca) -> None:
+    small = GrpcBackend(ca, max_streams=2)  # 2 streams per connection, at most 4 pooled connections: 8 slots
+    try:
+        gw, ch = await grpc_gw(snapshot(_all_methods(small.addr, timeout=30000)))
+        s = stub(ch)
+        calls = [s.Unary.future(pb2.Msg(text=str(i), delay_ms=300), timeout=30) for i in range(20)]  # all at once
+        replies = await asyncio.to_thread(lambda: [c.result() for c in calls])
+        assert sorted(r.text for r in replies) == sorted(f"echo:{i}" for i in range(20))
+        pool = gw.gw.services.extras["grpc.pool"]
+        assert sum(len(conns) for conns in pool._conns.values()) == 4  # the pool grew to its bound, no further
+    finally:
+        await asyncio.to_thread(small.stop)
 
 
 async def test_denied_by_acl(grpc_gw, backend) -> None:
