@@ -6,9 +6,10 @@ Role: control plane, every admin request (when a token is required). Two ways to
 * an ``SDK-HMAC-SHA256`` signature computed with the token as the secret key. This is what the vendor's
   management SDKs send when they are given an access key / secret key pair, so ``huaweicloudsdkapig``'s
   ``BasicCredentials(ak=<anything>, sk=<admin token>)`` works unchanged. The signed headers must include
-  ``host``, the ``X-Sdk-Date`` must be within 15 minutes of ours, and the body is always signed (a claimed
-  body hash must match the body; ``UNSIGNED-PAYLOAD`` is refused). The access key is not checked (the
-  token is the only secret).
+  ``host``, the ``X-Sdk-Date`` must be within 15 minutes of ours, and a claimed body hash must match the
+  body. The SDKs send ``UNSIGNED-PAYLOAD`` for bodies that are not JSON (a multipart import): that is
+  accepted only for such bodies, and each such signature only once (a captured request cannot be replayed
+  with another body). The access key is not checked (the token is the only secret).
 
 Every comparison is constant time; the token is never logged.
 """
@@ -24,6 +25,22 @@ from aiohttp import web
 from gateway.lib import sdk_signer
 
 SKEW_S = 15 * 60
+MAX_SEEN = 10000
+# signatures of UNSIGNED-PAYLOAD requests already accepted -> when they stop mattering (date + skew)
+_SEEN: dict[str, float] = {}
+
+
+def _first_use(signature: str, expires: float) -> bool:
+    now = time.time()
+    if len(_SEEN) >= MAX_SEEN:
+        for key in [k for k, until in _SEEN.items() if until < now]:
+            del _SEEN[key]
+        if len(_SEEN) >= MAX_SEEN:  # a flood of fresh signatures: refuse rather than forget
+            return False
+    if signature in _SEEN:
+        return False
+    _SEEN[signature] = expires
+    return True
 
 
 async def authorized(request: web.Request, expected_bearer: bytes, token: str) -> bool:
@@ -45,15 +62,21 @@ async def _signature_ok(request: web.Request, value: str, token: str) -> bool:
     headers = request.headers
     if any(len(headers.getall(name, ())) != 1 for name in creds.signed_headers):
         return False
-    body = await request.read()
-    actual = sdk_signer.payload_hash(body)
     claimed = headers.get(sdk_signer.HEADER_CONTENT_SHA256)
-    digest = claimed.strip() if claimed else actual
-    if digest.lower() != actual:  # UNSIGNED-PAYLOAD too: an admin body is always signed
-        return False
+    unsigned = claimed is not None and claimed.strip() == sdk_signer.UNSIGNED_PAYLOAD
+    if unsigned and request.content_type.startswith(("application/json", "application/bson")):
+        return False  # the SDKs sign JSON bodies: an unsigned one was not made by them
+    if unsigned:
+        digest = sdk_signer.UNSIGNED_PAYLOAD
+    else:
+        actual = sdk_signer.payload_hash(await request.read())
+        digest = claimed.strip() if claimed else actual
+        if digest.lower() != actual:
+            return False
     parts = urlsplit(request.raw_path)
     try:
-        return sdk_signer.verify(token, creds.signature, request.method, parts.path,
-                                 sdk_signer.parse_query(parts.query), headers, creds.signed_headers, digest, sdk_date)
+        ok = sdk_signer.verify(token, creds.signature, request.method, parts.path,
+                               sdk_signer.parse_query(parts.query), headers, creds.signed_headers, digest, sdk_date)
     except KeyError:
         return False
+    return ok and (not unsigned or _first_use(creds.signature, when.timestamp() + SKEW_S))

@@ -181,6 +181,14 @@ def _decorate_sign(doc: Doc, item: Item, query: Query) -> Item:
             "bind_num": sum(1 for b in items(doc, "sign_bindings") if str(b.get("sign_id")) == sid)}
 
 
+def _decorate_plugin(doc: Doc, item: Item, query: Query) -> Item:
+    return {**item, "plugin_id": item.get("id")}  # the vendor's models name the id plugin_id
+
+
+def _decorate_channel(doc: Doc, item: Item, query: Query) -> Item:
+    return {"status": 1, "vpc_channel_type": "builtin", **item}
+
+
 def _apis_in_env(doc: Doc, rows: list[Item], query: Query) -> list[Item]:
     env = query.get("env_id")
     if not env:
@@ -230,13 +238,13 @@ RESOURCES: tuple[Resource, ...] = (
              name_keys=("name",), dup_code="APIG.3211", filters=("id", "name", "type"), updated=None),
     Resource("vpc-channels", "vpc_channels", "vpc_channels", "vpc_channel_id", "APIG.3023", "VPC channel",
              name_keys=("name",), dup_code="APIG.3208", filters=("id", "name", "type"), generate=_gen_vpc,
-             keep_on_update=("members",), updated=None),
+             keep_on_update=("members",), updated=None, decorate=_decorate_channel),
     Resource("api-groups/{group_id}/gateway-responses", "responses", "responses", "response_id", "APIG.3081",
              "gateway response", parent=("group_id", "group_id"), name_keys=("group_id", "name"),
              dup_code="APIG.3216"),
     Resource("plugins", "plugins", "plugins", "plugin_id", "APIG.3007", "plug-in",
              name_keys=("plugin_name",), dup_code="APIG.3309",
-             filters=("plugin_id", "plugin_name", "plugin_type", "plugin_scope")),
+             filters=("plugin_id", "plugin_name", "plugin_type", "plugin_scope"), decorate=_decorate_plugin),
 )
 
 

@@ -7,6 +7,7 @@ effect is checked on the data plane through real sockets.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -23,13 +24,18 @@ from huaweicloudsdkapig.v2 import (
     ApiCreate,
     ApiGroupBase,
     ApiGroupCreate,
+    ApiOperPluginInfo,
     ApiVersion,
+    AppAclCreate,
     AppCodeCreate,
     AppCreate,
     AppResetCreate,
     AssociateDomainV2Request,
     AssociateRequestThrottlingPolicyV2Request,
     AssociateSignatureKeyV2Request,
+    AttachApiToPluginRequest,
+    AttachPluginToApiRequest,
+    AuthorizerCreate,
     BaseSignature,
     BatchDeleteAclV2Request,
     BatchDeleteApiAclBindingV2Request,
@@ -45,34 +51,49 @@ from huaweicloudsdkapig.v2 import (
     CreateAppCodeAutoV2Request,
     CreateAppCodeV2Request,
     CreateAuthorizingAppsV2Request,
+    CreateCustomAuthorizerV2Request,
     CreateEnvironmentV2Request,
     CreateEnvironmentVariableV2Request,
     CreateGatewayResponseV2Request,
     CreateOrDeletePublishRecordForApiV2Request,
+    CreatePluginRequest,
     CreateRequestThrottlingPolicyV2Request,
     CreateSignatureKeyV2Request,
     CreateSpecialThrottlingConfigurationV2Request,
     CreateVpcChannelV2Request,
     DeleteAclV2Request,
+    DeleteApiAclBindingV2Request,
     DeleteApiByVersionIdV2Request,
     DeleteApiGroupV2Request,
     DeleteApiV2Request,
+    DeleteAppAclRequest,
     DeleteAppCodeV2Request,
     DeleteAppV2Request,
+    DeleteBackendInstanceV2Request,
+    DeleteCustomAuthorizerV2Request,
     DeleteEnvironmentV2Request,
     DeleteEnvironmentVariableV2Request,
+    DeleteGatewayResponseV2Request,
+    DeletePluginRequest,
     DeleteRequestThrottlingPolicyV2Request,
     DeleteSignatureKeyV2Request,
     DeleteSpecialThrottlingConfigurationV2Request,
     DeleteVpcChannelV2Request,
+    DetachApiFromPluginRequest,
+    DetachPluginFromApiRequest,
     DisassociateDomainV2Request,
     DisassociateRequestThrottlingPolicyV2Request,
     DisassociateSignatureKeyV2Request,
     EnvCreate,
     EnvVariableBase,
     EnvVariableCreate,
+    ExportApiDefinitionsV2Request,
+    ExportOpenApiReq,
+    ImportApiDefinitionsV2Request,
+    ImportApiDefinitionsV2RequestBody,
     ListAclPolicyBindedToApiV2Request,
     ListAclStrategiesV2Request,
+    ListApiAttachedPluginsRequest,
     ListApiGroupsV2Request,
     ListApiRuntimeDefinitionV2Request,
     ListApisBindedToAclPolicyV2Request,
@@ -86,9 +107,12 @@ from huaweicloudsdkapig.v2 import (
     ListAppsBindedToApiV2Request,
     ListAppsV2Request,
     ListBackendInstancesV2Request,
+    ListCustomAuthorizersV2Request,
     ListEnvironmentsV2Request,
     ListEnvironmentVariablesV2Request,
     ListGatewayResponsesV2Request,
+    ListPluginAttachedApisRequest,
+    ListPluginsRequest,
     ListRequestThrottlingPoliciesBindedToApiV2Request,
     ListRequestThrottlingPolicyV2Request,
     ListSignatureKeysBindedToApiV2Request,
@@ -96,36 +120,59 @@ from huaweicloudsdkapig.v2 import (
     ListSpecialThrottlingConfigurationsV2Request,
     ListVpcChannelsV2Request,
     MemberInfo,
+    PluginCreate,
+    PluginOperApiInfo,
     ResettingAppSecretV2Request,
     ResponsesCreate,
+    ShowDetailsOfAclPolicyV2Request,
     ShowDetailsOfApiGroupV2Request,
     ShowDetailsOfApiV2Request,
+    ShowDetailsOfAppAclRequest,
+    ShowDetailsOfAppCodeV2Request,
     ShowDetailsOfAppV2Request,
+    ShowDetailsOfCustomAuthorizersV2Request,
+    ShowDetailsOfEnvironmentVariableV2Request,
+    ShowDetailsOfGatewayResponseV2Request,
     ShowDetailsOfInstanceV2Request,
     ShowDetailsOfRequestThrottlingPolicyV2Request,
+    ShowDetailsOfVpcChannelV2Request,
+    ShowPluginRequest,
     SignApiBinding,
     ThrottleApiBindingCreate,
     ThrottleBaseInfo,
     ThrottleBindingBatchDelete,
     ThrottleSpecialCreate,
     ThrottleSpecialUpdate,
+    UpdateAclStrategyV2Request,
     UpdateApiGroupV2Request,
     UpdateApiV2Request,
+    UpdateAppAclRequest,
+    UpdateAppV2Request,
+    UpdateBackendInstancesV2Request,
+    UpdateCustomAuthorizerV2Request,
     UpdateDomainV2Request,
     UpdateEnvironmentV2Request,
     UpdateEnvironmentVariableV2Request,
+    UpdateGatewayResponseV2Request,
+    UpdatePluginRequest,
     UpdateRequestThrottlingPolicyV2Request,
+    UpdateSignatureKeyV2Request,
     UpdateSpecialThrottlingConfigurationV2Request,
+    UpdateVpcChannelV2Request,
     UrlDomainCreate,
     UrlDomainModify,
     VpcCreate,
     VpcMemberCreate,
+    VpcMemberModify,
 )
+from huaweicloudsdkcore.http.formdata import FormFile
 
+from gateway.lib import sdk_signer
 from tests.support.helpers import RELEASE
 from tests.support.sdk_helpers import INSTANCE, TOKEN, has, sdk, sdk_client, sdk_error, served
 
 I = INSTANCE  # noqa: E741
+AUTH_URN = "urn:fss:r:p:function:default:sdk_auth_fn:latest"
 
 
 @pytest.fixture
@@ -521,3 +568,205 @@ def test_compatibility_table_matches_the_admin_routes() -> None:
     assert set(table) == set(sdk_ops), set(table) ^ set(sdk_ops)
     for op, (method, path) in sdk_ops.items():
         assert (table[op] == "yes") == ((method, norm(path)) in routed), op
+    # and this suite calls every supported operation through the SDK
+    this_file = Path(__file__).read_text()
+    assert not [op for op, yes in table.items() if yes == "yes" and f"c.{op}," not in this_file]
+
+
+async def test_authorizers_plugins_app_acls_and_remaining_updates(setup: Any, echo_backend: Any) -> None:
+    gw, c = setup
+    _, address = echo_backend
+    doc = dict(gw.gw.document)
+    doc["functions"] = [{"function_urn": AUTH_URN, "entry": "gateway.examples.functions:token_authorizer"}]
+    await gw.gw.push_document(doc)
+    g = await _group(c, "sdk_rest")
+    # a custom authorizer guarding an API
+    body = AuthorizerCreate(name="sdk_authorizer", type="FRONTEND", authorizer_type="FUNC", authorizer_uri=AUTH_URN,
+                            ttl=0, user_data="let-me-in")
+    authz = await sdk(c.create_custom_authorizer_v2, CreateCustomAuthorizerV2Request(instance_id=I, body=body))
+    has(authz, "id", "name", "type", "authorizer_type", "authorizer_uri", "ttl")
+    api = await _api(c, g, "sdk_guarded_fn", "/fn-guarded", "behind the authorizer", auth_type="AUTHORIZER",
+                     authorizer_id=authz.id)
+    pub = await _publish(c, api.id)
+    host = g.sl_domain
+    assert (await served(gw.url, "/fn-guarded", host, Authorization="Bearer let-me-in"))[0] == 200
+    assert (await served(gw.url, "/fn-guarded", host, Authorization="Bearer nope"))[0] == 500  # AUTHORIZER_FAILURE
+    body.user_data = "another-secret"
+    await sdk(c.update_custom_authorizer_v2, UpdateCustomAuthorizerV2Request(instance_id=I, authorizer_id=authz.id,
+                                                                             body=body))
+    assert (await served(gw.url, "/fn-guarded", host, Authorization="Bearer another-secret"))[0] == 200
+    shown = await sdk(c.show_details_of_custom_authorizers_v2, ShowDetailsOfCustomAuthorizersV2Request(
+        instance_id=I, authorizer_id=authz.id))
+    assert shown.user_data == "******"  # a credential: masked
+    listed = await sdk(c.list_custom_authorizers_v2, ListCustomAuthorizersV2Request(instance_id=I))
+    assert [a.id for a in listed.authorizer_list] == [authz.id]
+
+    # a cors plug-in attached to the published API, from both sides
+    content = '{"allow_origin": "https://app.example", "allow_methods": "GET", "max_age": 600}'
+    plugin = await sdk(c.create_plugin, CreatePluginRequest(instance_id=I, body=PluginCreate(
+        plugin_name="sdk_cors", plugin_type="cors", plugin_scope="global", plugin_content=content)))
+    has(plugin, "plugin_id", "plugin_name", "plugin_type", "plugin_scope", "plugin_content", "create_time")
+    attached = await sdk(c.attach_plugin_to_api, AttachPluginToApiRequest(
+        instance_id=I, api_id=api.id, body=ApiOperPluginInfo(env_id=RELEASE, plugin_ids=[plugin.plugin_id])))
+    has(attached.attached_plugins[0], "plugin_attach_id", "plugin_id", "api_id", "env_id", "attached_time")
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    async with aiohttp.ClientSession() as s, s.options(gw.url + "/fn-guarded",
+                                                       headers={"Host": host, **preflight}) as r:
+        assert r.headers.get("Access-Control-Max-Age") == "600"
+    by_api = await sdk(c.list_api_attached_plugins, ListApiAttachedPluginsRequest(instance_id=I, api_id=api.id))
+    assert [p.plugin_id for p in by_api.plugins] == [plugin.plugin_id]
+    by_plugin = await sdk(c.list_plugin_attached_apis, ListPluginAttachedApisRequest(
+        instance_id=I, plugin_id=plugin.plugin_id))
+    assert [a.api_id for a in by_plugin.apis] == [api.id]
+    await sdk(c.detach_plugin_from_api, DetachPluginFromApiRequest(
+        instance_id=I, api_id=api.id, body=ApiOperPluginInfo(env_id=RELEASE, plugin_ids=[plugin.plugin_id])))
+    await sdk(c.attach_api_to_plugin, AttachApiToPluginRequest(
+        instance_id=I, plugin_id=plugin.plugin_id, body=PluginOperApiInfo(env_id=RELEASE, api_ids=[api.id])))
+    await sdk(c.detach_api_from_plugin, DetachApiFromPluginRequest(
+        instance_id=I, plugin_id=plugin.plugin_id, body=PluginOperApiInfo(env_id=RELEASE, api_ids=[api.id])))
+    async with aiohttp.ClientSession() as s, s.options(gw.url + "/fn-guarded",
+                                                       headers={"Host": host, **preflight}) as r:
+        assert r.headers.get("Access-Control-Max-Age") is None  # detached
+    renamed_plugin = PluginCreate(plugin_name="sdk_cors_b", plugin_type="cors", plugin_scope="global",
+                                  plugin_content=content)
+    updated = await sdk(c.update_plugin, UpdatePluginRequest(instance_id=I, plugin_id=plugin.plugin_id,
+                                                             body=renamed_plugin))
+    assert updated.plugin_name == "sdk_cors_b"
+    assert (await sdk(c.show_plugin, ShowPluginRequest(instance_id=I, plugin_id=plugin.plugin_id))).plugin_name == \
+        "sdk_cors_b"
+    assert (await sdk(c.list_plugins, ListPluginsRequest(instance_id=I))).total == 1
+    await sdk(c.delete_plugin, DeletePluginRequest(instance_id=I, plugin_id=plugin.plugin_id))
+
+    # an app's own ACL, AppCode details, app update
+    app = await sdk(c.create_an_app_v2, CreateAnAppV2Request(instance_id=I, body=AppCreate(name="sdk_app_acl")))
+    acl = await sdk(c.update_app_acl, UpdateAppAclRequest(instance_id=I, app_id=app.id, body=AppAclCreate(
+        app_acl_type="DENY", app_acl_values=["10.0.0.1"])))
+    has(acl, "app_id", "app_acl_type", "app_acl_values")
+    shown_acl = await sdk(c.show_details_of_app_acl, ShowDetailsOfAppAclRequest(instance_id=I, app_id=app.id))
+    assert shown_acl.app_acl_values == ["10.0.0.1"]
+    await sdk(c.delete_app_acl, DeleteAppAclRequest(instance_id=I, app_id=app.id))
+    assert not gw.gw.document.get("app_acls")
+    code = await sdk(c.create_app_code_auto_v2, CreateAppCodeAutoV2Request(instance_id=I, app_id=app.id))
+    one = await sdk(c.show_details_of_app_code_v2, ShowDetailsOfAppCodeV2Request(instance_id=I, app_id=app.id,
+                                                                                   app_code_id=code.id))
+    has(one, "id", "app_id", "app_code", "create_time")
+    renamed = await sdk(c.update_app_v2, UpdateAppV2Request(instance_id=I, app_id=app.id,
+                                                            body=AppCreate(name="sdk_app_acl_b", remark="renamed")))
+    assert renamed.name == "sdk_app_acl_b" and renamed.app_key == app.app_key
+
+    # ACL policy details, update and a single unbind
+    policy = await sdk(c.create_acl_strategy_v2, CreateAclStrategyV2Request(instance_id=I, body=ApiAclCreate(
+        acl_name="sdk_acl_two", acl_type="PERMIT", acl_value="10.1.1.1", entity_type="IP")))
+    bound = await sdk(c.create_api_acl_binding_v2, CreateApiAclBindingV2Request(
+        instance_id=I, body=AclApiBindingCreate(acl_id=policy.id, publish_ids=[pub.publish_id])))
+    assert (await served(gw.url, "/fn-guarded", host, Authorization="Bearer another-secret"))[0] == 403
+    await sdk(c.update_acl_strategy_v2, UpdateAclStrategyV2Request(instance_id=I, acl_id=policy.id, body=ApiAclCreate(
+        acl_name="sdk_acl_two", acl_type="PERMIT", acl_value="127.0.0.1", entity_type="IP")))
+    assert (await served(gw.url, "/fn-guarded", host, Authorization="Bearer another-secret"))[0] == 200
+    shown_policy = await sdk(c.show_details_of_acl_policy_v2, ShowDetailsOfAclPolicyV2Request(instance_id=I,
+                                                                                               acl_id=policy.id))
+    assert shown_policy.acl_value == "127.0.0.1"
+    await sdk(c.delete_api_acl_binding_v2, DeleteApiAclBindingV2Request(
+        instance_id=I, acl_bindings_id=bound.acl_bindings[0].id))
+
+    # gateway response details and update: the custom body is served
+    resp = await sdk(c.create_gateway_response_v2, CreateGatewayResponseV2Request(
+        instance_id=I, group_id=g.id, body=ResponsesCreate(name="sdk_resp", responses={})))
+    await sdk(c.update_gateway_response_v2, UpdateGatewayResponseV2Request(
+        instance_id=I, group_id=g.id, response_id=resp.id, body=ResponsesCreate(name="sdk_resp", responses={
+            "AUTHORIZER_FAILURE": {"status": 401, "body": '{"sdk_says":"no"}'}})))
+    one_resp = await sdk(c.show_details_of_gateway_response_v2, ShowDetailsOfGatewayResponseV2Request(
+        instance_id=I, group_id=g.id, response_id=resp.id))
+    has(one_resp, "id", "name", "responses")
+    await sdk(c.update_api_v2, UpdateApiV2Request(instance_id=I, api_id=api.id, body=_mock_api(
+        g.id, "sdk_guarded_fn", "/fn-guarded", "behind the authorizer", auth_type="AUTHORIZER",
+        authorizer_id=authz.id, response_id=resp.id)))
+    await _publish(c, api.id)
+    assert await served(gw.url, "/fn-guarded", host, Authorization="Bearer nope") == (401, '{"sdk_says":"no"}')
+
+    # signature key update, env variable details, VPC channel details / update / members
+    sign = await sdk(c.create_signature_key_v2, CreateSignatureKeyV2Request(instance_id=I, body=BaseSignature(
+        name="sdk_sign_two", sign_type="hmac")))
+    sign2 = await sdk(c.update_signature_key_v2, UpdateSignatureKeyV2Request(instance_id=I, sign_id=sign.id,
+                                                                             body=BaseSignature(name="sdk_sign_three",
+                                                                                                sign_type="hmac")))
+    assert sign2.name == "sdk_sign_three" and sign2.sign_key == sign.sign_key
+    env = await sdk(c.create_environment_v2, CreateEnvironmentV2Request(instance_id=I, body=EnvCreate(name="SDK_VARS")))
+    var = await sdk(c.create_environment_variable_v2, CreateEnvironmentVariableV2Request(
+        instance_id=I, body=EnvVariableCreate(group_id=g.id, env_id=env.id, variable_name="var_one",
+                                              variable_value="x")))
+    var_shown = await sdk(c.show_details_of_environment_variable_v2, ShowDetailsOfEnvironmentVariableV2Request(
+        instance_id=I, env_variable_id=var.id))
+    assert var_shown.variable_value == "x"
+    host_ip, port = address.split(":")
+    chan = await sdk(c.create_vpc_channel_v2, CreateVpcChannelV2Request(instance_id=I, body=VpcCreate(
+        name="sdk_chan_two", type=2, port=int(port), balance_strategy=1, member_type="ip",
+        members=[MemberInfo(host=host_ip, weight=1)])))
+    chan_shown = await sdk(c.show_details_of_vpc_channel_v2, ShowDetailsOfVpcChannelV2Request(instance_id=I,
+                                                                                               vpc_channel_id=chan.id))
+    has(chan_shown, "id", "name", "port", "status", "create_time")
+    await sdk(c.update_vpc_channel_v2, UpdateVpcChannelV2Request(instance_id=I, vpc_channel_id=chan.id, body=VpcCreate(
+        name="sdk_chan_two_b", type=2, port=int(port), balance_strategy=1, member_type="ip")))
+    members = await sdk(c.update_backend_instances_v2, UpdateBackendInstancesV2Request(
+        instance_id=I, vpc_channel_id=chan.id, body=VpcMemberModify(members=[MemberInfo(host=host_ip, weight=5)])))
+    assert [m.weight for m in members.members] == [5]
+    await sdk(c.delete_backend_instance_v2, DeleteBackendInstanceV2Request(instance_id=I, vpc_channel_id=chan.id,
+                                                                         member_id=members.members[0].id))
+    assert gw.gw.document["vpc_channels"][0]["members"] == []
+    # still used by the API: deleting the authorizer is refused by validation
+    err = await sdk_error(c.delete_custom_authorizer_v2, DeleteCustomAuthorizerV2Request(instance_id=I,
+                                                                                        authorizer_id=authz.id))
+    assert err.status_code == 400 and err.error_code == "APIG.2012"
+    await sdk(c.delete_api_v2, DeleteApiV2Request(instance_id=I, api_id=api.id))
+    await sdk(c.delete_custom_authorizer_v2, DeleteCustomAuthorizerV2Request(instance_id=I, authorizer_id=authz.id))
+    await sdk(c.delete_gateway_response_v2, DeleteGatewayResponseV2Request(instance_id=I, group_id=g.id,
+                                                                          response_id=resp.id))
+    assert not gw.gw.document.get("responses") and not gw.gw.document.get("authorizers")
+
+
+async def test_import_and_export_through_the_sdk(setup: Any, tmp_path: Any) -> None:
+    gw, c = setup
+    spec = {"swagger": "2.0", "info": {"title": "sdk_imported", "version": "1"}, "paths": {"/imported": {"get": {
+        "operationId": "imported_api", "x-apigateway-backend": {"type": "MOCK",
+                                                                "mockEndpoints": {"result-content": "imported"}}}}}}
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(spec))
+    with open(path, "rb") as f:
+        body = ImportApiDefinitionsV2RequestBody(file_name=FormFile(f, "application/json"), is_create_group=True)
+        result = await sdk(c.import_api_definitions_v2, ImportApiDefinitionsV2Request(instance_id=I, body=body))
+    has(result, "group_id", "success")
+    assert [(s.path, s.method, s.action) for s in result.success] == [("/imported", "GET", "create")]
+    await _publish(c, result.success[0].id)
+    group = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I,
+                                                                                     group_id=result.group_id))
+    assert await served(gw.url, "/imported", group.sl_domain) == (200, "imported")
+    exported = await sdk(c.export_api_definitions_v2, ExportApiDefinitionsV2Request(
+        instance_id=I, body=ExportOpenApiReq(env_id=RELEASE, group_id=result.group_id, define="proxy")))
+    chunks: list[bytes] = []
+    exported.consume_download_stream(lambda stream: chunks.extend(stream.iter_content(1024)))
+    definition = json.loads(b"".join(chunks))
+    assert definition["paths"]["/imported"]["get"]["x-apigateway-backend"]["mockEndpoints"] == {
+        "result-content": "imported"}
+
+
+async def test_signed_admin_calls_unsigned_payload_only_once_and_never_for_json(setup: Any) -> None:
+    gw, _ = setup
+    url = gw.admin_url + "/v2/p/apigw/instances/i/apis?limit=1"
+    async with aiohttp.ClientSession() as s:
+        signed = sdk_signer.sign_request("ak", TOKEN, "GET", url, {"Content-Type": "multipart/form-data; boundary=x",
+                                                                   "X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"})
+        statuses = []
+        for _ in range(2):  # the same signature again is a replay
+            async with s.get(url, headers=signed) as r:
+                statuses.append(r.status)
+        assert statuses == [200, 401]
+        signed = sdk_signer.sign_request("ak", TOKEN, "GET", url, {"Content-Type": "application/json",
+                                                                   "X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"})
+        async with s.get(url, headers=signed) as r:
+            assert r.status == 401
+        signed = sdk_signer.sign_request("ak", TOKEN, "POST", url, {"Content-Type": "application/json"}, b"{}")
+        async with s.post(url, headers=signed, data=b'{"tampered": 1}') as r:
+            assert r.status == 401  # the body is part of the signature
+        stale = sdk_signer.sign_request("ak", TOKEN, "GET", url, date="20200101T000000Z")
+        async with s.get(url, headers=stale) as r:
+            assert r.status == 401
