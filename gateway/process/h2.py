@@ -497,8 +497,13 @@ class H2Connection(asyncio.Protocol):
             self.h2.over_limit.discard(sid)
         if over or len(self.tasks) >= self.limits.max_streams:
             # handlers still running count (a stream the client reset does not free its slot before its handler
-            # ends), and so does a client ignoring the advertised limit
+            # ends), and so does a client ignoring the advertised limit; each refusal counts as a reset, so that
+            # opening streams only to have them refused is the same flood as resetting them
             self._refuse(sid)
+            self._window()
+            self._resets += 1
+            if self._resets > self.limits.resets:
+                self._abort(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, "refused-stream flood")
             return
         self._got_request = True
         self._last_sid = max(self._last_sid, sid)

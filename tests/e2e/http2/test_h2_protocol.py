@@ -84,6 +84,17 @@ async def test_rapid_reset_costs_the_connection(start, ca) -> None:
     ok.close()
 
 
+async def test_refused_stream_flood_costs_the_connection(start, ca) -> None:
+    gw, backend = await start(h2_max_concurrent_streams=2, h2_max_resets=20)
+    backend.delay = 5.0
+    c = await _open(gw, ca)
+    c.conn.remote_settings = h2.settings.Settings(client=False, initial_values={S.MAX_CONCURRENT_STREAMS: 1000})
+    for _ in range(60):  # beyond the advertised limit, over and over: each one refused, then the connection
+        c.request("/echo")
+    assert await c.until(lambda c: c.closed)
+    assert c.goaway() is not None and c.goaway().error_code == CALM
+
+
 async def test_continuation_flood_closes_the_connection(start, ca) -> None:
     gw, _ = await start()
     c = await _open(gw, ca)
