@@ -315,6 +315,8 @@ class HttpTarget:
             raise
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
+        ctx.extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
+        ctx.extras["upstream_status"] = upstream.status
         try:
             return await self._relay(ctx, upstream)
         finally:

@@ -25,7 +25,10 @@ MASK = "******"
 VERSION_CONFLICT_CODE = "APIG.1412"
 # Fields whose values are credentials: never returned by GET, kept when a PUT sends the mask back.
 SECRET_FIELDS = frozenset({"app_secret", "sign_secret", "private_key", "user_data", "app_code", "password",
-                           "secret"})  # "secret": the secret key of an iam_credentials record
+                           "secret",  # the secret key of an iam_credentials record
+                           "sasl_password", "sas_password"})  # kafka_log plug-ins (inside plugin_content)
+# Fields that hold a JSON document in a string (plug-ins): masked and unmasked inside that document too.
+JSON_STRING_FIELDS = frozenset({"plugin_content"})
 
 
 class AdminError(Exception):
@@ -84,10 +87,29 @@ def mask_value(value: Any) -> Any:
     return MASK if isinstance(value, str) and value else value
 
 
+def _json_doc(value: Any) -> Any:
+    """The object a JSON-in-a-string field holds (None when it holds none)."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+    return None
+
+
+def _mask_json_string(value: Any) -> Any:
+    doc = _json_doc(value) if isinstance(value, str) else None
+    return value if doc is None else orjson.dumps(mask(doc)).decode()
+
+
 def mask(value: Any) -> Any:
     """A deep copy of ``value`` with every credential field replaced by the mask."""
     if isinstance(value, dict):
-        return {k: (mask_value(v) if k in SECRET_FIELDS else mask(v)) for k, v in value.items()}
+        return {k: (mask_value(v) if k in SECRET_FIELDS else _mask_json_string(v) if k in JSON_STRING_FIELDS
+                    else mask(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v) for v in value]
     return value
@@ -97,8 +119,15 @@ def unmask(new: Any, old: Any) -> Any:
     """Put back secrets that a client sent as the mask (GET -> edit -> PUT keeps the real secrets)."""
     if isinstance(new, dict):
         old_d = old if isinstance(old, dict) else {}
-        return {k: (old_d.get(k) if k in SECRET_FIELDS and v == MASK and k in old_d else unmask(v, old_d.get(k)))
-                for k, v in new.items()}
+        merged: dict[str, Any] = {}
+        for k, v in new.items():
+            if k in SECRET_FIELDS and v == MASK and k in old_d:
+                merged[k] = old_d.get(k)
+            elif k in JSON_STRING_FIELDS and isinstance(v, str) and MASK in v and _json_doc(v) is not None:
+                merged[k] = orjson.dumps(unmask(_json_doc(v), _json_doc(old_d.get(k)))).decode()
+            else:
+                merged[k] = unmask(v, old_d.get(k))
+        return merged
     if isinstance(new, list):
         old_l = old if isinstance(old, list) else []
         by_id = {str(o.get("id")): o for o in old_l if isinstance(o, dict) and o.get("id") is not None}
@@ -135,6 +164,8 @@ def leftover_masks(value: Any, path: str = "") -> list[str]:
             sub = f"{path}.{k}" if path else str(k)
             if k in SECRET_FIELDS and v == MASK:
                 out.append(f"{sub}: is the mask {MASK!r} but no stored secret exists for this element")
+            elif k in JSON_STRING_FIELDS and isinstance(v, str) and MASK in v:
+                out.extend(leftover_masks(_json_doc(v), sub))
             else:
                 out.extend(leftover_masks(v, sub))
     elif isinstance(value, list):

@@ -112,6 +112,7 @@ class Settings:
     access_log: bool = True
     access_log_path: str = "-"  # "-" = stdout, else a file opened in append mode
     access_log_query: bool = False  # log the query string (signature-like parameters are redacted)
+    kafka_log_queue_size: int = 10000  # kafka_log plug-in: records waiting per plug-in; more are dropped (counted)
     latency_headers: str = "always"  # X-Apig-Latency / X-Apig-Upstream-Latency: always | debug | off
     metrics: bool = True  # Prometheus /metrics on the admin listener
     log_level: str = "INFO"

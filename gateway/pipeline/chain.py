@@ -13,6 +13,7 @@ import gateway.backends.grpc  # GRPC backends (HTTP/2 relay)
 import gateway.backends.invokers
 import gateway.model.runtime
 import gateway.observe.accesslog  # JSON access log completion hook
+import gateway.observe.kafka_log  # kafka_log plug-in: records shipped after the response
 import gateway.observe.metrics  # Prometheus metrics completion hook (the process mounts /metrics)
 import gateway.pipeline.stages.acl
 import gateway.pipeline.stages.app_auth

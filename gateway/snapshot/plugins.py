@@ -35,7 +35,6 @@ MAX_CONTENT = 65535
 
 # type -> reason shown when a plug-in of that type is present; a module implementing it removes the entry.
 UNSUPPORTED: dict[str, str] = {
-    "kafka_log": "kafka_log plug-ins are not supported by this build yet (no Kafka producer is built in)",
 }
 
 _OUT = frozenset({"create_time", "update_time", "remark", "project_id", "plugin_attach_id", "attached_time"})

@@ -4,8 +4,8 @@ Role in the pipeline: importing this package registers the collections' schemas 
 (:mod:`~gateway.snapshot.plugins`) and each implemented type: ``cors`` (endpoint CORS handler),
 ``set_resp_headers`` (endpoint response hook), ``breaker`` (backend-plan target wrapper), ``third_auth``
 (order-40 stage + backend request hook). ``rate_limit`` is compiled by the throttling package
-(:mod:`gateway.pipeline.stages.throttling.plugin`, order-70 stage). ``kafka_log`` is rejected at load with a
-clear message (see docs/plugins.md).
+(:mod:`gateway.pipeline.stages.throttling.plugin`, order-70 stage). ``kafka_log`` acts after the response
+(:mod:`gateway.observe.kafka_log`, a completion hook; see docs/plugins.md).
 """
 
 from __future__ import annotations
