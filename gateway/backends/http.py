@@ -20,6 +20,7 @@ Role in the pipeline: step 17 of spec 02 §11.2, the terminal step for ``backend
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from gateway.core.errors import (
     body_timeout,
     body_too_large,
 )
+from gateway.core.ratelog import RateLimitedLog
 from gateway.lib.h1client import UpstreamError
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
@@ -44,6 +46,10 @@ from gateway.model.plan import BackendPlan, BackendRequest
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.services import Services
+
+log = logging.getLogger("gateway.backends")
+# backend failures: one WARNING per (API, member, cause) every 10 s, with the count of the ones left out
+failure_log = RateLimitedLog(log, 10.0)
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -209,6 +215,26 @@ def _reschedule(deadline: asyncio.Timeout, when: float | None) -> None:
         pass
 
 
+def _cause(exc: BaseException) -> str:
+    """A short, secret-free cause: refused, reset, bad response ... (never request data)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, UpstreamError):
+        return f"bad response: {str(exc)[:200]}"
+    text = str(exc)[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _log_failure(ctx: RequestContext, member: Member, cause: str) -> None:
+    ep = ctx.endpoint
+    api = f"{ep.api_name} ({ep.api_id})" if ep is not None else "-"
+    addr = f"[{member.host}]:{member.port}" if ":" in member.host else f"{member.host}:{member.port}"
+    failure_log.warning((ep.api_id if ep is not None else None, addr, cause.split(":")[0]),
+                        "backend failure: request %s, API %s, member %s: %s", ctx.request_id, api, addr, cause)
+
+
 def _caller_fault(ctx: RequestContext) -> GatewayError | None:
     """The error to answer when an attempt failed because of the caller's own body, else None."""
     extras = ctx.extras
@@ -299,6 +325,7 @@ class HttpTarget:
             if fault is not None:
                 raise fault from None
             self.upstream.report(member, False)
+            _log_failure(ctx, member, f"timeout after {self.timeout_s * 1000:.0f} ms")
             raise backend_timeout() from None
         except GatewayError:
             self.upstream.release(member)
@@ -309,6 +336,7 @@ class HttpTarget:
             if fault is not None:
                 raise fault from None
             self.upstream.report(member, False)
+            _log_failure(ctx, member, _cause(exc))
             raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
         except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
             self.upstream.release(member)
@@ -338,12 +366,14 @@ class HttpTarget:
         small = length is not None and length <= SMALL_BODY and not upstream.chunked
         timeout = self.timeout_s
         resp: web.StreamResponse
+        body_started = time.perf_counter()
         if small:
             # small bodies: one buffer, one write of head + body
             try:
                 body = await upstream.read(timeout)
             except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
                 raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+            ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
             resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body)
         else:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
@@ -364,6 +394,7 @@ class HttpTarget:
         except ConnectionError:
             ctx.extras["client_gone"] = True
             return resp
+        body_started = time.perf_counter()
         sent = 0
         try:
             async for chunk in upstream.iter_chunks(timeout):
@@ -377,6 +408,7 @@ class HttpTarget:
                 ctx.request.transport.close()
             return resp
         ctx.bytes_sent = sent
+        ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
         try:
             await resp.write_eof()
         except ConnectionError:

@@ -76,6 +76,7 @@ class RequestContext:
         "app_name",
         "authorizer_backend",
         "authorizer_frontend",
+        "backend_body_ms",
         "backend_ms",
         "body",
         "body_timeout",
@@ -155,6 +156,8 @@ class RequestContext:
         self.status: int = 0
         self.bytes_sent: int = 0
         self.backend_ms: float | None = None
+        # time spent reading or relaying the backend's response body (backend time, not gateway overhead)
+        self.backend_body_ms: float = 0.0
         self.retries: int = 0
         self.extras: dict[str, Any] = {}
         self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers

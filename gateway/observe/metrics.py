@@ -6,9 +6,11 @@ listener). Every :class:`Gateway` (its
 :class:`Services`) owns its own ``CollectorRegistry``, so several gateways in one process never collide.
 
 Per-request cost: one dict probe for the endpoint's pre-bound label children (created on first use per
-(group, API, environment)), one counter increment, one or two histogram observations. Labels are bounded:
-group id, API id and environment name from the compiled endpoint (never a raw path or header); a request
-that matched no API is counted under ``api="-"`` (and ``group="-"`` / ``env="-"`` when those are unknown).
+(group, API, environment)), one counter increment, two or three histogram observations. Labels are bounded:
+group id, API id, API name and environment name from the compiled endpoint (never a raw path or header),
+plus the status class; a request that matched no API is counted under ``api="-"`` (and ``group="-"`` /
+``env="-"`` when those are unknown). Process metrics (CPU, memory, file descriptors, GC) come from
+prometheus-client's standard collectors.
 
 Everything that is state rather than an event (config version, reloads, in-flight requests, channel member
 health, Redis fallbacks) is read from the long-lived services when scraped, so it costs nothing per request.
@@ -33,7 +35,10 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -52,7 +57,7 @@ disable_created_metrics()
 
 EXTRAS_KEY = "metrics"
 SOURCES_KEY = "metrics.sources"
-LABELS = ("group", "api", "env")
+LABELS = ("group", "api", "api_name", "env")
 # seconds; covers a MOCK answer (sub-ms) up to the 60 s backend timeout cap
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -88,12 +93,14 @@ def register_gauge_source(services: Services, name: str, documentation: str, lab
 class _Bound:
     """The label children of one (group, api, env): bound once, reused by every request."""
 
-    __slots__ = ("backend", "by_class", "errors", "labels", "retries", "total")
+    __slots__ = ("_m", "backend", "by_class", "errors", "labels", "overhead", "retries", "total")
 
-    def __init__(self, m: GatewayMetrics, labels: tuple[str, str, str]) -> None:
+    def __init__(self, m: GatewayMetrics, labels: tuple[str, str, str, str]) -> None:
+        self._m = m
         self.labels = labels
         self.total = m.duration.labels(*labels)
-        self.backend = m.backend_duration.labels(*labels)
+        self.overhead = m.overhead.labels(*labels)
+        self.backend: Any = None  # bound on the first backend answer: no empty series for MOCK APIs
         self.retries = m.retries.labels(*labels)
         self.by_class: dict[int, Any] = {}
         self.errors: dict[tuple[str, str], Any] = {}
@@ -111,6 +118,10 @@ class GatewayMetrics:
         self.duration = Histogram("apig_request_duration_seconds",
                                   "Total time from arrival to the last byte handed to the client",
                                   LABELS, buckets=LATENCY_BUCKETS, registry=r)
+        self.overhead = Histogram("apig_gateway_overhead_seconds",
+                                  "Time the gateway itself spent on a request: total minus the time spent waiting "
+                                  "for the backend (response head and body)", LABELS, buckets=LATENCY_BUCKETS,
+                                  registry=r)
         self.backend_duration = Histogram("apig_backend_duration_seconds",
                                           "Time from sending to the backend to its response head (last attempt)",
                                           LABELS, buckets=LATENCY_BUCKETS, registry=r)
@@ -124,9 +135,12 @@ class GatewayMetrics:
         self.grpc_calls = Counter("apig_grpc_calls", "gRPC calls answered, by API, environment and gRPC status "
                                   "(OK, UNAVAILABLE ...)", (*LABELS, "code"), registry=r)
         r.register(_StateCollector(services))
-        self._bound: dict[tuple[str, str, str], _Bound] = {}
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds ...
+        PlatformCollector(registry=r)  # python_info
+        GCCollector(registry=r)  # python_gc_*
+        self._bound: dict[tuple[str, str, str, str], _Bound] = {}
 
-    def _bind(self, key: tuple[str, str, str]) -> _Bound:
+    def _bind(self, key: tuple[str, str, str, str]) -> _Bound:
         bound = self._bound.get(key)
         if bound is None:
             bound = self._bound[key] = _Bound(self, key)
@@ -136,19 +150,25 @@ class GatewayMetrics:
         """Completion hook: record one finished request."""
         ep = ctx.endpoint
         if ep is not None:
-            key = (ep.group_id, ep.api_id, ep.env_name)
+            key = (ep.group_id, ep.api_id, ep.api_name, ep.env_name)
         else:
             group = ctx.group
-            key = (group.id if group is not None else "-", "-", ctx.env_name or "-")
+            key = (group.id if group is not None else "-", "-", "-", ctx.env_name or "-")
         bound = self._bound.get(key) or self._bind(key)
         cls = ctx.status // 100
         child = bound.by_class.get(cls)
         if child is None:
             child = bound.by_class[cls] = self.requests.labels(*key, _STATUS_CLASS.get(cls, "none"))
         child.inc()
-        bound.total.observe(ctx.elapsed_ms() / 1000.0)
-        if ctx.backend_ms is not None:
-            bound.backend.observe(ctx.backend_ms / 1000.0)
+        elapsed = ctx.elapsed_ms()
+        bound.total.observe(elapsed / 1000.0)
+        backend_ms = ctx.backend_ms
+        if backend_ms is not None:
+            if bound.backend is None:
+                bound.backend = self.backend_duration.labels(*key)
+            bound.backend.observe(backend_ms / 1000.0)
+            elapsed -= backend_ms + ctx.backend_body_ms
+        bound.overhead.observe(max(elapsed, 0.0) / 1000.0)
         if ctx.retries:
             bound.retries.inc(ctx.retries)
         err = ctx.error

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.control.app import check_admin_exposure, create_admin_app
@@ -100,8 +101,10 @@ class Gateway:
                 raise VersionConflict(current.version if current else None)
             try:
                 runtime = await asyncio.to_thread(build_runtime, doc, self.services, version)
-            except SnapshotError:
+            except SnapshotError as exc:
                 self.services.reload_failures += 1
+                if source not in _SELF_LOGGING_SOURCES:
+                    _log_rejected(source, exc)
                 raise
             self._activate(doc, runtime, source)
         if distribute:
@@ -193,6 +196,7 @@ class Gateway:
 
     def make_admin_app(self, listen: str | None = None) -> web.Application:
         self.admin_app = create_admin_app(self, listen, extra=(self._mount_metrics,))
+        self.admin_app.middlewares.append(_log_rejected_writes)  # innermost: sees the final error response
         return self.admin_app
 
     def _mount_metrics(self, app: web.Application) -> None:
@@ -280,6 +284,48 @@ class Gateway:
         end = time.monotonic() + deadline_s
         while self.inflight and time.monotonic() < end:
             await asyncio.sleep(0.05)
+
+
+# sources whose caller logs a rejection itself (file reloads, cluster snapshots, start-up restore, the admin API)
+_SELF_LOGGING_SOURCES = frozenset({"file", "cluster", "restore", "admin"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@web.middleware
+async def _log_rejected_writes(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A rejected admin write (snapshot push, v2 change, import) is logged at WARNING: method, path, status,
+    error code and the first problems; never the request body."""
+    try:
+        resp: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        if request.method in _WRITES and 400 <= exc.status < 500 and exc.status not in (401, 403, 404):
+            log.warning("admin %s %s rejected: %d %s", request.method, request.path, exc.status, exc.reason)
+        raise
+    if request.method in _WRITES and 400 <= resp.status < 500 and resp.status not in (401, 403, 404):
+        body = getattr(resp, "body", None)
+        detail = ""
+        if isinstance(body, bytes):
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                doc = None
+            if isinstance(doc, dict):
+                problems = doc.get("problems") or doc.get("errors") or []
+                shown = "; ".join(str(p) for p in problems[:5]) if isinstance(problems, list) else ""
+                detail = f"{doc.get('error_code', '')} {doc.get('error_msg', '')}".strip()
+                if shown:
+                    more = f" ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+                    detail += f" ({len(problems)} problem{'s' if len(problems) != 1 else ''}: {shown}{more})"
+        log.warning("admin %s %s rejected: %d %s", request.method, request.path, resp.status, detail)
+    return resp
+
+
+def _log_rejected(source: str, exc: SnapshotError, shown: int = 5) -> None:
+    """One WARNING for a rejected push or import: how many problems and the first few (never the body)."""
+    problems = exc.problems
+    more = f"; ... and {len(problems) - shown} more" if len(problems) > shown else ""
+    log.warning("%s push rejected, the active snapshot keeps serving (%d problem%s): %s%s", source, len(problems),
+                "" if len(problems) == 1 else "s", "; ".join(problems[:shown]), more)
 
 
 def _bound_port(site: web.BaseSite) -> int | None:

@@ -100,8 +100,15 @@ class GatewayProcess:
         return sorted(int(x) for x in out.stdout.split())
 
 
+# A deadline is a correctness bound, not a latency claim: on a busy 2-core machine a process can be descheduled for
+# seconds. Every wait gets at least this long; tests that care about speed print the measured time instead.
+DEADLINE_FLOOR_S = 15.0
+
+
 async def wait_for(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``cond`` (sync or async) until it returns a truthy value; fail after ``timeout``."""
+    """Poll ``cond`` (sync or async) until it returns a truthy value; fail after ``timeout`` (at least
+    :data:`DEADLINE_FLOOR_S`)."""
+    timeout = max(timeout, DEADLINE_FLOOR_S)
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:

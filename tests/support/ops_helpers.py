@@ -26,8 +26,15 @@ async def scrape(admin_url: str, token: str | None = None) -> dict[tuple[str, fr
 
 
 def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    """The value of the one sample named ``name`` with exactly these labels (0.0 when absent)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """The value of the one sample named ``name`` with exactly these labels (0.0 when absent); the ``api_name``
+    label (always the name of ``api``) is ignored unless given."""
+    if "api_name" in labels:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+    want = frozenset(labels.items())
+    for (n, ls), v in samples.items():
+        if n == name and frozenset((k, x) for k, x in ls if k != "api_name") == want:
+            return v
+    return 0.0
 
 
 def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:

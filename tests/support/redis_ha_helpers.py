@@ -117,7 +117,9 @@ class TcpForwarder:
 
 
 async def wait_until(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> float:
-    """Poll ``cond`` (sync or async) until truthy; returns the monotonic time it became true."""
+    """Poll ``cond`` (sync or async) until truthy; returns the monotonic time it became true. The deadline is at
+    least 15 s (a correctness bound on a busy machine, not a latency claim)."""
+    timeout = max(timeout, 15.0)
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:

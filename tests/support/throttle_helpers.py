@@ -87,14 +87,27 @@ async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[
         return resp.status, dict(resp.headers), data
 
 
+class Window(float):
+    """The load duration (last send - first send, what the float is) plus bounds on the span during which the
+    limiter really decided: ``lo`` = last send of an accepted call - first answer; ``hi`` = last answer - first
+    send. On an idle machine both are within a few ms of the float; under load (a descheduled client or
+    gateway) answers lag their sends, and an accuracy check must allow for exactly that lag, no more."""
+
+    lo: float
+    hi: float
+
+
 async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
-                 headers: dict[str, str] | None = None) -> tuple[Counter[int], float]:
+                 headers: dict[str, str] | None = None) -> tuple[Counter[int], Window]:
     """Send requests as fast as ``concurrency`` workers can for ``seconds``, spread round-robin over
-    ``urls``. Returns (status counts, measured duration from the first send to the last send)."""
+    ``urls``. Returns (status counts, :class:`Window`)."""
     counts: Counter[int] = Counter()
     hdrs = {"Host": GROUP_HOST, **(headers or {})}
     stop_at = time.perf_counter() + seconds
     last_send = [0.0]
+    last_ok_send = [0.0]
+    first_done = [float("inf")]
+    last_done = [0.0]
     conn = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=conn, headers=hdrs) as session:
         started = time.perf_counter()
@@ -112,11 +125,19 @@ async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
                     async with session.get(url) as resp:
                         await resp.read()
                         counts[resp.status] += 1
+                        if resp.status == 200:
+                            last_ok_send[0] = max(last_ok_send[0], now)
                 except aiohttp.ClientError:
                     counts[-1] += 1
+                done = time.perf_counter()
+                first_done[0] = min(first_done[0], done)
+                last_done[0] = max(last_done[0], done)
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return counts, last_send[0] - started
+    window = Window(last_send[0] - started)
+    window.lo = max(0.0, last_ok_send[0] - first_done[0])
+    window.hi = max(last_done[0] - started, float(window))
+    return counts, window
 
 
 class GatewayProcess:

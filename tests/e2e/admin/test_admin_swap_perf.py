@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 
 from tests.support.admin_helpers import V2, call
+from tests.support.cluster_helpers import wait_for
 from tests.support.helpers import GROUP_HOST, mock_api, snapshot
 
 N = 10_000
@@ -56,7 +57,7 @@ async def test_swap_10k_apis_idle_and_under_load(make_gateway):
                     stats["max_ms"] = max(stats["max_ms"], (time.perf_counter() - t) * 1000)
 
         clients = [asyncio.create_task(load()) for _ in range(4)]
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: stats["ok"] > 20, 30)
         before_ok = stats["ok"]
         t0 = time.perf_counter()
         status, res, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", data=body_b,

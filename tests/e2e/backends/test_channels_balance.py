@@ -13,6 +13,7 @@ import pytest
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import validate
 from tests.support.channels_helpers import NamedBackend, channel, channel_api, start_backends
+from tests.support.cluster_helpers import wait_for
 from tests.support.helpers import snapshot
 
 
@@ -62,12 +63,11 @@ async def test_least_connections_avoids_busy_member(make_gateway: Any, client: a
                    vpc_channels=[channel("ch1", backends[:2], strategy=2)])
     gw = await make_gateway(doc)
     # four slow requests spread 2/2; while they run, fast requests go to whichever member has fewer
-    slow = [asyncio.create_task(client.get(gw.url + "/wlc?delay=1.0")) for _ in range(4)]
-    await asyncio.sleep(0.3)
-    assert sorted(b.inflight for b in backends[:2]) == [2, 2]
+    slow = [asyncio.create_task(client.get(gw.url + "/wlc?delay=5.0")) for _ in range(4)]
+    await wait_for(lambda: sorted(b.inflight for b in backends[:2]) == [2, 2])
     # one more slow request makes one member busier than the other
-    extra = asyncio.create_task(client.get(gw.url + "/wlc?delay=1.0"))
-    await asyncio.sleep(0.2)
+    extra = asyncio.create_task(client.get(gw.url + "/wlc?delay=5.0"))
+    await wait_for(lambda: sum(b.inflight for b in backends[:2]) == 5)
     busy = max(backends[:2], key=lambda b: b.inflight)
     idle = min(backends[:2], key=lambda b: b.inflight)
     assert busy.inflight == 3 and idle.inflight == 2
@@ -87,8 +87,8 @@ async def test_weighted_least_connections_uses_weights(make_gateway: Any, client
     doc = snapshot([channel_api("a1", "/wlc", "ch1", timeout=10000)],
                    vpc_channels=[channel("ch1", backends[:2], strategy=2, weights=[3, 1])])
     gw = await make_gateway(doc)
-    slow = [asyncio.create_task(client.get(gw.url + "/wlc?delay=0.8")) for _ in range(8)]
-    await asyncio.sleep(0.4)
+    slow = [asyncio.create_task(client.get(gw.url + "/wlc?delay=5.0")) for _ in range(8)]
+    await wait_for(lambda: backends[0].inflight + backends[1].inflight == 8)
     assert (backends[0].inflight, backends[1].inflight) == (6, 2)
     for t in slow:
         (await t).release()

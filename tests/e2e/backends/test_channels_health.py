@@ -23,7 +23,7 @@ async def backends() -> AsyncIterator[list[NamedBackend]]:
         await b.stop()
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 6.0) -> float:
+async def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> float:
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout:
@@ -80,7 +80,7 @@ async def test_kill_member_under_load_then_health_check_brings_it_back(
     assert not state.usable(time.monotonic())
     # b comes back: the TCP health check (interval 2 s, threshold_normal 1) readmits it
     await b.start()
-    waited = await wait_for(lambda: state.usable(time.monotonic()), timeout=5)
+    waited = await wait_for(lambda: state.usable(time.monotonic()), timeout=20)
     print(f"member readmitted {waited:.2f} s after restart")
     seen2, errors2 = await load(client, gw.url + "/load", 0.5, 3)
     assert errors2 == []
@@ -100,14 +100,14 @@ async def test_http_health_check_codes(make_gateway: Any, client: aiohttp.Client
     a.health_status = 503  # a still answers requests, but its health endpoint says no
     manager = gw.gw.services.extras["channels"]
     state_a = manager.states[("ch1", "127.0.0.1", a.port)]
-    await wait_for(lambda: not state_a.healthy, timeout=5)
+    await wait_for(lambda: not state_a.healthy, timeout=20)
     before = a.hits
     for _ in range(10):
         async with client.get(gw.url + "/hc") as r:
             assert (await r.json())["name"] == "b"
     assert a.hits == before
     a.health_status = 299  # in "200-204,299"
-    await wait_for(lambda: state_a.healthy, timeout=5)
+    await wait_for(lambda: state_a.healthy, timeout=20)
     async with client.get(gw.url + "/hc") as r1, client.get(gw.url + "/hc") as r2:
         assert {(await r1.json())["name"], (await r2.json())["name"]} == {"a", "b"}
 
@@ -144,8 +144,8 @@ async def test_swap_keeps_in_flight_requests_and_member_state(make_gateway: Any,
     await wait_for(lambda: len(manager.tasks) == 2)
     state_b = manager.states[("ch1", "127.0.0.1", b.port)]
     task_b = manager.tasks[("ch1", "127.0.0.1", b.port)][2]
-    inflight = [asyncio.create_task(client.get(gw.url + "/s?delay=0.8")) for _ in range(4)]
-    await asyncio.sleep(0.3)
+    inflight = [asyncio.create_task(client.get(gw.url + "/s?delay=3.0")) for _ in range(4)]
+    await wait_for(lambda: a.inflight + b.inflight == 4)
     assert a.inflight == 2 and b.inflight == 2
     # push: a removed, c added, b kept
     gw.gw.apply_document(snapshot([channel_api("a1", "/s", "ch1", timeout=10000)],

@@ -189,25 +189,26 @@ async def test_redis_outage_keeps_serving_and_catches_up(own_redis: tuple[str, A
             for n in nodes:
                 assert await wait_for(lambda n=n: n.version(s), 15) == "v1"
             stop_redis()  # Redis dies (and loses everything: no persistence)
-            await asyncio.sleep(1.0)
+            await wait_for(lambda: "lost Redis" in a.gp.log_text() and "lost Redis" in b.gp.log_text(), 30)
             assert await _all_answer(s, nodes, "one")  # both keep serving their last good snapshot
             # node A accepts a push while Redis is down: active there, pending for the cluster
             write_doc(conf, mock_doc("two", "v2"))
             a.gp.signal(signal.SIGHUP)
-            await wait_for(lambda: _eq(a.answer(s), "two"), 3)
+            await wait_for(lambda: _eq(a.answer(s), "two"), 20)
             assert await b.answer(s) == "one"
-            await asyncio.sleep(1.0)
             t0 = time.monotonic()
             start_redis()
             # on reconnect A stores its pending push (Redis is empty) and B catches up
-            await wait_for(lambda: _all_answer(s, nodes, "two"), 12, 0.05)
+            await wait_for(lambda: _all_answer(s, nodes, "two"), 45, 0.05)
             print(f"\nredis restart -> both nodes on the pending push after {time.monotonic() - t0:.1f} s")
             assert "lost Redis" in a.gp.log_text() and "lost Redis" in b.gp.log_text()
             r = Redis.from_url(url)
             try:
                 assert (await current_snapshot(r, prefix) or {}).get("version") == "v2"
                 await store_snapshot(r, mock_doc("three", "v3"), "v3", prefix)
-                await wait_for(lambda: _all_answer(s, nodes, "three"), 1.0, 0.02)
+                t0 = time.monotonic()
+                await wait_for(lambda: _all_answer(s, nodes, "three"), 15, 0.02)
+                print(f"stored snapshot -> served by both nodes after {time.monotonic() - t0:.2f} s")
             finally:
                 await r.aclose()
     finally:
@@ -232,10 +233,10 @@ async def test_node_started_while_redis_down_serves_file_then_catches_up(own_red
             start_redis()  # came back empty: the node seeds it with its snapshot
             r = Redis.from_url(url)
             try:
-                await wait_for(lambda: _version_in_redis(r), 12)
+                await wait_for(lambda: _version_in_redis(r), 45)
                 assert await _version_in_redis(r) == "f1"
                 await store_snapshot(r, mock_doc("cluster2", "c2"), "c2", "gw")
-                await wait_for(lambda: _eq(a.answer(s), "cluster2"), 1.0, 0.02)
+                await wait_for(lambda: _eq(a.answer(s), "cluster2"), 15, 0.02)
             finally:
                 await r.aclose()
     finally:

@@ -159,3 +159,40 @@ def test_cli_run_logs_to_stdout_by_default(tmp_path) -> None:
     lines = [orjson.loads(x) for x in out.splitlines() if x.startswith(b"{")]
     assert lines and lines[-1]["api_id"] == "m1" and lines[-1]["status"] == 200
     assert b"sekrit" not in out and b"sekrit" not in err
+
+
+async def test_backend_failures_and_rejected_pushes_reach_the_process_log(make_gateway, client, caplog) -> None:
+    """Backend failures: WARNING with request id, API, member and cause, at most one per (API, member, cause) every
+    10 s. A rejected admin push: WARNING with the problems, never the body."""
+    import logging
+    import socket
+
+    from aiohttp import ClientSession
+
+    from gateway.backends import http as http_backend
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    http_backend.failure_log._last.clear()
+    gw = await make_gateway(snapshot([http_api("d1", "/dead", f"127.0.0.1:{dead}", retry_count="0")]))
+    caplog.set_level(logging.WARNING)
+    ids = []
+    for _ in range(5):
+        async with client.get(gw.url + "/dead") as r:
+            assert r.status == 502
+            ids.append(r.headers["X-Request-Id"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.backends"]
+    assert len(lines) == 1, lines  # rate-limited
+    assert f"request {ids[0]}" in lines[0] and "API api_d1 (d1)" in lines[0]
+    assert f"member 127.0.0.1:{dead}" in lines[0] and "connection refused" in lines[0]
+    caplog.clear()
+    bad = snapshot([http_api("x1", "/x", "127.0.0.1:1")])
+    bad["apis"][0]["req_method"] = "FETCH"
+    bad["apis"][0]["secret_marker"] = "do-not-log-me"
+    async with ClientSession() as admin, admin.put(gw.admin_url + "/v1/snapshot", json=bad) as r:
+        assert r.status == 400
+    rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(rejected) == 1, rejected
+    assert "admin PUT /v1/snapshot rejected: 400" in rejected[0] and "apis[0].req_method" in rejected[0]
+    assert "do-not-log-me" not in rejected[0]

@@ -202,3 +202,27 @@ async def test_channel_member_health_from_the_channels_manager(make_gateway, cli
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_api_name_label_overhead_without_backend_time_and_process_metrics(make_gateway, echo_backend,
+                                                                              client) -> None:
+    backend, addr = echo_backend
+    backend.delay = 0.3  # the backend answers after 300 ms: backend time, never gateway overhead
+    gw = await make_gateway(snapshot([http_api("h1", "/slowish", addr), mock_api("m1", "/mock")]))
+    for path in ("/slowish", "/mock", "/mock"):
+        async with client.get(gw.url + path) as r:
+            assert r.status == 200
+    m = await scrape(gw.admin_url)
+    rel = {"group": "g1", "env": "RELEASE"}
+    assert value(m, "apig_requests_total", **rel, api="h1", api_name="api_h1", status_class="2xx") == 1
+    assert value(m, "apig_requests_total", **rel, api="m1", api_name="api_m1", status_class="2xx") == 2
+    h1 = {**rel, "api": "h1", "api_name": "api_h1"}
+    assert value(m, "apig_request_duration_seconds_sum", **h1) >= 0.3
+    assert value(m, "apig_backend_duration_seconds_sum", **h1) >= 0.3
+    assert value(m, "apig_gateway_overhead_seconds_count", **h1) == 1
+    assert value(m, "apig_gateway_overhead_seconds_sum", **h1) < 0.25  # the 300 ms backend wait is excluded
+    # a MOCK API never reached a backend: no (empty) backend histogram series for it
+    assert not [k for k in m if k[0].startswith("apig_backend_duration") and ("api", "m1") in k[1]]
+    assert value(m, "apig_gateway_overhead_seconds_count", **rel, api="m1", api_name="api_m1") == 2
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
+        assert value(m, name) > 0, name
