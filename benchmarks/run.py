@@ -192,11 +192,43 @@ async def _client_loop(url: str, duration: int, connections: int, headers: list[
             "errors": errors}
 
 
-def measure(url: str, duration: int, connections: int, headers: list[str] | None = None) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` and their child processes (nginx workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def measure(url: str, duration: int, connections: int, headers: list[str] | None = None,
+            pids: list[int] | None = None) -> dict[str, float]:
+    """wrk (or the fallback client) against ``url``; with ``pids``, also the CPU those processes spent per
+    request (µs): on a shared machine this is steadier than req/s, which also measures the neighbours."""
     if shutil.which("wrk"):
         run_wrk(url, 1, connections, headers)  # warm-up (pools, caches)
-        return run_wrk(url, duration, connections, headers)
-    return asyncio.run(_client_loop(url, duration, connections, headers))
+        before = cpu_seconds(pids or [])
+        out = run_wrk(url, duration, connections, headers)
+    else:
+        before = cpu_seconds(pids or [])
+        out = asyncio.run(_client_loop(url, duration, connections, headers))
+    if pids:
+        used = cpu_seconds(pids) - before
+        out["cpu_us"] = used / max(1.0, out["rps"] * duration) * 1e6
+    return out
 
 
 HEY_P99 = re.compile(r"99%+ in ([\d.]+) secs")
@@ -285,44 +317,46 @@ def proxy_bench(duration: int, connections: int, listener: str | None, idle: int
     try:
         backend_port = free_port()
         if nginx:
-            procs.start([nginx, "-c", str(nginx_conf(tmp, "backend", backend_port, BODY, None)),
-                         "-g", "daemon off;"])
+            backend_pid = procs.start([nginx, "-c", str(nginx_conf(tmp, "backend", backend_port, BODY, None)),
+                                       "-g", "daemon off;"]).pid
             backend_kind = "nginx (static 200)"
         else:
-            procs.start([sys.executable, str(ROOT / "benchmarks" / "backend.py"), str(backend_port)])
+            backend_pid = procs.start([sys.executable, str(ROOT / "benchmarks" / "backend.py"), str(backend_port)]).pid
             backend_kind = "aiohttp"
         wait_port(backend_port)
         print(f"backend: {backend_kind} on :{backend_port}; load: "
               f"{'wrk -t1 -c' + str(connections) if shutil.which('wrk') else 'aiohttp client loop'}, {duration}s each")
         direct_url = f"http://127.0.0.1:{backend_port}/"
-        results.append(("direct backend", measure(direct_url, duration, connections)))
+        results.append(("direct backend", measure(direct_url, duration, connections, pids=[backend_pid])))
         if nginx:
             proxy_port = free_port()
-            procs.start([nginx, "-c", str(nginx_conf(tmp, "proxy", proxy_port, None, backend_port)),
-                         "-g", "daemon off;"])
+            proxy_pid = procs.start([nginx, "-c", str(nginx_conf(tmp, "proxy", proxy_port, None, backend_port)),
+                                     "-g", "daemon off;"]).pid
             wait_port(proxy_port)
             results.append(("nginx reverse proxy", measure(f"http://127.0.0.1:{proxy_port}/", duration,
-                                                           connections)))
+                                                           connections, pids=[proxy_pid])))
         cfg = tmp / "snapshot.json"
         cfg.write_bytes(orjson.dumps(gateway_snapshot(backend_port)))
         gw_port, gw_pid = start_gateway(procs, cfg, None, listener)
         base = f"http://127.0.0.1:{gw_port}"
         signed = signed_full_headers()
-        results.append(("gateway MOCK api", measure(f"{base}/mock", duration, connections)))
-        results.append(("gateway HTTP api", measure(f"{base}/http/7", duration, connections)))
-        results.append(("full pipeline, local", measure(base + FULL_PATH, duration, connections, signed)))
+        gw = [gw_pid]
+        results.append(("gateway MOCK api", measure(f"{base}/mock", duration, connections, pids=gw)))
+        results.append(("gateway HTTP api", measure(f"{base}/http/7", duration, connections, pids=gw)))
+        results.append(("full pipeline, local", measure(base + FULL_PATH, duration, connections, signed, gw)))
         redis = shutil.which("redis-server")
         if redis:
             redis_port = free_port()
-            procs.start([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                         "--appendonly", "no"])
+            redis_pid = procs.start([redis, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no"]).pid
             wait_port(redis_port)
-            rgw_port, _ = start_gateway(procs, cfg, f"redis://127.0.0.1:{redis_port}/0", listener)
+            rgw_port, rgw_pid = start_gateway(procs, cfg, f"redis://127.0.0.1:{redis_port}/0", listener)
             rbase = f"http://127.0.0.1:{rgw_port}"
-            results.append(("full pipeline, Redis", measure(rbase + FULL_PATH, duration, connections, signed)))
+            rgw = [rgw_pid, redis_pid]  # the gateway's CPU plus Redis's
+            results.append(("full pipeline, Redis", measure(rbase + FULL_PATH, duration, connections, signed, rgw)))
             # again, alternating, so that a noisy neighbour does not decide the store comparison alone
-            second_local = measure(base + FULL_PATH, duration, connections, signed)
-            second_redis = measure(rbase + FULL_PATH, duration, connections, signed)
+            second_local = measure(base + FULL_PATH, duration, connections, signed, gw)
+            second_redis = measure(rbase + FULL_PATH, duration, connections, signed, rgw)
             by = dict(results)
             for name, again in (("full pipeline, local", second_local), ("full pipeline, Redis", second_redis)):
                 if again["rps"] > by[name]["rps"]:
@@ -347,10 +381,17 @@ def print_proxy(results: list[tuple[str, dict[str, float]]], extra: dict[str, An
     by = dict(results)
     nginx = by.get("nginx reverse proxy", results[0][1])["rps"]
     ref = "nginx proxy" if "nginx reverse proxy" in by else "direct"
-    print(f"\n{'target':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs ' + ref:>16}")
+    ncpu = by.get("nginx reverse proxy", results[0][1]).get("cpu_us")
+    print(f"\n{'target':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs ' + ref:>16}"
+          f"{'CPU us/req':>12}{'CPU vs ' + ref:>20}")
     for name, r in results:
+        cpu = r.get("cpu_us")
+        cpu_txt = f"{cpu:>12.1f}" if cpu is not None else f"{'-':>12}"
+        cpu_ratio = f"{ncpu / cpu:>19.2f}x" if cpu and ncpu else f"{'-':>20}"
         print(f"{name:<24}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{int(r['errors']):>8}"
-              f"{r['rps'] / nginx:>15.2f}x")
+              f"{r['rps'] / nginx:>15.2f}x{cpu_txt}{cpu_ratio}")
+    print("(CPU us/req: CPU time of the server processes per request; 'CPU vs' = nginx's CPU per request over "
+          "this one's, the throughput ratio of one dedicated core each. Redis rows include redis-server.)")
     print()
     goals = (("gateway MOCK api", 0.9), ("gateway HTTP api", 0.4), ("full pipeline, Redis", 0.3))
     for name, goal in goals:
@@ -361,10 +402,14 @@ def print_proxy(results: list[tuple[str, dict[str, float]]], extra: dict[str, An
         cost = 1.0 - by["full pipeline, Redis"]["rps"] / by["full pipeline, local"]["rps"]
         print(f"{'Redis store cost vs in-process':<40}{cost * 100:>5.1f}%  (goal <= 10%: "
               f"{'met' if cost <= 0.10 else 'NOT met'})")
+    if "full pipeline, Redis" in by and by["full pipeline, Redis"].get("cpu_us"):
+        local_cpu = by["full pipeline, local"]["cpu_us"]
+        extra_cpu = by["full pipeline, Redis"]["cpu_us"] / local_cpu - 1.0
+        print(f"{'Redis store extra CPU vs in-process':<40}{extra_cpu * 100:>5.1f}%  (gateway + redis-server)")
     lat = extra.get("latency")
     if lat:
         delta = lat["gateway_p99"] - lat["direct_p99"]
-        print(f"{'fixed rate ' + str(int(lat['rate'])) + ' req/s (half the HTTP peak), p99':<40}"
+        print(f"{'fixed rate ' + str(int(lat['rate'])) + ' req/s (half the HTTP peak), p99':<40} "
               f"direct {lat['direct_p99']:.2f} ms, gateway HTTP {lat['gateway_p99']:.2f} ms, "
               f"+{delta:.2f} ms (goal <= +1 ms: {'met' if delta <= 1.0 else 'NOT met'})")
     idle = extra.get("idle")

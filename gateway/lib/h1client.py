@@ -42,6 +42,11 @@ _VERSION_RX = re.compile(r"HTTP/[0-9]\.[0-9]")
 _STATUS_RX = re.compile(r"[1-5][0-9][0-9]")
 _TOKEN_RX = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DIGITS_RX = re.compile(r"[0-9]{1,18}")
+# A well-formed final response head in one pattern (status line, then token-named header lines; no bare CR/LF,
+# no NUL, no folding): the common case is checked by one C call and split without per-line checks. Anything
+# else (interim 1xx answers included) takes the line-by-line path below, which decides and explains.
+_FAST_HEAD_RX = re.compile(rb"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?"
+                           rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*:[^\r\n\x00]*)*")
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
@@ -449,6 +454,12 @@ class H1Client:
                 raise UpstreamError("response head too large")
             raw = bytes(conn.buf[:idx])
             del conn.buf[:idx + 4]
+            if _FAST_HEAD_RX.fullmatch(raw) is not None:
+                lines = raw.decode("latin-1").split("\r\n")
+                first = lines[0]
+                fast: CIMultiDict[str] = CIMultiDict(
+                    [(n.rstrip(" \t"), v.strip(" \t")) for n, _, v in (line.partition(":") for line in lines[1:])])
+                return UpstreamResponse(self, conn, int(first[9:12]), first[13:], first[5:8], fast, head_request)
             crlf = raw.count(b"\r\n")
             if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf or b"\x00" in raw:
                 # a bare CR/LF or NUL would smuggle a header line into the caller's response

@@ -422,6 +422,7 @@ class Http1Protocol(asyncio.Protocol):
         "_timer_step",
         "_upgrade",
         "_url",
+        "_wakeup",
         "busy",
         "current",
         "current_complete",
@@ -443,6 +444,7 @@ class Http1Protocol(asyncio.Protocol):
         self._head_bytes = 0
         self._queue: deque[tuple[Http1Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # set while the handler task is parked between requests
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_step = min(server.head_timeout, server.keepalive_timeout)
@@ -478,8 +480,10 @@ class Http1Protocol(asyncio.Protocol):
         w = self._drain_waiter
         if w is not None and not w.done():
             w.set_exception(ConnectionResetError("connection lost"))
-        if self._task is not None and not self._task.done() and exc is not None:
-            pass  # the handler finishes; its writes go nowhere (a streamed relay sees ConnectionError)
+        w = self._wakeup  # a parked handler task ends (one still answering finishes; its writes go nowhere)
+        if w is not None and not w.done():
+            self._wakeup = None
+            w.set_result(None)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -681,30 +685,44 @@ class Http1Protocol(asyncio.Protocol):
             return
         self.busy = True
         self._set_deadline(None)
-        self._task = self._loop.create_task(self._run())
+        w = self._wakeup
+        if w is not None:  # the connection's handler task is parked: wake it (no new task per request)
+            self._wakeup = None
+            if not w.done():
+                w.set_result(None)
+        elif self._task is None:
+            self._task = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
-        while self._queue:
-            req, keep_alive = self._queue.popleft()
-            if isinstance(req, _Rejected):
-                self._send_final(req.response)
+        """The connection's handler task: answers queued requests in order, then parks until the next one."""
+        try:
+            while True:
+                while self._queue:
+                    req, keep_alive = self._queue.popleft()
+                    if isinstance(req, _Rejected):
+                        self._send_final(req.response)
+                        self.busy = False
+                        return
+                    keep = await self._respond(req, keep_alive)
+                    if not keep or self.transport is None:
+                        self._queue.clear()
+                        self.busy = False
+                        self.close()
+                        return
                 self.busy = False
-                return
-            keep = await self._respond(req, keep_alive)
-            if not keep or self.transport is None:
-                self._queue.clear()
-                self.busy = False
-                self.close()
-                return
-        self.busy = False
-        if self.server.closing:
-            self.close()
-            return
-        if self._in_head:
-            self._set_deadline(self.server.head_timeout)
-        else:
-            self._idle = True
-            self._set_deadline(self.server.keepalive_timeout)
+                if self.server.closing or self.transport is None:
+                    self.close()
+                    return
+                if self._in_head:
+                    self._set_deadline(self.server.head_timeout)
+                else:
+                    self._idle = True
+                    self._set_deadline(self.server.keepalive_timeout)
+                w = self._wakeup = self._loop.create_future()
+                await w
+        finally:
+            self._task = None
+            self._wakeup = None
 
     async def _respond(self, req: Http1Request, keep_alive: bool) -> bool:
         """Run the pipeline for ``req`` and write its response; returns whether the connection stays open."""
