@@ -202,6 +202,15 @@ class UpstreamResponse:
             self._client._discard(self._conn)
 
     async def read(self, timeout: float | None = None) -> bytes:
+        conn = self._conn
+        if self._mode == "length" and not self._done and len(conn.buf) >= self._remaining:
+            # the whole (small) body is already here: one slice, no iterator (the common case)
+            n = self._remaining
+            body = bytes(conn.buf[:n])
+            del conn.buf[:n]
+            self._remaining = 0
+            self._finish()
+            return body
         parts = [chunk async for chunk in self.iter_chunks(timeout)]
         return b"".join(parts)
 

@@ -166,6 +166,9 @@ class RequestContext:
         """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""
         if self.body is not None:
             return self.body
+        if not self.request.body_exists:  # nothing to wait for (a GET): no iterator, no timer
+            self.body = b""
+            return self.body
         length = self.request.content_length
         if length is not None and length > self.max_body:
             raise body_too_large()
