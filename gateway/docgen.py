@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.settings import Settings
+from gateway.docmeanings import FIELD_MEANINGS
 from gateway.snapshot.collections import COLLECTIONS, TOP_LEVEL_SCALARS
 from gateway.snapshot.schema import Field, Obj
 
@@ -103,7 +104,10 @@ def _range(what: str, lo: float | None, hi: float | None) -> str:
 def _constraints(spec: Field) -> str:
     out: list[str] = []
     if spec.enum is not None:
-        out.append("one of " + ", ".join(f"`{e}`" for e in spec.enum))
+        if spec.meanings is not None:
+            out.append("one of " + ", ".join(f"`{e}` = {m}" for e, m in zip(spec.enum, spec.meanings, strict=True)))
+        else:
+            out.append("one of " + ", ".join(f"`{e}`" for e in spec.enum))
     if spec.min is not None or spec.max is not None:
         out.append(_range("", spec.min, spec.max))
     if spec.min_len is not None or spec.max_len is not None:
@@ -117,16 +121,93 @@ def _constraints(spec: Field) -> str:
     return _esc("; ".join(out))
 
 
-def _rows(schema: Obj, prefix: str, rows: list[tuple[str, str, str, str]], ignored: list[str]) -> None:
+def _meaning(collection: str, path: str, name: str) -> str:
+    return _esc(FIELD_MEANINGS.get(f"{collection}.{path}") or FIELD_MEANINGS.get(name) or "")
+
+
+def _rows(schema: Obj, prefix: str, rows: list[tuple[str, ...]], ignored: list[str], collection: str = "") -> None:
     for name in schema.output_only:
         ignored.append(prefix + name)
     for name, spec in schema.fields.items():
         path = prefix + name
-        rows.append((f"`{path}`", _type(spec), "yes" if spec.required else "", _constraints(spec)))
+        rows.append((f"`{path}`", _type(spec), "yes" if spec.required else "", _constraints(spec),
+                     _meaning(collection, path, name)))
         if spec.kind == "obj" and spec.obj is not None:
-            _rows(spec.obj, path + ".", rows, ignored)
+            _rows(spec.obj, path + ".", rows, ignored, collection)
         elif spec.kind == "list" and isinstance(spec.items, Obj):
-            _rows(spec.items, path + "[].", rows, ignored)
+            _rows(spec.items, path + "[].", rows, ignored, collection)
+
+
+MINIMAL_EXAMPLE = """## A complete minimal example
+
+One group, a second environment next to RELEASE, an environment variable, a MOCK API and an HTTP API with a
+defaulted query parameter. Save it as `config/gateway.yaml`, check it with `gateway validate config/`, serve it
+with `gateway run --config config/`, then `curl -H 'Host: shop.example.com' localhost:8080/hello`.
+
+```yaml
+groups:
+  - id: shop
+    name: shop_api
+    sl_domain: shop.example.com          # requests with this Host reach the group
+environments:                            # RELEASE needs no record: its id is DEFAULT_ENVIRONMENT_RELEASE_ID
+  - id: env-test
+    name: TEST                           # callers select it with the header X-Stage: TEST
+env_variables:                           # #backend# below takes the value of the environment serving the call
+  - {id: v1, group_id: shop, env_id: DEFAULT_ENVIRONMENT_RELEASE_ID, variable_name: backend,
+     variable_value: "orders.internal:8080"}
+  - {id: v2, group_id: shop, env_id: env-test, variable_name: backend, variable_value: "127.0.0.1:9000"}
+apis:
+  - id: hello
+    group_id: shop
+    name: hello
+    type: 1                              # 1 = public, 2 = private (marketplace visibility only)
+    req_protocol: BOTH                   # HTTP and HTTPS
+    req_method: GET
+    req_uri: /hello
+    auth_type: NONE                      # anyone may call
+    backend_type: MOCK
+    mock_info: {result_content: '{"hello": "world"}'}
+  - id: orders
+    group_id: shop
+    name: list_orders
+    type: 1
+    req_protocol: BOTH
+    req_method: GET
+    req_uri: /orders
+    auth_type: NONE
+    backend_type: HTTP
+    req_params:
+      - {name: page, location: QUERY, type: NUMBER, required: 2, default_value: "1"}   # 2 = optional
+    backend_api:
+      req_protocol: HTTP
+      req_method: GET
+      url_domain: "#backend#"
+      req_uri: /v1/orders
+      timeout: 5000                      # milliseconds
+publishes:                               # an API serves only where it is published
+  - {publish_id: p-hello, api_id: hello, env_id: DEFAULT_ENVIRONMENT_RELEASE_ID}
+  - {publish_id: p-orders, api_id: orders, env_id: DEFAULT_ENVIRONMENT_RELEASE_ID}
+  - {publish_id: p-orders-test, api_id: orders, env_id: env-test}
+```
+
+"""
+
+ENVIRONMENTS = """## Environments and the RELEASE id
+
+Every snapshot has the environment **RELEASE**, whose id is **`DEFAULT_ENVIRONMENT_RELEASE_ID`**; it needs no
+`environments` record. Other environments are declared in `environments` with an `id` and a `name`. Records
+refer to an environment by its **id** (`publishes[].env_id`, `env_variables[].env_id`, `app_auths[].env_id`),
+never by its name: `env_id: RELEASE` is rejected with a hint to use `DEFAULT_ENVIRONMENT_RELEASE_ID`. Callers
+select an environment by **name** with the `X-Stage` header (`X-Stage: TEST`); without the header a call is
+served by RELEASE.
+
+## Reading the tables
+
+Integer enums list each value with its meaning (`1 = public, 2 = private`); string enums are explained in the
+meaning column. Fields typed "integer or digit string" take a number or a string of digits (the vendor writes
+some numbers as strings, such as `retry_count: "-1"`). Lengths are in characters.
+
+"""
 
 
 def config_reference() -> str:
@@ -138,11 +219,15 @@ def config_reference() -> str:
       "Do not edit by hand. -->\n\n")
     w("A snapshot is one JSON or YAML document (or a directory of them, merged) with the collections below, each a\n"
       "list of objects. The loader checks every field against this schema and rejects the whole snapshot with\n"
-      "`path.to.field: reason` for each problem. Field names, enums, lengths and ranges follow the vendor's\n"
-      "field tables (seed 002 §3). Fields listed as *ignored* are the vendor's response-only fields: accepted so\n"
-      "an export of the vendor API loads as-is, and otherwise ignored. Unknown fields are rejected.\n\n")
-    w("Process settings (listeners, limits, logging) are not part of the snapshot: see docs/operations.md.\n"
-      "The Redis connection settings are repeated at the end of this page.\n\n")
+      "`path.to.field: reason` for each problem (`gateway validate PATH` shows them without starting anything).\n"
+      "Field names, enums, lengths and ranges follow the field tables of Huawei Cloud API Gateway's public API\n"
+      "reference, so a definition written for that service loads here. Fields listed as *ignored* are that\n"
+      "service's response-only fields: accepted so an export loads as-is, and otherwise ignored. Unknown fields\n"
+      "are rejected (with the nearest known field name).\n\n")
+    w("Process settings (listeners, limits, logging) are not part of the snapshot: see "
+      "[operations.md](operations.md).\nThe Redis connection settings are repeated at the end of this page.\n\n")
+    w(MINIMAL_EXAMPLE)
+    w(ENVIRONMENTS)
     w("## Top level\n\n| key | type | constraints |\n|---|---|---|\n")
     for name, spec in TOP_LEVEL_SCALARS.items():
         w(f"| `{name}` | {_type(spec)} | {_constraints(spec)} |\n")
@@ -158,11 +243,11 @@ def config_reference() -> str:
             w("Free-form: any object is accepted (its feature module has not refined the schema in this build).\n")
             if schema.fields:
                 w("\n")
-        rows: list[tuple[str, str, str, str]] = []
+        rows: list[tuple[str, ...]] = []
         ignored: list[str] = []
-        _rows(schema, "", rows, ignored)
+        _rows(schema, "", rows, ignored, cname)
         if rows:
-            w("| field | type | required | constraints |\n|---|---|---|---|\n")
+            w("| field | type | required | constraints | meaning |\n|---|---|---|---|---|\n")
             for row in rows:
                 w("| " + " | ".join(row) + " |\n")
         if ignored:
