@@ -22,6 +22,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     GATEWAY_LISTEN=0.0.0.0:8080 \
+    GATEWAY_WORKERS=auto \
     GATEWAY_ADMIN_LISTEN=127.0.0.1:9080
 RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin gateway

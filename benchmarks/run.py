@@ -150,10 +150,12 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, duration: int, connections: int, headers: list[str] | None = None) -> dict[str, float]:
+def run_wrk(url: str, duration: int, connections: int, headers: list[str] | None = None, threads: int = 1
+            ) -> dict[str, float]:
     hdr_args = [a for h in headers or [] for a in ("-H", h)]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", "Host: bench.local", *hdr_args, url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-H", "Host: bench.local",
+         *hdr_args, url],
         capture_output=True, text=True, timeout=duration + 30, check=False,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -215,13 +217,13 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def measure(url: str, duration: int, connections: int, headers: list[str] | None = None,
-            pids: list[int] | None = None) -> dict[str, float]:
+            pids: list[int] | None = None, threads: int = 1) -> dict[str, float]:
     """wrk (or the fallback client) against ``url``; with ``pids``, also the CPU those processes spent per
     request (µs): on a shared machine this is steadier than req/s, which also measures the neighbours."""
     if shutil.which("wrk"):
-        run_wrk(url, 1, connections, headers)  # warm-up (pools, caches)
+        run_wrk(url, 1, connections, headers, threads)  # warm-up (pools, caches)
         before = cpu_seconds(pids or [])
-        out = run_wrk(url, duration, connections, headers)
+        out = run_wrk(url, duration, connections, headers, threads)
     else:
         before = cpu_seconds(pids or [])
         out = asyncio.run(_client_loop(url, duration, connections, headers))
@@ -294,10 +296,12 @@ def idle_rss_mb(pid: int, port: int, n: int) -> tuple[float, float, int]:
     return asyncio.run(run())
 
 
-def start_gateway(procs: Procs, cfg: Path, redis_url: str | None, listener: str | None) -> tuple[int, int]:
+def start_gateway(procs: Procs, cfg: Path, redis_url: str | None, listener: str | None, workers: str = "1"
+                  ) -> tuple[int, int]:
     gw_port, admin_port = free_port(), free_port()
     args = [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
-            "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING"]
+            "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING",
+            "--workers", workers]
     if redis_url:
         args += ["--redis-url", redis_url]
     if listener:
@@ -371,6 +375,17 @@ def proxy_bench(duration: int, connections: int, listener: str | None, idle: int
                                 "direct_rps": direct[1], "gateway_rps": gw[1]}
         if idle:
             extra["idle"] = (idle, *idle_rss_mb(gw_pid, gw_port, idle))
+        # scaling: one worker vs --workers auto (one per core), wrk with 2 threads and 64 connections; on a
+        # 2-core machine the load generator and the backend share those cores
+        scaling = []
+        one = measure(f"{base}/mock", duration, 64, threads=2)
+        auto_port, _ = start_gateway(procs, cfg, None, listener, workers="auto")
+        many = measure(f"http://127.0.0.1:{auto_port}/mock", duration, 64, threads=2)
+        scaling.append(("MOCK", one["rps"], many["rps"]))
+        one = measure(f"{base}/http/7", duration, 64, threads=2)
+        many = measure(f"http://127.0.0.1:{auto_port}/http/7", duration, 64, threads=2)
+        scaling.append(("HTTP", one["rps"], many["rps"]))
+        extra["scaling"] = scaling
     finally:
         procs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -412,6 +427,9 @@ def print_proxy(results: list[tuple[str, dict[str, float]]], extra: dict[str, An
         print(f"{'fixed rate ' + str(int(lat['rate'])) + ' req/s (half the HTTP peak), p99':<40} "
               f"direct {lat['direct_p99']:.2f} ms, gateway HTTP {lat['gateway_p99']:.2f} ms, "
               f"+{delta:.2f} ms (goal <= +1 ms: {'met' if delta <= 1.0 else 'NOT met'})")
+    for name, one, many in extra.get("scaling", []):
+        print(f"{'--workers auto (' + str(len(os.sched_getaffinity(0))) + ' cores), ' + name + ', wrk -t2 -c64':<40}"
+              f" 1 worker {one:.0f} req/s, auto {many:.0f} req/s ({many / one:.2f}x)")
     idle = extra.get("idle")
     if idle:
         n, before, after, ok = idle

@@ -18,7 +18,7 @@ import signal
 import sys
 from typing import Any
 
-from gateway.core.settings import load_settings, parse_assignment, split_listen
+from gateway.core.settings import load_settings, parse_assignment, parse_workers, split_listen
 from gateway.lib.redis_conn import target_from_settings
 from gateway.snapshot.load import SnapshotError, load_path
 
@@ -30,7 +30,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", help="public listener HOST:PORT (default 0.0.0.0:8080)")
     p.add_argument("--admin-listen", help="admin listener HOST:PORT (default 127.0.0.1:9080)")
     p.add_argument("--admin-token", help="bearer token for the admin API")
-    p.add_argument("--workers", type=int, help="worker processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--workers", type=parse_workers,
+                   help="worker processes sharing the port (SO_REUSEPORT); auto = one per CPU")
     p.add_argument("--redis-url", help="Redis for shared throttling and config distribution")
     p.add_argument("--redis-mode", choices=("single", "cluster", "sentinel"),
                    help="single (--redis-url), cluster or sentinel (both use redis_nodes)")

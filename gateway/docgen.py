@@ -48,7 +48,7 @@ SETTING_HELP: dict[str, str] = {
     "admin_listen": "Admin listener `HOST:PORT` (health, readiness, metrics, control plane).",
     "admin_token": "Bearer token for the admin API; mandatory when the admin listener is not on loopback.",
     "admin_token_required": "Require the admin token on loopback too.",
-    "workers": "Worker processes sharing the public port (SO_REUSEPORT).",
+    "workers": "Worker processes sharing the public port (SO_REUSEPORT); `auto` = one per CPU.",
     "redis_url": "The Redis instance in `single` mode (shared throttling counters and config distribution).",
     "max_body_bytes": "Request body limit (413 above it).",
     "max_line_bytes": "Request line (URI) limit.",

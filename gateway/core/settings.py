@@ -131,6 +131,22 @@ class Settings:
         return [ipaddress.ip_network(c, strict=False) for c in self.trusted_proxies]
 
 
+def parse_workers(raw: str | int) -> int:
+    """``--workers`` / ``GATEWAY_WORKERS``: a count, or ``auto`` = one worker per CPU this process may use."""
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip().lower()
+    if text == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    value = int(text)
+    if value < 1:
+        raise ValueError("workers must be at least 1 (or auto)")
+    return value
+
+
 def _coerce(kind: Any, raw: str) -> Any:
     text = str(kind)
     if "bool" in text:
@@ -152,7 +168,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or name not in kinds:
         raise ValueError(f"--set {text!r}: expected NAME=VALUE with NAME one of the settings (docs/operations.md)")
     try:
-        return name, _coerce(kinds[name], raw)
+        return name, parse_workers(raw) if name == "workers" else _coerce(kinds[name], raw)
     except ValueError:
         raise ValueError(f"--set {text!r}: {raw!r} is not a valid value for {name}") from None
 
@@ -163,7 +179,7 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
     for f in fields(Settings):
         raw = env.get(f"GATEWAY_{f.name.upper()}")
         if raw is not None:
-            setattr(s, f.name, _coerce(f.type, raw))
+            setattr(s, f.name, parse_workers(raw) if f.name == "workers" else _coerce(f.type, raw))
     for key, value in (overrides or {}).items():
         if value is not None:
             setattr(s, key, value)
