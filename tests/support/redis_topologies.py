@@ -228,6 +228,12 @@ class RedisSentinelTopology(_Procs):
                     "--protected-mode", "no", "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"]
             self.spawn(primary, [self.server, "--port", str(primary), *base])
             self.spawn(replica, [self.server, "--port", str(replica), *base, "--replicaof", "127.0.0.1", str(primary)])
+            # the sentinels learn the replicas from the primary's INFO, refreshed only every 10 s: start them
+            # once the replica is attached, so they see it at their first look
+            def attached() -> bool:
+                role = self.client(primary).execute_command("ROLE")
+                return role[0] == b"master" and len(role[2]) == 1
+            _wait(attached, 10, "the replica attached to the primary")
             for port in self.sentinel_ports:
                 conf = self.dir / f"sentinel-{port}.conf"
                 conf.write_text(

@@ -170,6 +170,50 @@ return i
 
 REFUND_SHA = hashlib.sha1(REFUND_LUA.encode()).hexdigest()
 
+# Add usage that Redis did not see (calls the local fallback admitted while Redis was down), so the shared
+# counters do not offer a full burst again right after a failover. KEYS as above; ARGV[1] the specs of the
+# keys (one request's format), ARGV[2] the units to add, comma-separated. Capped at each limit.
+RECORD_LUA = """
+local MAX_TTL = 34560000000
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local adds = {}
+for x in string.gmatch(ARGV[2], '[^,]+') do adds[#adds + 1] = tonumber(x) end
+local i = 0
+for a, b, c, d in string.gmatch(ARGV[1], '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)') do
+  i = i + 1
+  local limit, period, mode, anchor = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  local key, add = KEYS[i], adds[i]
+  local st = redis.call('HMGET', key, 'v', 's', 'a')
+  if mode == 0 then
+    local used = 0
+    if st[1] then
+      used = tonumber(st[1]) - (now - tonumber(st[2])) * limit / period
+      if used < 0 then used = 0 end
+    end
+    used = math.min(limit, used + add)
+    redis.call('HSET', key, 'v', tostring(used), 's', tostring(now))
+    redis.call('PEXPIRE', key, math.min(math.ceil(period) + 1000, MAX_TTL))
+  else
+    local w = anchor
+    if w < 0 then w = tonumber(st[3]) or now end
+    local idx, e = -1, w
+    if now >= w then
+      idx = math.floor((now - w) / period)
+      e = w + (idx + 1) * period
+    end
+    local count = 0
+    if st[1] and tonumber(st[2]) == idx and tonumber(st[3]) == w then count = tonumber(st[1]) end
+    count = math.min(limit, count + add)
+    redis.call('HSET', key, 'v', tostring(count), 's', tostring(idx), 'a', tostring(w))
+    redis.call('PEXPIRE', key, math.min(math.ceil(e + period - now), MAX_TTL))
+  end
+end
+return i
+"""
+
+RECORD_SHA = hashlib.sha1(RECORD_LUA.encode()).hexdigest()
+
 
 def make_client(target: RedisTarget | str, socket_timeout_s: float, max_connections: int = 64) -> Client:
     """A client that never retries: the caller's deadline, not redis-py's retry policy, decides when to
@@ -310,13 +354,23 @@ class RedisStore:
         except Exception:  # best effort: the unit drains by itself (bucket) or at the window end
             pass
 
-    async def _eval(self, sha: str, lua: str, keys: list[str], arg: str) -> Any:
+    async def _eval(self, sha: str, lua: str, keys: list[str], *args: str) -> Any:
         try:
-            return await self.client.evalsha(sha, len(keys), *keys, arg)  # type: ignore[misc,unused-ignore]
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc,unused-ignore]
         except NoScriptError:  # restart, SCRIPT FLUSH or failover to a replica: load (every master), retry
             self.script_loads += 1
             await self.client.script_load(lua)
-            return await self.client.evalsha(sha, len(keys), *keys, arg)  # type: ignore[misc,unused-ignore]
+            return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc,unused-ignore]
+
+    async def add_usage(self, items: Sequence[tuple[Check, int]]) -> None:
+        """Add ``units`` to each check's counter (capped at its limit): one script call per hash slot."""
+        groups: dict[int, list[tuple[Check, int]]] = {}
+        for check, units in items:
+            groups.setdefault(self._slot(check[0]) if self.cluster else 0, []).append((check, units))
+        for group in groups.values():
+            keys = [c[0] for c, _n in group]
+            spec = ";".join(f"{c[1]},{c[2]},{c[3]},{c[4]}" for c, _n in group)
+            await self._eval(RECORD_SHA, RECORD_LUA, keys, spec, ",".join(str(n) for _c, n in group))
 
     def _start_batches(self) -> None:
         self._scheduled = False

@@ -49,6 +49,7 @@ EXTRAS_KEY = "throttle"
 FAILURE_POLICIES = ("local", "open", "closed")
 WARN_EVERY_S = 10.0
 TIMEOUTS_TO_DOWN = 3
+GAP_KEYS_MAX = 50_000  # counters remembered for the replay after an outage (the rest are not replayed)
 GRACE_TURNS = 4
 
 
@@ -71,6 +72,11 @@ class ThrottleService:
         self.settings = s
         self.local = LocalStore()  # primary store when no Redis is configured
         self.fallback = LocalStore()  # used only while Redis is down (policy "local")
+        # what the fallback admitted that Redis never saw (policy "local"), added to the shared counters when
+        # Redis answers again, so they do not offer a second full burst right after an outage or failover
+        self.gap = LocalStore()
+        self._gap_checks: dict[str, Check] = {}
+        self.gap_replays = 0
         try:
             self.target: RedisTarget | None = target_from_settings(s)
         except ValueError as exc:  # the CLI refuses to start with this; an embedding caller gets local limits
@@ -184,6 +190,11 @@ class ThrottleService:
             return Decision(False, 0, 1000, [0 for _ in checks], "closed")
         d = self.fallback.admit(scaled(checks, self.fallback_divisor))
         d.source = "fallback"
+        if d.allowed and reason != "timeout" and len(self._gap_checks) < GAP_KEYS_MAX:
+            # a timed-out call may have been counted by Redis already: only errors and "down" are unseen
+            self.gap.record(checks)
+            for c in checks:
+                self._gap_checks[c[0]] = c
         return d
 
     # --- health ----------------------------------------------------------------------------------
@@ -224,10 +235,30 @@ class ThrottleService:
                         break
             except Exception:
                 continue
+        await self._replay_gap(store)
         self.redis_up = True
         self._timeouts_in_row = 0
         self.stats["redis_recoveries"] += 1
         log.warning("throttling: Redis is answering again; shared limits resumed")
+
+    async def _replay_gap(self, store: RedisStore) -> None:
+        """Add to the shared counters what this node's fallback admitted while Redis was away (a bucket's
+        share as it stands now, i.e. already drained; a window's count in the current window)."""
+        if not self._gap_checks:
+            return
+        checks, self._gap_checks = self._gap_checks, {}
+        gap, self.gap = self.gap, LocalStore()
+        items = [(c, round(gap.used(c))) for c in checks.values()]
+        items = [(c, n) for c, n in items if n > 0]
+        if not items:
+            return
+        try:
+            async with asyncio.timeout(max(4 * self.timeout_s, 0.5)):
+                await store.add_usage(items)
+            self.gap_replays += 1
+        except Exception as exc:  # the shared counters then only miss this node's share of the gap
+            log.warning("throttling: could not add the outage's local usage to Redis (%s: %s)",
+                        type(exc).__name__, exc)
 
     async def close(self) -> None:
         for task in (self._probe, self._warm_task):

@@ -142,6 +142,15 @@ class LocalStore:
                 count, idx, a, end = _window(st, now, period, anchor)
                 state[key] = [min(float(limit), count + 1.0), idx, a, end + period]
 
+    def used(self, check: Check) -> float:
+        """Units in use on ``check`` now: the bucket's level, or the count of the current window."""
+        key, limit, period, mode, anchor = check
+        st = self._state.get(key)
+        now = self._clock() * 1000.0
+        if mode == BUCKET:
+            return _bucket_level(st, now, limit, period)
+        return _window(st, now, period, anchor)[0]
+
     def _sweep(self, now: float) -> None:
         """Drop counters that have expired (a full bucket or an ended window is the same as no entry)."""
         self._next_sweep = now + self.SWEEP_EVERY_S * 1000.0
