@@ -23,7 +23,12 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hpack import NeverIndexedHeaderTuple
 
+# Request fields kept out of the HPACK table: credentials (never worth exposing to compression side channels)
+# and values that differ on every call (they would only crowd the table out and slow every lookup).
+NEVER_INDEXED = frozenset({"authorization", "x-auth-token", "x-apig-appcode", "cookie", "x-request-id",
+                           "grpc-timeout", "x-sdk-date", "x-sdk-nonce"})
 _WINDOW = 1024 * 1024  # per-stream receive window
 _CONN_WINDOW = 16 * 1024 * 1024
 
@@ -124,6 +129,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
             normalize_outbound_headers=False))
+        encode = self.h2.encoder.encode  # literals without Huffman coding (see gateway.process.h2.plain_literals)
+        self.h2.encoder.encode = lambda headers, huffman=True: encode(headers, huffman=False)  # type: ignore[method-assign]
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, ClientStream] = {}
         self.usable = False
@@ -257,7 +264,8 @@ class H2ClientConnection(asyncio.Protocol):
         sid = self.h2.get_next_available_stream_id()
         stream = ClientStream(self, sid)
         self.streams[sid] = stream
-        self.h2.send_headers(sid, headers, end_stream=end)
+        fields = [NeverIndexedHeaderTuple(k, v) if k in NEVER_INDEXED else (k, v) for k, v in headers]
+        self.h2.send_headers(sid, fields, end_stream=end)
         self._flush()
         return stream
 

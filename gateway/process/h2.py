@@ -53,6 +53,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.core.settings import Settings
+from gateway.process.http1 import DATE
 from gateway.process.listener import error_response
 
 log = logging.getLogger("gateway.process.h2")
@@ -87,6 +88,13 @@ class _ServerH2(h2.connection.H2Connection):
             return super()._receive_headers_frame(frame)
         finally:
             self.local_settings._settings[key] = saved
+
+
+def plain_literals(conn: h2.connection.H2Connection) -> None:
+    """Encode header literals without Huffman coding: hpack's pure-Python Huffman encoder is the most expensive
+    step of sending a header block, for a few bytes saved per field (repeated fields are indexed anyway)."""
+    encode = conn.encoder.encode
+    conn.encoder.encode = lambda headers, huffman=True: encode(headers, huffman=False)  # type: ignore[method-assign]
 
 
 class H2Limits:
@@ -249,6 +257,47 @@ class _Stream:
         self.ended = False  # our side sent END_STREAM
 
 
+class HeaderInjection(ValueError):
+    """A response header value with CR, LF or NUL: never sent (the stream is reset instead)."""
+
+
+def head_fields(status: str, headers: CIMultiDict[str]) -> list[Any]:
+    """A response head as HTTP/2 fields: lower-case names, connection-specific fields dropped, values that
+    differ in every response kept out of the HPACK table (they would only crowd it out)."""
+    head: list[Any] = [(":status", status)]
+    for k, v in headers.items():
+        name = k.lower()
+        if name in _UNIQUE_HEADERS:
+            head.append(NeverIndexedHeaderTuple(name, v))
+        elif name not in _CONN_HEADERS:
+            head.append((name, v))
+    values = "".join(v for _k, v in headers.items())
+    if "\r" in values or "\n" in values or "\0" in values:  # h2's own outbound check is off (cost)
+        raise HeaderInjection("CR, LF or NUL inside a response header")
+    return head
+
+
+def complete_head(resp: web.Response, method: str) -> tuple[list[Any], bytes]:
+    """(fields, body to send) of a complete ``web.Response``, by aiohttp's rules (as the HTTP/1.1 listener):
+    ``content-length`` from the body (none for 1xx/204), a default content type when a body is announced,
+    ``date``; HEAD and bodiless statuses send no body."""
+    status = resp.status
+    headers = resp.headers
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    must_be_empty = method == "HEAD" or status < 200 or status in (204, 304)
+    remove_length = status < 200 or status == 204
+    if "Content-Length" in headers:
+        if remove_length:
+            del headers["Content-Length"]
+    elif (body or (status != 304 and method != "HEAD")) and not remove_length:
+        headers["Content-Length"] = str(len(body))
+    if not must_be_empty and headers.get("Content-Length", "0") != "0" and "Content-Type" not in headers:
+        headers["Content-Type"] = "application/octet-stream"
+    if "Date" not in headers:
+        headers["Date"] = DATE.get()
+    return head_fields(str(status), headers), b"" if must_be_empty else body
+
+
 class H2StreamWriter(AbstractStreamWriter):
     """aiohttp's payload-writer interface on one HTTP/2 stream (status line -> ``:status``; chunking and
     connection headers dropped; ``trailers`` sent as a final HEADERS frame)."""
@@ -270,15 +319,7 @@ class H2StreamWriter(AbstractStreamWriter):
         return None  # the gateway never compresses (bodies pass through untouched)
 
     async def write_headers(self, status_line: str, headers: CIMultiDict[str]) -> None:
-        status = status_line.split(" ", 2)[1]
-        head: list[Any] = [(":status", status)]
-        for k, v in headers.items():
-            name = k.lower()
-            if name in _UNIQUE_HEADERS:  # kept out of the HPACK table: it would only crowd the table out
-                head.append(NeverIndexedHeaderTuple(name, v))
-            elif name not in _CONN_HEADERS:
-                head.append((name, v))
-        self._head = head
+        self._head = head_fields(status_line.split(" ", 2)[1], headers)
 
     def send_headers(self, end: bool = False) -> None:
         if self._head is not None:
@@ -325,6 +366,7 @@ class H2Connection(asyncio.Protocol):
             client_side=False, header_encoding="utf-8", validate_inbound_headers=True,
             validate_outbound_headers=False, normalize_outbound_headers=False))
         self.h2.over_limit = set()
+        plain_literals(self.h2)
         self.streams: dict[int, _Stream] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._loop = asyncio.get_event_loop()
@@ -734,8 +776,18 @@ class H2Connection(asyncio.Protocol):
                 request = self._bare_request(stream, headers, task)
             else:
                 resp = await self.server.handler(request)
-            await resp.prepare(request)
-            await resp.write_eof()
+            if resp.prepared:  # streamed by a backend relay: head and body are out
+                await resp.write_eof()
+            elif isinstance(resp, web.Response) and (resp.body is None or isinstance(resp.body, bytes)) \
+                    and not resp.chunked and not resp.compression:
+                # a complete answer (MOCK, errors, small relays): straight to frames, no aiohttp writer machinery
+                fields, body = complete_head(resp, request.method)
+                self.send_headers(stream, fields, not body)
+                if body:
+                    await self.send_data(stream, body, end=True)
+            else:
+                await resp.prepare(request)
+                await resp.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
