@@ -1,6 +1,6 @@
 """A node that starts while Redis is unreachable serves its local config and connects when Redis comes back,
-in cluster and in sentinel mode. "Unreachable" is a TCP forwarder in front of the node's only seed (a cluster
-node, or the only sentinel it knows) that refuses connections until it is started."""
+in every mode. "Unreachable" is a TCP forwarder in front of the node's only address (the instance, a
+cluster node, or the only sentinel it knows) that refuses connections until it is started."""
 
 from __future__ import annotations
 
@@ -18,19 +18,25 @@ from tests.support.redis_ha_helpers import TcpForwarder, ha_settings, limited_do
 from tests.support.redis_topologies import MASTER
 
 
-@pytest.mark.parametrize("mode", ["cluster", "sentinel"])
+@pytest.mark.parametrize("mode", ["single", "cluster", "sentinel"])
 async def test_start_without_redis_then_connect(mode: str, request: pytest.FixtureRequest,
                                                 make_gateway: Any) -> None:
-    topo = request.getfixturevalue(mode)
-    first = parse_nodes(topo.nodes)[0]
-    fwd = TcpForwarder(first[1], free_port())
-    opts = ha_settings(mode, f"127.0.0.1:{fwd.port}")
-    real = RedisTarget(mode=mode, nodes=parse_nodes(topo.nodes), master=MASTER if mode == "sentinel" else "")
+    master = MASTER if mode == "sentinel" else ""
+    if mode == "single":
+        url = request.getfixturevalue("redis_url")
+        real = RedisTarget(mode="single", url=url)
+        fwd = TcpForwarder(int(url.rsplit(":", 1)[1].split("/")[0]), free_port())
+        opts = ha_settings("single", "", redis_url=f"redis://127.0.0.1:{fwd.port}/0")
+        seen = RedisTarget(mode="single", url=opts["redis_url"])
+    else:
+        topo = request.getfixturevalue(mode)
+        fwd = TcpForwarder(parse_nodes(topo.nodes)[0][1], free_port())
+        opts = ha_settings(mode, f"127.0.0.1:{fwd.port}")
+        real = RedisTarget(mode=mode, nodes=parse_nodes(topo.nodes), master=master)
+        seen = RedisTarget(mode=mode, nodes=(("127.0.0.1", fwd.port),), master=master)
     admin = make_client(real, socket_timeout=2, connect_timeout=2, retries=1)
     g = await make_gateway(limited_doc(1000, content="local", version="v1"), **opts)
-    dist = RedisDistributor(g.gw, RedisTarget(mode=mode, nodes=((("127.0.0.1", fwd.port)),),
-                                              master=MASTER if mode == "sentinel" else ""),
-                            opts["distribution_prefix"])
+    dist = RedisDistributor(g.gw, seen, opts["distribution_prefix"])
     svc = g.gw.services.extras["throttle"]
     try:
         await dist.start(initial_timeout_s=1.0)  # returns: Redis unreachable, the local file serves
