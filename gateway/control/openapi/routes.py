@@ -8,13 +8,14 @@ the active snapshot and pushes the result like any other change (all-or-nothing,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 import yaml
 from aiohttp import web
 
-from gateway.control.common import AdminError, current_document, if_match, json_response, version_headers
+from gateway.control.common import AdminError, if_match, json_response, version_headers
 from gateway.control.openapi.exporter import export_openapi
 from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing
 from gateway.control.store import DocumentStore
@@ -41,125 +42,128 @@ def dump(data: Any, fmt: str) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
 
-def install(app: web.Application, store: DocumentStore) -> None:
-    gateway = store.port
+async def do_import(store: DocumentStore, request: web.Request, spec: dict[str, Any], group_id: str | None,
+                    group_name: str | None, publish_env: str | None, dry_run: bool, api_mode: str | None = None
+                    ) -> tuple[dict[str, Any], list[str], dict[str, str], list[Any], list[Any]]:
+    """Convert, give new groups their sub-domain, apply ``api_mode``, and (unless a dry run) push."""
+    base = store.doc  # a dry run reads; a real import re-reads under the store's lock
+    suffix = store.port.settings.admin_group_domain_suffix.strip(".")
+    try:
+        fragment, warnings = import_openapi(spec, base=base, group_id=group_id, group_name=group_name,
+                                            publish_env=publish_env)
+    except ValueError as exc:
+        raise AdminError(400, "APIG.3602", f"Syntax error in the Swagger file: {exc}") from None
+    for group in fragment.get("groups", []):  # a new group gets its sub-domain like one made by the API
+        if suffix and not group.get("sl_domain"):
+            group["sl_domain"] = f"{group['id']}.{suffix}"
+    success: list[Any] = []
+    failure: list[Any] = []
+    if api_mode is not None:
+        fragment, success, failure = resolve_existing(base, fragment, api_mode)
+    headers: dict[str, str] = {}
+    if not dry_run:
+        rt = await store.replace(lambda current: merge_fragment(current or {}, fragment), if_match(request))
+        headers = version_headers(rt)
+    return fragment, warnings, headers, success, failure
 
-    suffix = gateway.settings.admin_group_domain_suffix.strip(".")
 
-    async def do_import(request: web.Request, spec: dict[str, Any], group_id: str | None, group_name: str | None,
-                        publish_env: str | None, dry_run: bool, api_mode: str | None = None
-                        ) -> tuple[dict[str, Any], list[str], dict[str, str], list[Any], list[Any]]:
-        base = current_document(gateway)  # a dry run reads; a real import re-reads under the store's lock
-        try:
-            fragment, warnings = import_openapi(spec, base=base, group_id=group_id, group_name=group_name,
-                                                publish_env=publish_env)
-        except ValueError as exc:
-            raise AdminError(400, "APIG.3602", f"Syntax error in the Swagger file: {exc}") from None
-        for group in fragment.get("groups", []):  # a new group gets its sub-domain like one made by the API
-            if suffix and not group.get("sl_domain"):
-                group["sl_domain"] = f"{group['id']}.{suffix}"
-        success: list[Any] = []
-        failure: list[Any] = []
-        if api_mode is not None:
-            fragment, success, failure = resolve_existing(base, fragment, api_mode)
-        headers: dict[str, str] = {}
-        if not dry_run:
-            rt = await store.replace(lambda current: merge_fragment(current or {}, fragment), if_match(request))
-            headers = version_headers(rt)
-        return fragment, warnings, headers, success, failure
-
-    async def import_v1(request: web.Request) -> web.StreamResponse:
-        try:
-            spec = _parse_definition(await request.read(), request.headers.get("Content-Type"))
-            q = request.query
-            fragment, warnings, headers, _, _ = await do_import(
-                request, spec, q.get("group_id"), q.get("group_name"), q.get("publish_env"),
-                q.get("dry_run", "").lower() in ("1", "true", "yes"))
-        except AdminError as err:
-            return err.response()
-        group_id = fragment.get("groups", [{}])[0].get("id") if fragment.get("groups") else q.get("group_id")
-        if group_id is None and fragment.get("apis"):
-            group_id = fragment["apis"][0]["group_id"]
-        rt = gateway.runtime
-        return json_response({"group_id": group_id, "imported": _counts(fragment), "warnings": warnings,
-                              "version": rt.version if rt else None}, headers=headers)
-
-    async def import_vendor(request: web.Request) -> web.StreamResponse:
-        try:
-            if not request.content_type.startswith("multipart/"):
-                raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:file_name")
-            form = await request.post()
-            upload = form.get("file_name")
-            if upload is None:
-                raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:file_name")
-            data = upload.file.read() if hasattr(upload, "file") else str(upload).encode()
-            spec = _parse_definition(data)
-            group_id = str(form.get("group_id") or "") or None
-            create = str(form.get("is_create_group", "true")).lower() != "false"
-            if not create and group_id is None:
-                raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
-            api_mode = str(form.get("api_mode") or "merge")
-            if api_mode not in ("merge", "override"):
-                raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:api_mode. "
-                                 "Please refer to the support documentation")
-            fragment, warnings, headers, success, failure = await do_import(request, spec, group_id, None, None,
-                                                                            False, api_mode)
-        except AdminError as err:
-            return err.response()
-        gid = group_id or (fragment["groups"][0]["id"] if fragment.get("groups") else None)
-        if gid is None and (success or failure):
-            gid = fragment["apis"][0]["group_id"] if fragment.get("apis") else None
-        return json_response({"success": success, "failure": failure, "group_id": gid, "ignore": [],
-                              "warnings": warnings}, headers=headers)
-
-    def _export(group_id: str | None, env_id: str | None, oas: str, define: str = "all",
-                apis: Any = None) -> dict[str, Any]:
-        if not group_id:
-            raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
-        if apis is not None and not (isinstance(apis, list) and all(isinstance(a, str) for a in apis)):
-            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:apis. "
-                             "Please refer to the support documentation")
-        try:
-            return export_openapi(current_document(gateway), group_id, env_id=env_id, oas=oas, define=define,
-                                  apis=apis)
-        except KeyError:
-            raise AdminError(404, "APIG.3001", f"The API group does not exist,id:{group_id}") from None
-        except ValueError:
-            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:define. "
-                             "Please refer to the support documentation") from None
-
-    async def export_v1(request: web.Request) -> web.StreamResponse:
+async def import_v1(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    try:
+        spec = _parse_definition(await request.read(), request.headers.get("Content-Type"))
         q = request.query
-        try:
-            apis = q.get("apis")
-            spec = _export(q.get("group_id"), q.get("env_id"), q.get("oas", "2.0"), q.get("define", "all"),
-                           apis.split(",") if apis else None)
-        except AdminError as err:
-            return err.response()
-        fmt = "yaml" if q.get("format") == "yaml" else "json"
-        return web.Response(body=dump(spec, fmt), content_type=f"application/{fmt}",
-                            headers=version_headers(gateway.runtime))
+        fragment, warnings, headers, _, _ = await do_import(
+            store, request, spec, q.get("group_id"), q.get("group_name"), q.get("publish_env"),
+            q.get("dry_run", "").lower() in ("1", "true", "yes"))
+    except AdminError as err:
+        return err.response()
+    group_id = fragment.get("groups", [{}])[0].get("id") if fragment.get("groups") else q.get("group_id")
+    if group_id is None and fragment.get("apis"):
+        group_id = fragment["apis"][0]["group_id"]
+    rt = store.runtime
+    return json_response({"group_id": group_id, "imported": _counts(fragment), "warnings": warnings,
+                          "version": rt.version if rt else None}, headers=headers)
 
-    async def export_vendor(request: web.Request) -> web.StreamResponse:
-        try:
-            data = await request.read()
-            body = parse_bytes(data, "body") if data.strip() else {}
-            oas = str(request.query.get("oas_version") or body.get("oas_version", "2.0"))
-            spec = _export(body.get("group_id"), body.get("env_id"), oas, str(body.get("define") or "spec"),
-                           body.get("apis"))
-            if body.get("version"):
-                spec["info"]["version"] = str(body["version"])
-        except SnapshotError as exc:
-            return AdminError(400, "APIG.2012", "Invalid request body", problems=exc.problems).response()
-        except AdminError as err:
-            return err.response()
-        fmt = "yaml" if body.get("type") in ("yaml", "yml") else "json"
-        name = f"{spec['info']['title']}.{fmt}"
-        return web.Response(body=dump(spec, fmt), content_type="application/octet-stream",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    app.router.add_post("/v1/import", import_v1)
-    app.router.add_get("/v1/export", export_v1)
-    app.router.add_post(f"{PREFIX}/openapi/import", import_vendor)
-    app.router.add_post(f"{PREFIX}/openapi/export", export_vendor)
+async def import_vendor(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    try:
+        if not request.content_type.startswith("multipart/"):
+            raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:file_name")
+        form = await request.post()
+        upload = form.get("file_name")
+        if upload is None:
+            raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:file_name")
+        data = upload.file.read() if hasattr(upload, "file") else str(upload).encode()
+        spec = _parse_definition(data)
+        group_id = str(form.get("group_id") or "") or None
+        create = str(form.get("is_create_group", "true")).lower() != "false"
+        if not create and group_id is None:
+            raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
+        api_mode = str(form.get("api_mode") or "merge")
+        if api_mode not in ("merge", "override"):
+            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:api_mode. "
+                             "Please refer to the support documentation")
+        fragment, warnings, headers, success, failure = await do_import(store, request, spec, group_id, None, None,
+                                                                        False, api_mode)
+    except AdminError as err:
+        return err.response()
+    gid = group_id or (fragment["groups"][0]["id"] if fragment.get("groups") else None)
+    if gid is None and (success or failure):
+        gid = fragment["apis"][0]["group_id"] if fragment.get("apis") else None
+    return json_response({"success": success, "failure": failure, "group_id": gid, "ignore": [],
+                          "warnings": warnings}, headers=headers)
 
+
+def _export(store: DocumentStore, group_id: str | None, env_id: str | None, oas: str, define: str = "all",
+            apis: Any = None) -> dict[str, Any]:
+    if not group_id:
+        raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
+    if apis is not None and not (isinstance(apis, list) and all(isinstance(a, str) for a in apis)):
+        raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:apis. "
+                         "Please refer to the support documentation")
+    try:
+        return export_openapi(store.doc, group_id, env_id=env_id, oas=oas, define=define,
+                              apis=apis)
+    except KeyError:
+        raise AdminError(404, "APIG.3001", f"The API group does not exist,id:{group_id}") from None
+    except ValueError:
+        raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:define. "
+                         "Please refer to the support documentation") from None
+
+
+async def export_v1(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    q = request.query
+    try:
+        apis = q.get("apis")
+        spec = _export(store, q.get("group_id"), q.get("env_id"), q.get("oas", "2.0"), q.get("define", "all"),
+                       apis.split(",") if apis else None)
+    except AdminError as err:
+        return err.response()
+    fmt = "yaml" if q.get("format") == "yaml" else "json"
+    return web.Response(body=dump(spec, fmt), content_type=f"application/{fmt}",
+                        headers=version_headers(store.runtime))
+
+
+async def export_vendor(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    try:
+        data = await request.read()
+        body = parse_bytes(data, "body") if data.strip() else {}
+        oas = str(request.query.get("oas_version") or body.get("oas_version", "2.0"))
+        spec = _export(store, body.get("group_id"), body.get("env_id"), oas, str(body.get("define") or "spec"),
+                       body.get("apis"))
+        if body.get("version"):
+            spec["info"]["version"] = str(body["version"])
+    except SnapshotError as exc:
+        return AdminError(400, "APIG.2012", "Invalid request body", problems=exc.problems).response()
+    except AdminError as err:
+        return err.response()
+    fmt = "yaml" if body.get("type") in ("yaml", "yml") else "json"
+    name = f"{spec['info']['title']}.{fmt}"
+    return web.Response(body=dump(spec, fmt), content_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def install(app: web.Application, store: DocumentStore) -> None:
+    app.router.add_post("/v1/import", partial(import_v1, store))
+    app.router.add_get("/v1/export", partial(export_v1, store))
+    app.router.add_post(f"{PREFIX}/openapi/import", partial(import_vendor, store))
+    app.router.add_post(f"{PREFIX}/openapi/export", partial(export_vendor, store))

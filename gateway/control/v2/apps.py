@@ -64,6 +64,7 @@ async def app_auths_create(store: DocumentStore, request: web.Request) -> web.St
              for r in rows]
     return json_response({"auths": shown}, status=201, headers=headers)
 
+
 async def app_auths_delete(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     key = request.match_info["app_auth_id"]
     if find(store.doc, "app_auths", key) is None:
@@ -74,6 +75,7 @@ async def app_auths_delete(store: DocumentStore, request: web.Request) -> web.St
 
     headers = await apply(store, request, change)
     return web.Response(status=204, headers=headers)
+
 
 async def app_auths_list(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     doc = store.doc
@@ -102,6 +104,7 @@ def auth_row(doc: Doc, r: Item) -> Item:
             "group_id": api.get("group_id"), "group_name": group.get("name"), "publish_id": pub.get("publish_id"),
             "auth_role": r.get("auth_role", "PROVIDER"), "auth_tunnel": r.get("auth_tunnel", "NORMAL"),
             "req_method": api.get("req_method"), "req_uri": api.get("req_uri")}
+
 
 async def app_acl(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     app_id = request.match_info["app_id"]
@@ -135,6 +138,7 @@ async def app_acl(store: DocumentStore, request: web.Request) -> web.StreamRespo
     headers = await apply(store, request, put)
     return json_response(row, headers=headers)
 
+
 async def app_code_generate(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     app_id = request.match_info["app_id"]
     if find(store.doc, "apps", app_id) is None:
@@ -150,6 +154,7 @@ async def app_code_generate(store: DocumentStore, request: web.Request) -> web.S
 
     headers = await apply(store, request, change)
     return json_response(row, status=201, headers=headers)
+
 
 async def app_secret_reset(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     app_id = request.match_info["app_id"]

@@ -26,6 +26,7 @@ def channel_of(store: DocumentStore, request: web.Request) -> tuple[int, Item]:
             return i, x
     raise AdminError(404, "APIG.3023", f"The VPC channel does not exist,id:{cid}")
 
+
 async def members(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     _, channel = channel_of(store, request)
     cid = str(channel["id"])

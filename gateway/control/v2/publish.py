@@ -56,6 +56,7 @@ def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str 
             versions.set_effective(doc, effective[-1], False)
         cascade_delete(doc, "publishes", {str(p["publish_id"]) for p in existing})
 
+
 def check_publish_args(doc: Doc, action: Any, env_id: Any) -> tuple[str, str]:
     if action not in ("online", "offline"):
         raise AdminError(400, "APIG.2011", "Invalid parameter value,parameterName:action. "
@@ -65,6 +66,7 @@ def check_publish_args(doc: Doc, action: Any, env_id: Any) -> tuple[str, str]:
     if not env_exists(doc, env_id):
         raise AdminError(404, "APIG.3003", f"The environment does not exist,id:{env_id}")
     return action, env_id
+
 
 async def api_action(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
@@ -83,6 +85,7 @@ async def api_action(store: DocumentStore, request: web.Request) -> web.StreamRe
 
     headers = await apply(store, request, change)
     return json_response(out[0], status=201, headers=headers)
+
 
 async def api_publish_batch(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
@@ -122,6 +125,7 @@ async def api_publish_batch(store: DocumentStore, request: web.Request) -> web.S
     headers = await apply(store, request, change)
     return json_response({"success": success, "failure": failure}, headers=headers)
 
+
 async def api_publish_history(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     doc = store.doc
     api_id = request.match_info["api_id"]
@@ -136,6 +140,7 @@ async def api_publish_history(store: DocumentStore, request: web.Request) -> web
         rows = [r for r in rows if str(r["env_name"]).upper() == request.query["env_name"].upper()]
     page_, total = page(request, rows)
     return json_response({"total": total, "size": len(page_), "api_versions": page_})
+
 
 async def api_runtime(store: DocumentStore, request: web.Request) -> web.StreamResponse:
     doc = store.doc
