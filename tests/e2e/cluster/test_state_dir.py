@@ -24,7 +24,7 @@ from gateway.process.state import STATE_FILE, ConfigOrigin, StateStore, choose_s
 from tests.conftest import free_port
 from tests.support.admin_helpers import V2, call
 from tests.support.cluster_helpers import GatewayProcess, get_json, ready_version, wait_for, write_doc
-from tests.support.helpers import mock_api, snapshot
+from tests.support.helpers import RELEASE, mock_api, snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -47,9 +47,13 @@ def persisted(state: Path) -> dict[str, Any]:
 
 
 async def _update_m(s: aiohttp.ClientSession, admin_url: str, content: str) -> str:
+    """Edit API m (its draft: m is published) and publish the edit in RELEASE; the new version id."""
     body = {k: v for k, v in mock_api("m", "/m", content).items() if k != "id"}
     status, res, headers = await call(s, admin_url, "PUT", f"{V2}/apis/m", json=body)
     assert status == 200, res
+    status, res, headers = await call(s, admin_url, "POST", f"{V2}/apis/action",
+                                      json={"action": "online", "api_id": "m", "env_id": RELEASE})
+    assert status == 201, res
     return str(headers["ETag"]).strip('"')
 
 
