@@ -172,6 +172,8 @@ class RedisDistributor:
                     log.info("stored snapshot %s pushed while Redis was down", version)
             cur = await self.transport.pointer()
             if cur is None:
+                cur = await self._migrate_legacy()
+            if cur is None:
                 active = self.gw.document
                 if active is not None and self.state.version is not None:
                     sid, body = make_payload(active, self.state.version, self.origin)
@@ -197,6 +199,15 @@ class RedisDistributor:
                 return
             self.state.record(payload["doc"], str(payload["version"]), known_id=cur)
             log.info("loaded cluster snapshot %s (%s)", payload["version"], cur)
+
+    async def _migrate_legacy(self) -> str | None:
+        """No pointer: adopt the snapshot stored by a build before the hash-tagged keys, if any."""
+        sid, body = await self.transport.legacy_latest()
+        if sid is None or body is None:
+            return None
+        if await self.transport.publish(sid, body, mode="absent") == 1:
+            log.info("moved cluster snapshot %s from the keys of a previous build to %s", sid, self.pointer)
+        return await self.transport.pointer()
 
     async def close(self) -> None:
         self._closed = True

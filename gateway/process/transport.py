@@ -143,5 +143,19 @@ class RedisTransport:
             return None, None
         return cur, await self.fetch(cur)
 
+    async def legacy_latest(self) -> tuple[str | None, bytes | None]:
+        """(pointer, payload) in the layout of builds before the hash tags (``gw:snapshot:current``), or
+        (None, None). Read once by a node that finds no pointer, so an upgrade keeps the cluster snapshot."""
+        if self.cluster or self.prefix.startswith("{"):
+            return None, None  # no cluster ever used the old layout
+        raw = await self.client.get(f"{self.prefix}:snapshot:current")
+        if raw is None:
+            return None, None
+        sid = raw.decode() if isinstance(raw, bytes) else str(raw)
+        body = await self.client.get(f"{self.prefix}:snapshot:{sid}")
+        if body is None:
+            return None, None
+        return sid, body.encode() if isinstance(body, str) else bytes(body)
+
     def subscribe(self) -> Subscription:
         return Subscription(self.client, self.channel)

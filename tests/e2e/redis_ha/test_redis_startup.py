@@ -4,6 +4,7 @@ cluster node, or the only sentinel it knows) that refuses connections until it i
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
@@ -57,3 +58,29 @@ async def test_start_without_redis_then_connect(mode: str, request: pytest.Fixtu
         await dist.close()
         await close_client(admin)
         await fwd.stop()
+
+
+async def test_snapshot_stored_by_a_previous_build_is_adopted(redis_url: str, make_gateway: Any) -> None:
+    """Builds before the hash-tagged keys stored ``gw:snapshot:current``; a node that finds no pointer in
+    the new layout adopts that snapshot (moving it to ``{gw}:snapshot:*``) instead of seeding its own."""
+    from redis.asyncio import Redis
+
+    from gateway.process.distribution import make_payload
+    from gateway.process.transport import keys
+
+    prefix = f"gw{uuid.uuid4().hex[:8]}"
+    sid, body = make_payload(limited_doc(1000, content="old build"), "v7")
+    r = Redis.from_url(redis_url)
+    g = await make_gateway(limited_doc(1000, content="local file", version="v1"), access_log=False)
+    dist = RedisDistributor(g.gw, RedisTarget(mode="single", url=redis_url), prefix)
+    try:
+        await r.set(f"{prefix}:snapshot:current", sid)
+        await r.set(f"{prefix}:snapshot:{sid}", body)
+        await dist.start()
+        assert g.gw.runtime.version == "v7"
+        assert (await r.get(keys(prefix)[0])) == sid.encode()
+        async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s, s.get(g.url + "/a") as resp:
+            assert await resp.text() == "old build"
+    finally:
+        await dist.close()
+        await r.aclose()
