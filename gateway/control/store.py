@@ -62,13 +62,14 @@ class DocumentStore:
         ``change`` returns the path prefix of the changed element (``apis[3]``) so that problems are
         reported relative to it, or None. Without an explicit ``expected_version`` the version the
         change was computed from is expected, so a concurrent push (file reload, another node) is caught.
+        ``change`` runs in a worker thread (it may validate a large document); it only edits ``new``.
         """
         async with self.lock:
             rt = self.port.runtime
             if expected_version is None and rt is not None:
                 expected_version = rt.version
             new = fresh(self.doc)
-            prefix = change(new)
+            prefix = await asyncio.to_thread(change, new)
             runtime = await commit(self.port, new, expected_version, prefix)
         if label:
             log.info("admin change %s -> snapshot %s", label, runtime.version)
