@@ -13,7 +13,7 @@ from gateway.control.common import AdminError, json_response, missing_param, new
 from gateway.control.store import DocumentStore
 from gateway.control.v2.crud import Route, apply, batch_delete, bind
 from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present, set_if_accepted
-from gateway.control.v2.resources import Binding, cascade_delete
+from gateway.control.v2.resources import Binding, cascade_delete, resource_of
 
 
 def publication(doc: Doc, publish_id: str) -> Item:
@@ -136,10 +136,12 @@ async def bound_policies(store: DocumentStore, b: Binding, request: web.Request)
     if request.query.get("env_id"):
         rows = [r for r in rows if r.get("env_id") == request.query["env_id"]]
     policies = []
+    decorate = resource_of(b.policy_collection).decorate
     for r in rows:
         pol = find(doc, b.policy_collection, str(r.get(b.stored)))
         if pol is not None:
-            policies.append(present(policy_row(b, r, pol)))
+            shown = decorate(doc, pol, {}) if decorate is not None else pol
+            policies.append(present(policy_row(b, r, shown)))
     return json_response(listed(request, policies, b.policies_key))
 
 

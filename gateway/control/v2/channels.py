@@ -33,7 +33,7 @@ async def members(store: DocumentStore, request: web.Request) -> web.StreamRespo
     current = [m for m in channel.get("members") or [] if isinstance(m, dict)]
     if request.method == "GET":
         page_, total = page(request, current)
-        return json_response({"total": total, "size": len(page_), "members": page_})
+        return json_response({"total": total, "size": len(page_), "members": [member_view(channel, m) for m in page_]})
     if request.method == "DELETE":
         mid = request.match_info["member_id"]
         if not any(str(m.get("id")) == mid for m in current):
@@ -70,5 +70,12 @@ async def members(store: DocumentStore, request: web.Request) -> web.StreamRespo
     if request.method == "DELETE":
         return web.Response(status=204, headers=headers)
     status = 201 if request.method == "POST" else 200
-    return json_response({"total": len(new_members), "size": len(new_members), "members": new_members},
-                         status=status, headers=headers)
+    shown = [member_view(channel, m) for m in new_members]
+    return json_response({"total": len(shown), "size": len(shown), "members": shown}, status=status, headers=headers)
+
+
+def member_view(channel: Item, m: Item) -> Item:
+    """A member as the vendor answers it: its channel, the channel's port unless its own, and a status."""
+    return {"vpc_channel_id": channel.get("id"), "port": channel.get("port"), "status": 1, "is_backup": False,
+            "health_status": "healthy" if m.get("status", 1) == 1 else "unhealthy",
+            "create_time": channel.get("create_time"), **m}

@@ -213,7 +213,7 @@ async def update(store: DocumentStore, res: Resource, request: web.Request) -> w
         return f"{res.collection}[{i}]"
 
     headers = await apply(store, request, change)
-    return json_response(present(item), headers=headers)
+    return json_response(_view(res, store.doc, item, {}), headers=headers)
 
 
 async def delete(store: DocumentStore, res: Resource, request: web.Request) -> web.StreamResponse:

@@ -21,6 +21,7 @@ from gateway.control.v2.document import (
     id_key,
     items,
     page,
+    present,
     set_if_accepted,
 )
 from gateway.control.v2.resources import cascade_delete
@@ -118,10 +119,17 @@ async def plugin_attached(store: DocumentStore, request: web.Request) -> web.Str
             continue
         plugin = find(doc, "plugins", str(r.get("plugin_id"))) or {}
         api = find(doc, "apis", str(pub.get("api_id"))) or {}
+        group = find(doc, "groups", str(api.get("group_id"))) or {}
         rows.append({"plugin_attach_id": r.get("id"), "plugin_id": r.get("plugin_id"),
                      "plugin_name": plugin.get("plugin_name"), "plugin_type": plugin.get("plugin_type"),
+                     "plugin_scope": plugin.get("plugin_scope"), "plugin_content": plugin.get("plugin_content"),
                      "env_id": pub.get("env_id"), "env_name": env_name(doc, str(pub.get("env_id"))),
-                     "api_id": pub.get("api_id"), "api_name": api.get("name")})
+                     "api_id": pub.get("api_id"), "api_name": api.get("name"), "publish_id": pub.get("publish_id"),
+                     "attached_time": r.get("attached_time"), "type": api.get("type"),
+                     "req_protocol": api.get("req_protocol"), "req_method": api.get("req_method"),
+                     "req_uri": api.get("req_uri"), "auth_type": api.get("auth_type"),
+                     "match_mode": api.get("match_mode"), "remark": api.get("remark"),
+                     "group_id": api.get("group_id"), "group_name": group.get("name")})
     page_, total = page(request, rows)
     key = "plugins" if "api_id" in request.match_info else "apis"
-    return json_response({"total": total, "size": len(page_), key: page_})
+    return json_response({"total": total, "size": len(page_), key: [present(x) for x in page_]})

@@ -139,6 +139,10 @@ def decorate_api(doc: Doc, item: Item, query: Query) -> Item:
         out.update({"run_env_id": p.get("env_id"), "run_env_name": env_name(doc, str(p.get("env_id"))),
                     "publish_id": p.get("publish_id"), "publish_time": p.get("publish_time")})
     out["status"] = 1
+    for k, v in (("cors", False), ("req_params", []), ("backend_params", []), ("remark", ""),
+                 ("auth_opt", {"app_code_auth_type": "DISABLE"}), ("result_normal_sample", ""),
+                 ("result_failure_sample", "")):
+        out.setdefault(k, v)
     return out
 
 
@@ -181,6 +185,19 @@ def _decorate_sign(doc: Doc, item: Item, query: Query) -> Item:
             "bind_num": sum(1 for b in items(doc, "sign_bindings") if str(b.get("sign_id")) == sid)}
 
 
+def _decorate_special(doc: Doc, item: Item, query: Query) -> Item:
+    """An excluded throttle names its object: the app's name for an APP, the id itself otherwise."""
+    out = dict(item)
+    if item.get("object_type") == "APP":
+        app = find(doc, "apps", str(item.get("object_id"))) or {}
+        out.setdefault("app_id", item.get("object_id"))
+        out.setdefault("app_name", app.get("name"))
+        out.setdefault("object_name", app.get("name"))
+    else:
+        out.setdefault("object_name", item.get("object_id"))
+    return out
+
+
 def _decorate_plugin(doc: Doc, item: Item, query: Query) -> Item:
     return {**item, "plugin_id": item.get("id")}  # the vendor's models name the id plugin_id
 
@@ -216,7 +233,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("throttles/{throttle_id}/throttle-specials", "special_throttles", "throttle_specials", "strategy_id",
              "APIG.3013", "excluded request throttling configuration", parent=("throttle_id", "throttle_id"),
              name_keys=("throttle_id", "object_id"), dup_code="APIG.3308", filters=("object_name",),
-             merge_update=True, created="apply_time", updated=None),
+             merge_update=True, created="apply_time", updated=None, decorate=_decorate_special),
     Resource("apis", "apis", "apis", "api_id", "APIG.3002", "API", name_keys=("group_id", "name"),
              dup_code="APIG.3202", filters=("id", "name", "group_id", "req_protocol", "req_method", "req_uri",
                                             "auth_type", "type"),
