@@ -187,6 +187,13 @@ class RedisClusterTopology(_Procs):
         masters = {m for _s, _e, m, _r in self._shards(self.ports[0])}
         if len(masters) != len(self.ports) // 2:
             return False
+        for p in self.ports:  # every node knows every replica as a replica (votes need it), none failing
+            nodes = self.client(p).execute_command("CLUSTER NODES")
+            flags = [str(n.get("flags", "")) for n in nodes.values()] if isinstance(nodes, dict) else []
+            if sum("slave" in f for f in flags) != len(self.ports) - len(masters):
+                return False
+            if any("fail" in f or "handshake" in f or "noaddr" in f for f in flags):
+                return False
         for m in masters:  # each master streams to one online replica (ROLE: master, offset, [[ip, port, off]])
             role = self.client(m).execute_command("ROLE")
             if role[0] != b"master" or len(role[2]) != 1:
@@ -206,6 +213,23 @@ class RedisClusterTopology(_Procs):
             new = self.owner(slot)
             return new if new != old_master else 0
         return int(_wait(promoted, timeout, f"a replica promoted for slot {slot}", 0.02))
+
+    def graceful_failover(self, slot: int) -> tuple[int, int]:
+        """``CLUSTER FAILOVER`` on the replica of ``slot``'s master (an operator's planned switch: the replica
+        catches up first, no write is lost); waits for the switch. Returns (old master, new master)."""
+        old = self.owner(slot)
+        replica = next(p for p in self.ports if p != old and self.alive(p)
+                       and self.client(p).execute_command("ROLE")[0] == b"slave"
+                       and int(self.client(p).execute_command("ROLE")[2]) == old)
+        for attempt in range(3):  # an election can miss its majority on a busy machine: ask again
+            self.client(replica).execute_command("CLUSTER FAILOVER")
+            try:
+                return old, self.wait_promoted(slot, old, timeout=12.0)
+            except AssertionError:
+                if attempt == 2:
+                    raise AssertionError(f"CLUSTER FAILOVER on {replica} (replica of {old}) did not complete: "
+                                         + (self.dir / f"{replica}.log").read_text()[-2000:]) from None
+        raise AssertionError("unreachable")
 
     def heal(self) -> None:
         """Restart every killed node (it rejoins as a replica) and wait for a healthy 3+3 cluster."""

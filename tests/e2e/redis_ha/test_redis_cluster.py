@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -166,3 +167,27 @@ async def test_push_reaches_every_node_through_the_cluster(cluster: RedisCluster
     finally:
         assert a.stop() == 0 and b.stop() == 0
         await admin.aclose()
+
+
+async def test_planned_failover_is_followed_through_moved(cluster: RedisClusterTopology, make_gateway: Any) -> None:
+    """CLUSTER FAILOVER moves the throttling slot to the replica with no lost write: the gateways' next calls
+    reach the old master, get MOVED, and redis-py follows it to the new one. Limits stay exact throughout."""
+    opts = ha_settings("cluster", cluster.nodes)
+    doc = limited_doc(6, unit="HOUR")
+    g1, g2 = await make_gateway(doc, **opts), await make_gateway(doc, **opts)
+    await warmed([g1, g2])
+    key = f"{opts['throttle_key_prefix']}:t:{{t1:a1:{RELEASE}}}:b:api"
+    slot = key_slot(f"t1:a1:{RELEASE}".encode())
+    async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s:
+        async def call(g: Any) -> int:
+            async with s.get(g.url + "/a") as resp:
+                return resp.status
+
+        before = [await call(g) for g in (g1, g2, g1)]
+        old, new = await asyncio.to_thread(cluster.graceful_failover, slot)
+        assert cluster.owner_of_key(key) == new != old
+        after = [await call(g) for g in (g2, g1, g2, g1, g2)]
+    assert before + after == [200] * 6 + [429] * 2
+    for g in (g1, g2):
+        st = g.gw.services.extras["throttle_stats"]
+        assert st["redis_fallbacks"] == 0 and st["redis_errors"] == 0, st
