@@ -143,7 +143,8 @@ class AccessLog:
         }
         if self.include_query:
             rec["query"] = redact_query(ctx.query) if ctx.query else None
-        for f in custom_fields(ctx.runtime.index):  # the custom_log feature: custom_data_log01 ...
+        runtime = ctx.runtime  # None: no snapshot loaded yet (503)
+        for f in custom_fields(runtime.index) if runtime is not None else ():  # custom_log: custom_data_log01 ...
             v = f.get(ctx)
             rec[f.field] = None if v is None else "***" if SECRET_PARAM_RX.search(f.name) else v[:MAX_CUSTOM]
         return rec

@@ -388,7 +388,7 @@ class KafkaLogHook:
 
     def __call__(self, ctx: RequestContext) -> None:
         ep = ctx.endpoint
-        if ep is None:
+        if ep is None or ctx.runtime is None:
             return
         plans: dict[tuple[str, str], tuple[str, KafkaLogPlan]] | None = getattr(ctx.runtime.index,
                                                                                "_kafka_log_plans", None)
