@@ -7,6 +7,7 @@ handlers never mutate its elements in place: a change replaces an element or a c
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
@@ -88,6 +89,12 @@ def append_item(doc: Doc, collection: str, item: Item) -> str:
     elems.append(item)
     doc[collection] = elems
     return f"{collection}[{len(elems) - 1}]"
+
+
+def domain_id(d: Item) -> str:
+    """A bound domain's id; a domain written without one (a snapshot file) gets one derived from its name."""
+    name = str(d.get("domain", "")).lower().encode()
+    return str(d.get("id") or hashlib.md5(name, usedforsecurity=False).hexdigest())
 
 
 def present(item: Item) -> Item:

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.control.common import AdminError, bad_param, json_response, missing_param, new_id, read_body
 from gateway.control.store import DocumentStore
 from gateway.control.v2.crud import apply
-from gateway.control.v2.document import Doc, Item, find, present, replace_item
+from gateway.control.v2.document import Doc, Item, domain_id, find, present, replace_item
 
 FIELDS = ("min_ssl_version", "is_http_redirect_to_https", "verified_client_certificate_enabled")
 
@@ -28,7 +28,7 @@ def _group(doc: Doc, group_id: str) -> Item:
 
 
 def _view(d: Item) -> Item:
-    return {"id": d.get("id"), "url_domain": d.get("domain"), "status": 3, "min_ssl_version": d.get("min_ssl_version",
+    return {"id": domain_id(d), "url_domain": d.get("domain"), "status": 3, "min_ssl_version": d.get("min_ssl_version",
             "TLSv1.1"), "is_http_redirect_to_https": bool(d.get("is_http_redirect_to_https", False)),
             "verified_client_certificate_enabled": bool(d.get("verified_client_certificate_enabled", False)),
             "ingress_http_port": -1, "ingress_https_port": -1}
@@ -70,17 +70,17 @@ async def bind(store: DocumentStore, request: web.Request) -> web.StreamResponse
 
 
 async def update(store: DocumentStore, request: web.Request) -> web.StreamResponse:
-    group_id, domain_id = request.match_info["group_id"], request.match_info["domain_id"]
+    group_id, wanted = request.match_info["group_id"], request.match_info["domain_id"]
     body = await read_body(request)
     options = _options(body)
     out: list[Item] = []
 
     def change(doc: Doc) -> str:
         current = [d for d in _group(doc, group_id).get("url_domains") or [] if isinstance(d, dict)]
-        if not any(str(d.get("id")) == domain_id for d in current):
-            raise AdminError(404, "APIG.3020", f"The URL domain does not exist,id:{domain_id}")
-        new = [({**d, **options} if str(d.get("id")) == domain_id else d) for d in current]
-        out.extend(d for d in new if str(d.get("id")) == domain_id)
+        if not any(domain_id(d) == wanted for d in current):
+            raise AdminError(404, "APIG.3020", f"The URL domain does not exist,id:{wanted}")
+        new = [({**d, **options, "id": wanted} if domain_id(d) == wanted else d) for d in current]
+        out.extend(d for d in new if domain_id(d) == wanted)
         return _put_domains(doc, group_id, new)
 
     headers = await apply(store, request, change)
@@ -88,13 +88,13 @@ async def update(store: DocumentStore, request: web.Request) -> web.StreamRespon
 
 
 async def unbind(store: DocumentStore, request: web.Request) -> web.StreamResponse:
-    group_id, domain_id = request.match_info["group_id"], request.match_info["domain_id"]
+    group_id, wanted = request.match_info["group_id"], request.match_info["domain_id"]
 
     def change(doc: Doc) -> str:
         current = [d for d in _group(doc, group_id).get("url_domains") or [] if isinstance(d, dict)]
-        kept = [d for d in current if str(d.get("id")) != domain_id]
+        kept = [d for d in current if domain_id(d) != wanted]
         if len(kept) == len(current):
-            raise AdminError(404, "APIG.3020", f"The URL domain does not exist,id:{domain_id}")
+            raise AdminError(404, "APIG.3020", f"The URL domain does not exist,id:{wanted}")
         return _put_domains(doc, group_id, kept)
 
     headers = await apply(store, request, change)

@@ -17,7 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.control.common import new_id
-from gateway.control.v2.document import Doc, Item, env_name, find, id_key, items, keyed, pick_field, set_if_accepted
+from gateway.control.v2.document import (
+    Doc,
+    Item,
+    domain_id,
+    env_name,
+    find,
+    id_key,
+    items,
+    keyed,
+    pick_field,
+    set_if_accepted,
+)
 from gateway.control.v2.versions import write_api
 from gateway.core.settings import Settings
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
@@ -158,6 +169,9 @@ def _decorate_group(doc: Doc, item: Item, query: Query) -> Item:
            **item}
     if out.get("sl_domain") and not out.get("sl_domains"):
         out["sl_domains"] = [out["sl_domain"]]
+    out["url_domains"] = [{"id": domain_id(d), "min_ssl_version": "TLSv1.1", "verified_client_certificate_enabled":
+                           False, "is_http_redirect_to_https": False, "cname_status": 3, **d}
+                          for d in out["url_domains"] if isinstance(d, dict)]
     return out
 
 

@@ -393,3 +393,25 @@ async def test_v2_write_honours_if_match(make_gateway, client):
         status, err, _ = await call(admin, gw.admin_url, "POST", f"{V2}/apps",
                                     json={"name": "app_masked", "app_secret": "******"})
         assert status == 400 and err["problems"][0].startswith("app_secret: is the mask")
+
+
+async def test_domain_written_without_id_is_managed_by_its_derived_id(make_gateway):
+    doc = _base()
+    doc["groups"][0]["url_domains"] = [{"domain": "legacy.example.test"}]
+    gw = await make_gateway(doc)
+    async with aiohttp.ClientSession() as admin:
+        status, group, _ = await call(admin, gw.admin_url, "GET", f"{V2}/api-groups/g1")
+        assert status == 200
+        dom = group["url_domains"][0]
+        assert len(dom["id"]) == 32 and dom["is_http_redirect_to_https"] is False
+        status, body, _ = await call(admin, gw.admin_url, "PUT", f"{V2}/api-groups/g1/domains/{dom['id']}",
+                                     json={"is_http_redirect_to_https": True})
+        assert status == 200 and body["is_http_redirect_to_https"] is True, body
+        async with admin.get(gw.url + "/one?a=b", headers={"Host": "legacy.example.test"},
+                             allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (301, "https://legacy.example.test/one?a=b")
+        status, _, _ = await call(admin, gw.admin_url, "DELETE", f"{V2}/api-groups/g1/domains/{dom['id']}")
+        assert status == 204
+        status, body, _ = await call(admin, gw.admin_url, "DELETE", f"{V2}/api-groups/g1/domains/{dom['id']}")
+        assert (status, body["error_code"]) == (404, "APIG.3020")
+    assert gw.gw.document["groups"][0]["url_domains"] == []
