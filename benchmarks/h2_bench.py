@@ -9,6 +9,7 @@ h2c too, and is called over TLS (a throw-away self-signed certificate). One gate
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import shutil
 import struct
@@ -62,10 +63,22 @@ def snapshot(grpc_port: int) -> dict[str, Any]:
             "publishes": [{"publish_id": f"p-{a['id']}", "api_id": a["id"], "env_id": RELEASE} for a in apis]}
 
 
-def h2load(url: str, duration: int, clients: int, streams: int, extra: list[str] | None = None) -> dict[str, float]:
-    args = ["h2load", f"--duration={duration}", "--warm-up-time=1", f"-c{clients}", f"-m{streams}", "-t1",
-            *(extra or []), url]
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def h2load(url: str, duration: int, clients: int, streams: int, extra: list[str] | None = None,
+           gateway_pid: int | None = None) -> dict[str, float]:
+    """One h2load run; ``cpu_us``: the gateway's CPU time per answered request (robust on a busy machine)."""
+    args = ["h2load", f"--duration={duration}", f"-c{clients}", f"-m{streams}", "-t1", *(extra or []), url]
+    cpu0 = cpu_seconds(gateway_pid)
     out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60, check=False).stdout
+    cpu = cpu_seconds(gateway_pid) - cpu0
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     ok = re.search(r"status codes: (\d+) 2xx", out)
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
@@ -73,8 +86,9 @@ def h2load(url: str, duration: int, clients: int, streams: int, extra: list[str]
     lat = 0.0
     if mean:
         lat = float(mean.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[mean.group(2)]
-    return {"rps": float(rps.group(1)) if rps else 0.0, "ok": int(ok.group(1)) if ok else 0,
-            "failed": int(done.group(3)) if done else -1, "mean_ms": lat}
+    n_ok = int(ok.group(1)) if ok else 0
+    return {"rps": float(rps.group(1)) if rps else 0.0, "ok": n_ok, "failed": int(done.group(3)) if done else -1,
+            "mean_ms": lat, "cpu_us": cpu / n_ok * 1e6 if gateway_pid and n_ok else 0.0}
 
 
 def _grpc_ok(port: int) -> bool:
@@ -120,12 +134,13 @@ def run(duration: int) -> list[tuple[str, dict[str, float]]] | None:
         cert, key = _cert(tmp)
         cfg = tmp / "snapshot.json"
         cfg.write_bytes(orjson.dumps(snapshot(grpc_port)))
-        procs.append(subprocess.Popen(
+        gw = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
              "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING",
              "--set", f"https_listen=127.0.0.1:{https_port}", "--set", f"tls_cert_file={cert}",
-             "--set", f"tls_key_file={key}"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+             "--set", f"tls_key_file={key}", "--workers", "1"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(gw)
         wait_port(grpc_port)
         wait_port(https_port)
         if not _grpc_ok(https_port):
@@ -137,10 +152,10 @@ def run(duration: int) -> list[tuple[str, dict[str, float]]] | None:
         rows.append(("gRPC unary, direct (h2c)", h2load(f"http://127.0.0.1:{grpc_port}/bench.Echo/Unary",
                                                         duration, 8, 16, grpc_args)))
         rows.append(("gRPC unary, gateway (TLS)", h2load(f"https://127.0.0.1:{https_port}/bench.Echo/Unary",
-                                                         duration, 8, 16, grpc_args)))
+                                                         duration, 8, 16, grpc_args, gw.pid)))
         mock = f"https://127.0.0.1:{https_port}/mock"
-        rows.append(("MOCK api, HTTP/2 (TLS)", h2load(mock, duration, 8, 16)))
-        rows.append(("MOCK api, HTTP/1.1 (TLS)", h2load(mock, duration, 32, 1, ["--h1"])))
+        rows.append(("MOCK api, HTTP/2 (TLS)", h2load(mock, duration, 8, 16, None, gw.pid)))
+        rows.append(("MOCK api, HTTP/1.1 (TLS)", h2load(mock, duration, 32, 1, ["--h1"], gw.pid)))
     finally:
         for p in procs:
             p.terminate()
@@ -156,9 +171,11 @@ def run(duration: int) -> list[tuple[str, dict[str, float]]] | None:
 def print_rows(rows: list[tuple[str, dict[str, float]]] | None) -> None:
     if not rows:
         return
-    print(f"\n{'HTTP/2 and gRPC (h2load)':<28}{'req/s':>10}{'mean ms':>9}{'2xx':>9}{'failed':>8}")
+    print(f"\n{'HTTP/2 and gRPC (h2load)':<28}{'req/s':>10}{'mean ms':>9}{'2xx':>9}{'failed':>8}"
+          f"{'gateway CPU us/req':>20}")
     for name, r in rows:
-        print(f"{name:<28}{r['rps']:>10.0f}{r['mean_ms']:>9.2f}{int(r['ok']):>9}{int(r['failed']):>8}")
+        cpu = f"{r['cpu_us']:.0f}" if r["cpu_us"] else "-"
+        print(f"{name:<28}{r['rps']:>10.0f}{r['mean_ms']:>9.2f}{int(r['ok']):>9}{int(r['failed']):>8}{cpu:>20}")
     by = dict(rows)
     direct, through = by["gRPC unary, direct (h2c)"]["rps"], by["gRPC unary, gateway (TLS)"]["rps"]
     if direct:
