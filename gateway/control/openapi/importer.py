@@ -234,6 +234,33 @@ def _route_key(api: Doc) -> tuple[str, str, str, str]:
     return (str(api.get("group_id")), str(api.get("req_method")), uri, str(api.get("match_mode") or "NORMAL"))
 
 
+EXTENDED = {"throttles": ("name", "throttle_bindings", "policy_id"), "acls": ("acl_name", "acl_bindings", "acl_id")}
+
+
+def resolve_extended(base: Doc, fragment: Doc, extend_mode: str) -> Doc:
+    """The vendor's ``extend_mode`` for rate limits and access controls that already exist in ``base`` (same
+    name): ``merge`` keeps the original definition, ``override`` replaces it; either way the imported
+    bindings point at the existing policy's id."""
+    out = dict(fragment)
+    for coll, (name_field, bindings, ref) in EXTENDED.items():
+        by_name = {str(x.get(name_field)).lower(): x for x in base.get(coll) or [] if isinstance(x, dict)}
+        renamed: dict[str, str] = {}
+        kept = []
+        for item in out.get(coll, []):
+            old = by_name.get(str(item.get(name_field)).lower())
+            if old is None:
+                kept.append(item)
+                continue
+            renamed[str(item["id"])] = str(old["id"])
+            if extend_mode == "override":
+                kept.append({**item, "id": old["id"]})
+        if coll in out:
+            out[coll] = kept
+        if bindings in out:
+            out[bindings] = [{**b, ref: renamed.get(str(b.get(ref)), b.get(ref))} for b in out[bindings]]
+    return {k: v for k, v in out.items() if v}
+
+
 def resolve_existing(base: Doc, fragment: Doc, api_mode: str) -> tuple[Doc, list[Doc], list[Doc]]:
     """The vendor's ``api_mode`` for APIs of ``fragment`` that already exist in ``base`` (same group, method,
     path and match mode): ``merge`` keeps the original and reports ``APIG.3301``; ``override`` replaces it

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError, if_match, json_response, version_headers
 from gateway.control.openapi.exporter import export_openapi
-from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing
+from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing, resolve_extended
 from gateway.control.store import DocumentStore
 from gateway.control.v2 import PREFIX
 from gateway.snapshot.load import SnapshotError, parse_bytes
@@ -43,7 +43,8 @@ def dump(data: Any, fmt: str) -> bytes:
 
 
 async def do_import(store: DocumentStore, request: web.Request, spec: dict[str, Any], group_id: str | None,
-                    group_name: str | None, publish_env: str | None, dry_run: bool, api_mode: str | None = None
+                    group_name: str | None, publish_env: str | None, dry_run: bool, api_mode: str | None = None,
+                    extend_mode: str | None = None
                     ) -> tuple[dict[str, Any], list[str], dict[str, str], list[Any], list[Any]]:
     """Convert, give new groups their sub-domain, apply ``api_mode``, and (unless a dry run) push."""
     base = store.doc  # a dry run reads; a real import re-reads under the store's lock
@@ -58,6 +59,8 @@ async def do_import(store: DocumentStore, request: web.Request, spec: dict[str, 
             group["sl_domain"] = f"{group['id']}.{suffix}"
     success: list[Any] = []
     failure: list[Any] = []
+    if extend_mode is not None:
+        fragment = resolve_extended(base, fragment, extend_mode)
     if api_mode is not None:
         fragment, success, failure = resolve_existing(base, fragment, api_mode)
     headers: dict[str, str] = {}
@@ -98,12 +101,13 @@ async def import_vendor(store: DocumentStore, request: web.Request) -> web.Strea
         create = str(form.get("is_create_group", "true")).lower() != "false"
         if not create and group_id is None:
             raise AdminError(400, "APIG.2001", "The request parameters must be specified,parameterName:group_id")
-        api_mode = str(form.get("api_mode") or "merge")
-        if api_mode not in ("merge", "override"):
-            raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:api_mode. "
-                             "Please refer to the support documentation")
+        modes = {k: str(form.get(k) or "merge") for k in ("api_mode", "extend_mode")}
+        for k, mode in modes.items():
+            if mode not in ("merge", "override"):
+                raise AdminError(400, "APIG.2012", f"Invalid parameter value,parameterName:{k}. "
+                                 "Please refer to the support documentation")
         fragment, warnings, headers, success, failure = await do_import(store, request, spec, group_id, None, None,
-                                                                        False, api_mode)
+                                                                        False, modes["api_mode"], modes["extend_mode"])
     except AdminError as err:
         return err.response()
     gid = group_id or (fragment["groups"][0]["id"] if fragment.get("groups") else None)

@@ -152,11 +152,19 @@ async def test_vendor_endpoint_api_mode_define_and_apis(make_gateway: Any, echo_
         changed = json.loads(json.dumps(spec))
         changed["paths"]["/shop/static"]["x-apigateway-any-method"]["x-apigateway-backend"]["mockEndpoints"][
             "result-content"] = "changed"
+        changed["x-apigateway-ratelimits"]["shop_limit"]["api-limit"] = 70
+
+        def limit() -> int:
+            return int(next(t for t in gw.gw.document["throttles"] if t["name"] == "shop_limit")["api_call_limits"])
+
         merged = await vendor_import(changed, group_id=gid, is_create_group="false")  # api_mode merge (default)
         assert merged["success"] == [] and {f["error_code"] for f in merged["failure"]} == {"APIG.3301"}
         static = next(a for a in gw.gw.document["apis"] if a["name"] == "static_any")
         assert static["mock_info"]["result_content"] == "static content"  # the original is kept
-        over = await vendor_import(changed, group_id=gid, is_create_group="false", api_mode="override")
+        assert limit() == 100  # extend_mode merge (default): the existing rate limit is kept too
+        over = await vendor_import(changed, group_id=gid, is_create_group="false", api_mode="override",
+                                   extend_mode="override")
+        assert limit() == 70 and len(gw.gw.document["throttles"]) == 1
         assert {s["action"] for s in over["success"]} == {"update"} and over["failure"] == []
         static = next(a for a in gw.gw.document["apis"] if a["name"] == "static_any")
         assert static["mock_info"]["result_content"] == "changed"
