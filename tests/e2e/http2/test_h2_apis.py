@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from tests.support import functions_helpers as fh
+from tests.support.auth_helpers import app, auth_api, grant, signed_headers
 from tests.support.functions_helpers import func_api, function, urn
 from tests.support.h2_helpers import h1_client, h2_client, tls_files
 from tests.support.helpers import RELEASE, http_api, mock_api, snapshot
+from tests.support.throttle_helpers import binding, policy
 from tests.support.tls_helpers import TestCA
 
 
@@ -96,3 +98,26 @@ async def test_same_answers_over_h1_and_h2(h2gw, ca) -> None:
                 body1.pop("request_id", None)
                 body2.pop("request_id", None)
                 assert body1 == body2, path
+
+
+async def test_app_signature_throttling_and_cors_over_h2(make_gateway, echo_backend, ca, tmp_path) -> None:
+    _backend, addr = echo_backend
+    apis = [auth_api("a1", "/signed", addr, method="POST"),
+            mock_api("t1", "/limited", '{"ok": 1}'),
+            mock_api("c1", "/cors", '{"ok": 1}', cors=True)]
+    doc = snapshot(apis, apps=[app("app1")], app_auths=[grant("app1", "a1")],
+                   throttles=[policy("p1", 2, unit="HOUR")], throttle_bindings=[binding("p1", "t1")])
+    cert, key = tls_files(ca, str(tmp_path))
+    gw = await make_gateway(doc, https_listen="127.0.0.1:0", tls_cert_file=cert, tls_key_file=key)
+    async with h2_client(ca, gw.gw.https_port) as c:
+        body = b'{"n": 1}'
+        r = await c.post("/signed?x=1", content=body, headers=signed_headers("POST", "/signed?x=1", body))
+        assert r.http_version == "HTTP/2" and r.status_code == 200, r.text
+        sent = {k.lower(): v for k, v in r.json()["headers"].items()}
+        assert sent["x-ctx-app-id"] == "app1"
+        r = await c.post("/signed?x=1", content=body)
+        assert r.status_code == 401 and r.json()["error_code"] == "APIG.0303"  # no credentials
+        codes = [(await c.get("/limited")).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        r = await c.options("/cors", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
