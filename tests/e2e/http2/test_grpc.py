@@ -108,6 +108,16 @@ async def test_deadline_shorter_than_backend_delay(grpc_gw, backend) -> None:
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+async def test_caller_cancel_reaches_the_backend(grpc_gw, backend) -> None:
+    _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=30000)))
+    call = stub(ch).Unary.future(pb2.Msg(text="slow", delay_ms=20000), timeout=30)
+    assert await _wait(lambda: any(name == "Unary" for name, _ in backend.service.calls))
+    call.cancel()  # RST_STREAM from the caller: the gateway resets its backend stream
+    assert await asyncio.to_thread(backend.service.cancelled.wait, 10)
+    reply = await asyncio.to_thread(stub(ch).Unary, pb2.Msg(text="after"), timeout=10)  # the connection lives on
+    assert reply.text == "echo:after"
+
+
 async def test_backend_unavailable(grpc_gw) -> None:
     _gw, ch = await grpc_gw(snapshot(_all_methods("127.0.0.1:1")))
     with pytest.raises(grpc.RpcError) as info:
