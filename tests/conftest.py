@@ -29,7 +29,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 10.0) -> bool:
+def wait_port(port: int, timeout: float = 30.0) -> bool:
     """Poll until something accepts connections on 127.0.0.1:port; False after ``timeout``."""
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -158,7 +158,7 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def wait_ready(self, timeout: float = 20.0) -> None:
+    async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as s:
             while time.monotonic() < deadline:

@@ -264,7 +264,7 @@ async def test_prior_knowledge_h2c_on_the_plain_listener(start, ca) -> None:
     writer.close()
 
 
-async def _wait(cond: Any, timeout: float = 10.0) -> bool:
+async def _wait(cond: Any, timeout: float = 20.0) -> bool:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:

@@ -187,7 +187,7 @@ async def test_channel_member_health_from_the_channels_manager(make_gateway, cli
             assert r.status == 200
         await b.stop()
         member_b = f"127.0.0.1:{b.port}"
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s on a busy machine; ends as soon as the check has run
             m = await scrape(gw.admin_url)
             if value(m, "apig_channel_member_up", channel="ch1", member=member_b) == 0 and \
                     value(m, "apig_channel_member_checks_total", channel="ch1", member=member_b, result="failed"):

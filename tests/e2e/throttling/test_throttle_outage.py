@@ -38,7 +38,7 @@ class RedisProcess:
         assert binary, "redis-server is required"
         self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -76,7 +76,7 @@ def stats(gw: Any) -> dict[str, int]:
     return result
 
 
-async def wait_recovered(gws: list[Any], timeout: float = 10.0) -> None:
+async def wait_recovered(gws: list[Any], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(g.gw.services.extras["throttle"].redis_up for g in gws):

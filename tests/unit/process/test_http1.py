@@ -56,7 +56,7 @@ def connect(handler: Any = echo_handler, **settings: Any) -> tuple[Http1Protocol
     return proto, transport
 
 
-async def until(cond: Any, timeout: float = 5.0) -> None:
+async def until(cond: Any, timeout: float = 15.0) -> None:
     end = asyncio.get_running_loop().time() + timeout
     while not cond():
         assert asyncio.get_running_loop().time() < end, "condition not met in time"
