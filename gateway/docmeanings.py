@@ -129,4 +129,31 @@ FIELD_MEANINGS: dict[str, str] = {
     "vpc_channels.members[].weight": "Share of the traffic (weighted strategies).",
     "vpc_channels.members[].is_backup": "Only used when no regular member is healthy.",
     "vpc_channels.vpc_health_config": "Active health checks of the members.",
+    # remaining enums, in plain words
+    "time_unit": "Unit of the window: `SECOND`, `MINUTE`, `HOUR` or `DAY` (DAY windows follow the UTC calendar).",
+    "quotas.time_unit": "Unit of the quota period: `SECOND`, `MINUTE`, `HOUR` or `DAY`.",
+    "app_acl_type": "`PERMIT` = the app may call only from the listed IPs; `DENY` = not from them.",
+    "app_type": "The vendor's app kind (`apig` or `roma`); no effect here.",
+    "creator": "Who created the app in the vendor's console (`USER` or `MARKET`); no effect here.",
+    "auth_role": "The vendor's authorization role (`PROVIDER` or `CONSUMER`); no effect here.",
+    "auth_tunnel": "The vendor's authorization channel (`NORMAL` or `GREEN`); no effect here.",
+    "app_auths.auth_result.status": "Result of the vendor's authorization call; informational.",
+    "authorizers.type": "`FRONTEND` = decides whether a caller may call (an `auth_type: AUTHORIZER` API); "
+                        "`BACKEND` = obtains credentials for a backend before it is called.",
+    "authorizer_type": "`FUNC`: the authorizer is a function (`functions[]` or an HTTP endpoint).",
+    "plugins.plugin_type": "`cors` (cross-origin answers), `set_resp_headers` (response headers), `kafka_log` "
+                           "(access records to Kafka), `breaker` (circuit breaker), `rate_limit` (throttling "
+                           "2.0), `third_auth` (an external authentication service).",
+    "sys_param_name": "The system value a `system` condition tests: the request path (`req_path`) or method "
+                      "(`req_method`); the camel-case spellings are accepted too.",
+    "enable_adaptive_control": "The vendor's adaptive throttling flag; accepted, no effect here.",
+    "throttle_bindings.scope": "What the binding limits; only the API scope exists, other values act as 1.",
+    "sign_algorithm": "AES variant of an `aes` signature key: `aes-128-cfb` (16-character key) or `aes-256-cfb` "
+                      "(32-character key).",
+    "iam_credentials.status": "`inactive` credentials are refused.",
+    "vpc_channels.vpc_health_config.method": "HTTP method of HTTP(S) health checks: `GET` or `HEAD`.",
+    "vpc_channels.vpc_health_config.protocol": "`TCP` = a connection must open; `HTTP`/`HTTPS` = a request to "
+                                               "`path` must answer one of `http_code`.",
+    "balance_strategy": "How requests are spread over the members.",
+    "vpc_channels.members[].status": "A disabled member receives no traffic and is not checked.",
 }
