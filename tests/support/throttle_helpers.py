@@ -10,6 +10,7 @@ tests that use it and removed afterwards; it never ships in the gateway.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -95,6 +96,15 @@ class Window(float):
 
     lo: float
     hi: float
+    sends: list[float]  # every send time (seconds since the start), ascending
+
+    def busy_span(self, refill_cap_s: float) -> float:
+        """Seconds of the accepted-calls span during which the limiter could refill: a pause in the load (a
+        descheduled client) longer than ``refill_cap_s`` (bucket capacity / rate) refills no more than that."""
+        sends = [t for t in self.sends if t <= self.last_ok]
+        return sum(min(b - a, refill_cap_s) for a, b in itertools.pairwise(sends))
+
+    last_ok: float
 
 
 async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
@@ -106,6 +116,7 @@ async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
     stop_at = time.perf_counter() + seconds
     last_send = [0.0]
     last_ok_send = [0.0]
+    sends: list[float] = []
     first_done = [float("inf")]
     last_done = [0.0]
     conn = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -119,6 +130,7 @@ async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
                 if now >= stop_at:
                     return
                 last_send[0] = max(last_send[0], now)
+                sends.append(now)
                 url = urls[n % len(urls)]
                 n += 1
                 try:
@@ -137,6 +149,8 @@ async def hammer(urls: list[str], seconds: float, concurrency: int = 16,
     window = Window(last_send[0] - started)
     window.lo = max(0.0, last_ok_send[0] - first_done[0])
     window.hi = max(last_done[0] - started, float(window))
+    window.sends = sorted(t - started for t in sends)
+    window.last_ok = last_ok_send[0] - started
     return counts, window
 
 
