@@ -1,0 +1,296 @@
+"""What changed between two snapshot documents, and the small document that validates the change.
+
+Role in the pipeline: config-load time only. :class:`DocIndex` indexes the active document (built once,
+O(size), after a full compile); :func:`plan_change` compares it with a new document and, when the change is
+confined to APIs and the records hanging off them, returns a :class:`ChangePlan`: the APIs whose
+publications must be recompiled, the groups whose routers must be rebuilt, a *partial document* holding
+exactly what those APIs depend on, and the index of the new document (derived from the old one by the
+change). Validating and compiling the partial document checks the changed records and their references, not
+the whole snapshot; the cost follows the size of the change.
+
+Which changes qualify ("per-API" changes):
+
+* ``apis`` and ``publishes`` elements created, replaced or deleted;
+* elements of any collection whose elements all name an API or a publication (``api_id`` or
+  ``publish_id``): throttle / ACL / signature / plug-in bindings, app authorisations ...;
+* ``env_variables`` (every API of the groups concerned is recompiled).
+
+Anything else (a group, an environment, a policy, an app, a feature ...) returns None: the caller compiles
+the whole document. Elements are compared by identity (the admin API never edits an element in place: it
+replaces it, and shares the unchanged ones and the unchanged collections between versions); other
+collections by equality. A change that touches more than ``max_apis`` APIs also returns None.
+
+The partial document holds: every API of the groups concerned (route conflicts are checked per group and
+environment), their publications and per-API records, the per-API records that name a changed, deleted or
+unpublished API or publication (so a dangling reference is caught), the groups concerned, their
+environment variables, and every other collection whole (policies, apps, environments ... are small and
+did not change). Identifiers of added elements are checked for uniqueness against the whole collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.snapshot.collections import COLLECTIONS
+
+Doc = dict[str, Any]
+Item = dict[str, Any]
+Multi = dict[str, list[Item]]
+CORE = ("apis", "publishes", "env_variables")
+
+
+def _key_field(collection: str) -> str | None:
+    if collection in COLLECTIONS:
+        return COLLECTIONS[collection][1]
+    return "id"
+
+
+def _refs(x: Any) -> bool:
+    return isinstance(x, dict) and ("publish_id" in x or "api_id" in x)
+
+
+def _group(items: Iterable[Item], keyf: Callable[[Item], str]) -> Multi:
+    out: Multi = {}
+    for x in items:
+        out.setdefault(keyf(x), []).append(x)
+    return out
+
+
+def _regroup(m: Multi, removed: list[Item], added: list[Item], keyf: Callable[[Item], str]) -> Multi:
+    """A copy of ``m`` without ``removed`` and with ``added`` (only the lists of touched keys are rebuilt)."""
+    if not removed and not added:
+        return m
+    out = dict(m)
+    gone = {id(x) for x in removed}
+    for k in {keyf(x) for x in removed}:
+        rest = [x for x in out.get(k, ()) if id(x) not in gone]
+        if rest:
+            out[k] = rest
+        else:
+            out.pop(k, None)
+    for x in added:
+        k = keyf(x)
+        out[k] = [*out.get(k, ()), x]
+    return out
+
+
+def _api_of(x: Item) -> str:
+    return str(x.get("api_id"))
+
+
+def _pub_of(x: Item) -> str:
+    return str(x.get("publish_id"))
+
+
+def _group_of(x: Item) -> str:
+    return str(x.get("group_id"))
+
+
+@dataclass
+class DocIndex:
+    """Lookups over one document that a change can update without rescanning it."""
+
+    doc: Doc
+    objs: dict[str, dict[int, Item]]       # collection -> id(element) -> element (lists of objects only)
+    by_key: dict[str, dict[str, Item]]     # keyed tracked collections: str(key) -> element
+    per_api: frozenset[str]                # collections whose elements all name an API or a publication
+    group_apis: Multi                      # group id -> APIs
+    pubs_by_api: Multi                     # API id -> publications
+    vars_by_group: Multi                   # group id -> environment variables
+    rows_by_api: dict[str, Multi] = field(default_factory=dict)  # per-API collection -> API id -> elements
+    rows_by_pub: dict[str, Multi] = field(default_factory=dict)  # per-API collection -> publish id -> elements
+
+    @classmethod
+    def build(cls, doc: Doc) -> DocIndex | None:
+        """Index ``doc``; None when it has elements that are not objects or repeat a key (never planned)."""
+        objs: dict[str, dict[int, Item]] = {}
+        by_key: dict[str, dict[str, Item]] = {}
+        per_api: set[str] = set()
+        for name, value in doc.items():
+            if not isinstance(value, list):
+                continue
+            o = dict(zip(map(id, value), value, strict=True))
+            if len(o) != len(value) or not all(isinstance(x, dict) for x in value):
+                return None
+            objs[name] = o
+            tracked = name in CORE or (name not in ("groups", "environments", "responses") and value
+                                       and all(map(_refs, value)))
+            if not tracked:
+                continue
+            if name not in CORE:
+                per_api.add(name)
+            kf = _key_field(name)
+            if kf is None:
+                continue
+            keyed = {str(x.get(kf)): x for x in value}
+            if len(keyed) != len(value):
+                return None
+            by_key[name] = keyed
+        ix = cls(doc, objs, by_key, frozenset(per_api),
+                 _group(doc.get("apis") or [], _group_of), _group(doc.get("publishes") or [], _api_of),
+                 _group(doc.get("env_variables") or [], _group_of))
+        for name in per_api:
+            rows = doc[name]
+            ix.rows_by_api[name] = _group((x for x in rows if "api_id" in x), _api_of)
+            ix.rows_by_pub[name] = _group((x for x in rows if "publish_id" in x), _pub_of)
+        return ix
+
+
+@dataclass
+class ChangePlan:
+    """A per-API change: what to recompile, the partial document that validates it, the new index."""
+
+    apis: set[str]                 # ids of APIs whose publications are recompiled (created/changed/deleted)
+    groups: set[str]               # ids of groups whose routers are rebuilt
+    partial: Doc                   # the document validated and compiled for this change
+    collections: set[str]          # changed top-level keys
+    index: DocIndex                # the index of the new document
+
+
+def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | None:
+    """A :class:`ChangePlan` for a per-API change from ``old`` to ``new``, or None (compile everything)."""
+    odoc = old.doc
+    changes: dict[str, tuple[list[Item], list[Item]]] = {}
+    budget = 4 * max_apis
+    for name in (set(odoc) | set(new)) - {"version"}:
+        o, n = odoc.get(name), new.get(name)
+        if o is n:
+            continue
+        if not isinstance(n, list) or not isinstance(o, list | None):
+            return None
+        tracked = name in CORE or name in old.per_api or (not o and all(map(_refs, n)))
+        if not tracked:
+            if o != n:
+                return None
+            continue
+        if _key_field(name) is None:
+            return None  # keyless per-API collections: compiled whole
+        old_objs = old.objs.get(name, {})
+        new_objs = dict(zip(map(id, n), n, strict=True))
+        if len(new_objs) != len(n):
+            return None
+        added_ids = new_objs.keys() - old_objs.keys()
+        removed_ids = old_objs.keys() - new_objs.keys()
+        budget -= len(added_ids) + len(removed_ids)
+        if budget < 0:
+            return None
+        added = [new_objs[i] for i in added_ids]
+        if not all(isinstance(x, dict) for x in added):
+            return None
+        if name not in CORE and not all(map(_refs, added)):
+            return None
+        if added or removed_ids:
+            changes[name] = ([old_objs[i] for i in removed_ids], added)
+
+    ix = DocIndex(new, dict(old.objs), dict(old.by_key), old.per_api | {k for k in changes if k not in CORE},
+                  old.group_apis, old.pubs_by_api, old.vars_by_group, dict(old.rows_by_api), dict(old.rows_by_pub))
+    for name in (set(odoc) | set(new)) - {"version"}:
+        if odoc.get(name) is not new.get(name) and isinstance(new.get(name), list):
+            ix.objs[name] = dict(zip(map(id, new[name]), new[name], strict=True))
+        elif name not in new:
+            ix.objs.pop(name, None)
+    for name, (removed, added) in changes.items():
+        kf = _key_field(name)
+        assert kf is not None
+        keyed = dict(old.by_key.get(name, {}))
+        for x in removed:
+            k = str(x.get(kf))
+            if keyed.get(k) is x:
+                del keyed[k]
+        for x in added:
+            k = str(x.get(kf))
+            if x.get(kf) is None or k in keyed:
+                return None  # a missing or repeated id: the full validation reports it
+            keyed[k] = x
+        ix.by_key[name] = keyed
+        if name == "apis":
+            ix.group_apis = _regroup(old.group_apis, removed, added, _group_of)
+        elif name == "publishes":
+            ix.pubs_by_api = _regroup(old.pubs_by_api, removed, added, _api_of)
+        elif name == "env_variables":
+            ix.vars_by_group = _regroup(old.vars_by_group, removed, added, _group_of)
+        else:
+            ix.rows_by_api[name] = _regroup(old.rows_by_api.get(name, {}), [x for x in removed if "api_id" in x],
+                                            [x for x in added if "api_id" in x], _api_of)
+            ix.rows_by_pub[name] = _regroup(old.rows_by_pub.get(name, {}),
+                                            [x for x in removed if "publish_id" in x],
+                                            [x for x in added if "publish_id" in x], _pub_of)
+    for name in old.per_api:
+        if name not in new:
+            ix.rows_by_api.pop(name, None)
+            ix.rows_by_pub.pop(name, None)
+    ix.per_api = frozenset(k for k in ix.per_api if k in new)
+    if not changes:
+        return ChangePlan(set(), set(), {}, set(), ix)
+
+    old_pubs, new_pubs = old.by_key.get("publishes", {}), ix.by_key.get("publishes", {})
+    old_apis, new_apis = old.by_key.get("apis", {}), ix.by_key.get("apis", {})
+    touched: set[str] = set()
+    var_groups: set[str] = set()
+    gone_pubs: set[str] = set()
+    for name, (removed, added) in changes.items():
+        for rec in (*removed, *added):
+            if name == "apis":
+                touched.add(str(rec.get("id")))
+            elif name == "env_variables":
+                var_groups.add(str(rec.get("group_id")))
+            else:
+                if rec.get("api_id") is not None:
+                    touched.add(str(rec.get("api_id")))
+                pid = rec.get("publish_id")
+                if name == "publishes":
+                    gone_pubs.add(str(pid))
+                elif pid is not None:
+                    for pubs in (old_pubs, new_pubs):
+                        pub = pubs.get(str(pid))
+                        if pub is not None:
+                            touched.add(str(pub.get("api_id")))
+    groups = set(var_groups)
+    for api_id in touched:
+        for apis in (old_apis, new_apis):
+            api = apis.get(api_id)
+            if api is not None:
+                groups.add(str(api.get("group_id")))
+    group_apis = [a for g in groups for a in ix.group_apis.get(g, ())]
+    for g in var_groups:  # environment variables: every API of the group is recompiled
+        touched.update(str(a.get("id")) for a in ix.group_apis.get(g, ()))
+    if len(touched) > max_apis or len(group_apis) > max(4 * max_apis, 2000):
+        return None
+    partial = _partial(new, ix, changes, groups, group_apis, touched, gone_pubs)
+    return ChangePlan(touched, groups, partial, set(changes), ix)
+
+
+def _partial(new: Doc, ix: DocIndex, changes: dict[str, tuple[list[Item], list[Item]]], groups: set[str],
+             group_apis: list[Item], touched: set[str], gone_pubs: set[str]) -> Doc:
+    api_ids = {str(a.get("id")) for a in group_apis} | touched
+    pubs = [p for a in api_ids for p in ix.pubs_by_api.get(a, ())]
+    pub_ids = {str(p.get("publish_id")) for p in pubs} | gone_pubs  # records naming a removed publication too
+    out: Doc = {}
+    for name, value in new.items():
+        if name == "version":
+            continue
+        if name == "apis":
+            out[name] = group_apis
+        elif name == "publishes":
+            out[name] = pubs
+        elif name == "groups":
+            out[name] = [g for g in value or [] if isinstance(g, dict) and str(g.get("id")) in groups]
+        elif name == "env_variables":
+            out[name] = [v for g in groups for v in ix.vars_by_group.get(g, ())]
+        elif name == "responses":
+            out[name] = [r for r in value or [] if isinstance(r, dict)
+                         and (not r.get("group_id") or str(r.get("group_id")) in groups)]
+        elif name in ix.per_api:
+            rows: dict[int, Item] = {}
+            by_api, by_pub = ix.rows_by_api.get(name, {}), ix.rows_by_pub.get(name, {})
+            for a in api_ids:
+                rows.update((id(x), x) for x in by_api.get(a, ()))
+            for p in pub_ids:
+                rows.update((id(x), x) for x in by_pub.get(p, ()))
+            rows.update((id(x), x) for x in changes.get(name, ((), ()))[1])
+            out[name] = list(rows.values())
+        else:
+            out[name] = value
+    return out
