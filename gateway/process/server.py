@@ -35,7 +35,7 @@ from gateway.pipeline import handle as pipeline
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
 from gateway.process.http1 import Http1Server
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
-from gateway.snapshot.delta import DocIndex, plan_change
+from gateway.snapshot.delta import DocIndex, plan_change, remember
 from gateway.snapshot.load import SnapshotError, load_path
 from gateway.snapshot.validate import validate
 
@@ -114,6 +114,8 @@ class Gateway:
                         _log_rejected(source, exc)
                     raise
                 self.doc_index = ix
+                if ix is not None:
+                    remember(ix)
             self._activate(doc, runtime, source)
         if distribute:
             for hook in self.push_hooks:
@@ -141,6 +143,7 @@ class Gateway:
         except SnapshotError:
             return None
         self.doc_index = plan.index
+        remember(plan.index)
         self.services.extras["incremental_compiles"] = self.services.extras.get("incremental_compiles", 0) + 1
         return runtime
 

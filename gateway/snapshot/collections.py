@@ -430,5 +430,8 @@ COLLECTIONS: dict[str, tuple[Obj, str | None]] = {
     "api_drafts": (_OPEN, "id"),
     "api_versions": (_OPEN, "id"),
 }
+# Collections the data plane never reads (kept with the document for the control plane): a change to them
+# recompiles nothing (gateway/snapshot/delta.py).
+CONTROL_PLANE_ONLY = frozenset({"api_drafts", "api_versions"})
 
 TOP_LEVEL_SCALARS = {"version": S(max_len=128)}

@@ -13,7 +13,9 @@ Which changes qualify ("per-API" changes):
 * ``apis`` and ``publishes`` elements created, replaced or deleted;
 * elements of any collection whose elements all name an API or a publication (``api_id`` or
   ``publish_id``): throttle / ACL / signature / plug-in bindings, app authorisations ...;
-* ``env_variables`` (every API of the groups concerned is recompiled).
+* ``env_variables`` (every API of the groups concerned is recompiled);
+* collections the data plane never reads (``CONTROL_PLANE_ONLY``: API drafts and versions): only the added
+  elements are checked, nothing is recompiled.
 
 Anything else (a group, an environment, a policy, an app, a feature ...) returns None: the caller compiles
 the whole document. Elements are compared by identity (the admin API never edits an element in place: it
@@ -29,16 +31,19 @@ did not change). Identifiers of added elements are checked for uniqueness agains
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.snapshot.collections import COLLECTIONS
+from gateway.snapshot.collections import COLLECTIONS, CONTROL_PLANE_ONLY
+from gateway.snapshot.load import SnapshotError
+from gateway.snapshot.validate import validate
 
 Doc = dict[str, Any]
 Item = dict[str, Any]
 Multi = dict[str, list[Item]]
-CORE = ("apis", "publishes", "env_variables")
+CORE = ("apis", "publishes", "env_variables", *sorted(CONTROL_PLANE_ONLY))
 
 
 def _key_field(collection: str) -> str | None:
@@ -88,7 +93,7 @@ def _group_of(x: Item) -> str:
     return str(x.get("group_id"))
 
 
-@dataclass
+@dataclass(eq=False)
 class DocIndex:
     """Lookups over one document that a change can update without rescanning it."""
 
@@ -211,6 +216,8 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             ix.pubs_by_api = _regroup(old.pubs_by_api, removed, added, _api_of)
         elif name == "env_variables":
             ix.vars_by_group = _regroup(old.vars_by_group, removed, added, _group_of)
+        elif name in CONTROL_PLANE_ONLY:
+            pass
         else:
             ix.rows_by_api[name] = _regroup(old.rows_by_api.get(name, {}), [x for x in removed if "api_id" in x],
                                             [x for x in added if "api_id" in x], _api_of)
@@ -231,6 +238,8 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     var_groups: set[str] = set()
     gone_pubs: set[str] = set()
     for name, (removed, added) in changes.items():
+        if name in CONTROL_PLANE_ONLY:
+            continue
         for rec in (*removed, *added):
             if name == "apis":
                 touched.add(str(rec.get("id")))
@@ -282,6 +291,8 @@ def _partial(new: Doc, ix: DocIndex, changes: dict[str, tuple[list[Item], list[I
         elif name == "responses":
             out[name] = [r for r in value or [] if isinstance(r, dict)
                          and (not r.get("group_id") or str(r.get("group_id")) in groups)]
+        elif name in CONTROL_PLANE_ONLY:
+            out[name] = list(changes.get(name, ((), ()))[1])  # never served: the new elements' schema only
         elif name in ix.per_api:
             rows: dict[int, Item] = {}
             by_api, by_pub = ix.rows_by_api.get(name, {}), ix.rows_by_pub.get(name, {})
@@ -294,3 +305,33 @@ def _partial(new: Doc, ix: DocIndex, changes: dict[str, tuple[list[Item], list[I
         else:
             out[name] = value
     return out
+
+
+# --- validating a document against the active one (the admin API's checks before a draft is kept) -------
+_ACTIVE: weakref.WeakSet[DocIndex] = weakref.WeakSet()
+
+
+def remember(ix: DocIndex) -> None:
+    """Register the index of an active document (the serving process does; forgotten when dropped)."""
+    _ACTIVE.add(ix)
+
+
+def check_document(doc: Doc) -> None:
+    """Validate ``doc`` (raises SnapshotError). When it is a per-API change of an active document, only the
+    change and its references are validated; a problem found that way is reported by the whole-document
+    validation, so paths are exact."""
+    base = None
+    best = 0
+    for ix in list(_ACTIVE):
+        shared = sum(1 for k, v in doc.items() if isinstance(v, list) and ix.doc.get(k) is v)
+        if shared > best:
+            base, best = ix, shared
+    plan = plan_change(base, doc) if base is not None else None
+    if plan is not None:
+        try:
+            if plan.partial:
+                validate(plan.partial)
+            return
+        except SnapshotError:
+            pass
+    validate(doc)

@@ -19,8 +19,8 @@ from typing import Any
 
 from gateway.control.common import AdminError, new_id, now_iso, strip_item_prefix
 from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item
+from gateway.snapshot.delta import check_document
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import validate
 
 DRAFTS = "api_drafts"
 VERSIONS = "api_versions"
@@ -58,7 +58,7 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
     trial = dict(doc)
     i = replace_item(trial, "apis", key, item)
     try:
-        validate(trial)
+        check_document(trial)  # the change and its references (the whole document when in doubt)
     except SnapshotError as exc:
         problems = strip_item_prefix(exc.problems, f"apis[{i}]")
         first = problems[0] if problems else "body"
