@@ -42,6 +42,7 @@ def routes(store: DocumentStore) -> list[Route]:
         ("POST", f"{p}/api-groups/{{group_id}}/domains", partial(domains.bind, s)),
         ("PUT", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.update, s)),
         ("DELETE", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.unbind, s)),
+        ("PUT", f"{p}/api-groups/{{group_id}}/sl-domain-access-settings", partial(domains.sl_domain_access, s)),
         ("POST", f"{p}/app-auths", partial(apps.app_auths_create, s)),
         ("DELETE", f"{p}/app-auths/{{app_auth_id}}", partial(apps.app_auths_delete, s)),
         ("GET", f"{p}/app-auths/binded-apis", partial(apps.app_auths_list, s)),

@@ -99,3 +99,19 @@ async def unbind(store: DocumentStore, request: web.Request) -> web.StreamRespon
 
     headers = await apply(store, request, change)
     return web.Response(status=204, headers=headers)
+
+
+async def sl_domain_access(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    """``PUT api-groups/{group_id}/sl-domain-access-settings``: whether the group's own sub-domain answers."""
+    group_id = request.match_info["group_id"]
+    _group(store.doc, group_id)
+    enabled = (await read_body(request)).get("sl_domain_access_enabled")
+    if not isinstance(enabled, bool):
+        raise missing_param("sl_domain_access_enabled")
+
+    def change(doc: Doc) -> str:
+        group = {**_group(doc, group_id), "sl_domain_access_enabled": enabled}
+        return f"groups[{replace_item(doc, 'groups', group_id, group)}]"
+
+    headers = await apply(store, request, change)
+    return web.Response(status=204, headers=headers)

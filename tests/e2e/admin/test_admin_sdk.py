@@ -138,6 +138,7 @@ from huaweicloudsdkapig.v2 import (
     ShowDetailsOfVpcChannelV2Request,
     ShowPluginRequest,
     SignApiBinding,
+    SlDomainAccessSetting,
     ThrottleApiBindingCreate,
     ThrottleBaseInfo,
     ThrottleBindingBatchDelete,
@@ -157,6 +158,7 @@ from huaweicloudsdkapig.v2 import (
     UpdatePluginRequest,
     UpdateRequestThrottlingPolicyV2Request,
     UpdateSignatureKeyV2Request,
+    UpdateSlDomainSettingV2Request,
     UpdateSpecialThrottlingConfigurationV2Request,
     UpdateVpcChannelV2Request,
     UrlDomainCreate,
@@ -481,6 +483,12 @@ async def test_domains_signs_channels_and_responses(setup: Any, echo_backend: An
     assert await served(gw.url, "/by-domain", g.sl_domain) == (200, "domain ok")  # other hosts are not
     shown = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g.id))
     assert [(d.id, d.domain) for d in shown.url_domains] == [(dom.id, "shop.example.test")]
+    await sdk(c.update_sl_domain_setting_v2, UpdateSlDomainSettingV2Request(
+        instance_id=I, group_id=g.id, body=SlDomainAccessSetting(sl_domain_access_enabled=False)))
+    assert (await served(gw.url, "/by-domain", g.sl_domain))[0] == 404  # the debugging sub-domain is off
+    await sdk(c.update_sl_domain_setting_v2, UpdateSlDomainSettingV2Request(
+        instance_id=I, group_id=g.id, body=SlDomainAccessSetting(sl_domain_access_enabled=True)))
+    assert await served(gw.url, "/by-domain", g.sl_domain) == (200, "domain ok")
     await sdk(c.disassociate_domain_v2, DisassociateDomainV2Request(instance_id=I, group_id=g.id, domain_id=dom.id))
     assert (await served(gw.url, "/by-domain", "shop.example.test"))[0] == 404
 
