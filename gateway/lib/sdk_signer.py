@@ -99,7 +99,7 @@ def signed_header_names(headers: Iterable[str]) -> list[str]:
 
 
 def payload_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256  # most signed calls have no body
 
 
 def canonical_request(method: str, path: str, query_pairs: Iterable[tuple[str, str]],
