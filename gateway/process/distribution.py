@@ -24,6 +24,7 @@ pointer meanwhile (then the newer cluster snapshot wins and the pending push is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -36,6 +37,7 @@ from gateway.lib.redis_conn import Client, RedisTarget, make_client
 from gateway.lib.redis_conn import close as close_client
 from gateway.process.reload import ClusterState, snapshot_id
 from gateway.process.transport import RETAIN_S, RedisTransport, keys, payload_key
+from gateway.snapshot.delta import apply_delta, doc_delta
 from gateway.snapshot.load import SnapshotError
 
 if TYPE_CHECKING:
@@ -47,6 +49,9 @@ __all__ = ["RETAIN_S", "RedisDistributor", "current_snapshot", "keys", "make_pay
 
 log = logging.getLogger("gateway.process.distribution")
 
+FULL_KEY = "full"  # {gw}:snapshot:full: the whole latest snapshot, rewritten at most every FULL_EVERY_S
+FULL_EVERY_S = 1.0
+MAX_CHAIN = 2000  # deltas walked back before falling back to the whole snapshot
 POLL_S = 15.0  # safety-net poll of the pointer, in case an announcement was missed
 RECONNECT_MAX_S = 2.0  # reconnect backoff: 0.1 s doubling to this, with jitter
 
@@ -95,6 +100,11 @@ class RedisDistributor:
         self.known: str | None = None  # last pointer value read from Redis
         self.failed: str | None = None  # an id this node rejected (not retried until the pointer moves)
         self.pending: tuple[dict[str, Any], str, str] | None = None  # (doc, version, base pointer)
+        self.local: str | None = None  # id of the cluster snapshot this node serves (None: not from/to Redis)
+        self.deltas_sent = 0
+        self.gaps = 0  # deltas whose base this node did not have (caught up from the whole snapshot)
+        self._full_next: tuple[str, str, dict[str, Any]] | None = None
+        self._full_task: asyncio.Task[None] | None = None
         self.syncs = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -104,18 +114,65 @@ class RedisDistributor:
 
     # --- push side -----------------------------------------------------------------------------
     async def push_hook(self, doc: dict[str, Any], runtime: Runtime) -> None:
-        """Registered in ``gateway.push_hooks``: store + announce a push accepted by this node."""
+        """Registered in ``gateway.push_hooks``: store + announce a push accepted by this node.
+
+        A per-API change made on top of the cluster's current snapshot travels as a delta (see
+        :meth:`_push_delta`); anything else as the whole document."""
         base = self.known or ""
         try:
+            if await self._push_delta(doc, runtime):
+                return
             sid, body = make_payload(doc, runtime.version, self.origin)
             result = await self.transport.publish(sid, body)
-            self.known = sid
+            self.known = self.local = sid
+            self.state.record(doc, runtime.version, known_id=sid)
             log.info("snapshot %s (%s) distributed (%s)", runtime.version, sid,
                      "stored" if result == 1 else "already current")
         except Exception as exc:
             self.pending = (doc, runtime.version, base)
             log.warning("snapshot %s active here but not distributed (Redis unavailable: %s); "
                         "will store it when Redis returns", runtime.version, exc)
+
+    async def _push_delta(self, doc: dict[str, Any], runtime: Runtime) -> bool:
+        """Versioned delta: ``{"id", "version", "base", "delta"}`` where ``base`` is the id of the snapshot it
+        applies to. Stored only if the pointer still names ``base`` (compare-and-set); a node whose snapshot is
+        not ``base`` walks the chain of bases back to its own, or loads the whole snapshot (:meth:`_catch_up`).
+        The whole document is written too, coalesced (at most one write per ``FULL_EVERY_S``)."""
+        plan = getattr(self.gw, "last_change", None)
+        if plan is None or plan.index.doc is not doc or not self.local or self.local != self.known:
+            return False
+        delta = doc_delta(plan)
+        raw = orjson.dumps(delta, option=orjson.OPT_NON_STR_KEYS, default=str)
+        sid = hashlib.sha256(f"{self.local}\n{runtime.version}\n".encode() + raw).hexdigest()[:32]
+        body = orjson.dumps({"id": sid, "version": runtime.version, "base": self.local, "delta": delta,
+                             "origin": self.origin, "stored_at": time.time()},
+                            option=orjson.OPT_NON_STR_KEYS, default=str)
+        if await self.transport.publish(sid, body, mode="cas", expected=self.local) < 0:
+            return False  # another node moved the pointer first: send the whole document (last writer wins)
+        self.known = self.local = sid
+        self.state.record(doc, runtime.version, known_id=sid)
+        self.deltas_sent += 1
+        self._schedule_full(sid, runtime.version, doc)
+        log.info("snapshot %s (%s) distributed as a delta of %s", runtime.version, sid, plan.collections)
+        return True
+
+    def _schedule_full(self, sid: str, version: str, doc: dict[str, Any]) -> None:
+        self._full_next = (sid, version, doc)
+        if self._full_task is None or self._full_task.done():
+            self._full_task = asyncio.get_running_loop().create_task(self._write_full())
+
+    async def _write_full(self) -> None:
+        await asyncio.sleep(FULL_EVERY_S)
+        while self._full_next is not None:
+            sid, version, doc = self._full_next
+            self._full_next = None
+            body = await asyncio.to_thread(orjson.dumps, {"id": sid, "version": version, "doc": doc,
+                                                          "origin": self.origin, "stored_at": time.time()},
+                                           option=orjson.OPT_NON_STR_KEYS, default=str)
+            try:
+                await self.redis.set(self.transport.payload_key(FULL_KEY), body, ex=RETAIN_S)
+            except Exception as exc:
+                log.warning("could not store the whole snapshot %s for catch-up: %s", version, exc)
 
     # --- subscribe side ------------------------------------------------------------------------
     async def start(self, initial_timeout_s: float = 3.0) -> None:
@@ -161,10 +218,12 @@ class RedisDistributor:
         async with self._lock:
             self.syncs += 1
             if self.pending is not None:
-                doc, version, base = self.pending
-                sid, body = make_payload(doc, version, self.origin)
+                pdoc, version, base = self.pending
+                sid, body = make_payload(pdoc, version, self.origin)
                 result = await self.transport.publish(sid, body, mode="cas", expected=base)
                 self.pending = None
+                if result >= 0 and self.gw.document is pdoc:
+                    self.local = sid
                 if result < 0:
                     log.warning("push %s made while Redis was down was superseded by a newer cluster snapshot",
                                 version)
@@ -178,18 +237,25 @@ class RedisDistributor:
                 if active is not None and self.state.version is not None:
                     sid, body = make_payload(active, self.state.version, self.origin)
                     if await self.transport.publish(sid, body, mode="absent") == 1:
+                        self.local = sid
                         log.info("Redis had no snapshot: seeded it with %s", self.state.version)
                 return
             self.known = cur
-            if cur == self.state.snapshot_id or cur == self.failed:
+            if cur == self.local or cur == self.failed:
+                return
+            if cur == self.state.snapshot_id:
+                self.local = cur
                 return
             stored = await self.transport.fetch(cur)
             if stored is None:
                 log.warning("pointer names snapshot %s but its payload is missing", cur)
                 return
             payload = orjson.loads(stored)
+            doc = await self._catch_up(cur, payload) if "delta" in payload else payload.get("doc")
+            if doc is None:
+                return
             try:
-                await self.gw.push_document(payload["doc"], version=str(payload["version"]), distribute=False,
+                await self.gw.push_document(doc, version=str(payload["version"]), distribute=False,
                                            source="cluster")
             except SnapshotError as exc:
                 self.failed = cur
@@ -197,8 +263,44 @@ class RedisDistributor:
                     log.error("cluster snapshot %s rejected: %s", payload.get("version"), problem)
                 log.error("still serving snapshot %s", self.gw.runtime.version if self.gw.runtime else None)
                 return
-            self.state.record(payload["doc"], str(payload["version"]), known_id=cur)
+            self.local = cur
+            self.state.record(doc, str(payload["version"]), known_id=cur)
             log.info("loaded cluster snapshot %s (%s)", payload["version"], cur)
+
+    async def _catch_up(self, cur: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The document of delta snapshot ``cur``: this node's document with the chain of deltas from its own
+        snapshot applied; on a gap (a base this node never had, or an expired link), the whole snapshot
+        stored for catch-up plus the deltas after it."""
+        chain = [payload]
+        while chain[-1].get("base") != self.local and len(chain) < MAX_CHAIN:
+            raw = await self.transport.fetch(str(chain[-1].get("base")))
+            if raw is None:
+                break
+            prev = orjson.loads(raw)
+            if "delta" not in prev:
+                return self._replay(prev["doc"], chain)
+            chain.append(prev)
+        if chain[-1].get("base") == self.local and self.gw.document is not None:
+            return self._replay(self.gw.document, chain)
+        self.gaps += 1
+        raw = await self.transport.fetch(FULL_KEY)
+        full = orjson.loads(raw) if raw is not None else None
+        if full is not None:
+            ids = [p["id"] for p in chain]
+            if full.get("id") == cur:
+                whole: dict[str, Any] = full["doc"]
+                return whole
+            if full.get("id") in ids:
+                return self._replay(full["doc"], chain[:ids.index(full["id"])])
+        log.warning("snapshot %s: gap in the deltas from %s and no whole snapshot to start from yet; retrying",
+                    cur, self.local)
+        return None
+
+    @staticmethod
+    def _replay(doc: dict[str, Any], chain: list[dict[str, Any]]) -> dict[str, Any]:
+        for p in reversed(chain):
+            doc = apply_delta(doc, p["delta"])
+        return doc
 
     async def _migrate_legacy(self) -> str | None:
         """No pointer: adopt the snapshot stored by a build before the hash-tagged keys, if any."""
@@ -212,6 +314,7 @@ class RedisDistributor:
     async def close(self) -> None:
         self._closed = True
         await cancel_and_wait(self._task)
+        await cancel_and_wait(self._full_task)
         try:
             await close_client(self.redis)
         except Exception:

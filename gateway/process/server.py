@@ -35,7 +35,7 @@ from gateway.pipeline import handle as pipeline
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
 from gateway.process.http1 import Http1Server
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
-from gateway.snapshot.delta import DocIndex, plan_change, remember
+from gateway.snapshot.delta import ChangePlan, DocIndex, plan_change, remember
 from gateway.snapshot.load import SnapshotError, load_path
 from gateway.snapshot.validate import validate
 
@@ -69,6 +69,7 @@ class Gateway:
         self.document: dict[str, Any] | None = None
         self.inflight = 0
         self.doc_index: DocIndex | None = None  # index of self.document that per-API changes are planned against
+        self.last_change: ChangePlan | None = None  # the plan of the last incremental push (sent as a delta)
         self.h2server = H2Server(self.handle, settings)
         self._push_lock = asyncio.Lock()
         # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
@@ -87,10 +88,13 @@ class Gateway:
     def apply_document(self, doc: dict[str, Any], version: str | None = None, source: str = "admin") -> Runtime:
         """Validate, compile and swap in ``doc``; on any problem the current runtime keeps serving."""
         try:
-            runtime = build_runtime(doc, self.services, version)
+            runtime, ix = self._build_full(doc, version)
         except SnapshotError:
             self.services.reload_failures += 1
             raise
+        self.doc_index, self.last_change = ix, None
+        if ix is not None:
+            remember(ix)
         self._activate(doc, runtime, source)
         return runtime
 
@@ -114,6 +118,7 @@ class Gateway:
                         _log_rejected(source, exc)
                     raise
                 self.doc_index = ix
+                self.last_change = None
                 if ix is not None:
                     remember(ix)
             self._activate(doc, runtime, source)
@@ -143,6 +148,7 @@ class Gateway:
         except SnapshotError:
             return None
         self.doc_index = plan.index
+        self.last_change = plan
         remember(plan.index)
         self.services.extras["incremental_compiles"] = self.services.extras.get("incremental_compiles", 0) + 1
         return runtime

@@ -152,6 +152,7 @@ class ChangePlan:
     partial: Doc                   # the document validated and compiled for this change
     collections: set[str]          # changed top-level keys
     index: DocIndex                # the index of the new document
+    changes: dict[str, tuple[list[Item], list[Item]]] = field(default_factory=dict)  # (removed, added)
 
 
 def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | None:
@@ -230,7 +231,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             ix.rows_by_pub.pop(name, None)
     ix.per_api = frozenset(k for k in ix.per_api if k in new)
     if not changes:
-        return ChangePlan(set(), set(), {}, set(), ix)
+        return ChangePlan(set(), set(), {}, set(), ix, changes)
 
     old_pubs, new_pubs = old.by_key.get("publishes", {}), ix.by_key.get("publishes", {})
     old_apis, new_apis = old.by_key.get("apis", {}), ix.by_key.get("apis", {})
@@ -268,7 +269,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     if len(touched) > max_apis or len(group_apis) > max(4 * max_apis, 2000):
         return None
     partial = _partial(new, ix, changes, groups, group_apis, touched, gone_pubs)
-    return ChangePlan(touched, groups, partial, set(changes), ix)
+    return ChangePlan(touched, groups, partial, set(changes), ix, changes)
 
 
 def _partial(new: Doc, ix: DocIndex, changes: dict[str, tuple[list[Item], list[Item]]], groups: set[str],
@@ -335,3 +336,41 @@ def check_document(doc: Doc) -> None:
         except SnapshotError:
             pass
     validate(doc)
+
+
+# --- deltas between nodes -------------------------------------------------------------------------------
+def doc_delta(plan: ChangePlan) -> dict[str, dict[str, list[Any]]]:
+    """The change as data another node can apply to the same base document: per collection, the elements
+    to put (replace the element with the same key, else append; in document order) and the keys to delete."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    new = plan.index.doc
+    for name, (removed, added) in plan.changes.items():
+        kf = _key_field(name) or "id"
+        put_ids = {id(x) for x in added}
+        puts = [x for x in new.get(name) or [] if id(x) in put_ids] if added else []
+        kept = {str(x.get(kf)) for x in added}
+        dels = sorted({str(x.get(kf)) for x in removed} - kept)
+        out[name] = {"put": puts, "del": dels}
+    return out
+
+
+def apply_delta(doc: Doc, delta: dict[str, dict[str, list[Any]]]) -> Doc:
+    """``doc`` with ``delta`` applied (a new document; unchanged elements and collections are shared)."""
+    out = dict(doc)
+    out.pop("version", None)
+    for name, ops in delta.items():
+        kf = _key_field(name) or "id"
+        dels = set(ops.get("del") or ())
+        puts = {str(x.get(kf)): x for x in ops.get("put") or []}
+        items: list[Any] = []
+        for x in doc.get(name) or []:
+            k = str(x.get(kf)) if isinstance(x, dict) else None
+            if k in dels:
+                continue
+            if k is not None and k in puts:
+                items.append(puts.pop(k))
+            else:
+                items.append(x)
+        items.extend(puts.values())
+        out[name] = items
+    return out
