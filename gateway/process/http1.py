@@ -22,7 +22,9 @@ framing, bare CR/LF and invalid tokens (400, connection closed: the bytes after 
 interpreted as another request). ``Transfer-Encoding`` other than ``chunked`` is refused (400). A request
 head must arrive within ``header_read_timeout_s`` (every request, not only the first); an idle keep-alive
 connection is closed after ``keepalive_timeout_s``. Pipelined requests are answered in order, one at a time;
-a response is never written before the previous one is complete. ``Expect: 100-continue`` is answered
+a response is never written before the previous one is complete; reading pauses while ``MAX_PIPELINED`` requests
+are queued, and the next answer waits while the client is not reading the previous ones (its socket buffer is
+full), so a client that pipelines without reading costs bounded memory. ``Expect: 100-continue`` is answered
 ``100 Continue`` unless the declared length already exceeds the body limit. HTTP versions other than 1.0/1.1
 are answered 505. A response whose head would contain CR or LF inside a header is never sent (500 instead).
 
@@ -59,6 +61,7 @@ Handler = Callable[[Any], Awaitable[web.StreamResponse]]  # called with an Http1
 _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 _NO_BODY_METHODS = frozenset({"HEAD"})
 _BODY_LIMIT = 2 ** 16  # StreamReader low-water mark (high water is twice this)
+MAX_PIPELINED = 16  # queued requests on one connection before reading from it pauses
 _REASONS: dict[int, str] = {}
 
 # llhttp error names (substrings of the parser's message) -> the caller-safe message we answer with (the same
@@ -245,22 +248,14 @@ class _BodyFlow:
         return self._proto.transport is not None
 
     def pause_reading(self) -> None:
-        t = self._proto.transport
-        if not self._reading_paused and t is not None:
+        if not self._reading_paused:
             self._reading_paused = True
-            try:
-                t.pause_reading()
-            except (AttributeError, RuntimeError):
-                pass
+            self._proto.pause("body")
 
     def resume_reading(self, resume_parser: bool = True) -> None:
-        t = self._proto.transport
-        if self._reading_paused and t is not None:
+        if self._reading_paused:
             self._reading_paused = False
-            try:
-                t.resume_reading()
-            except (AttributeError, RuntimeError):
-                pass
+            self._proto.resume("body")
 
 
 def _split_query(raw: str) -> MultiDictProxy[str]:
@@ -416,6 +411,7 @@ class Http1Protocol(asyncio.Protocol):
         "_loop",
         "_parser",
         "_paused_writing",
+        "_pauses",
         "_queue",
         "_task",
         "_timer",
@@ -449,6 +445,7 @@ class Http1Protocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_step = min(server.head_timeout, server.keepalive_timeout)
         self._paused_writing = False
+        self._pauses: set[str] = set()  # why reading from the socket is paused (body back-pressure, pipelining)
         self._drain_waiter: asyncio.Future[None] | None = None
         self._upgrade = False
         self.current: Http1Request | None = None  # the request whose body is being received
@@ -488,6 +485,25 @@ class Http1Protocol(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def pause(self, reason: str) -> None:
+        """Stop reading from the socket for ``reason`` (reading resumes when no reason is left)."""
+        if not self._pauses and self.transport is not None:
+            try:
+                self.transport.pause_reading()
+            except (AttributeError, RuntimeError):
+                pass
+        self._pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason not in self._pauses:
+            return
+        self._pauses.discard(reason)
+        if not self._pauses and self.transport is not None:
+            try:
+                self.transport.resume_reading()
+            except (AttributeError, RuntimeError):
+                pass
 
     def pause_writing(self) -> None:
         self._paused_writing = True
@@ -569,8 +585,7 @@ class Http1Protocol(asyncio.Protocol):
         cur = self.current
         if cur is not None and cur.body_exists and not self.current_complete:
             cur.content.set_exception(RequestPayloadError("request body after an Upgrade head"))
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.pause("upgrade")  # for good: nothing after this head is read
 
     def _parse_error(self, exc: BaseException) -> None:
         req = self.current
@@ -665,6 +680,8 @@ class Http1Protocol(asyncio.Protocol):
             self.current_complete = True
         self.current = req
         self._queue.append((req, keep_alive))
+        if len(self._queue) >= MAX_PIPELINED:  # a client that pipelines without reading: stop reading it
+            self.pause("pipeline")
         if not self.busy:
             self._start_next()
 
@@ -709,6 +726,15 @@ class Http1Protocol(asyncio.Protocol):
                         self.busy = False
                         self.close()
                         return
+                    if self._paused_writing:  # the client is not reading its answers: wait before the next
+                        try:
+                            await self.drain()
+                        except ConnectionError:
+                            self._queue.clear()
+                            self.busy = False
+                            return
+                    if len(self._queue) < MAX_PIPELINED // 2:
+                        self.resume("pipeline")
                 self.busy = False
                 if self.server.closing or self.transport is None:
                     self.close()

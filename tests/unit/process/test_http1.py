@@ -159,6 +159,33 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
     assert out.count(b"HTTP/1.1 200") == 3
 
 
+async def test_pipelining_without_reading_is_bounded() -> None:
+    from gateway.process.http1 import MAX_PIPELINED
+
+    release = asyncio.Event()
+
+    async def blocked(request: Any) -> web.Response:
+        await release.wait()
+        return web.Response(body=b"x")
+
+    proto, t = connect(blocked)
+    one = b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
+    proto.data_received(one * (MAX_PIPELINED + 4))
+    assert t.paused  # queued requests past the bound stop the socket reads
+    release.set()
+    await until(lambda: not t.paused)
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == MAX_PIPELINED + 4)
+    # a client that does not read its answers: the next answer waits for the transport to drain
+    release.clear()
+    proto.pause_writing()
+    proto.data_received(one * 2)
+    release.set()
+    await asyncio.sleep(0.05)
+    assert t.out.count(b"HTTP/1.1 200") == MAX_PIPELINED + 5
+    proto.resume_writing()
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == MAX_PIPELINED + 6)
+
+
 async def test_http_1_0_closes_unless_keep_alive() -> None:
     proto, t = connect()
     proto.data_received(b"GET /x HTTP/1.0\r\n\r\n")
