@@ -26,8 +26,13 @@ always re-reads the pointer after (re)subscribing and periodically (see ``distri
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.lib.redis_conn import Client, is_cluster
 
@@ -69,16 +74,26 @@ class Subscription:
 
     Raises on connection problems (the caller reconnects); ``next`` returns None on timeout."""
 
+    PRIMARY_CHECK_S = 1.0  # how often an idle subscriber checks it still follows the primary / slot owner
+
     def __init__(self, client: Client, channel: str) -> None:
         self._client = client
         self._channel = channel
         self._cluster = is_cluster(client)
         self._pubsub: Any = None
+        # Sentinel: a planned failover (SENTINEL FAILOVER) leaves this connection open on the old primary,
+        # now a replica, where PUBLISH never arrives (Redis does not replicate it). Detect it by asking the
+        # sentinels (one query per PRIMARY_CHECK_S while idle) and reconnect.
+        pool = getattr(client, "connection_pool", None)
+        self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
+        self._next_check = 0.0
+        self._node: str | None = None  # cluster: the node holding our shard subscription
 
     async def __aenter__(self) -> Subscription:
         self._pubsub = self._client.pubsub()
         if self._cluster:
             await self._pubsub.ssubscribe(self._channel)
+            self._node = self._client.get_node_from_key(self._channel).name  # type: ignore[union-attr]
         else:
             await self._pubsub.subscribe(self._channel)
         return self
@@ -89,9 +104,33 @@ class Subscription:
         else:
             msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
         if msg is None:
+            if time.monotonic() >= self._next_check:
+                self._next_check = time.monotonic() + self.PRIMARY_CHECK_S
+                if self._sentinel_pool is not None:
+                    await self._check_primary(self._sentinel_pool)
+                elif self._cluster:
+                    await self._check_owner()
             return None
         data = msg.get("data")
         return data.decode() if isinstance(data, bytes) else str(data)
+
+    async def _check_primary(self, pool: SentinelConnectionPool) -> None:
+        host, port = await pool.get_master_address()
+        conn = self._pubsub.connection
+        if conn is not None and conn.host and (str(conn.host), int(conn.port)) != (str(host), int(port)):
+            raise RedisConnectionError(f"the primary moved to {host}:{port}: following it")
+
+    async def _check_owner(self) -> None:
+        """Cluster: a planned failover or a slot migration moves the channel's slot while this subscription
+        stays open on the old node, where SPUBLISH no longer arrives. A keyed command on the channel's slot
+        (EXISTS, answered MOVED when it moved) refreshes the slot map; if the owner changed, reconnect."""
+        client = self._client
+        assert isinstance(client, RedisCluster)
+        await client.exists(self._channel)
+        node = client.get_node_from_key(self._channel)
+        owner = node.name if node is not None else None
+        if owner != self._node:
+            raise RedisConnectionError(f"the shard channel moved to {owner}: following it")
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

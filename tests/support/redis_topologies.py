@@ -4,7 +4,8 @@ Used by the session fixtures of tests/e2e/redis_ha (started once per test sessio
 benchmarks/throttle_accuracy.py (``--redis-mode cluster|sentinel``). Every process is a real
 ``redis-server`` (``--cluster-enabled yes`` nodes joined by ``redis-cli --cluster create ... --cluster-replicas 1
 --cluster-yes``; sentinels are ``redis-server <conf> --sentinel``). Failure detection is tuned short
-(``NODE_TIMEOUT_MS``) so a failover completes in a few seconds; no persistence, all files in a temp dir.
+(``NODE_TIMEOUT_MS``) so a failover completes in a few seconds, and a sentinel election that splits its
+votes is retried after 2 x ``failover-timeout`` (4 s) instead of 20 s; no persistence, all files in a temp dir.
 
 The helpers kill a node (``kill``), wait for the promotion (``wait_*``) and bring the killed node back as a
 replica (``restart``), so a test that fails a master over leaves a healthy 3+3 / 1+1 topology behind.
@@ -264,7 +265,7 @@ class RedisSentinelTopology(_Procs):
                     f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.dir}\n"
                     f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n"
                     f"sentinel down-after-milliseconds {MASTER} {NODE_TIMEOUT_MS}\n"
-                    f"sentinel failover-timeout {MASTER} 10000\n"
+                    f"sentinel failover-timeout {MASTER} 4000\n"
                     f"sentinel parallel-syncs {MASTER} 1\n")
                 self.spawn(port, [self.server, str(conf), "--sentinel"])
             self.wait_healthy()
@@ -320,6 +321,13 @@ class RedisSentinelTopology(_Procs):
                 return 0
             return new if self.client(new).execute_command("ROLE")[0] == b"master" else 0
         return int(_wait(promoted, timeout, "the replica promoted by the sentinels", 0.02))
+
+    def graceful_failover(self) -> tuple[int, int]:
+        """``SENTINEL FAILOVER``: the sentinels promote the replica and make the old primary its replica
+        (both stay up). Returns (old primary, new primary)."""
+        old = self.primary()
+        self.client(self.sentinel_ports[0]).execute_command("SENTINEL", "FAILOVER", MASTER)
+        return old, self.wait_promoted(old)
 
     def heal(self) -> None:
         """Restart killed processes; an old primary comes back as a replica of the current one (what an

@@ -13,6 +13,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 from gateway.lib.redis_conn import RedisTarget, parse_nodes
+from gateway.lib.redis_conn import make_client as make_redis_client
 from gateway.pipeline.stages.throttling.redis_store import RedisStore, make_client
 from gateway.pipeline.stages.throttling.store import WINDOW
 from gateway.process.distribution import RedisDistributor, current_snapshot, store_snapshot
@@ -114,6 +115,7 @@ async def test_failover_of_the_throttling_master_under_load(cluster: RedisCluste
         statuses = report.recorder.statuses()
         assert set(statuses) <= {200, 429}, statuses  # no 5xx, no failed connection
         assert report.t_recovered - report.t_promoted < 5.0
+        assert report.push_ms < 5000  # the subscriber followed the new primary (not the 15 s safety poll)
         gap = report.t_recovered - report.t_kill
         assert report.admitted(report.t_kill, report.t_recovered) <= 2 * limit * gap + 2 * limit
         assert sum(g.gw.services.extras["throttle_stats"]["redis_fallbacks"] for g in gws) > 0
@@ -176,6 +178,11 @@ async def test_planned_failover_is_followed_through_moved(cluster: RedisClusterT
     doc = limited_doc(6, unit="HOUR")
     g1, g2 = await make_gateway(doc, **opts), await make_gateway(doc, **opts)
     await warmed([g1, g2])
+    dists = [RedisDistributor(g.gw, target(cluster), opts["distribution_prefix"]) for g in (g1, g2)]
+    for d in dists:
+        await d.start()
+    # fail over the distribution slot too: the shard subscription must follow it
+    dist_slot = key_slot(opts["distribution_prefix"].encode())
     key = f"{opts['throttle_key_prefix']}:t:{{t1:a1:{RELEASE}}}:b:api"
     slot = key_slot(f"t1:a1:{RELEASE}".encode())
     async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s:
@@ -183,10 +190,27 @@ async def test_planned_failover_is_followed_through_moved(cluster: RedisClusterT
             async with s.get(g.url + "/a") as resp:
                 return resp.status
 
-        before = [await call(g) for g in (g1, g2, g1)]
-        old, new = await asyncio.to_thread(cluster.graceful_failover, slot)
-        assert cluster.owner_of_key(key) == new != old
-        after = [await call(g) for g in (g2, g1, g2, g1, g2)]
+        try:
+            before = [await call(g) for g in (g1, g2, g1)]
+            old, new = await asyncio.to_thread(cluster.graceful_failover, slot)
+            assert cluster.owner_of_key(key) == new != old
+            after = [await call(g) for g in (g2, g1, g2, g1, g2)]
+            if cluster.owner(dist_slot) != new:
+                await asyncio.to_thread(cluster.graceful_failover, dist_slot)
+            admin = make_redis_client(target(cluster), socket_timeout=2, connect_timeout=2, retries=2)
+            try:
+                t0 = time.monotonic()
+                await store_snapshot(admin, limited_doc(6, unit="HOUR", content="two", version="v2"), "v2",
+                                     opts["distribution_prefix"])
+                await wait_until(lambda: all(g.gw.runtime.version == "v2" for g in (g1, g2)), 5, "v2 everywhere")
+                push_ms = (time.monotonic() - t0) * 1000
+                assert push_ms < 5000  # the shard subscription followed the slot (not the 15 s safety poll)
+                print(f"\npush after a planned failover -> both nodes: {push_ms:.0f} ms")
+            finally:
+                await admin.aclose()
+        finally:
+            for d in dists:
+                await d.close()
     assert before + after == [200] * 6 + [429] * 2
     for g in (g1, g2):
         st = g.gw.services.extras["throttle_stats"]

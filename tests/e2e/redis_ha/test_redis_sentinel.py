@@ -77,11 +77,47 @@ async def test_failover_of_the_primary_under_load(sentinel: RedisSentinelTopolog
         statuses = report.recorder.statuses()
         assert set(statuses) <= {200, 429}, statuses  # no 5xx, no failed connection
         assert report.t_recovered - report.t_promoted < 5.0
+        assert report.push_ms < 5000  # the subscriber followed the new primary (not the 15 s safety poll)
         gap = report.t_recovered - report.t_kill
         assert report.admitted(report.t_kill, report.t_recovered) <= 2 * limit * gap + 2 * limit
         assert sum(g.gw.services.extras["throttle_stats"]["redis_fallbacks"] for g in gws) > 0
         # the promoted replica's script cache was empty: NOSCRIPT was answered by loading the scripts again
         assert sum(g.gw.services.extras["throttle"].redis.script_loads for g in gws) >= 1
+    finally:
+        for d in dists:
+            await d.close()
+        await close_client(admin)
+
+
+async def test_planned_failover_under_load(sentinel: RedisSentinelTopology, make_gateway: Any) -> None:
+    """SENTINEL FAILOVER while clients run: the old primary answers READONLY, the gateways reconnect to the
+    promoted replica; no 5xx, shared limits within 5 s of the promotion, distribution follows."""
+    limit = 40
+    opts = ha_settings("sentinel", sentinel.nodes, throttle_nodes=2)
+    gws = [await make_gateway(limited_doc(limit, content="one"), **opts) for _ in range(2)]
+    dists = []
+    admin = make_client(target(sentinel), socket_timeout=2, connect_timeout=2, retries=1)
+    try:
+        for g in gws:
+            d = RedisDistributor(g.gw, target(sentinel), opts["distribution_prefix"])
+            await d.start()
+            dists.append(d)
+
+        async def push() -> None:
+            await store_snapshot(admin, limited_doc(limit, content="two", version="v2"), "v2",
+                                 opts["distribution_prefix"])
+
+        async def served() -> bool:
+            return all(g.gw.runtime.version == "v2" for g in gws)
+
+        report = await run_failover(gws, limit, lambda: None, sentinel.graceful_failover, push, served)
+        print(report.summary("sentinel (planned)"))
+        statuses = report.recorder.statuses()
+        assert set(statuses) <= {200, 429}, statuses
+        assert report.t_recovered - report.t_promoted < 5.0
+        assert report.push_ms < 5000  # the subscriber followed the new primary (not the 15 s safety poll)
+        gap = report.t_recovered - report.t_kill
+        assert report.admitted(report.t_kill, report.t_recovered) <= 2 * limit * gap + 2 * limit
     finally:
         for d in dists:
             await d.close()
