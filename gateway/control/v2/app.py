@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError
 from gateway.control.store import DocumentStore
-from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, domains, plugins, publish
+from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, domains, plugins, publish, queries, responses
 from gateway.control.v2.crud import Handler, Route
 from gateway.control.v2.resources import BINDINGS, RESOURCES
 
@@ -43,6 +43,21 @@ def routes(store: DocumentStore) -> list[Route]:
         ("PUT", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.update, s)),
         ("DELETE", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}", partial(domains.unbind, s)),
         ("PUT", f"{p}/api-groups/{{group_id}}/sl-domain-access-settings", partial(domains.sl_domain_access, s)),
+        ("POST", f"{p}/api-groups/check", partial(queries.check_group, s)),
+        ("POST", f"{p}/apis/check", partial(queries.check_api, s)),
+        ("GET", f"{p}/apps/validation/{{app_id}}", partial(queries.check_app, s)),
+        ("GET", f"{p}/app-auths/unbinded-apis", partial(queries.apis_without_app, s)),
+        ("GET", f"{p}/plugins/{{plugin_id}}/attachable-apis", partial(queries.attachable_apis, s)),
+        ("GET", f"{p}/apis/{{api_id}}/attachable-plugins", partial(queries.attachable_plugins, s)),
+        ("GET", f"{p}/resources/outline/apis", partial(queries.outline_apis, s)),
+        ("GET", f"{p}/resources/outline/apps", partial(queries.outline_apps, s)),
+        ("GET", f"{p}/resources/outline/groups", partial(queries.outline_groups, s)),
+        ("GET", f"{p}/api-groups/{{group_id}}/gateway-responses/{{response_id}}/{{response_type}}",
+         partial(responses.show, s)),
+        ("PUT", f"{p}/api-groups/{{group_id}}/gateway-responses/{{response_id}}/{{response_type}}",
+         partial(responses.update, s)),
+        ("DELETE", f"{p}/api-groups/{{group_id}}/gateway-responses/{{response_id}}/{{response_type}}",
+         partial(responses.delete, s)),
         ("POST", f"{p}/app-auths", partial(apps.app_auths_create, s)),
         ("DELETE", f"{p}/app-auths/{{app_auth_id}}", partial(apps.app_auths_delete, s)),
         ("GET", f"{p}/app-auths/binded-apis", partial(apps.app_auths_list, s)),

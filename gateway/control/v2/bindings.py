@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.control.common import AdminError, json_response, missing_param, new_id, now_iso, read_body
 from gateway.control.store import DocumentStore
+from gateway.control.v2 import queries
 from gateway.control.v2.crud import Route, apply, batch_delete, bind
 from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present, set_if_accepted
 from gateway.control.v2.resources import Binding, cascade_delete, resource_of
@@ -114,7 +115,7 @@ async def delete(store: DocumentStore, b: Binding, request: web.Request) -> web.
 
 async def bound_apis(store: DocumentStore, b: Binding, request: web.Request) -> web.StreamResponse:
     doc = store.doc
-    policy_id = request.query.get(b.body_field) or request.query.get("throttle_id") or ""
+    policy_id = request.query.get(b.body_field) or request.query.get(b.policy_query) or ""
     if not policy_id:
         raise missing_param(b.body_field)
     rows = [binding_view(b, doc, r) for r in items(doc, b.collection) if str(r.get(b.stored)) == policy_id]
@@ -154,5 +155,6 @@ def routes(store: DocumentStore, b: Binding, prefix: str) -> list[Route]:
                                               "binding record")))
     out += [("POST", base, bind(create, store, b)), ("DELETE", f"{base}/{{binding_id}}", bind(delete, store, b)),
             ("GET", f"{base}/binded-apis", bind(bound_apis, store, b)),
+            ("GET", f"{base}/unbinded-apis", bind(queries.unbound_apis, store, b)),
             ("GET", f"{base}/{b.policies_path}", bind(bound_policies, store, b))]
     return out

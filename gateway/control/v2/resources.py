@@ -303,6 +303,7 @@ class Binding:
     apis_key: str = "apis"          # key of the binded-apis list
     api_row_id: str = "binding"     # what ``id`` is in a binded-apis row: "api" or "binding"
     policy_row_id: str = "policy"   # what ``id`` is in a binded-policies row: "policy" or "binding"
+    policy_query: str = ""          # the policy id's name in list queries (throttle_id, acl_id, sign_id)
 
     @property
     def stored(self) -> str:
@@ -312,12 +313,14 @@ class Binding:
 BINDINGS: tuple[Binding, ...] = (
     Binding("throttle-bindings", "throttle_bindings", "strategy_id", ("policy_id", "strategy_id", "throttle_id"),
             "throttles", "APIG.3005", "throttle_applys", "apply_time", "APIG.3012",
-            "binded-throttles", "throttles", batch_unbind=True, policy_name_field="throttle_name", api_row_id="api"),
+            "binded-throttles", "throttles", batch_unbind=True, policy_name_field="throttle_name", api_row_id="api",
+            policy_query="throttle_id"),
     Binding("acl-bindings", "acl_bindings", "acl_id", ("acl_id",), "acls", "APIG.3006", "acl_bindings",
-            "create_time", "APIG.3010", "binded-acls", "acls", batch_unbind=True, policy_name_field="acl_name"),
+            "create_time", "APIG.3010", "binded-acls", "acls", batch_unbind=True, policy_name_field="acl_name",
+            policy_query="acl_id"),
     Binding("sign-bindings", "sign_bindings", "sign_id", ("sign_id",), "signs", "APIG.3017", "bindings",
             "binding_time", "APIG.3018", "binded-signs", "bindings", policy_name_field="sign_name",
-            apis_key="bindings", policy_row_id="binding"),
+            apis_key="bindings", policy_row_id="binding", policy_query="sign_id"),
 )
 
 

@@ -21,8 +21,10 @@ from huaweicloudsdkapig.v2 import (
     ApiActionInfo,
     ApiAuthCreate,
     ApiBatchPublish,
+    ApiCheckInfoV2,
     ApiCreate,
     ApiGroupBase,
+    ApiGroupCheck,
     ApiGroupCreate,
     ApiOperPluginInfo,
     ApiVersion,
@@ -43,6 +45,9 @@ from huaweicloudsdkapig.v2 import (
     BatchPublishOrOfflineApiV2Request,
     CancelingAuthorizationV2Request,
     ChangeApiVersionV2Request,
+    CheckApiGroupsV2Request,
+    CheckApisV2Request,
+    CheckAppV2Request,
     CreateAclStrategyV2Request,
     CreateAnAppV2Request,
     CreateApiAclBindingV2Request,
@@ -73,6 +78,7 @@ from huaweicloudsdkapig.v2 import (
     DeleteCustomAuthorizerV2Request,
     DeleteEnvironmentV2Request,
     DeleteEnvironmentVariableV2Request,
+    DeleteGatewayResponseTypeV2Request,
     DeleteGatewayResponseV2Request,
     DeletePluginRequest,
     DeleteRequestThrottlingPolicyV2Request,
@@ -93,17 +99,25 @@ from huaweicloudsdkapig.v2 import (
     ImportApiDefinitionsV2RequestBody,
     ListAclPolicyBindedToApiV2Request,
     ListAclStrategiesV2Request,
+    ListApiAttachablePluginsRequest,
     ListApiAttachedPluginsRequest,
+    ListApiGroupsQuantitiesV2Request,
     ListApiGroupsV2Request,
+    ListApiQuantitiesV2Request,
     ListApiRuntimeDefinitionV2Request,
     ListApisBindedToAclPolicyV2Request,
     ListApisBindedToAppV2Request,
     ListApisBindedToRequestThrottlingPolicyV2Request,
     ListApisBindedToSignatureKeyV2Request,
+    ListApisNotBoundWithSignatureKeyV2Request,
+    ListApisUnbindedToAclPolicyV2Request,
+    ListApisUnbindedToAppV2Request,
+    ListApisUnbindedToRequestThrottlingPolicyV2Request,
     ListApisV2Request,
     ListApiVersionDetailV2Request,
     ListApiVersionsV2Request,
     ListAppCodesV2Request,
+    ListAppQuantitiesV2Request,
     ListAppsBindedToApiV2Request,
     ListAppsV2Request,
     ListBackendInstancesV2Request,
@@ -111,6 +125,7 @@ from huaweicloudsdkapig.v2 import (
     ListEnvironmentsV2Request,
     ListEnvironmentVariablesV2Request,
     ListGatewayResponsesV2Request,
+    ListPluginAttachableApisRequest,
     ListPluginAttachedApisRequest,
     ListPluginsRequest,
     ListRequestThrottlingPoliciesBindedToApiV2Request,
@@ -123,6 +138,7 @@ from huaweicloudsdkapig.v2 import (
     PluginCreate,
     PluginOperApiInfo,
     ResettingAppSecretV2Request,
+    ResponseInfo,
     ResponsesCreate,
     ShowDetailsOfAclPolicyV2Request,
     ShowDetailsOfApiGroupV2Request,
@@ -132,6 +148,7 @@ from huaweicloudsdkapig.v2 import (
     ShowDetailsOfAppV2Request,
     ShowDetailsOfCustomAuthorizersV2Request,
     ShowDetailsOfEnvironmentVariableV2Request,
+    ShowDetailsOfGatewayResponseTypeV2Request,
     ShowDetailsOfGatewayResponseV2Request,
     ShowDetailsOfInstanceV2Request,
     ShowDetailsOfRequestThrottlingPolicyV2Request,
@@ -154,6 +171,7 @@ from huaweicloudsdkapig.v2 import (
     UpdateDomainV2Request,
     UpdateEnvironmentV2Request,
     UpdateEnvironmentVariableV2Request,
+    UpdateGatewayResponseTypeV2Request,
     UpdateGatewayResponseV2Request,
     UpdatePluginRequest,
     UpdateRequestThrottlingPolicyV2Request,
@@ -778,3 +796,85 @@ async def test_signed_admin_calls_unsigned_payload_only_once_and_never_for_json(
         stale = sdk_signer.sign_request("ak", TOKEN, "GET", url, date="20200101T000000Z")
         async with s.get(url, headers=stale) as r:
             assert r.status == 401
+
+
+async def test_queries_checks_counts_and_response_types(setup: Any) -> None:
+    gw, c = setup
+    g = await _group(c, "sdk_queries")
+    api = await _api(c, g, "sdk_query_api", "/query", "q", auth_type="APP")
+    pub = await _publish(c, api.id)
+    throttle = await sdk(c.create_request_throttling_policy_v2, CreateRequestThrottlingPolicyV2Request(
+        instance_id=I, body=ThrottleBaseInfo(name="sdk_q_throttle", api_call_limits=10, time_interval=1,
+                                             time_unit="MINUTE")))
+    free = await sdk(c.list_apis_unbinded_to_request_throttling_policy_v2,
+                     ListApisUnbindedToRequestThrottlingPolicyV2Request(instance_id=I, throttle_id=throttle.id))
+    assert [a.id for a in free.apis] == [api.id]
+    has(free.apis[0], "id", "name", "group_name", "publish_id", "run_env_id", "run_env_name", "req_uri")
+    await sdk(c.associate_request_throttling_policy_v2, AssociateRequestThrottlingPolicyV2Request(
+        instance_id=I, body=ThrottleApiBindingCreate(strategy_id=throttle.id, publish_ids=[pub.publish_id])))
+    free = await sdk(c.list_apis_unbinded_to_request_throttling_policy_v2,
+                     ListApisUnbindedToRequestThrottlingPolicyV2Request(instance_id=I, throttle_id=throttle.id))
+    assert free.total == 0
+    acl = await sdk(c.create_acl_strategy_v2, CreateAclStrategyV2Request(instance_id=I, body=ApiAclCreate(
+        acl_name="sdk_q_acl", acl_type="PERMIT", acl_value="127.0.0.1", entity_type="IP")))
+    free_acl = await sdk(c.list_apis_unbinded_to_acl_policy_v2, ListApisUnbindedToAclPolicyV2Request(
+        instance_id=I, acl_id=acl.id))
+    assert [a.id for a in free_acl.apis] == [api.id]
+    sign = await sdk(c.create_signature_key_v2, CreateSignatureKeyV2Request(instance_id=I, body=BaseSignature(
+        name="sdk_q_sign", sign_type="hmac")))
+    free_sign = await sdk(c.list_apis_not_bound_with_signature_key_v2, ListApisNotBoundWithSignatureKeyV2Request(
+        instance_id=I, sign_id=sign.id))
+    assert [a.id for a in free_sign.apis] == [api.id]
+    app = await sdk(c.create_an_app_v2, CreateAnAppV2Request(instance_id=I, body=AppCreate(name="sdk_q_app")))
+    free_app = await sdk(c.list_apis_unbinded_to_app_v2, ListApisUnbindedToAppV2Request(
+        instance_id=I, app_id=app.id, env_id=RELEASE))
+    assert [a.id for a in free_app.apis] == [api.id]
+    checked = await sdk(c.check_app_v2, CheckAppV2Request(instance_id=I, app_id=app.id))
+    assert (checked.id, checked.name) == (app.id, "sdk_q_app")
+    plugin = await sdk(c.create_plugin, CreatePluginRequest(instance_id=I, body=PluginCreate(
+        plugin_name="sdk_q_cors", plugin_type="cors", plugin_scope="global", plugin_content="{}")))
+    can_attach = await sdk(c.list_plugin_attachable_apis, ListPluginAttachableApisRequest(
+        instance_id=I, plugin_id=plugin.plugin_id, env_id=RELEASE))
+    assert [a.api_id for a in can_attach.apis] == [api.id]
+    attachable = await sdk(c.list_api_attachable_plugins, ListApiAttachablePluginsRequest(
+        instance_id=I, api_id=api.id, env_id=RELEASE))
+    assert [p.plugin_id for p in attachable.plugins] == [plugin.plugin_id]
+
+    # name and route checks answer before anything is created
+    await sdk(c.check_api_groups_v2, CheckApiGroupsV2Request(instance_id=I, body=ApiGroupCheck(group_name="unused")))
+    err = await sdk_error(c.check_api_groups_v2, CheckApiGroupsV2Request(instance_id=I, body=ApiGroupCheck(
+        group_name="sdk_queries")))
+    assert (err.status_code, err.error_code) == (400, "APIG.3201")
+    await sdk(c.check_apis_v2, CheckApisV2Request(instance_id=I, body=ApiCheckInfoV2(
+        type="path", req_method="GET", req_uri="/elsewhere", group_id=g.id)))
+    err = await sdk_error(c.check_apis_v2, CheckApisV2Request(instance_id=I, body=ApiCheckInfoV2(
+        type="path", req_method="GET", req_uri="/query", match_mode="NORMAL", group_id=g.id)))
+    assert err.error_code == "APIG.3301"
+    err = await sdk_error(c.check_apis_v2, CheckApisV2Request(instance_id=I, body=ApiCheckInfoV2(
+        type="name", name="sdk_query_api", group_id=g.id)))
+    assert err.error_code == "APIG.3202"
+
+    counts = await sdk(c.list_api_quantities_v2, ListApiQuantitiesV2Request(instance_id=I))
+    assert (counts.instance_num, counts.nums_on_release, counts.nums_off_release) == (1, 1, 0)
+    app_counts = await sdk(c.list_app_quantities_v2, ListAppQuantitiesV2Request(instance_id=I))
+    assert (app_counts.authed_nums, app_counts.unauthed_nums) == (0, 1)
+    groups = await sdk(c.list_api_groups_quantities_v2, ListApiGroupsQuantitiesV2Request(instance_id=I))
+    assert (groups.onsell_nums, groups.offsell_nums) == (0, 1)
+
+    # one response type of a gateway response, served when the API uses that response
+    resp = await sdk(c.create_gateway_response_v2, CreateGatewayResponseV2Request(
+        instance_id=I, group_id=g.id, body=ResponsesCreate(name="sdk_q_resp", responses={})))
+    shown = await sdk(c.show_details_of_gateway_response_type_v2, ShowDetailsOfGatewayResponseTypeV2Request(
+        instance_id=I, group_id=g.id, response_id=resp.id, response_type="AUTH_HEADER_MISSING"))
+    assert shown.body["AUTH_HEADER_MISSING"].default is True
+    changed = await sdk(c.update_gateway_response_type_v2, UpdateGatewayResponseTypeV2Request(
+        instance_id=I, group_id=g.id, response_id=resp.id, response_type="AUTH_HEADER_MISSING",
+        body=ResponseInfo(status=418, body='{"sdk":"who are you"}')))
+    assert changed.body["AUTH_HEADER_MISSING"].status == 418
+    await sdk(c.update_api_v2, UpdateApiV2Request(instance_id=I, api_id=api.id, body=_mock_api(
+        g.id, "sdk_query_api", "/query", "q", auth_type="APP", response_id=resp.id)))
+    await _publish(c, api.id)
+    assert await served(gw.url, "/query", g.sl_domain) == (418, '{"sdk":"who are you"}')
+    await sdk(c.delete_gateway_response_type_v2, DeleteGatewayResponseTypeV2Request(
+        instance_id=I, group_id=g.id, response_id=resp.id, response_type="AUTH_HEADER_MISSING"))
+    assert (await served(gw.url, "/query", g.sl_domain))[0] == 401  # the built-in answer again
