@@ -26,20 +26,23 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.model.runtime import ENDPOINT_FINISHERS
 from gateway.model.services import SETUP_HOOKS, Services
 from gateway.observe.accesslog import SECRET_PARAM_RX
 from gateway.observe.metrics import register_gauge_source
 from gateway.snapshot.custom_log import custom_fields
-from gateway.snapshot.plugins import PUBLICATION_CHECKS, BoundPlugin, register_type
+from gateway.snapshot.plugins import bound_plugin, register_type
 from gateway.snapshot.schema import B, I, L, O, Obj, S, check
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
+    from gateway.model.runtime import BuildContext, Endpoint, EndpointDraft
     from gateway.snapshot.validate import Index
 
 log = logging.getLogger("gateway.observe.kafka_log")
 
 EXTRAS_KEY = "kafka_log"
+PLAN_KEY = "kafka_log_plan"  # ctx.extras: (plug-in id, plan) of a call whose publication has the plug-in
 MAX_RECORD = 4096  # bytes of one record (the vendor's limit); larger ones lose their bulky parts first
 MAX_VALUE = 1024  # characters of one header / query / body value
 BATCH = 200
@@ -163,11 +166,19 @@ def validate(content: dict[str, Any], path: str, problems: list[str], index: Ind
     )
 
 
-def _bind(index: Index, by_pub: dict[tuple[str, str], dict[str, BoundPlugin]], problems: list[str]) -> None:
-    """Keep (api_id, env_id) -> (plug-in id, plan) on the index for the completion hook."""
-    plans = {pub: (bp.id, bp.config) for pub, types in by_pub.items()
-             if (bp := types.get("kafka_log")) is not None}
-    setattr(index, "_kafka_log_plans", plans)  # noqa: B010
+def _finish(endpoint: Endpoint, draft: EndpointDraft, build: BuildContext) -> None:
+    """A publication with a bound kafka_log plug-in gets a response hook that marks each of its calls with
+    the plug-in's plan (ctx.extras), for the completion hook. Per endpoint, so a compile that rebuilds only
+    some endpoints (incremental) keeps every other endpoint's plug-in as it was."""
+    bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "kafka_log")
+    if bp is None:
+        return
+    entry = (bp.id, bp.config)
+
+    def mark(ctx: RequestContext, _resp: Any) -> None:
+        ctx.extras[PLAN_KEY] = entry
+
+    endpoint.response_hooks = (*endpoint.response_hooks, mark)
 
 
 # --- the record ------------------------------------------------------------------------------------
@@ -387,14 +398,7 @@ class KafkaLogHook:
         self.build_errors = 0
 
     def __call__(self, ctx: RequestContext) -> None:
-        ep = ctx.endpoint
-        if ep is None or ctx.runtime is None:
-            return
-        plans: dict[tuple[str, str], tuple[str, KafkaLogPlan]] | None = getattr(ctx.runtime.index,
-                                                                               "_kafka_log_plans", None)
-        if not plans:
-            return
-        found = plans.get((ep.api_id, ep.env_id))
+        found: tuple[str, KafkaLogPlan] | None = ctx.extras.get(PLAN_KEY) if ctx.extras else None
         if found is None:
             return
         plugin_id, plan = found
@@ -442,5 +446,5 @@ def _setup(services: Services) -> None:
 
 
 register_type("kafka_log", validate)
-PUBLICATION_CHECKS.append(_bind)
+ENDPOINT_FINISHERS.append(_finish)
 SETUP_HOOKS.append(_setup)

@@ -165,3 +165,21 @@ async def test_bad_content_rejected_at_load(make_gateway, c: dict[str, Any], rea
                                     plugin_bindings=[bind("b", "k", "m1")]))
     assert any(p.startswith("plugins[0].plugin_content.") and reason in p for p in exc.value.problems), \
         exc.value.problems
+
+
+async def test_binding_added_by_a_per_api_change_ships(make_gateway, client, broker: Broker) -> None:
+    """A binding added by a per-API push (compiled incrementally: only that API is rebuilt) ships at once, and
+    the API bound before keeps shipping."""
+    doc = snapshot([mock_api("m1", "/m"), mock_api("m2", "/n")],
+                   plugins=[plugin("k", "kafka_log", content([broker.address]))],
+                   plugin_bindings=[bind("b", "k", "m1")])
+    gw = await make_gateway()
+    await gw.gw.push_document(doc)
+    changed = dict(gw.gw.document)
+    changed["plugin_bindings"] = [*changed["plugin_bindings"], bind("b2", "k", "m2")]
+    await gw.gw.push_document(changed)
+    for path in ("/n", "/m"):
+        async with client.get(gw.url + path) as r:
+            assert r.status == 200
+    got = await consume(broker.address, "apig-logs", 2)
+    assert sorted(rec["uri"] for _key, rec in got) == ["/m", "/n"]
