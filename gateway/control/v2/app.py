@@ -13,7 +13,19 @@ from aiohttp import web
 
 from gateway.control.common import AdminError
 from gateway.control.store import DocumentStore
-from gateway.control.v2 import PREFIX, apps, bindings, channels, crud, domains, plugins, publish, queries, responses
+from gateway.control.v2 import (
+    PREFIX,
+    apps,
+    bindings,
+    channels,
+    crud,
+    domains,
+    plugins,
+    publish,
+    queries,
+    quotas,
+    responses,
+)
 from gateway.control.v2.crud import Handler, Route
 from gateway.control.v2.resources import BINDINGS, RESOURCES
 
@@ -58,6 +70,11 @@ def routes(store: DocumentStore) -> list[Route]:
          partial(responses.update, s)),
         ("DELETE", f"{p}/api-groups/{{group_id}}/gateway-responses/{{response_id}}/{{response_type}}",
          partial(responses.delete, s)),
+        ("POST", f"{p}/app-quotas/{{app_quota_id}}/binding-apps", partial(quotas.bind_apps, s)),
+        ("GET", f"{p}/app-quotas/{{app_quota_id}}/bound-apps", partial(quotas.bound_apps, s)),
+        ("GET", f"{p}/app-quotas/{{app_quota_id}}/bindable-apps", partial(quotas.bound_apps, s)),
+        ("DELETE", f"{p}/app-quotas/{{app_quota_id}}/bound-apps/{{app_id}}", partial(quotas.unbind_app, s)),
+        ("GET", f"{p}/apps/{{app_id}}/bound-quota", partial(quotas.quota_of_app, s)),
         ("POST", f"{p}/app-auths", partial(apps.app_auths_create, s)),
         ("DELETE", f"{p}/app-auths/{{app_auth_id}}", partial(apps.app_auths_delete, s)),
         ("GET", f"{p}/app-auths/binded-apis", partial(apps.app_auths_list, s)),

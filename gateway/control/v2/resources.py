@@ -212,6 +212,13 @@ def _decorate_special(doc: Doc, item: Item, query: Query) -> Item:
     return out
 
 
+def decorate_quota(doc: Doc, item: Item, query: Query) -> Item:
+    """A credential quota as the vendor answers it: its id also as app_quota_id, and how many apps use it."""
+    qid = str(item.get("id"))
+    n = sum(1 for b in items(doc, "quota_bindings") if str(b.get("quota_id") or b.get("app_quota_id")) == qid)
+    return {**item, "app_quota_id": item.get("id"), "bound_app_num": n}
+
+
 def _decorate_plugin(doc: Doc, item: Item, query: Query) -> Item:
     return {**item, "plugin_id": item.get("id")}  # the vendor's models name the id plugin_id
 
@@ -273,6 +280,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("api-groups/{group_id}/gateway-responses", "responses", "responses", "response_id", "APIG.3081",
              "gateway response", parent=("group_id", "group_id"), name_keys=("group_id", "name"),
              dup_code="APIG.3216"),
+    Resource("app-quotas", "quotas", "quotas", "app_quota_id", "APIG.3080", "credential quota",
+             name_keys=("name",), dup_code="APIG.3309", filters=("name",), created="create_time", updated=None,
+             decorate=decorate_quota),
     Resource("plugins", "plugins", "plugins", "plugin_id", "APIG.3007", "plug-in",
              name_keys=("plugin_name",), dup_code="APIG.3309",
              filters=("plugin_id", "plugin_name", "plugin_type", "plugin_scope"), decorate=_decorate_plugin),

@@ -31,7 +31,9 @@ from huaweicloudsdkapig.v2 import (
     AppAclCreate,
     AppCodeCreate,
     AppCreate,
+    AppQuotaCreate,
     AppResetCreate,
+    AssociateAppsForAppQuotaRequest,
     AssociateDomainV2Request,
     AssociateRequestThrottlingPolicyV2Request,
     AssociateSignatureKeyV2Request,
@@ -55,6 +57,8 @@ from huaweicloudsdkapig.v2 import (
     CreateApiV2Request,
     CreateAppCodeAutoV2Request,
     CreateAppCodeV2Request,
+    CreateAppQuotaBindingApp,
+    CreateAppQuotaRequest,
     CreateAuthorizingAppsV2Request,
     CreateCustomAuthorizerV2Request,
     CreateEnvironmentV2Request,
@@ -73,6 +77,7 @@ from huaweicloudsdkapig.v2 import (
     DeleteApiV2Request,
     DeleteAppAclRequest,
     DeleteAppCodeV2Request,
+    DeleteAppQuotaRequest,
     DeleteAppV2Request,
     DeleteBackendInstanceV2Request,
     DeleteCustomAuthorizerV2Request,
@@ -87,6 +92,7 @@ from huaweicloudsdkapig.v2 import (
     DeleteVpcChannelV2Request,
     DetachApiFromPluginRequest,
     DetachPluginFromApiRequest,
+    DisassociateAppQuotaWithAppRequest,
     DisassociateDomainV2Request,
     DisassociateRequestThrottlingPolicyV2Request,
     DisassociateSignatureKeyV2Request,
@@ -118,6 +124,9 @@ from huaweicloudsdkapig.v2 import (
     ListApiVersionsV2Request,
     ListAppCodesV2Request,
     ListAppQuantitiesV2Request,
+    ListAppQuotaBindableAppsRequest,
+    ListAppQuotaBoundAppsRequest,
+    ListAppQuotasRequest,
     ListAppsBindedToApiV2Request,
     ListAppsV2Request,
     ListBackendInstancesV2Request,
@@ -140,6 +149,8 @@ from huaweicloudsdkapig.v2 import (
     ResettingAppSecretV2Request,
     ResponseInfo,
     ResponsesCreate,
+    ShowAppBoundAppQuotaRequest,
+    ShowAppQuotaRequest,
     ShowDetailsOfAclPolicyV2Request,
     ShowDetailsOfApiGroupV2Request,
     ShowDetailsOfApiV2Request,
@@ -165,6 +176,7 @@ from huaweicloudsdkapig.v2 import (
     UpdateApiGroupV2Request,
     UpdateApiV2Request,
     UpdateAppAclRequest,
+    UpdateAppQuotaRequest,
     UpdateAppV2Request,
     UpdateBackendInstancesV2Request,
     UpdateCustomAuthorizerV2Request,
@@ -878,3 +890,45 @@ async def test_queries_checks_counts_and_response_types(setup: Any) -> None:
     await sdk(c.delete_gateway_response_type_v2, DeleteGatewayResponseTypeV2Request(
         instance_id=I, group_id=g.id, response_id=resp.id, response_type="AUTH_HEADER_MISSING"))
     assert (await served(gw.url, "/query", g.sl_domain))[0] == 401  # the built-in answer again
+
+
+async def test_credential_quotas(setup: Any) -> None:
+    gw, c = setup
+    g = await _group(c, "sdk_quota")
+    api = await _api(c, g, "sdk_quota_api", "/quota", "counted", auth_type="APP",
+                     auth_opt={"app_code_auth_type": "HEADER"})
+    await _publish(c, api.id)
+    app = await sdk(c.create_an_app_v2, CreateAnAppV2Request(instance_id=I, body=AppCreate(name="sdk_quota_app")))
+    await sdk(c.create_app_code_v2, CreateAppCodeV2Request(instance_id=I, app_id=app.id,
+                                                           body=AppCodeCreate(app_code="Q" * 64)))
+    await sdk(c.create_authorizing_apps_v2, CreateAuthorizingAppsV2Request(
+        instance_id=I, body=ApiAuthCreate(env_id=RELEASE, app_ids=[app.id], api_ids=[api.id])))
+    body = AppQuotaCreate(name="sdk_two_calls", call_limits=2, time_unit="MINUTE", time_interval=1,
+                          remark="two a minute")
+    quota = await sdk(c.create_app_quota, CreateAppQuotaRequest(instance_id=I, body=body))
+    has(quota, "app_quota_id", "name", "call_limits", "time_unit", "time_interval", "create_time", "bound_app_num")
+    bindable = await sdk(c.list_app_quota_bindable_apps, ListAppQuotaBindableAppsRequest(
+        instance_id=I, app_quota_id=quota.app_quota_id))
+    assert [a.app_id for a in bindable.apps] == [app.id]
+    bound = await sdk(c.associate_apps_for_app_quota, AssociateAppsForAppQuotaRequest(
+        instance_id=I, app_quota_id=quota.app_quota_id, body=CreateAppQuotaBindingApp(app_ids=[app.id])))
+    has(bound.applies[0], "app_quota_id", "app_id", "bound_time")
+    code = {"X-Apig-AppCode": "Q" * 64}
+    assert [(await served(gw.url, "/quota", g.sl_domain, **code))[0] for _ in range(3)] == [200, 200, 429]
+    apps = await sdk(c.list_app_quota_bound_apps, ListAppQuotaBoundAppsRequest(instance_id=I,
+                                                                              app_quota_id=quota.app_quota_id))
+    has(apps.apps[0], "app_id", "name", "app_quota_id", "app_quota_name")
+    mine = await sdk(c.show_app_bound_app_quota, ShowAppBoundAppQuotaRequest(instance_id=I, app_id=app.id))
+    assert (mine.app_quota_id, mine.bound_app_num) == (quota.app_quota_id, 1)
+    body.call_limits = 100
+    await sdk(c.update_app_quota, UpdateAppQuotaRequest(instance_id=I, app_quota_id=quota.app_quota_id, body=body))
+    assert (await served(gw.url, "/quota", g.sl_domain, **code))[0] == 200
+    shown = await sdk(c.show_app_quota, ShowAppQuotaRequest(instance_id=I, app_quota_id=quota.app_quota_id))
+    assert shown.call_limits == 100
+    listed = await sdk(c.list_app_quotas, ListAppQuotasRequest(instance_id=I))
+    assert [q.app_quota_id for q in listed.quotas] == [quota.app_quota_id]
+    await sdk(c.disassociate_app_quota_with_app, DisassociateAppQuotaWithAppRequest(
+        instance_id=I, app_quota_id=quota.app_quota_id, app_id=app.id))
+    assert not gw.gw.document.get("quota_bindings")
+    await sdk(c.delete_app_quota, DeleteAppQuotaRequest(instance_id=I, app_quota_id=quota.app_quota_id))
+    assert not gw.gw.document.get("quotas")
