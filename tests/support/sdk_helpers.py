@@ -59,3 +59,12 @@ async def served(url: str, path: str, host: str, **headers: str) -> tuple[int, s
     async with aiohttp.ClientSession() as session, \
             session.get(url + path, headers={"Host": host, **headers}) as resp:
         return resp.status, (await resp.read()).decode()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for ``condition`` (polled every 50 ms) with a generous deadline; fail when it never holds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.05)

@@ -43,7 +43,9 @@ from huaweicloudsdkapig.v2 import (
     BaseSignature,
     BatchDeleteAclV2Request,
     BatchDeleteApiAclBindingV2Request,
+    BatchDisableMembersRequest,
     BatchDisassociateThrottlingPolicyV2Request,
+    BatchEnableMembersRequest,
     BatchPublishOrOfflineApiV2Request,
     CancelingAuthorizationV2Request,
     ChangeApiVersionV2Request,
@@ -63,6 +65,7 @@ from huaweicloudsdkapig.v2 import (
     CreateCustomAuthorizerV2Request,
     CreateEnvironmentV2Request,
     CreateEnvironmentVariableV2Request,
+    CreateFeatureV2Request,
     CreateGatewayResponseV2Request,
     CreateOrDeletePublishRecordForApiV2Request,
     CreatePluginRequest,
@@ -101,6 +104,7 @@ from huaweicloudsdkapig.v2 import (
     EnvVariableCreate,
     ExportApiDefinitionsV2Request,
     ExportOpenApiReq,
+    FeatureToggle,
     ImportApiDefinitionsV2Request,
     ImportApiDefinitionsV2RequestBody,
     ListAclPolicyBindedToApiV2Request,
@@ -133,7 +137,9 @@ from huaweicloudsdkapig.v2 import (
     ListCustomAuthorizersV2Request,
     ListEnvironmentsV2Request,
     ListEnvironmentVariablesV2Request,
+    ListFeaturesV2Request,
     ListGatewayResponsesV2Request,
+    ListOrchestrationsRequest,
     ListPluginAttachableApisRequest,
     ListPluginAttachedApisRequest,
     ListPluginsRequest,
@@ -144,6 +150,7 @@ from huaweicloudsdkapig.v2 import (
     ListSpecialThrottlingConfigurationsV2Request,
     ListVpcChannelsV2Request,
     MemberInfo,
+    MembersBatchEnableOrDisable,
     PluginCreate,
     PluginOperApiInfo,
     ResettingAppSecretV2Request,
@@ -185,6 +192,7 @@ from huaweicloudsdkapig.v2 import (
     UpdateEnvironmentVariableV2Request,
     UpdateGatewayResponseTypeV2Request,
     UpdateGatewayResponseV2Request,
+    UpdateHealthCheckRequest,
     UpdatePluginRequest,
     UpdateRequestThrottlingPolicyV2Request,
     UpdateSignatureKeyV2Request,
@@ -194,6 +202,7 @@ from huaweicloudsdkapig.v2 import (
     UrlDomainCreate,
     UrlDomainModify,
     VpcCreate,
+    VpcHealthConfig,
     VpcMemberCreate,
     VpcMemberModify,
 )
@@ -201,7 +210,7 @@ from huaweicloudsdkcore.http.formdata import FormFile
 
 from gateway.lib import sdk_signer
 from tests.support.helpers import RELEASE
-from tests.support.sdk_helpers import INSTANCE, TOKEN, has, sdk, sdk_client, sdk_error, served
+from tests.support.sdk_helpers import INSTANCE, TOKEN, has, sdk, sdk_client, sdk_error, served, wait_until
 
 I = INSTANCE  # noqa: E741
 AUTH_URN = "urn:fss:r:p:function:default:sdk_auth_fn:latest"
@@ -251,7 +260,7 @@ async def test_token_is_required_and_unimplemented_operations_answer_vendor_erro
     async with aiohttp.ClientSession() as s, s.get(gw.admin_url + "/v1/snapshot/version",
                                                    headers={"Authorization": f"Bearer {TOKEN}"}) as r:
         assert r.status == 200  # the bearer token keeps working
-    err = await sdk_error(c.show_details_of_instance_v2, ShowDetailsOfInstanceV2Request(instance_id=I))
+    err = await sdk_error(c.list_orchestrations, ListOrchestrationsRequest(instance_id=I))
     assert err.status_code == 404 and err.error_code == "APIG.1001" and "not implemented" in err.error_msg
 
 
@@ -932,3 +941,56 @@ async def test_credential_quotas(setup: Any) -> None:
     assert not gw.gw.document.get("quota_bindings")
     await sdk(c.delete_app_quota, DeleteAppQuotaRequest(instance_id=I, app_quota_id=quota.app_quota_id))
     assert not gw.gw.document.get("quotas")
+
+
+async def test_instance_features_and_channel_member_switches(setup: Any, echo_backend: Any) -> None:
+    gw, c = setup
+    backend, address = echo_backend
+    instance = await sdk(c.show_details_of_instance_v2, ShowDetailsOfInstanceV2Request(instance_id=I))
+    has(instance, "id", "instance_name", "status", "create_time")
+    assert instance.id == I and instance.status == "Running"
+    g = await _group(c, "sdk_instance")
+    api = await _api(c, g, "sdk_ip_guarded", "/ip", "by ip")
+    pub = await _publish(c, api.id)
+    acl = await sdk(c.create_acl_strategy_v2, CreateAclStrategyV2Request(instance_id=I, body=ApiAclCreate(
+        acl_name="sdk_deny_far", acl_type="DENY", acl_value="203.0.113.9", entity_type="IP")))
+    await sdk(c.create_api_acl_binding_v2, CreateApiAclBindingV2Request(
+        instance_id=I, body=AclApiBindingCreate(acl_id=acl.id, publish_ids=[pub.publish_id])))
+    caller = {"X-Client-Ip": "203.0.113.9"}
+    assert (await served(gw.url, "/ip", g.sl_domain, **caller))[0] == 200  # the header is not trusted yet
+    feature = await sdk(c.create_feature_v2, CreateFeatureV2Request(instance_id=I, body=FeatureToggle(
+        name="real_ip_header_getter", enable=True, config='{"header_getter": "header:X-Client-Ip"}')))
+    has(feature, "id", "name", "enable", "config", "update_time")
+    assert (await served(gw.url, "/ip", g.sl_domain, **caller))[0] == 403  # now the client IP comes from it
+    features = await sdk(c.list_features_v2, ListFeaturesV2Request(instance_id=I))
+    assert [(f.name, f.enable) for f in features.features] == [("real_ip_header_getter", True)]
+    await sdk(c.create_feature_v2, CreateFeatureV2Request(instance_id=I, body=FeatureToggle(
+        name="real_ip_header_getter", enable=False, config='{"header_getter": "header:X-Client-Ip"}')))
+    assert (await served(gw.url, "/ip", g.sl_domain, **caller))[0] == 200
+    assert len(gw.gw.document["features"]) == 1  # one record per name
+
+    host, port = address.split(":")
+    chan = await sdk(c.create_vpc_channel_v2, CreateVpcChannelV2Request(instance_id=I, body=VpcCreate(
+        name="sdk_switch_chan", type=2, port=int(port), balance_strategy=1, member_type="ip",
+        members=[MemberInfo(host=host, weight=1)])))
+    via = ApiCreate(group_id=g.id, name="sdk_switch_api", type=1, req_protocol="HTTP", req_method="GET",
+                    req_uri="/switch", auth_type="NONE", backend_type="HTTP", match_mode="NORMAL",
+                    backend_api={"req_protocol": "HTTP", "req_method": "GET", "req_uri": "/echo", "timeout": 5000,
+                                 "vpc_channel_status": 1, "vpc_channel_info": {"vpc_channel_id": chan.id}})
+    via_api = await sdk(c.create_api_v2, CreateApiV2Request(instance_id=I, body=via))
+    await _publish(c, via_api.id)
+    assert (await served(gw.url, "/switch", g.sl_domain))[0] == 200
+    member_id = gw.gw.document["vpc_channels"][0]["members"][0]["id"]
+    await sdk(c.batch_disable_members, BatchDisableMembersRequest(
+        instance_id=I, vpc_channel_id=chan.id, body=MembersBatchEnableOrDisable(member_ids=[member_id])))
+    assert (await served(gw.url, "/switch", g.sl_domain))[0] >= 500  # no member left to choose
+    await sdk(c.batch_enable_members, BatchEnableMembersRequest(
+        instance_id=I, vpc_channel_id=chan.id, body=MembersBatchEnableOrDisable(member_ids=[member_id])))
+    assert (await served(gw.url, "/switch", g.sl_domain))[0] == 200
+    hits = backend.hits
+    check = await sdk(c.update_health_check, UpdateHealthCheckRequest(instance_id=I, vpc_channel_id=chan.id, body=(
+        VpcHealthConfig(protocol="HTTP", path="/health", method="GET", port=int(port), threshold_normal=1,
+                        threshold_abnormal=1, time_interval=2, http_code="200", timeout=1))))
+    has(check, "protocol", "path", "vpc_channel_id", "time_interval")
+    assert gw.gw.document["vpc_channels"][0]["vpc_health_config"]["path"] == "/health"
+    await wait_until(lambda: backend.hits > hits + 1)  # the active check reaches the member
