@@ -28,11 +28,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from throttle_common import RELEASE, Gateway, Redis, mock_api, snapshot, start_wrk, wrk_result
-
-from tests.support.redis_topologies import MASTER, RedisClusterTopology, RedisSentinelTopology
+from throttle_common import RELEASE, Deployment, Gateway, mock_api, snapshot, start_wrk, wrk_result
 
 
 def policy(pid: str, api: int, **extra: Any) -> dict[str, Any]:
@@ -42,54 +39,6 @@ def policy(pid: str, api: int, **extra: Any) -> dict[str, Any]:
 
 DEADLINE_MS = [50]
 VERBOSE = [False]
-
-
-class Deployment:
-    """The Redis of a run: gateway environment, and (cluster / sentinel) how to fail its master over."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.single: Redis | None = None
-        self.cluster: RedisClusterTopology | None = None
-        self.sentinel: RedisSentinelTopology | None = None
-        if mode == "single":
-            self.single = Redis()
-            self.env = {"GATEWAY_REDIS_URL": self.single.url}
-        elif mode == "cluster":
-            self.cluster = RedisClusterTopology()
-            self.env = {"GATEWAY_REDIS_MODE": "cluster", "GATEWAY_REDIS_NODES": self.cluster.nodes}
-        else:
-            self.sentinel = RedisSentinelTopology()
-            self.env = {"GATEWAY_REDIS_MODE": "sentinel", "GATEWAY_REDIS_NODES": self.sentinel.nodes,
-                        "GATEWAY_REDIS_SENTINEL_MASTER": MASTER}
-
-    def fail_over(self, key: str) -> tuple[float, float]:
-        """Kill the master serving ``key`` (cluster) / the primary (sentinel); (kill time, promotion time)."""
-        if self.cluster is not None:
-            slot = int(self.cluster.client(self.cluster.ports[0]).execute_command("CLUSTER KEYSLOT", key))
-            owner = self.cluster.owner(slot)
-            t_kill = time.monotonic()
-            self.cluster.kill(owner)
-            self.cluster.wait_promoted(slot, owner)
-            return t_kill, time.monotonic()
-        assert self.sentinel is not None
-        old = self.sentinel.primary()
-        t_kill = time.monotonic()
-        self.sentinel.kill(old)
-        self.sentinel.wait_promoted(old)
-        return t_kill, time.monotonic()
-
-    def heal(self) -> None:
-        topo = self.cluster or self.sentinel
-        if topo is not None:
-            topo.heal()
-
-    def stop(self) -> None:
-        for topo in (self.single, self.cluster, self.sentinel):
-            if isinstance(topo, Redis):
-                topo.stop()
-            elif topo is not None:
-                topo.stop_all()
 
 
 class Failover(threading.Thread):

@@ -13,7 +13,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.redis_topologies import RedisClusterTopology, RedisSentinelTopology
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "api.test.local"
@@ -67,6 +70,60 @@ class Redis:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class Deployment:
+    """The Redis of a benchmark run (``--redis-mode``): one redis-server, a 3-master/3-replica cluster or
+    1 primary + 1 replica + 3 sentinels (the topologies of the tests); ``env`` configures the gateways, and
+    (cluster / sentinel) ``fail_over`` kills the master serving a key."""
+
+    def __init__(self, mode: str) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from tests.support.redis_topologies import MASTER, RedisClusterTopology, RedisSentinelTopology
+
+        self.mode = mode
+        self.single: Redis | None = None
+        self.cluster: RedisClusterTopology | None = None
+        self.sentinel: RedisSentinelTopology | None = None
+        if mode == "single":
+            self.single = Redis()
+            self.env = {"GATEWAY_REDIS_URL": self.single.url}
+        elif mode == "cluster":
+            self.cluster = RedisClusterTopology()
+            self.env = {"GATEWAY_REDIS_MODE": "cluster", "GATEWAY_REDIS_NODES": self.cluster.nodes}
+        else:
+            self.sentinel = RedisSentinelTopology()
+            self.env = {"GATEWAY_REDIS_MODE": "sentinel", "GATEWAY_REDIS_NODES": self.sentinel.nodes,
+                        "GATEWAY_REDIS_SENTINEL_MASTER": MASTER}
+
+    def fail_over(self, key: str) -> tuple[float, float]:
+        """Kill the master serving ``key`` (cluster) / the primary (sentinel); (kill time, promotion time)."""
+        if self.cluster is not None:
+            slot = int(self.cluster.client(self.cluster.ports[0]).execute_command("CLUSTER KEYSLOT", key))
+            owner = self.cluster.owner(slot)
+            t_kill = time.monotonic()
+            self.cluster.kill(owner)
+            self.cluster.wait_promoted(slot, owner)
+            return t_kill, time.monotonic()
+        assert self.sentinel is not None
+        old = self.sentinel.primary()
+        t_kill = time.monotonic()
+        self.sentinel.kill(old)
+        self.sentinel.wait_promoted(old)
+        return t_kill, time.monotonic()
+
+    def heal(self) -> None:
+        topo = self.cluster or self.sentinel
+        if topo is not None:
+            topo.heal()
+
+    def stop(self) -> None:
+        for topo in (self.single, self.cluster, self.sentinel):
+            if isinstance(topo, Redis):
+                topo.stop()
+            elif topo is not None:
+                topo.stop_all()
 
 
 class Gateway:

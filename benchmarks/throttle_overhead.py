@@ -1,11 +1,13 @@
 """Throttling overhead: requests/s of one gateway process with throttling off, in-process, and Redis.
 
-Usage: ``python benchmarks/throttle_overhead.py [--seconds 5] [--connections 32]``
+Usage: ``python benchmarks/throttle_overhead.py [--seconds 5] [--connections 32]
+[--redis-mode single|cluster|sentinel]``
 
 One ``python -m gateway run`` process serving a MOCK API (no backend hop, so the numbers show the
 gateway's own cost), driven by wrk (1 thread, keep-alive). The throttled runs bind a policy with an
 API limit and a per-IP limit far above the offered load (two counters per request, none rejects), so
-what is measured is the price of deciding, not of rejecting. Redis is a private local redis-server.
+what is measured is the price of deciding, not of rejecting. Redis is a private local redis-server, or with
+``--redis-mode`` a 3-master/3-replica cluster or a sentinel-managed primary.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throttle_common import Gateway, Redis, mock_api, snapshot, start_wrk, wrk_result
+from throttle_common import Deployment, Gateway, mock_api, snapshot, start_wrk, wrk_result
 
 
 def doc(throttled: bool) -> dict[str, Any]:
@@ -30,9 +32,9 @@ def doc(throttled: bool) -> dict[str, Any]:
                     throttle_bindings=[{"id": "b1", "policy_id": "t1", "publish_id": "p-a1"}])
 
 
-def measure(name: str, d: dict[str, Any], redis_url: str | None, seconds: float, conns: int) -> dict[str, float]:
+def measure(name: str, d: dict[str, Any], redis_env: dict[str, str], seconds: float, conns: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
-    gw = Gateway(d, redis_url, {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}"})
+    gw = Gateway(d, None, {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}", **redis_env})
     try:
         start_wrk(gw.url + "/a", 1, conns).communicate(timeout=60)  # warm-up (connections, script load)
         res = wrk_result(start_wrk(gw.url + "/a", seconds, conns))
@@ -49,14 +51,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2, help="alternate the three setups; keep each one's best")
+    ap.add_argument("--redis-mode", choices=("single", "cluster", "sentinel"), default="single")
     args = ap.parse_args()
-    redis = Redis()
+    redis = Deployment(args.redis_mode)
     best: dict[str, dict[str, float]] = {}
     try:
         for _ in range(args.rounds):  # alternating evens out the noise of a shared machine
-            for name, d, url in (("throttling off", doc(False), None), ("in-process store", doc(True), None),
-                                 ("Redis store", doc(True), redis.url)):
-                r = measure(name, d, url, args.seconds, args.connections)
+            for name, d, env in (("throttling off", doc(False), {}), ("in-process store", doc(True), {}),
+                                 (f"Redis store ({args.redis_mode})", doc(True), redis.env)):
+                r = measure(name, d, env, args.seconds, args.connections)
                 if name not in best or r["rps"] > best[name]["rps"]:
                     best[name] = r
     finally:
