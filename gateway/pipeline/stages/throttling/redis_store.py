@@ -42,6 +42,7 @@ from gateway.lib.redis_conn import close as close_client
 from gateway.lib.redis_conn import make_client as make_redis_client
 from gateway.lib.redis_conn import ping as ping_client
 from gateway.lib.redis_conn import reset as reset_client
+from gateway.lib.resp import for_client as fast_connection_for
 from gateway.pipeline.stages.throttling.store import Check, Decision
 
 # One script call decides a whole *batch* of requests (those that arrived in one event-loop iteration),
@@ -258,6 +259,9 @@ class RedisStore:
         self._scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._slots: dict[str, int] = {}
+        # single server over plain TCP: script calls go through a lean pipelined connection (gateway.lib.resp);
+        # redis-py keeps everything else (script loads, pings, cluster, sentinel, TLS)
+        self._fast = None if self.cluster else fast_connection_for(client)
 
     def admit(self, checks: Sequence[Check]) -> asyncio.Future[Decision]:
         if self.cluster:
@@ -356,6 +360,8 @@ class RedisStore:
 
     async def _eval(self, sha: str, lua: str, keys: list[str], *args: str) -> Any:
         try:
+            if self._fast is not None:
+                return await self._fast.evalsha(sha, len(keys), *keys, *args)
             return await self.client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc,unused-ignore]
         except NoScriptError:  # restart, SCRIPT FLUSH or failover to a replica: load (every master), retry
             self.script_loads += 1
@@ -404,14 +410,20 @@ class RedisStore:
         await self.client.script_load(ADMIT_LUA)
         if self.cluster:
             await self.client.script_load(REFUND_LUA)
+        if self._fast is not None:  # connect the script connection too, off the first requests' deadline
+            await self._fast.execute("PING")
 
     async def ping(self) -> bool:
         return await ping_client(self.client)
 
     async def reset_connections(self) -> None:
+        if self._fast is not None:
+            self._fast.reset()
         await reset_client(self.client)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        if self._fast is not None:
+            await self._fast.close()
         await close_client(self.client)
