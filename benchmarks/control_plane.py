@@ -210,10 +210,13 @@ class Cluster:
 
     async def change(self, kind: str, i: int, tag: str) -> tuple[float, float, float, int]:
         """Apply one single-API change to API ``i``; (call ms, local served ms, remote served ms, status)."""
-        if kind == "update":
+        pre: tuple[str, str, Any] | None = None
+        if kind == "update":  # edit the published API (a draft), then publish the draft
             api = make_api(i, self.n_groups, content=tag)
             api.pop("id")
-            req: tuple[str, str, Any] = ("PUT", f"{V2}/apis/a{i}", api)
+            pre = ("PUT", f"{V2}/apis/a{i}", api)
+            req: tuple[str, str, Any] = ("POST", f"{V2}/apis/action",
+                                         {"action": "online", "api_id": f"a{i}", "env_id": RELEASE})
 
             def cond(r: tuple[int, str, bool]) -> bool:
                 return r[1] == tag
@@ -236,6 +239,10 @@ class Cluster:
         t0 = time.perf_counter()
         local = asyncio.create_task(self.served(self.a, i, cond))
         remote = asyncio.create_task(self.served(self.b, i, cond))
+        if pre is not None:
+            status, body, _ = await self.call(*pre)
+            if status >= 300:
+                print(f"  {kind} a{i}: {status} {body}")
         status, body, _ = await self.call(*req)
         t_call = time.perf_counter()
         if status >= 300:
@@ -308,22 +315,31 @@ async def cluster_figures(args: argparse.Namespace) -> None:
         next_t = time.perf_counter()
         pending: set[asyncio.Task[Any]] = set()
 
+        last_i: list[int] = []
+
         async def one(k: int) -> None:
             nonlocal churn_fail, churn_done, last_etag
             i = _pick(n, rnd, plain)
-            api = make_api(i, cl.n_groups, content=f"churn-{k}")
-            api.pop("id")
+            if k % 2 == 0:  # edit an API (its draft) ...
+                api = make_api(i, cl.n_groups, content=f"churn-{k}")
+                api.pop("id")
+                req: tuple[str, str, Any] = ("PUT", f"{V2}/apis/a{i}", api)
+            else:  # ... or publish one (the last edited one's draft, or a re-publication)
+                req = ("POST", f"{V2}/apis/action", {"action": "online", "api_id": f"a{last_i[0]}",
+                                                     "env_id": RELEASE})
+            last_i[0] = i
             try:
-                status, _, etag = await cl.call("PUT", f"{V2}/apis/a{i}", api)
+                status, _, etag = await cl.call(*req)
             except Exception:
                 status, etag = 0, ""
             churn_done += 1
-            if status != 200:
+            if status >= 300:
                 churn_fail += 1
             elif etag:
                 last_etag = etag
 
         k = 0
+        last_i.append(_pick(n, rnd, plain))
         if args.churn_s > 0:
             while time.perf_counter() < t_end:
                 task = asyncio.create_task(one(k))

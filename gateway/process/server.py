@@ -32,6 +32,7 @@ from gateway.model.runtime import Runtime, compile_snapshot
 from gateway.model.services import Services
 from gateway.observe import metrics
 from gateway.pipeline import handle as pipeline
+from gateway.process import retire
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
 from gateway.process.http1 import Http1Server
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
@@ -70,6 +71,7 @@ class Gateway:
         self.inflight = 0
         self.doc_index: DocIndex | None = None  # index of self.document that per-API changes are planned against
         self.last_change: ChangePlan | None = None  # the plan of the last incremental push (sent as a delta)
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced snapshots being freed a slice at a time
         self.h2server = H2Server(self.handle, settings)
         self._push_lock = asyncio.Lock()
         # async hooks run after a successful push: (doc, runtime) -> None (e.g. publish to Redis)
@@ -88,7 +90,8 @@ class Gateway:
     def apply_document(self, doc: dict[str, Any], version: str | None = None, source: str = "admin") -> Runtime:
         """Validate, compile and swap in ``doc``; on any problem the current runtime keeps serving."""
         try:
-            runtime, ix = self._build_full(doc, version)
+            with retire.quiet_gc():
+                runtime, ix = self._build_full(doc, version)
         except SnapshotError:
             self.services.reload_failures += 1
             raise
@@ -96,6 +99,7 @@ class Gateway:
         if ix is not None:
             remember(ix)
         self._activate(doc, runtime, source)
+        retire.settle()
         return runtime
 
     async def push_document(self, doc: dict[str, Any], expected_version: str | None = None,
@@ -106,52 +110,55 @@ class Gateway:
             current = self.runtime
             if expected_version is not None and (current is None or current.version != expected_version):
                 raise VersionConflict(current.version if current else None)
-            changed = self._compile_change(current, doc, version)
-            if changed is not None:
-                runtime = changed
-            else:
-                try:
-                    runtime, ix = await asyncio.to_thread(self._build_full, doc, version)
-                except SnapshotError as exc:
-                    self.services.reload_failures += 1
-                    if source not in _SELF_LOGGING_SOURCES:
-                        _log_rejected(source, exc)
-                    raise
-                self.doc_index = ix
-                self.last_change = None
-                if ix is not None:
-                    remember(ix)
+            old_doc = self.document
+            try:
+                runtime, ix, plan = await asyncio.to_thread(self._build, current, doc, version)
+            except SnapshotError as exc:
+                self.services.reload_failures += 1
+                if source not in _SELF_LOGGING_SOURCES:
+                    _log_rejected(source, exc)
+                raise
+            self.doc_index, self.last_change = ix, plan
+            if ix is not None:
+                remember(ix)
             self._activate(doc, runtime, source)
+            if plan is None:  # a whole new snapshot: keep the collector and the freeing of the old one quiet
+                retire.settle()
+                if current is not None:
+                    retire.retire(current, old_doc, self._retiring)
+                del current, old_doc
         if distribute:
             for hook in self.push_hooks:
                 await hook(doc, runtime)
         return runtime
 
+    def _build(self, current: Runtime | None, doc: dict[str, Any], version: str | None
+               ) -> tuple[Runtime, DocIndex | None, ChangePlan | None]:
+        """(runtime, index of ``doc``, the change plan or None) in a worker thread: the incremental path when
+        it applies, else the whole document with the cyclic collector paused."""
+        plan = self._plan(current, doc)
+        if plan is not None and current is not None:
+            try:
+                runtime = compile_change(current, doc, plan, self.services, version)
+            except SnapshotError:
+                pass  # the whole-document validation reports the problem with exact paths
+            else:
+                self.services.extras["incremental_compiles"] = self.services.extras.get("incremental_compiles", 0) + 1
+                return runtime, plan.index, plan
+        with retire.quiet_gc():
+            runtime, ix = self._build_full(doc, version)
+        return runtime, ix, None
+
     def _build_full(self, doc: dict[str, Any], version: str | None) -> tuple[Runtime, DocIndex | None]:
-        """Whole-document compile (worker thread), plus the index later changes are planned against."""
+        """Whole-document compile, plus the index later changes are planned against."""
         runtime = build_runtime(doc, self.services, version)
         return runtime, (DocIndex.build(doc) if self.settings.incremental_compile else None)
 
-    def _compile_change(self, current: Runtime | None, doc: dict[str, Any], version: str | None) -> Runtime | None:
-        """The incremental path: when ``doc`` differs from the active document by per-API changes only, validate
-        the changed records with their references and recompile only what they touch (a few milliseconds, on
-        the event loop). None when the whole document must be compiled (or the change has a problem: the full
-        validation then reports it with exact paths)."""
+    def _plan(self, current: Runtime | None, doc: dict[str, Any]) -> ChangePlan | None:
         ix = self.doc_index
         if current is None or ix is None or ix.doc is not self.document or not self.settings.incremental_compile:
             return None
-        plan = plan_change(ix, doc)
-        if plan is None:
-            return None
-        try:
-            runtime = compile_change(current, doc, plan, self.services, version)
-        except SnapshotError:
-            return None
-        self.doc_index = plan.index
-        self.last_change = plan
-        remember(plan.index)
-        self.services.extras["incremental_compiles"] = self.services.extras.get("incremental_compiles", 0) + 1
-        return runtime
+        return plan_change(ix, doc)
 
     def _activate(self, doc: dict[str, Any], runtime: Runtime, source: str = "admin") -> None:
         self.services.runtime = runtime  # the atomic swap
@@ -306,6 +313,8 @@ class Gateway:
             self.admin_port = _bound_port(asite)
 
     async def stop(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         if self.h2server.connections:  # GOAWAY; HTTP/2 streams in flight finish first
             await self.h2server.shutdown(self.settings.shutdown_timeout_s)
         for server in self._servers:

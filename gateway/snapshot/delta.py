@@ -63,21 +63,32 @@ def _group(items: Iterable[Item], keyf: Callable[[Item], str]) -> Multi:
     return out
 
 
-def _regroup(m: Multi, removed: list[Item], added: list[Item], keyf: Callable[[Item], str]) -> Multi:
-    """A copy of ``m`` without ``removed`` and with ``added`` (only the lists of touched keys are rebuilt)."""
+def _regroup(m: Multi, removed: list[Item], added: list[Item], keyf: Callable[[Item], str],
+             idf: Callable[[Item], Any] = lambda x: x.get("id")) -> Multi:
+    """A copy of ``m`` without ``removed`` and with ``added`` (only the lists of touched keys are rebuilt). An
+    added element takes the place of a removed one with the same id in the same list, else it is appended:
+    the lists keep document order under the admin API's edits (replace in place, append, delete)."""
     if not removed and not added:
         return m
     out = dict(m)
-    gone = {id(x) for x in removed}
-    for k in {keyf(x) for x in removed}:
-        rest = [x for x in out.get(k, ()) if id(x) not in gone]
+    gone = {id(x): x for x in removed}
+    replacing: dict[tuple[str, Any], Item] = {}
+    for x in added:
+        replacing[(keyf(x), idf(x))] = x
+    for k in {keyf(x) for x in removed} | {keyf(x) for x in added}:
+        rest: list[Item] = []
+        for x in out.get(k, ()):
+            if id(x) in gone:
+                new = replacing.pop((k, idf(x)), None)
+                if new is not None:
+                    rest.append(new)
+            else:
+                rest.append(x)
+        rest.extend(x for x in added if keyf(x) == k and replacing.get((k, idf(x))) is x)
         if rest:
             out[k] = rest
         else:
             out.pop(k, None)
-    for x in added:
-        k = keyf(x)
-        out[k] = [*out.get(k, ()), x]
     return out
 
 
@@ -214,7 +225,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
         if name == "apis":
             ix.group_apis = _regroup(old.group_apis, removed, added, _group_of)
         elif name == "publishes":
-            ix.pubs_by_api = _regroup(old.pubs_by_api, removed, added, _api_of)
+            ix.pubs_by_api = _regroup(old.pubs_by_api, removed, added, _api_of, _pub_of)
         elif name == "env_variables":
             ix.vars_by_group = _regroup(old.vars_by_group, removed, added, _group_of)
         elif name in CONTROL_PLANE_ONLY:
@@ -374,3 +385,34 @@ def apply_delta(doc: Doc, delta: dict[str, dict[str, list[Any]]]) -> Doc:
         items.extend(puts.values())
         out[name] = items
     return out
+
+
+def _index_for(doc: Doc, collection: str) -> DocIndex | None:
+    """An active index whose document shares ``collection`` (the same list object) with ``doc``."""
+    value = doc.get(collection)
+    if not isinstance(value, list):
+        return None
+    for ix in list(_ACTIVE):
+        if ix.doc.get(collection) is value:
+            return ix
+    return None
+
+
+MISSING: Any = object()
+
+
+def lookup(doc: Doc, collection: str, key: str) -> Any:
+    """The element of ``collection`` with id ``key`` through an active index (O(1)): the element, None when
+    there is none, or :data:`MISSING` when no index covers this document (the caller scans)."""
+    ix = _index_for(doc, collection)
+    if ix is None or collection not in ix.by_key:
+        return MISSING
+    return ix.by_key[collection].get(key)
+
+
+def publications_of(doc: Doc, api_id: str) -> list[Item] | None:
+    """The publications of ``api_id`` in document order through an active index, or None (the caller scans)."""
+    ix = _index_for(doc, "publishes")
+    if ix is None:
+        return None
+    return list(ix.pubs_by_api.get(api_id, ()))

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.control.common import bad_param, mask
+from gateway.snapshot import delta
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 Doc = dict[str, Any]
@@ -53,6 +54,9 @@ def items(doc: Doc, collection: str) -> list[Item]:
 
 
 def find(doc: Doc, collection: str, key: str) -> Item | None:
+    hit = delta.lookup(doc, collection, key)  # O(1) through the active document's index when it has one
+    if hit is not delta.MISSING:
+        return hit
     k = id_key(collection)
     for x in items(doc, collection):
         if str(x.get(k)) == key:

@@ -31,6 +31,7 @@ from gateway.control.v2.document import (
 )
 from gateway.control.v2.versions import write_api
 from gateway.core.settings import Settings
+from gateway.snapshot import delta
 from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 Query = dict[str, str]
@@ -142,7 +143,9 @@ def decorate_api(doc: Doc, item: Item, query: Query) -> Item:
     if group is not None:
         out.setdefault("group_name", group.get("name"))
     env_id = query.get("env_id")
-    pubs = [p for p in items(doc, "publishes") if p.get("api_id") == item.get("id")]
+    pubs = delta.publications_of(doc, str(item.get("id")))  # through the active document's index
+    if pubs is None:
+        pubs = [p for p in items(doc, "publishes") if p.get("api_id") == item.get("id")]
     if env_id:
         pubs = [p for p in pubs if p.get("env_id") == env_id]
     if pubs:
