@@ -26,6 +26,7 @@ import orjson
 
 from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.model.services import SETUP_HOOKS, Services
+from gateway.observe import jsonsafe
 from gateway.snapshot.custom_log import MAX_VALUE as MAX_CUSTOM
 from gateway.snapshot.custom_log import custom_fields
 
@@ -56,16 +57,6 @@ def redact_query(query: Any) -> str:
     for name, value in query.items():
         parts.append(f"{name}={'***' if SECRET_PARAM_RX.search(name) else value}")
     return "&".join(parts)[:MAX_QUERY]
-
-
-def printable(value: Any) -> Any:
-    """A string with undecodable bytes (surrogate escapes) as ``\\xff`` text; anything else unchanged."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return value
 
 
 class _Clock:
@@ -151,11 +142,8 @@ class AccessLog:
 
     def __call__(self, ctx: RequestContext) -> None:
         """Completion hook: buffer one line; write when a chunk is full, else soon."""
-        rec = self.record(ctx)
-        try:
-            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:  # header bytes that are not UTF-8 arrive as surrogates: log them escaped
-            line = orjson.dumps({k: printable(v) for k, v in rec.items()}, option=orjson.OPT_APPEND_NEWLINE)
+        # header bytes that are not UTF-8 arrive as surrogates: written as \xff escapes (gateway/observe/jsonsafe.py)
+        line = jsonsafe.dumps(self.record(ctx), option=orjson.OPT_APPEND_NEWLINE)
         self.lines += 1
         self._buf.append(line)
         self._size += len(line)

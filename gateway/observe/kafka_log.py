@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.model.runtime import ENDPOINT_FINISHERS
 from gateway.model.services import SETUP_HOOKS, Services
+from gateway.observe import jsonsafe
 from gateway.observe.accesslog import SECRET_PARAM_RX
 from gateway.observe.metrics import register_gauge_source
 from gateway.snapshot.custom_log import custom_fields
@@ -279,11 +278,11 @@ def build_record(ctx: RequestContext, plan: KafkaLogPlan) -> bytes:
             "frontend": {k: ctx.authorizer_frontend.get(k) for k in plan.frontend_keys},
             "backend": {k: ctx.authorizer_backend.get(k) for k in plan.backend_keys},
         }
-    data = orjson.dumps(rec, default=str)
+    data = jsonsafe.dumps(rec, default=str)
     while len(data) > MAX_RECORD and bulky:  # the vendor's 4 KB limit: drop the bulkiest parts first
         rec.pop(bulky.pop())
         rec["truncated"] = True
-        data = orjson.dumps(rec, default=str)
+        data = jsonsafe.dumps(rec, default=str)
     return data
 
 
