@@ -30,6 +30,7 @@ class ControlPort(Protocol):
     settings: Settings
     services: Services
     document: dict[str, Any] | None
+    public_port: int | None  # the bound public listener (None before start): apis/debug calls through it
 
     @property
     def runtime(self) -> Runtime | None: ...

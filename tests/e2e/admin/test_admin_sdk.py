@@ -23,6 +23,7 @@ from huaweicloudsdkapig.v2 import (
     ApiBatchPublish,
     ApiCheckInfoV2,
     ApiCreate,
+    ApiDebugInfo,
     ApiGroupBase,
     ApiGroupCheck,
     ApiGroupCreate,
@@ -67,12 +68,14 @@ from huaweicloudsdkapig.v2 import (
     CreateEnvironmentVariableV2Request,
     CreateFeatureV2Request,
     CreateGatewayResponseV2Request,
+    CreateMemberGroupRequest,
     CreateOrDeletePublishRecordForApiV2Request,
     CreatePluginRequest,
     CreateRequestThrottlingPolicyV2Request,
     CreateSignatureKeyV2Request,
     CreateSpecialThrottlingConfigurationV2Request,
     CreateVpcChannelV2Request,
+    DebugApiV2Request,
     DeleteAclV2Request,
     DeleteApiAclBindingV2Request,
     DeleteApiByVersionIdV2Request,
@@ -88,6 +91,7 @@ from huaweicloudsdkapig.v2 import (
     DeleteEnvironmentVariableV2Request,
     DeleteGatewayResponseTypeV2Request,
     DeleteGatewayResponseV2Request,
+    DeleteMemberGroupRequest,
     DeletePluginRequest,
     DeleteRequestThrottlingPolicyV2Request,
     DeleteSignatureKeyV2Request,
@@ -139,6 +143,7 @@ from huaweicloudsdkapig.v2 import (
     ListEnvironmentVariablesV2Request,
     ListFeaturesV2Request,
     ListGatewayResponsesV2Request,
+    ListMemberGroupsRequest,
     ListOrchestrationsRequest,
     ListPluginAttachableApisRequest,
     ListPluginAttachedApisRequest,
@@ -149,6 +154,8 @@ from huaweicloudsdkapig.v2 import (
     ListSignatureKeysV2Request,
     ListSpecialThrottlingConfigurationsV2Request,
     ListVpcChannelsV2Request,
+    MemberGroupCreate,
+    MemberGroupCreateBatch,
     MemberInfo,
     MembersBatchEnableOrDisable,
     PluginCreate,
@@ -169,6 +176,7 @@ from huaweicloudsdkapig.v2 import (
     ShowDetailsOfGatewayResponseTypeV2Request,
     ShowDetailsOfGatewayResponseV2Request,
     ShowDetailsOfInstanceV2Request,
+    ShowDetailsOfMemberGroupRequest,
     ShowDetailsOfRequestThrottlingPolicyV2Request,
     ShowDetailsOfVpcChannelV2Request,
     ShowPluginRequest,
@@ -193,6 +201,7 @@ from huaweicloudsdkapig.v2 import (
     UpdateGatewayResponseTypeV2Request,
     UpdateGatewayResponseV2Request,
     UpdateHealthCheckRequest,
+    UpdateMemberGroupRequest,
     UpdatePluginRequest,
     UpdateRequestThrottlingPolicyV2Request,
     UpdateSignatureKeyV2Request,
@@ -994,3 +1003,68 @@ async def test_instance_features_and_channel_member_switches(setup: Any, echo_ba
     has(check, "protocol", "path", "vpc_channel_id", "time_interval")
     assert gw.gw.document["vpc_channels"][0]["vpc_health_config"]["path"] == "/health"
     await wait_until(lambda: backend.hits > hits + 1)  # the active check reaches the member
+
+
+async def test_debug_an_api_through_the_gateway(setup: Any) -> None:
+    _, c = setup
+    g = await _group(c, "sdk_debug")
+    api = await _api(c, g, "sdk_debug_app", "/debug-me", "debugged", auth_type="APP")
+    err = await sdk_error(c.debug_api_v2, DebugApiV2Request(instance_id=I, api_id=api.id, body=ApiDebugInfo(
+        mode="DEVELOPER", scheme="HTTP", method="GET", path="/debug-me", stage="RELEASE")))
+    assert (err.status_code, err.error_code) == (400, "APIG.3015")  # not published yet
+    await _publish(c, api.id)
+    app = await sdk(c.create_an_app_v2, CreateAnAppV2Request(instance_id=I, body=AppCreate(name="sdk_debug_caller")))
+    await sdk(c.create_authorizing_apps_v2, CreateAuthorizingAppsV2Request(
+        instance_id=I, body=ApiAuthCreate(env_id=RELEASE, app_ids=[app.id], api_ids=[api.id])))
+    unsigned = await sdk(c.debug_api_v2, DebugApiV2Request(instance_id=I, api_id=api.id, body=ApiDebugInfo(
+        mode="DEVELOPER", scheme="HTTP", method="GET", path="/debug-me", stage="RELEASE")))
+    has(unsigned, "request", "response", "latency", "log")
+    assert unsigned.response.startswith("HTTP/1.1 401")
+    signed = await sdk(c.debug_api_v2, DebugApiV2Request(instance_id=I, api_id=api.id, body=ApiDebugInfo(
+        mode="DEVELOPER", scheme="HTTP", method="GET", path="/debug-me", stage="RELEASE",
+        query={"a": ["1"]}, header={"X-Trace": ["t1"]}, app_key=app.app_key, app_secret=app.app_secret)))
+    assert signed.response.startswith("HTTP/1.1 200") and signed.response.endswith("debugged"), signed.response
+    assert "GET /debug-me?a=1 HTTP/1.1" in signed.request and "SDK-HMAC-SHA256" in signed.request
+    assert app.app_secret not in signed.request + signed.response + signed.log
+
+
+async def test_vpc_channel_member_groups(setup: Any, echo_backend: Any) -> None:
+    gw, c = setup
+    backend, address = echo_backend
+    host, port = address.split(":")
+    g = await _group(c, "sdk_member_groups")
+    chan = await sdk(c.create_vpc_channel_v2, CreateVpcChannelV2Request(instance_id=I, body=VpcCreate(
+        name="sdk_grouped_chan", type=2, port=int(port), balance_strategy=1, member_type="ip",
+        members=[MemberInfo(host=host, weight=1)])))
+    made = await sdk(c.create_member_group, CreateMemberGroupRequest(
+        instance_id=I, vpc_channel_id=chan.id, body=MemberGroupCreateBatch(member_groups=[
+            MemberGroupCreate(member_group_name="blue_pool", member_group_weight=10, member_group_remark="b")])))
+    group_id = made.member_groups[0].member_group_id
+    has(made.member_groups[0], "member_group_id", "member_group_name", "member_group_weight", "create_time")
+    listed = await sdk(c.list_member_groups, ListMemberGroupsRequest(instance_id=I, vpc_channel_id=chan.id))
+    assert [x.member_group_name for x in listed.member_groups] == ["blue_pool"]
+    await sdk(c.update_member_group, UpdateMemberGroupRequest(
+        instance_id=I, vpc_channel_id=chan.id, member_group_id=group_id,
+        body=MemberGroupCreate(member_group_name="blue_pool", member_group_weight=20)))
+    shown = await sdk(c.show_details_of_member_group, ShowDetailsOfMemberGroupRequest(
+        instance_id=I, vpc_channel_id=chan.id, member_group_id=group_id))
+    assert shown.member_group_weight == 20
+    await sdk(c.update_backend_instances_v2, UpdateBackendInstancesV2Request(
+        instance_id=I, vpc_channel_id=chan.id,
+        body=VpcMemberModify(members=[MemberInfo(host=host, weight=1, member_group_name="blue_pool")])))
+    via = ApiCreate(group_id=g.id, name="sdk_grouped_api", type=1, req_protocol="HTTP", req_method="GET",
+                    req_uri="/grouped", auth_type="NONE", backend_type="HTTP", match_mode="NORMAL",
+                    backend_api={"req_protocol": "HTTP", "req_method": "GET", "req_uri": "/echo", "timeout": 5000,
+                                 "vpc_channel_status": 1, "vpc_channel_info": {"vpc_channel_id": chan.id}})
+    api = await sdk(c.create_api_v2, CreateApiV2Request(instance_id=I, body=via))
+    await _publish(c, api.id)
+    hits = backend.hits
+    assert (await served(gw.url, "/grouped", g.sl_domain))[0] == 200 and backend.hits == hits + 1
+    err = await sdk_error(c.delete_member_group, DeleteMemberGroupRequest(
+        instance_id=I, vpc_channel_id=chan.id, member_group_id=group_id))
+    assert err.status_code == 400 and "unknown member group" in err.error_msg  # still named by a member
+    await sdk(c.update_backend_instances_v2, UpdateBackendInstancesV2Request(
+        instance_id=I, vpc_channel_id=chan.id, body=VpcMemberModify(members=[MemberInfo(host=host, weight=1)])))
+    await sdk(c.delete_member_group, DeleteMemberGroupRequest(instance_id=I, vpc_channel_id=chan.id,
+                                                              member_group_id=group_id))
+    assert gw.gw.document["vpc_channels"][0]["member_groups"] == []
