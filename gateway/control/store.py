@@ -39,6 +39,7 @@ class DocumentStore:
     def __init__(self, port: ControlPort) -> None:
         self.port = port
         self.lock = asyncio.Lock()
+        self.tasks: dict[str, dict[str, Any]] = {}  # finished async import/export tasks (control/openapi/routes)
 
     @classmethod
     def of(cls, port: ControlPort) -> DocumentStore:

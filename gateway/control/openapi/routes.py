@@ -15,7 +15,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from gateway.control.common import AdminError, if_match, json_response, version_headers
+from gateway.control.common import AdminError, if_match, json_response, new_id, version_headers
 from gateway.control.openapi.exporter import export_openapi
 from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing, resolve_extended
 from gateway.control.store import DocumentStore
@@ -166,8 +166,55 @@ async def export_vendor(store: DocumentStore, request: web.Request) -> web.Strea
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+MAX_TASKS = 100
+
+
+async def _as_task(store: DocumentStore, kind: str, response: web.StreamResponse) -> web.StreamResponse:
+    """Record a finished import/export as the vendor's asynchronous task and answer its id.
+
+    The work is done before answering (an import is one snapshot push); the task keeps the outcome for
+    ``GET async-tasks/{task_id}``. Tasks live in the process's memory (the last 100).
+    """
+    text = response.body.decode(errors="replace") if isinstance(response, web.Response) and \
+        isinstance(response.body, bytes) else ""
+    if kind == "export_api" and response.status == 200:
+        name = response.headers.get("Content-Disposition", "").split('filename="', 1)[-1].rstrip('"')
+        text = orjson.dumps({"file_type": name.rsplit(".", 1)[-1], "content": text}).decode()
+    task_id = new_id()
+    tasks = store.tasks
+    tasks[task_id] = {"task_id": task_id, "task_type": kind, "task_result": text,
+                      "task_status": "succeed" if response.status == 200 else "failed"}
+    while len(tasks) > MAX_TASKS:
+        del tasks[next(iter(tasks))]
+    return json_response({"task_id": task_id}, status=202)
+
+
+async def import_async(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    response = await import_vendor(store, request)
+    if response.status != 200:
+        return response
+    return await _as_task(store, "import_api", response)
+
+
+async def export_async(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    response = await export_vendor(store, request)
+    if response.status != 200:
+        return response
+    return await _as_task(store, "export_api", response)
+
+
+async def task_result(store: DocumentStore, request: web.Request) -> web.StreamResponse:
+    task = store.tasks.get(request.match_info["task_id"])
+    if task is None:
+        return AdminError(404, "APIG.3090", f"The task does not exist,id:{request.match_info['task_id']}").response()
+    return json_response(task)
+
+
 def install(app: web.Application, store: DocumentStore) -> None:
     app.router.add_post("/v1/import", partial(import_v1, store))
     app.router.add_get("/v1/export", partial(export_v1, store))
     app.router.add_post(f"{PREFIX}/openapi/import", partial(import_vendor, store))
+    app.router.add_post(f"{PREFIX}/openapi/async-import", partial(import_async, store))
+    app.router.add_post(f"{PREFIX}/openapi/async-export", partial(export_async, store))
+    app.router.add_get(f"{PREFIX}/async-tasks/{{task_id}}", partial(task_result, store))
     app.router.add_post(f"{PREFIX}/openapi/export", partial(export_vendor, store))

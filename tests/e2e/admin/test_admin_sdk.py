@@ -106,9 +106,12 @@ from huaweicloudsdkapig.v2 import (
     EnvCreate,
     EnvVariableBase,
     EnvVariableCreate,
+    ExportApiDefinitionsAsyncRequest,
     ExportApiDefinitionsV2Request,
     ExportOpenApiReq,
     FeatureToggle,
+    ImportApiDefinitionsAsyncRequest,
+    ImportApiDefinitionsAsyncRequestBody,
     ImportApiDefinitionsV2Request,
     ImportApiDefinitionsV2RequestBody,
     ListAclPolicyBindedToApiV2Request,
@@ -165,6 +168,7 @@ from huaweicloudsdkapig.v2 import (
     ResponsesCreate,
     ShowAppBoundAppQuotaRequest,
     ShowAppQuotaRequest,
+    ShowAsyncTaskResultRequest,
     ShowDetailsOfAclPolicyV2Request,
     ShowDetailsOfApiGroupV2Request,
     ShowDetailsOfApiV2Request,
@@ -1068,3 +1072,31 @@ async def test_vpc_channel_member_groups(setup: Any, echo_backend: Any) -> None:
     await sdk(c.delete_member_group, DeleteMemberGroupRequest(instance_id=I, vpc_channel_id=chan.id,
                                                               member_group_id=group_id))
     assert gw.gw.document["vpc_channels"][0]["member_groups"] == []
+
+
+async def test_asynchronous_import_and_export_tasks(setup: Any, tmp_path: Any) -> None:
+    gw, c = setup
+    spec = {"swagger": "2.0", "info": {"title": "sdk_async", "version": "1"}, "paths": {"/async": {"get": {
+        "operationId": "async_api", "x-apigateway-backend": {"type": "MOCK",
+                                                             "mockEndpoints": {"result-content": "async"}}}}}}
+    path = tmp_path / "async.json"
+    path.write_text(json.dumps(spec))
+    with open(path, "rb") as f:
+        body = ImportApiDefinitionsAsyncRequestBody(file_name=FormFile(f, "application/json"))
+        task = await sdk(c.import_api_definitions_async, ImportApiDefinitionsAsyncRequest(instance_id=I, body=body))
+    result = await sdk(c.show_async_task_result, ShowAsyncTaskResultRequest(instance_id=I, task_id=task.task_id))
+    has(result, "task_id", "task_status", "task_type", "task_result")
+    assert (result.task_status, result.task_type) == ("succeed", "import_api")
+    imported = json.loads(result.task_result)
+    api_id = imported["success"][0]["id"]
+    await _publish(c, api_id)
+    group = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I,
+                                                                                     group_id=imported["group_id"]))
+    assert await served(gw.url, "/async", group.sl_domain) == (200, "async")
+    task = await sdk(c.export_api_definitions_async, ExportApiDefinitionsAsyncRequest(
+        instance_id=I, body=ExportOpenApiReq(env_id=RELEASE, group_id=imported["group_id"], define="all")))
+    result = await sdk(c.show_async_task_result, ShowAsyncTaskResultRequest(instance_id=I, task_id=task.task_id))
+    exported = json.loads(result.task_result)
+    assert exported["file_type"] == "json" and "/async" in json.loads(exported["content"])["paths"]
+    err = await sdk_error(c.show_async_task_result, ShowAsyncTaskResultRequest(instance_id=I, task_id="f" * 32))
+    assert err.status_code == 404
