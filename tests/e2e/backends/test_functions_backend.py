@@ -128,10 +128,10 @@ async def test_timeout(make_gateway, client, handler: str) -> None:
     doc = doc_with([func_api("f1", "/fn", urn(handler), timeout=200)], [function(urn(handler), handler)])
     gw = await make_gateway(doc)
     t0 = time.monotonic()
-    async with client.get(f"{gw.url}/fn?s=0.8") as r:
+    async with client.get(f"{gw.url}/fn?s=2.0") as r:
         assert r.status == 504
         err = await r.json()
-    assert time.monotonic() - t0 < 0.7
+    assert time.monotonic() - t0 < 1.8  # answered at the 200 ms deadline, not after the 2 s call
     assert err["error_code"] == "APIG.0203" and "200 ms" in err["error_msg"]
 
 
@@ -149,11 +149,11 @@ async def test_async_invocation_answers_at_once(make_gateway, client) -> None:
                    [function(urn("asleepy"), "asleepy")])
     gw = await make_gateway(doc)
     t0 = time.monotonic()
-    async with client.post(f"{gw.url}/fn?s=0.4", data=b"payload") as r:
+    async with client.post(f"{gw.url}/fn?s=2.0", data=b"payload") as r:
         assert r.status == 202
         assert await r.json() == {"request_id": r.headers["X-Request-Id"]}
-    assert time.monotonic() - t0 < 0.3
-    for _ in range(100):  # the call runs in the background
+    assert time.monotonic() - t0 < 1.8  # at once, not after the 2 s call
+    for _ in range(1000):  # the call runs in the background (up to 20 s on a busy machine)
         if fh.CALLS["asleepy"]:
             break
         await asyncio.sleep(0.02)

@@ -77,5 +77,5 @@ async def test_slow_head_on_a_kept_alive_connection_is_bounded(make_gateway) -> 
             closed = True
             break
     assert closed
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 5.5  # before the trickle would have finished its 20 lines
     writer.close()

@@ -177,11 +177,14 @@ async def test_hung_redis_never_holds_a_request_past_the_deadline(
         st = stats(gw)
         assert st["redis_down_events"] == 1, st  # persistent timeouts (>= 3 over >= 200 ms) mark it down
         assert st["redis_timeouts"] == len(took) and st["redis_fallbacks"] == len(took)
-        assert max(took) < 0.5, took  # 50 ms deadline (+ scheduling slack on a shared machine)
-        for _ in range(3):  # marked down: no waiting at all
+        # 50 ms deadline: far below "forever" (Redis is frozen), with slack for a busy 2-core machine
+        assert max(took) < 2.0, took
+        timeouts = st["redis_timeouts"]
+        for _ in range(3):  # marked down: Redis is not even asked (no timeout, no waiting)
             t0 = time.perf_counter()
             assert (await get(client, gw.url + "/a"))[0] == 200
-            assert time.perf_counter() - t0 < 0.2
+            assert time.perf_counter() - t0 < 2.0
+        assert stats(gw)["redis_timeouts"] == timeouts
     finally:
         own_redis.thaw()
     await wait_recovered([gw])
