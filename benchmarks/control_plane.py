@@ -44,10 +44,9 @@ V2 = "/v2/proj/apigw/instances/inst"
 
 # --- compile figures (in this process) -----------------------------------------------------------------
 def compile_figures(n: int) -> dict[str, float]:
+    from gateway.compiler import compile_snapshot, validate
     from gateway.core.settings import Settings
-    from gateway.model.runtime import compile_snapshot
     from gateway.model.services import Services
-    from gateway.snapshot.validate import validate
 
     doc = big_document(n)
     gc.collect()
@@ -402,9 +401,6 @@ def main() -> int:
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--skip-cluster", action="store_true")
     args = ap.parse_args()
-    from gateway.pipeline import chain as features
-
-    features.load_all()
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
     sizes = [args.apis] + ([] if args.skip_big else [args.big_apis])
     print(f"\n{'APIs':>8}{'publications':>14}{'validate ms':>13}{'compile ms':>12}{'total ms':>10}{'cpu ms':>9}")

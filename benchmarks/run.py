@@ -446,12 +446,9 @@ def print_proxy(results: list[tuple[str, dict[str, float]]], extra: dict[str, An
 
 def route_bench() -> list[tuple[int, float, float, float]]:
     """(n_apis, compile ms, static lookup ns, param lookup ns) through the real compiler and router."""
+    from gateway.compiler import build_runtime
     from gateway.core.settings import Settings
     from gateway.model.services import Services
-    from gateway.pipeline import chain as features
-    from gateway.process.server import build_runtime
-
-    features.load_all()
     rows = []
     for n in (10, 1000, 100000):
         apis = []

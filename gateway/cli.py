@@ -195,9 +195,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("no configuration: --config (or GATEWAY_CONFIG) is not set, so no API is served and every "
                     "request answers 503 until a snapshot is pushed to the admin API (docs/admin-api.md); "
                     "try `gateway run --config config/`")
-    from gateway.pipeline import chain as features
-
-    features.load_all()
     worker_index = args.worker_index
     if settings.workers > 1 and worker_index is None:
         if split_listen(settings.listen)[1] == 0:
@@ -228,13 +225,10 @@ def _run_loop(coro: Any) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway.compiler import build_runtime, validate
     from gateway.model.services import Services
-    from gateway.pipeline import chain as features
-    from gateway.process.server import build_runtime
-    from gateway.snapshot.validate import validate
     from gateway.snapshot.warnings import snapshot_warnings
 
-    features.load_all()
     settings = load_settings({"default_group": args.default_group})
     try:
         doc = load_path(args.path)
@@ -279,9 +273,6 @@ _RUN_ARGV: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gateway.pipeline import chain as features
-
-    features.load_all()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         _RUN_ARGV[:] = argv[1:]

@@ -15,12 +15,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.core.settings import load_settings
-from gateway.pipeline import chain as features
+from gateway.pipeline.spec import Chain
 from gateway.process.server import Gateway
 from tests.support.functions_helpers import FunctionEndpoint
 from tests.support.helpers import GROUP_HOST, EchoBackend
-
-features.load_all()
 
 
 def free_port() -> int:
@@ -58,9 +56,10 @@ class RunningGateway:
 async def make_gateway() -> AsyncIterator[Callable[..., Awaitable[RunningGateway]]]:
     started: list[Gateway] = []
 
-    async def factory(doc: dict[str, Any] | None = None, **overrides: Any) -> RunningGateway:
+    async def factory(doc: dict[str, Any] | None = None, chain: Chain | None = None,
+                      **overrides: Any) -> RunningGateway:
         settings = load_settings({"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", **overrides}, environ={})
-        gw = Gateway(settings)
+        gw = Gateway(settings, chain)
         if doc is not None:
             gw.apply_document(doc)
         await gw.start()

@@ -1,8 +1,8 @@
 """FUNCTION backends: build the vendor's API-trigger event, call the function, translate its answer.
 
 Role in the pipeline: the terminal step for ``backend_type`` FUNCTION (``func_info``) and for
-``policy_functions`` backend policies (spec 03 §5). Registered as ``TARGET_BUILDERS["FUNCTION"]``; the
-function is resolved at config-load time through :mod:`gateway.backends.invokers` (in-process handler or HTTP
+``policy_functions`` backend policies (spec 03 §5). Built by :mod:`gateway.compiler.targets`; the function
+is resolved at config-load time through :mod:`gateway.backends.invokers` (in-process handler or HTTP
 function endpoint).
 
 * Event (03 §5): ``httpMethod``, ``path``, ``headers`` (lower-case names; repeated headers comma-joined),
@@ -36,11 +36,11 @@ from gateway.backends.http import HOP_BY_HOP
 from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable
 from gateway.model.context import set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
-from gateway.model.runtime import TARGET_BUILDERS, BuildContext, EndpointDraft
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.services import Services
+    from gateway.snapshot.validate import Index
 
 log = logging.getLogger("gateway.backends.function")
 
@@ -230,18 +230,15 @@ class FunctionTarget:
             log.warning("async function %s failed on request %s: %s", self.invoker.urn, request_id, exc.reason)
 
 
-def build_function_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-                          path: str) -> FunctionTarget | None:
+def build_function_target(backend: dict[str, Any], index: Index, services: Services, problems: list[str],
+                          path: str, base64_body: bool) -> FunctionTarget | None:
+    """The target of a FUNCTION backend record (None after appending a problem)."""
     urn = str(backend.get("function_urn") or "")
     unknown = f"{path}.function_urn: unknown function {urn!r} (add it to functions)"
-    compiled = fn.compile_invoker(build.index, build.services, urn, backend.get("version"), backend.get("alias_urn"),
-                                  build.problems, unknown, f"{path}.function_urn")
+    compiled = fn.compile_invoker(index, services, urn, backend.get("version"), backend.get("alias_urn"),
+                                  problems, unknown, f"{path}.function_urn")
     if compiled is None:
         return None
     record, invoker = compiled
-    timeout_ms = fn.effective_timeout_ms(backend.get("timeout"), record, build.settings.max_backend_timeout_ms)
-    return FunctionTarget(build.services, invoker, timeout_ms, backend.get("invocation_type") == "async",
-                          draft.api.get("is_send_fg_body_base64") is not False)
-
-
-TARGET_BUILDERS["FUNCTION"] = build_function_target
+    timeout_ms = fn.effective_timeout_ms(backend.get("timeout"), record, services.settings.max_backend_timeout_ms)
+    return FunctionTarget(services, invoker, timeout_ms, backend.get("invocation_type") == "async", base64_body)

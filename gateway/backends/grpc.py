@@ -26,19 +26,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from gateway.backends.http import HOP_BY_HOP, DirectUpstream, Member, Upstream, parse_host_port
+from gateway.backends.http import HOP_BY_HOP, Member, Upstream
 from gateway.core import grpc_status
 from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable
 from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.core.urlpath import encode_path
 from gateway.lib.h2client import H2ClientError, H2Pool
-from gateway.model import runtime
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
     from gateway.model.services import Services
 
 _POOL_KEY = "grpc.pool"
@@ -263,30 +261,3 @@ def client_context(services: Services) -> ssl.SSLContext:
         ctx.set_alpn_protocols(["h2"])
         _CLIENT_CONTEXTS[key] = ctx
     return ctx
-
-
-def _grpc_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext, path: str) -> Any:
-    scheme = "http" if backend.get("req_protocol") == "HTTP" else "https"
-    timeout = min(int(backend.get("timeout") or 5000), build.settings.max_backend_timeout_ms)
-    upstream: Upstream | None
-    if backend.get("vpc_channel_status") == 1:
-        builder = runtime.UPSTREAM_BUILDERS.get("vpc")
-        if builder is None:
-            build.problems.append(f"{path}.vpc_channel_info: VPC channels are not supported by this build")
-            return None
-        upstream = builder(backend, draft, build, path, scheme)
-        if upstream is None:
-            return None
-    else:
-        domain = runtime.substitute(str(backend.get("url_domain") or ""), draft.variables)
-        try:
-            host, port = parse_host_port(domain, scheme)
-        except (ValueError, KeyError):
-            build.problems.append(f"{path}.url_domain: {domain!r} is not host:port (env {draft.env_name})")
-            return None
-        upstream = DirectUpstream(host, port, scheme)
-    ctx = client_context(build.services) if scheme == "https" else None
-    return GrpcTarget(build.services, scheme, upstream, timeout, ctx)
-
-
-runtime.TARGET_BUILDERS["GRPC"] = _grpc_target

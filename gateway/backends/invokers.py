@@ -9,10 +9,11 @@ snapshot's ``functions`` collection (spec 00-snapshot, 02 §7.3) to one of
 * an HTTP function endpoint, ``url: "http://host:port/path"``: the gateway POSTs the event as JSON and the
   endpoint's JSON answer is the function's result (any non-2xx status is a function error).
 
-Config-load time: :func:`check_functions` (in ``EXTRA_CHECKS``) rejects a record that has both or neither of
-``entry``/``url`` or whose ``entry`` cannot be imported, and :func:`resolve` / :func:`invoker_for` map a URN
-(plus ``version`` / alias URN) to an :class:`Invoker`. Request time: ``await invoker.invoke(event, ...)``
-returns the decoded result or raises :class:`FunctionError` (``FunctionTimeout`` when the deadline passed).
+Config-load time: :func:`check_functions` (listed in :mod:`gateway.pipeline.chain`) rejects a record that has
+both or neither of ``entry``/``url`` or whose ``entry`` cannot be imported, and :func:`resolve` /
+:func:`invoker_for` map a URN (plus ``version`` / alias URN) to an :class:`Invoker`. Request time:
+``await invoker.invoke(event, ...)`` returns the decoded result or raises :class:`FunctionError`
+(``FunctionTimeout`` when the deadline passed).
 
 URN matching (documented in docs/functions.md): candidates are tried in order — the alias URN (an alias
 wins over a version, seed 002 §3.15.1), ``<urn>:<version>``, the URN itself — each first exactly, then
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 import orjson
 
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.services import Services
@@ -279,7 +280,7 @@ def check_functions(index: Index, problems: list[str]) -> None:
                 problems.append(f"{path}.entry: {exc}")
 
 
-def _check_function_refs(index: Index, problems: list[str]) -> None:
+def check_function_refs(index: Index, problems: list[str]) -> None:
     for i, api in enumerate(index.items("apis")):
         refs: list[tuple[str, dict[str, Any]]] = []
         if api.get("backend_type") == "FUNCTION" and isinstance(api.get("func_info"), dict):
@@ -294,6 +295,3 @@ def _check_function_refs(index: Index, problems: list[str]) -> None:
             if resolve(index, urn, ref.get("version"), ref.get("alias_urn")) is None:
                 problems.append(f"{path}.function_urn: unknown function {urn!r} (add it to functions)")
 
-
-EXTRA_CHECKS.append(check_functions)
-EXTRA_CHECKS.append(_check_function_refs)

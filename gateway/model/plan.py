@@ -1,25 +1,33 @@
-"""Shapes shared by every backend kind: the backend plan and the outgoing request.
+"""Shapes shared by every backend kind: the backend plan, its parameter mapping and the outgoing request.
 
-Role in the pipeline: after the pre-backend stages (auth, validation, throttling) the endpoint picks a
+Role in the pipeline: after the endpoint stages (auth, validation, throttling) the endpoint picks a
 :class:`BackendPlan` (the default backend, or the first backend policy whose conditions hold), runs its
 own stages (backend authorizer), builds a :class:`BackendRequest` from the caller's request with the
-plan's parameter mapping, lets the plan's request hooks (backend signing) edit it before each attempt,
-and hands it to the plan's :class:`Target` which writes the response.
+plan's :class:`MappingPlan` and :class:`UriTemplate`, lets the plan's request hooks (backend signing) edit
+it before each attempt, and hands it to the plan's :class:`Target` which writes the response.
+
+Everything here is request-time data, immutable once the compiler (:mod:`gateway.compiler`) built it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 
+from gateway.core.errors import GatewayError
+from gateway.core.urlpath import encode_param
+
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.pipeline.spec import Stage
-    from gateway.pipeline.stages.params import MappingPlan, UriTemplate
+
+# A request stage: reads and enriches the context, or raises GatewayError to end the request.
+Stage = Callable[["RequestContext"], Awaitable[None]]
+# A response hook: edits a response of the endpoint (success or error) just before its head is sent.
+ResponseHook = Callable[["RequestContext", web.StreamResponse], None]
 
 
 @dataclass(slots=True)
@@ -63,7 +71,71 @@ class Target(Protocol):
         ...
 
 
-@dataclass(slots=True)
+# --- parameter mapping (compiled by gateway.pipeline.stages.params) ----------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BackendParam:
+    location: str  # PATH | QUERY | HEADER
+    name: str
+    constant: str | None
+    source: tuple[str, str] | None  # (location, name) of a request parameter
+    system: Callable[[RequestContext], str | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MappingPlan:
+    """How to turn the caller's request into the backend request's path params, query and headers."""
+
+    params: tuple[BackendParam, ...]
+    drop_query: frozenset[str]  # declared query params moved elsewhere or not passed through
+    drop_headers: frozenset[str]  # lower-case
+    # declared QUERY/HEADER parameters with a default_value that are forwarded under their own name: when the
+    # caller omits one, the default is added to the backend request (docs/parameters.md)
+    defaults: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UriTemplate:
+    """A backend ``req_uri`` split into literal text and ``{param}`` slots (env vars already substituted)."""
+
+    parts: tuple[tuple[bool, str], ...]  # (is_param, text_or_name)
+
+    @classmethod
+    def parse(cls, uri: str) -> UriTemplate:
+        parts: list[tuple[bool, str]] = []
+        i = 0
+        while i < len(uri):
+            start = uri.find("{", i)
+            if start < 0:
+                parts.append((False, uri[i:]))
+                break
+            end = uri.find("}", start)
+            if end < 0:
+                parts.append((False, uri[i:]))
+                break
+            if start > i:
+                parts.append((False, uri[i:start]))
+            parts.append((True, uri[start + 1:end].rstrip("+")))
+            i = end + 1
+        return cls(tuple(parts))
+
+    def render(self, values: dict[str, str], fallback: dict[str, str]) -> str:
+        out = []
+        for is_param, text in self.parts:
+            if not is_param:
+                out.append(text)
+                continue
+            value = values.get(text)
+            if value is None:
+                value = fallback.get(text)
+            if value is None:
+                raise GatewayError("REQUEST_PARAMETERS_FAILURE", "APIG.0201",
+                                   f"Invalid parameter value: backend path parameter {text} has no value")
+            out.append(encode_param(value))  # never '/', '?', CR/LF or a '..' segment
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
 class BackendPlan:
     """One backend (the API's default or one policy's) compiled for one environment."""
 
@@ -73,5 +145,4 @@ class BackendPlan:
     uri: UriTemplate | None
     method: str  # backend method; "ANY" keeps the caller's
     stages: tuple[tuple[str, Stage], ...] = ()
-    request_hooks: list[RequestHook] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    request_hooks: tuple[RequestHook, ...] = ()

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 CompletionHook = Callable[["RequestContext"], None]
 CloseHook = Callable[[], Awaitable[None]]
-# Feature modules that need per-process state from the start (access log, metrics) register here:
-# fn(services) -> None, called at the end of Services.__init__ (install completion/swap/close hooks).
-SETUP_HOOKS: list[Callable[[Services], None]] = []
 
 
 class Services:
@@ -39,8 +36,6 @@ class Services:
         self.extras: dict[str, Any] = {}
         self.reloads = 0
         self.reload_failures = 0
-        for setup in SETUP_HOOKS:
-            setup(self)
 
     def http_session(self) -> aiohttp.ClientSession:
         """The shared keep-alive client session (created on first use inside the running loop)."""

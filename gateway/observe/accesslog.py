@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.core.grpc_status import GRPC_STATUS_KEY
-from gateway.model.services import SETUP_HOOKS, Services
+from gateway.model.services import Services
 from gateway.observe import jsonsafe
 from gateway.snapshot.custom_log import MAX_VALUE as MAX_CUSTOM
-from gateway.snapshot.custom_log import custom_fields
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -135,7 +134,7 @@ class AccessLog:
         if self.include_query:
             rec["query"] = redact_query(ctx.query) if ctx.query else None
         runtime = ctx.runtime  # None: no snapshot loaded yet (503)
-        for f in custom_fields(runtime.index) if runtime is not None else ():  # custom_log: custom_data_log01 ...
+        for f in runtime.log_fields if runtime is not None else ():  # custom_log: custom_data_log01 ...
             v = f.get(ctx)
             rec[f.field] = None if v is None else "***" if SECRET_PARAM_RX.search(f.name) else v[:MAX_CUSTOM]
         return rec
@@ -197,7 +196,8 @@ def access_log_of(services: Services) -> AccessLog | None:
     return log if isinstance(log, AccessLog) else None
 
 
-def _setup(services: Services) -> None:
+def setup(services: Services) -> None:
+    """Called by the process once per Services: open the log and install its completion hook."""
     s = services.settings
     if not s.access_log:
         return
@@ -206,5 +206,3 @@ def _setup(services: Services) -> None:
     services.completion_hooks.append(log)
     services.close_hooks.append(log.close)
 
-
-SETUP_HOOKS.append(_setup)

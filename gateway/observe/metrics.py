@@ -46,7 +46,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from gateway.core import grpc_status
 from gateway.core.grpc_status import GRPC_STATUS_KEY
-from gateway.model.services import SETUP_HOOKS, Services
+from gateway.model.services import Services
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -312,7 +312,8 @@ def metrics_of(services: Services) -> GatewayMetrics | None:
     return m if isinstance(m, GatewayMetrics) else None
 
 
-def _setup(services: Services) -> None:
+def setup(services: Services) -> None:
+    """Called by the process once per Services: the collector and its completion hook (``metrics`` on)."""
     if not services.settings.metrics:
         return
     m = GatewayMetrics(services)
@@ -325,5 +326,3 @@ def render(services: Services) -> tuple[bytes, str] | None:
     m = metrics_of(services)
     return None if m is None else (m.render(), CONTENT_TYPE_LATEST)
 
-
-SETUP_HOOKS.append(_setup)

@@ -15,7 +15,6 @@ answered as DEFAULT_5XX without details: the caller never sees a stack trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import StreamReader, web
@@ -24,12 +23,12 @@ from gateway.backends.http import forwarded_headers
 from gateway.core.errors import GatewayError, body_too_large, internal_error
 from gateway.core.urlpath import clean_header_value, encode_path, normalize, raw_query_without, raw_tail
 from gateway.model.context import RequestContext, set_latency_headers
-from gateway.model.plan import BackendRequest
+from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate
 from gateway.model.responses import DEFAULT_RESPONSES
 from gateway.model.runtime import Endpoint
 from gateway.pipeline.grpc import error_response as grpc_error_response
 from gateway.pipeline.grpc import is_grpc
-from gateway.pipeline.stages.params import MappingPlan, UriTemplate, apply_mapping
+from gateway.pipeline.stages.params import apply_mapping
 
 log = logging.getLogger("gateway.pipeline.handle")
 
@@ -38,9 +37,6 @@ CORS_ALLOW_HEADERS = (
     "Authorization,Content-Type,Accept,Accept-Ranges,Cache-Control,Range,X-Apig-AppCode,X-Auth-Token"
 )
 CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
-# Gateway-owned paths answered before routing (e.g. the public-key endpoint of gateway.pipeline.stages.signing):
-# fn(ctx) -> response, or None to continue. Each must be O(1) (a prefix test) when it does not apply.
-PRE_ROUTE: list[Callable[[RequestContext], web.StreamResponse | Awaitable[web.StreamResponse] | None]] = []
 
 
 def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
@@ -97,7 +93,7 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
 
 async def run(ctx: RequestContext) -> web.StreamResponse:
     ctx.path = normalize(ctx.path)  # no '.'/'..' segments reach routing or the backend (docs/security.md)
-    for pre in PRE_ROUTE:
+    for pre in ctx.runtime.pre_route:  # gateway-owned paths (public keys, app tokens); empty unless configured
         answered = pre(ctx)
         if answered is not None:  # a response, or an awaitable of one (the app token endpoint)
             return answered if isinstance(answered, web.StreamResponse) else await answered

@@ -12,7 +12,6 @@ reference in its context), so in-flight requests finish on their snapshot and ne
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,47 +20,49 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.compiler import build_runtime
+from gateway.compiler.incremental import compile_change
 from gateway.control.app import check_admin_exposure, create_admin_app
 from gateway.control.port import VersionConflict
 from gateway.core.errors import GatewayError
 from gateway.core.settings import Settings, split_listen
 from gateway.lib.sites import ProtocolSite
 from gateway.model.context import RequestContext, latency_mode, new_request_id
-from gateway.model.incremental import compile_change
-from gateway.model.runtime import Runtime, compile_snapshot
+from gateway.model.runtime import Runtime
 from gateway.model.services import Services
-from gateway.observe import metrics
+from gateway.observe import accesslog, kafka_log, metrics
 from gateway.pipeline import handle as pipeline
+from gateway.pipeline.spec import Chain
+from gateway.pipeline.stages.client_ip import ProxyResolver
 from gateway.process import retire
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
 from gateway.process.http1 import Http1Server
+from gateway.process.https import start_https
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.delta import ChangePlan, DocIndex, plan_change, remember
 from gateway.snapshot.load import SnapshotError, load_path
-from gateway.snapshot.validate import validate
 
 log = logging.getLogger("gateway")
 
 
-__all__ = ["Gateway", "VersionConflict", "build_runtime"]
-
-
-def build_runtime(doc: dict[str, Any], services: Services, version: str | None = None) -> Runtime:
-    """Validate and compile a document (raises SnapshotError listing every problem)."""
-    index = validate(doc)
-    return compile_snapshot(index, services, version)
+__all__ = ["Gateway", "VersionConflict"]
 
 
 class Gateway:
     """One gateway process: owns the services, the listeners and the active runtime."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, chain: Chain | None = None) -> None:
         self.settings = settings
+        self.chain = chain  # None: gateway.pipeline.chain.DEFAULT (tests and embedders may add stages)
         self.services = Services(settings)
+        # per-process observers, in this order: the access log line, the metrics, the kafka_log records
+        accesslog.setup(self.services)
+        metrics.setup(self.services)
+        kafka_log.setup(self.services)
         self._runners: list[web.BaseRunner] = []
         self._servers: list[asyncio.Server] = []  # public sockets opened outside an aiohttp runner
         self.http1: Http1Server | None = None  # the llhttp public listener, when selected
-        self._trusted = settings.trusted_networks()
+        self._client_ip = ProxyResolver(settings.trusted_networks())
         self._latency_mode = latency_mode(settings.latency_headers)
         self.public_port: int | None = None
         self.admin_port: int | None = None
@@ -139,7 +140,7 @@ class Gateway:
         plan = self._plan(current, doc)
         if plan is not None and current is not None:
             try:
-                runtime = compile_change(current, doc, plan, self.services, version)
+                runtime = compile_change(current, doc, plan, self.services, version, self.chain)
             except SnapshotError:
                 pass  # the whole-document validation reports the problem with exact paths
             else:
@@ -151,7 +152,7 @@ class Gateway:
 
     def _build_full(self, doc: dict[str, Any], version: str | None) -> tuple[Runtime, DocIndex | None]:
         """Whole-document compile, plus the index later changes are planned against."""
-        runtime = build_runtime(doc, self.services, version)
+        runtime = build_runtime(doc, self.services, version, self.chain)
         return runtime, (DocIndex.build(doc) if self.settings.incremental_compile else None)
 
     def _plan(self, current: Runtime | None, doc: dict[str, Any]) -> ChangePlan | None:
@@ -175,38 +176,10 @@ class Gateway:
         return self.apply_document(load_path(path), source="file")
 
     # --- request handling ----------------------------------------------------------------------
-    def client_ip(self, request: web.BaseRequest) -> tuple[str, str]:
-        """(peer ip, client ip): forwarded headers are trusted only from configured proxy CIDRs."""
-        peer = request.remote or "0.0.0.0"
-        if not self._trusted:
-            return peer, peer
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return peer, peer
-        if not any(addr in net for net in self._trusted):
-            return peer, peer
-        xff = request.headers.get("X-Forwarded-For")
-        if xff:
-            hops = [h.strip() for h in xff.split(",") if h.strip()]
-            for hop in reversed(hops):  # rightmost address that is not one of our proxies
-                try:
-                    hop_addr = ipaddress.ip_address(hop)
-                except ValueError:
-                    break
-                if not any(hop_addr in net for net in self._trusted):
-                    return peer, hop
-        real = request.headers.get("X-Real-IP")
-        if real:
-            try:
-                return peer, str(ipaddress.ip_address(real.strip()))
-            except ValueError:
-                pass
-        return peer, peer
-
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         runtime = self.services.runtime
-        peer, client = self.client_ip(request)
+        peer = request.remote or "0.0.0.0"
+        client = self._client_ip(peer, request.headers)  # trusted proxies (pipeline/stages/client_ip.py)
         ctx = RequestContext(request, new_request_id(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
         ctx.latency_mode = self._latency_mode
@@ -295,14 +268,12 @@ class Gateway:
             await site.start()
             self.public_port = _bound_port(site)
         if s.https_listen:  # HTTPS listener on the same runner; certificates per domain via SNI (docs/tls.md)
-            from gateway.pipeline.stages.tls import start_https
-
             factory: Callable[[], asyncio.BaseProtocol] | None = None
             if s.http2:
                 factory = lambda: AlpnDispatch(h1, self.h2server)  # noqa: E731
             elif s.public_listener != "aiohttp":
                 factory = h1
-            self.https_port = await start_https(self, runner, reuse_port, factory)
+            self.https_port = await start_https(s, self.services, runner, reuse_port, factory)
         if admin_value:
             arunner = web.AppRunner(self.make_admin_app(admin_value), access_log=None)
             await arunner.setup()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.snapshot.features import feature_config, feature_record
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MAX_ITEMS = 10
 MAX_VALUE = 512  # characters of one logged value
 LOCATIONS = ("header", "query", "cookie")
-_ATTR = "_custom_log_fields"
+_DERIVED_KEY = "custom_log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,8 @@ def _clean(value: Any) -> str:
 
 
 def check_custom_log(index: Index, problems: list[str]) -> None:
-    """Validate the feature and keep its compiled fields on the index (``features[i].config...: reason``)."""
+    """Validate the feature and record its compiled fields in ``Index.derived``
+    (problems: ``features[i].config...: reason``)."""
     fields: tuple[CustomField, ...] = ()
     found = feature_record(index, "custom_log")
     conf = feature_config(index, "custom_log")
@@ -79,13 +80,11 @@ def check_custom_log(index: Index, problems: list[str]) -> None:
                     continue
                 out.append(CustomField(f"custom_data_log{i + 1:02d}", loc, name, _getter(loc, name)))
             fields = tuple(out)
-    setattr(index, _ATTR, fields)
+    index.derived[_DERIVED_KEY] = fields
 
 
-def custom_fields(index: Any) -> tuple[CustomField, ...]:
-    """The compiled custom_log fields of a validated snapshot (empty when the feature is off)."""
-    fields: tuple[CustomField, ...] = getattr(index, _ATTR, ())
+def custom_fields(index: Index) -> tuple[CustomField, ...]:
+    """The compiled custom_log fields of a validated snapshot (empty when the feature is off); the compiler
+    copies them into ``Runtime.log_fields``."""
+    fields: tuple[CustomField, ...] = index.derived.get(_DERIVED_KEY, ())
     return fields
-
-
-EXTRA_CHECKS.append(check_custom_log)

@@ -38,7 +38,7 @@ from typing import Any
 
 from gateway.snapshot.collections import COLLECTIONS, CONTROL_PLANE_ONLY
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import validate
+from gateway.snapshot.validate import Index
 
 Doc = dict[str, Any]
 Item = dict[str, Any]
@@ -328,10 +328,10 @@ def remember(ix: DocIndex) -> None:
     _ACTIVE.add(ix)
 
 
-def check_document(doc: Doc) -> None:
-    """Validate ``doc`` (raises SnapshotError). When it is a per-API change of an active document, only the
-    change and its references are validated; a problem found that way is reported by the whole-document
-    validation, so paths are exact."""
+def check_document(doc: Doc, validate: Callable[[Doc], Index]) -> None:
+    """Validate ``doc`` with ``validate`` (the full schema: :func:`gateway.compiler.validate`; raises
+    SnapshotError). When it is a per-API change of an active document, only the change and its references are
+    validated; a problem found that way is reported by the whole-document validation, so paths are exact."""
     base = None
     best = 0
     for ix in list(_ACTIVE):

@@ -1,17 +1,18 @@
 """Load-time rules of gRPC APIs (``req_protocol`` GRPCS frontends, ``backend_type`` GRPC backends).
 
-Role in the pipeline: config-load time only (appended to ``validate.EXTRA_CHECKS``); a snapshot breaking a
-rule is rejected whole with ``path: reason``. The rules are the vendor's (a GRPCS API is called with POST and
-has no request parameters, backend parameters or custom authorizer) plus this gateway's: a GRPCS frontend is
-served by GRPC backends only (policies included), a GRPC backend only behind a GRPCS frontend, and the
-backend ``req_uri`` is the vendor's fixed ``/`` (the caller's method path is forwarded unchanged).
+Role in the pipeline: config-load time only (:func:`check`, listed in :mod:`gateway.pipeline.chain`); a
+snapshot breaking a rule is rejected whole with ``path: reason``. The rules are the vendor's (a GRPCS API is
+called with POST and has no request parameters, backend parameters or custom authorizer) plus this
+gateway's: a GRPCS frontend is served by GRPC backends only (policies included), a GRPC backend only behind
+a GRPCS frontend, and the backend ``req_uri`` is the vendor's fixed ``/`` (the caller's method path is
+forwarded unchanged).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import Index
 
 
 def _check_api(api: dict[str, Any], path: str, problems: list[str]) -> None:
@@ -51,9 +52,7 @@ def _check_api(api: dict[str, Any], path: str, problems: list[str]) -> None:
             problems.append(f"{path}.{bpath}.backend_params: not available for a GRPC backend")
 
 
-def _check(index: Index, problems: list[str]) -> None:
+def check(index: Index, problems: list[str]) -> None:
     for i, api in enumerate(index.items("apis")):
         _check_api(api, f"apis[{i}]", problems)
 
-
-EXTRA_CHECKS.append(_check)

@@ -2,7 +2,7 @@
 
 Role in the pipeline: config-load time only.
 
-* Owns the ``plugins`` and ``plugin_bindings`` collections (refines their ``COLLECTIONS`` entries).
+* Owns the ``plugins`` and ``plugin_bindings`` collections (:data:`COLLECTIONS`, merged by the chain).
 * ``plugin_content`` is a JSON document in a string (vendor shape, ≤ 65535 chars) or an already-decoded
   object. A string that is double-escaped the way the vendor's printed examples are (``{\\"a\\": 1}``) is
   unescaped once before giving up. The decoded object is checked by the type's validator, which returns the
@@ -11,10 +11,12 @@ Role in the pipeline: config-load time only.
   (``api_ids`` list accepted too, as in the bind call T3-1573); env/api pairs are resolved through the
   publication. One plug-in per (API, environment, ``plugin_type``) — two bindings of the same type are an
   error (the vendor replaces; a snapshot must say which one it means).
-* Types are registered by the modules implementing them (:func:`register_type`). A type that is known to the
-  vendor but not implemented by this build is rejected with a clear message (``UNSUPPORTED``), never ignored.
+* The implemented types are handed in (:func:`make_check`, called by :mod:`gateway.pipeline.chain` with each
+  type's validator). A type that is known to the vendor but not implemented by this build is rejected with a
+  clear message (``UNSUPPORTED``), never ignored.
 
-:func:`bound_plugin` is what the stage builders / finishers call per publication: a dict probe.
+The check records the compiled bindings on the validated index (``Index.derived``); :func:`bound_plugin` is
+what the stage builders call per publication: a dict probe.
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ from typing import Any
 
 import orjson
 
-from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import Field, L, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_environment, unknown_publication
+from gateway.snapshot.validate import Check, Index, unknown_environment, unknown_publication
 
 VENDOR_TYPES = ("cors", "set_resp_headers", "kafka_log", "breaker", "rate_limit", "third_auth")
 MAX_CONTENT = 65535
 
-# type -> reason shown when a plug-in of that type is present; a module implementing it removes the entry.
+# type -> reason shown when a plug-in of that type is present (types this build does not implement).
 UNSUPPORTED: dict[str, str] = {
 }
 
@@ -66,18 +67,10 @@ PLUGIN_BINDING = Obj(
                                   "api_name"}),
 )
 
-COLLECTIONS["plugins"] = (PLUGIN, "id")
-COLLECTIONS["plugin_bindings"] = (PLUGIN_BINDING, "id")
+COLLECTIONS = {"plugins": (PLUGIN, "id"), "plugin_bindings": (PLUGIN_BINDING, "id")}
 
 # validator(content, path, problems, index) -> compiled config, or None when problems were appended
 Validator = Callable[[dict[str, Any], str, list[str], Index], Any]
-_TYPES: dict[str, Validator] = {}
-
-
-def register_type(plugin_type: str, validator: Validator) -> None:
-    """Declare that this build implements ``plugin_type`` (its module validates and compiles the content)."""
-    _TYPES[plugin_type] = validator
-    UNSUPPORTED.pop(plugin_type, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,35 +118,30 @@ def _unescaped(raw: str) -> Any:
         return None
 
 
-class _State:
-    """Per validated snapshot: (api_id, env_id) -> {plugin_type: BoundPlugin}."""
-
-    __slots__ = ("by_publication", "index")
-
-    def __init__(self, index: Index) -> None:
-        self.index = index
-        self.by_publication: dict[tuple[str, str], dict[str, BoundPlugin]] = {}
-
-
-_STATES: dict[int, _State] = {}
-
-
-def _remember(index: Index, state: _State) -> None:
-    _STATES[id(index)] = state
-    while len(_STATES) > 4:  # old runtimes may still be compiling/serving; keep a few
-        del _STATES[next(iter(_STATES))]
+_DERIVED_KEY = "plugins"
+ByPublication = dict[tuple[str, str], dict[str, BoundPlugin]]
+# Checks over the resolved bindings: (index, {(api_id, env_id): {type: BoundPlugin}}, problems) -> None
+PublicationCheck = Callable[[Index, ByPublication, list[str]], None]
 
 
 def bound_plugin(index: Index, api_id: str, env_id: str, plugin_type: str) -> BoundPlugin | None:
     """The plug-in of ``plugin_type`` bound to the publication (api_id, env_id), if any."""
-    st = _STATES.get(id(index))
-    if st is None or st.index is not index:
-        return None
-    found = st.by_publication.get((api_id, env_id))
+    by_pub: ByPublication = index.derived.get(_DERIVED_KEY) or {}
+    found = by_pub.get((api_id, env_id))
     return found.get(plugin_type) if found else None
 
 
-def _check(index: Index, problems: list[str]) -> None:
+def make_check(types: dict[str, Validator], publication_checks: tuple[PublicationCheck, ...] = ()) -> Check:
+    """The snapshot check of plug-in records and bindings for the implemented ``types``."""
+
+    def check_plugins(index: Index, problems: list[str]) -> None:
+        _check(index, problems, types, publication_checks)
+
+    return check_plugins
+
+
+def _check(index: Index, problems: list[str], types: dict[str, Validator],
+           publication_checks: tuple[PublicationCheck, ...]) -> None:
     compiled: dict[str, BoundPlugin] = {}
     names: dict[str, int] = {}
     ids: dict[str, int] = {}
@@ -182,19 +170,19 @@ def _check(index: Index, problems: list[str]) -> None:
         ptype = p.get("plugin_type")
         if not isinstance(ptype, str) or ptype not in VENDOR_TYPES:
             continue  # the schema already reported it
-        if ptype in UNSUPPORTED or ptype not in _TYPES:
+        if ptype not in types:
             problems.append(f"{path}.plugin_type: {UNSUPPORTED.get(ptype) or ptype + ' plug-ins are not supported'}")
             continue
         before = len(problems)
         content = parse_content(p.get("plugin_content"), f"{path}.plugin_content", problems)
         if content is None:
             continue
-        config = _TYPES[ptype](content, f"{path}.plugin_content", problems, index)
+        config = types[ptype](content, f"{path}.plugin_content", problems, index)
         if config is None or len(problems) > before:
             continue
         compiled[pid] = BoundPlugin(pid, str(name), ptype, config, path)
 
-    state = _State(index)
+    by_publication: ByPublication = {}
     where: dict[tuple[str, str, str], str] = {}
     for i, b in enumerate(index.items("plugin_bindings")):
         path = f"plugin_bindings[{i}]"
@@ -213,10 +201,10 @@ def _check(index: Index, problems: list[str]) -> None:
             where[key] = sub
             bp = compiled.get(pid)
             if bp is not None:
-                state.by_publication.setdefault((api_id, env_id), {})[ptype] = bp
-    for check in PUBLICATION_CHECKS:
-        check(index, state.by_publication, problems)
-    _remember(index, state)
+                by_publication.setdefault((api_id, env_id), {})[ptype] = bp
+    for check in publication_checks:
+        check(index, by_publication, problems)
+    index.derived[_DERIVED_KEY] = by_publication
 
 
 def _publications(index: Index, b: dict[str, Any], path: str,
@@ -256,9 +244,3 @@ def _publications(index: Index, b: dict[str, Any], path: str,
             continue
         out.append((api_id, str(env_id), sub))
     return out
-
-
-# Checks over the resolved bindings: (index, {(api_id, env_id): {type: BoundPlugin}}, problems) -> None
-PUBLICATION_CHECKS: list[Callable[[Index, dict[tuple[str, str], dict[str, BoundPlugin]], list[str]], None]] = []
-
-EXTRA_CHECKS.append(_check)

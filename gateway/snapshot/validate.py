@@ -5,19 +5,19 @@ Role in the pipeline: config-load time only, before compilation. :func:`validate
 ``path.to.field: reason``. A document that fails here never reaches the compiler, so nothing
 half-loaded can serve.
 
-Feature modules add checks for the collections they own by appending to ``EXTRA_CHECKS``
-(a function ``(index, problems) -> None``).
+The caller hands in the :class:`Schema`: the collections (core ones refined by the stages that own them)
+and the stages' checks, each a function ``(index, problems) -> None`` run in order after the core checks.
+:mod:`gateway.pipeline.chain` assembles the full schema; this module never imports a stage.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
-from gateway.pipeline.stages.params import system_getter
 from gateway.snapshot.collections import (
     COLLECTIONS,
     RELEASE_ENV_ID,
@@ -26,7 +26,7 @@ from gateway.snapshot.collections import (
     TOP_LEVEL_SCALARS,
 )
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.schema import check, check_field, check_unique_ids, did_you_mean
+from gateway.snapshot.schema import Obj, check, check_field, check_unique_ids, did_you_mean
 
 ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")
 PATH_PARAM_RX = re.compile(r"\{([^{}/]+?)\+?\}")
@@ -44,6 +44,9 @@ class Index:
     # api_id -> [publish records]
     publishes_by_api: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     publish_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what checks derive while validating and compile reads: "plugins" -> bound plug-ins per publication
+    # (gateway.snapshot.plugins), "custom_log" -> log fields. Written only during validate(); read-only after.
+    derived: dict[str, Any] = field(default_factory=dict)
 
     def items(self, collection: str) -> list[dict[str, Any]]:
         value = self.doc.get(collection) or []
@@ -54,7 +57,19 @@ class Index:
 
 
 Check = Callable[[Index, list[str]], None]
-EXTRA_CHECKS: list[Check] = []
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a snapshot may hold: collection -> (element schema, identifying field), plus the checks
+    (``(index, problems) -> None``) that run after the core ones, in order."""
+
+    collections: Mapping[str, tuple[Obj, str | None]]
+    checks: tuple[Check, ...] = ()
+
+
+# The core collections alone (stage-owned collections are open objects with an id; no stage checks).
+CORE = Schema(COLLECTIONS)
 
 
 def unknown_environment(index: Index, env_id: Any) -> str:
@@ -84,30 +99,31 @@ def _where(collection: str, items: list[dict[str, Any]], key: str, value: Any) -
     return collection
 
 
-def validate(doc: dict[str, Any]) -> Index:
+def validate(doc: dict[str, Any], schema: Schema = CORE) -> Index:
+    collections = schema.collections
     problems: list[str] = []
     for key, value in doc.items():
         if key in TOP_LEVEL_SCALARS:
             check_field(TOP_LEVEL_SCALARS[key], value, key, problems)
-        elif key not in COLLECTIONS:
+        elif key not in collections:
             problems.append(f"{key}: unknown top-level key")
         elif value is not None and not isinstance(value, list):
             problems.append(f"{key}: must be a list")
     if problems:
         raise SnapshotError(problems)
 
-    for name, (schema, id_key) in COLLECTIONS.items():
+    for name, (obj, id_key) in collections.items():
         items = doc.get(name) or []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(f"{name}[{i}]: must be an object")
             else:
-                check(schema, item, f"{name}[{i}]", problems)
+                check(obj, item, f"{name}[{i}]", problems)
         if id_key:
             check_unique_ids(items, id_key, name, problems)
 
     index = Index(doc=doc)
-    for name, (_schema, id_key) in COLLECTIONS.items():
+    for name, (_obj, id_key) in collections.items():
         if id_key:
             index.by_id[name] = {
                 str(x[id_key]): x for x in index.items(name) if x.get(id_key) is not None
@@ -130,7 +146,7 @@ def validate(doc: dict[str, Any]) -> Index:
     _check_responses(index, problems)
     _check_publishes(index, problems)
     _check_apis(index, problems)
-    for extra in EXTRA_CHECKS:
+    for extra in schema.checks:
         extra(index, problems)
     if problems:
         raise SnapshotError(problems)
@@ -275,8 +291,6 @@ def _check_apis(index: Index, problems: list[str]) -> None:
                     continue
                 if bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
                     problems.append(f"{path}.{lpath}[{j}].value: no request parameter named {bp.get('value')!r}")
-                if bp.get("origin") == "SYSTEM" and system_getter(str(bp.get("value"))) is None:
-                    problems.append(f"{path}.{lpath}[{j}].value: unknown system parameter {bp.get('value')!r}")
         if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
             backend_path = {bp.get("name") for bp in api.get("backend_params") or []
                             if isinstance(bp, dict) and bp.get("location") == "PATH"}

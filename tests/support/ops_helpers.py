@@ -8,7 +8,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.core.errors import GatewayError
-from gateway.pipeline.spec import ORDER_THROTTLE, register_stage
+from gateway.pipeline import chain
+from gateway.pipeline.spec import StageSpec
 
 
 async def scrape(admin_url: str, token: str | None = None) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -51,7 +52,6 @@ _DENIALS: dict[str, GatewayError] = {
 }
 
 
-@register_stage(ORDER_THROTTLE + 1, "ops_test_denial")
 def _denial_stage(draft: Any, build: Any) -> Any:
     err = _DENIALS.get(draft.api.get("remark") or "")
     if err is None:
@@ -61,3 +61,7 @@ def _denial_stage(draft: Any, build: Any) -> Any:
         raise GatewayError(err.error_type, err.code, err.message)
 
     return stage
+
+
+# the default pipeline plus the denial stage right after throttling: make_gateway(doc, chain=OPS_CHAIN)
+OPS_CHAIN = chain.DEFAULT.with_stage(StageSpec("ops_test_denial", _denial_stage), after="throttling")

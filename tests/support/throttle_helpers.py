@@ -3,8 +3,8 @@ and a way to run real gateway processes.
 
 The identity stage exists because the authentication stage (order 20) belongs to another module: it
 reads ``X-Test-App`` / ``X-Test-User`` into ``ctx.app_id`` / ``ctx.user_id`` and ``ctx.account_id`` so per-app
-and per-user limits can be tested over real sockets. It is registered only by the ``identity_stage`` fixture for the
-tests that use it and removed afterwards; it never ships in the gateway.
+and per-user limits can be tested over real sockets. Only the tests that take the ``identity_stage`` fixture (a
+pipeline with the stage added) get it; it never ships in the gateway.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 
-from gateway.pipeline import spec as stages
+from gateway.pipeline import chain
+from gateway.pipeline.spec import Chain, StageSpec
 from tests.support.helpers import GROUP_HOST, RELEASE
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 IDENTITY_STAGE = "test_identity"
 
@@ -47,10 +47,9 @@ def _identity_builder(draft: EndpointDraft, build: BuildContext) -> Any:
 
 
 @pytest.fixture
-def identity_stage() -> Iterator[None]:
-    stages.register_stage(stages.ORDER_AUTH, IDENTITY_STAGE)(_identity_builder)
-    yield
-    stages._REGISTRY[:] = [r for r in stages._REGISTRY if r.name != IDENTITY_STAGE]
+def identity_stage() -> Chain:
+    """The default pipeline plus the identity stage after authentication: make_gateway(doc, chain=...)."""
+    return chain.DEFAULT.with_stage(StageSpec(IDENTITY_STAGE, _identity_builder), after="iam_auth")
 
 
 def policy(pid: str, api: int, *, user: int | None = None, app: int | None = None, ip: int | None = None,

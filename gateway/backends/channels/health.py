@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -28,8 +29,14 @@ import aiohttp
 from gateway.backends.channels.state import HealthSpec, MemberKey, MemberState
 
 if TYPE_CHECKING:
-    from gateway.model.runtime import Runtime
+    from collections.abc import Iterable
+
     from gateway.model.services import Services
+
+# (member key, active health check or None, the member's state), as the active runtime's upstreams hold them
+Member = tuple[MemberKey, "HealthSpec | None", MemberState]
+
+SwapHook = Callable[[Any], None]
 
 log = logging.getLogger("gateway.backends.channels")
 EXTRAS_KEY = "channels"
@@ -43,7 +50,6 @@ class HealthManager:
         self.tasks: dict[MemberKey, tuple[HealthSpec, MemberState, asyncio.Task[None]]] = {}
         self._pending = False
         self._session: aiohttp.ClientSession | None = None
-        services.swap_hooks.append(self.reconcile)
         services.close_hooks.append(self.close)
 
     # --- compile time (may run in a worker thread: no loop access here) ---------------------------
@@ -54,22 +60,19 @@ class HealthManager:
         return state
 
     # --- swaps ------------------------------------------------------------------------------------
-    def reconcile(self, runtime: Runtime) -> None:
-        """Swap hook: compute the wanted checks from the new runtime's channel upstreams.
+    def reconcile(self, members: Iterable[Member]) -> None:
+        """After a swap: the members of the new runtime's channel upstreams (the swap hook that
+        :mod:`gateway.backends.channels.upstream` installs computes them) become the checked set.
 
         The member states the new runtime's upstreams hold are authoritative (a compile running in a
         worker thread may have created some of them while an older swap was being reconciled).
         """
-        from gateway.backends.channels.upstream import channel_upstreams
-
         wanted: dict[MemberKey, tuple[HealthSpec, MemberState]] = {}
         states: dict[MemberKey, MemberState] = {}
-        for up in channel_upstreams(runtime):
-            for member in up.all_members:
-                key = member.state.key
-                states[key] = member.state
-                if member.health is not None:
-                    wanted[key] = (member.health, member.state)
+        for key, health, state in members:
+            states[key] = state
+            if health is not None:
+                wanted[key] = (health, state)
         for key, state in states.items():
             if key not in wanted:
                 # no active check any more: a member marked down by old checks must not stay down
@@ -170,9 +173,11 @@ class HealthManager:
         self._pending = bool(self.wanted)  # a restarted gateway (same services) starts them again
 
 
-def manager_for(services: Services) -> HealthManager:
-    manager = services.extras.get(EXTRAS_KEY)
+def manager_for(services: Services, on_swap: Callable[[HealthManager], SwapHook]) -> HealthManager:
+    """The process's manager; created on first use, with ``on_swap(manager)`` installed as a swap hook."""
+    manager: HealthManager | None = services.extras.get(EXTRAS_KEY)
     if manager is None:
         manager = HealthManager(services)
         services.extras[EXTRAS_KEY] = manager
+        services.swap_hooks.append(on_swap(manager))
     return manager

@@ -1,8 +1,8 @@
 """Schema and cross-reference checks of the ``vpc_channels`` collection (seed 002 §3.17).
 
-Role in the pipeline: config-load time only. Importing this module refines the ``vpc_channels`` entry of
-:data:`gateway.snapshot.collections.COLLECTIONS` with the vendor's field tables (Tables 3-852..3-856) and
-appends :func:`check_channels` to ``EXTRA_CHECKS``: member and health-check rules the field tables cannot
+Role in the pipeline: config-load time only. :data:`COLLECTIONS` holds the ``vpc_channels`` schema with
+the vendor's field tables (Tables 3-852..3-856), and :func:`check_channels` (listed in
+:mod:`gateway.pipeline.chain`) checks member and health-check rules the field tables cannot
 express, and every API backend / HTTP backend policy with ``vpc_channel_status: 1`` must name an existing
 channel.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import B, I, L, O, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import Index
 
 _NAME = r"[A-Za-z][A-Za-z0-9_.-]*"
 _OUT = frozenset({"create_time", "update_time", "status", "project_id", "instance_id"})
@@ -83,7 +82,7 @@ VPC_CHANNEL = Obj(
     output_only=_OUT,
 )
 
-COLLECTIONS["vpc_channels"] = (VPC_CHANNEL, "id")
+COLLECTIONS = {"vpc_channels": (VPC_CHANNEL, "id")}
 
 _CODE_RX = re.compile(r"^\d{3}(-\d{3})?$")
 
@@ -198,5 +197,3 @@ def check_channels(index: Index, problems: list[str]) -> None:
             elif where != "backend_api" and not backend.get("url_domain"):
                 problems.append(f"{bpath}.url_domain: is required without a VPC channel")
 
-
-EXTRA_CHECKS.append(check_channels)

@@ -1,4 +1,4 @@
-"""Load-balanced upstream over the members of a VPC channel (``UPSTREAM_BUILDERS["vpc"]``).
+"""Load-balanced upstream over the members of a VPC channel (built by :mod:`gateway.compiler.targets`).
 
 Role in the pipeline: step 17 of spec 02 §11.2, member selection. :class:`ChannelUpstream` implements the
 ``Upstream`` protocol of :mod:`gateway.backends.http` (``choose`` / ``report`` / ``host_header`` /
@@ -27,14 +27,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.backends.channels.health import HealthManager, manager_for
+from gateway.backends.channels.health import Member as CheckedMember
 from gateway.backends.channels.schema import health_timeout, parse_http_codes
 from gateway.backends.channels.state import HealthSpec, MemberState
 from gateway.backends.http import DEFAULT_PORTS, HttpTarget, Member
 from gateway.core.errors import GatewayError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft, Runtime
+    from gateway.model.runtime import Runtime
+    from gateway.model.services import Services
+    from gateway.snapshot.validate import Index
 
 WRR, WLC, SOURCE_HASH, URI_HASH = 1, 2, 3, 4
 _U64 = float(2**64)
@@ -188,21 +193,35 @@ def _health_spec(cfg: dict[str, Any] | None, host: str, port: int) -> HealthSpec
     )
 
 
-def build_channel_upstream(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext, path: str,
-                           scheme: str) -> ChannelUpstream | None:
+def runtime_members(runtime: Runtime) -> list[CheckedMember]:
+    """Every member of every channel upstream the runtime forwards through."""
+    return [(m.state.key, m.health, m.state) for up in channel_upstreams(runtime) for m in up.all_members]
+
+
+def _reconcile_on_swap(manager: HealthManager) -> Callable[[Runtime], None]:
+    def on_swap(runtime: Runtime) -> None:
+        manager.reconcile(runtime_members(runtime))
+
+    return on_swap
+
+
+def build_channel_upstream(backend: dict[str, Any], index: Index, services: Services, problems: list[str],
+                           path: str, scheme: str,
+                           cache: dict[tuple[str, str | None, str], ChannelUpstream]) -> ChannelUpstream | None:
+    """The upstream of a backend with ``vpc_channel_status: 1`` (one per channel, proxy host and scheme per
+    compile: ``cache``), or None after appending a problem."""
     info = backend.get("vpc_channel_info") or {}
     cid = str(info.get("vpc_channel_id"))
-    channel = build.index.by_id.get("vpc_channels", {}).get(cid)
+    channel = index.by_id.get("vpc_channels", {}).get(cid)
     if channel is None:
-        build.problems.append(f"{path}.vpc_channel_info.vpc_channel_id: unknown VPC channel {cid!r}")
+        problems.append(f"{path}.vpc_channel_info.vpc_channel_id: unknown VPC channel {cid!r}")
         return None
     proxy_host = info.get("vpc_channel_proxy_host") or None
-    cache: dict[tuple[str, str | None, str], ChannelUpstream] = build.__dict__.setdefault("_vpc_upstreams", {})
     key = (cid, proxy_host, scheme)
     if key in cache:
         return cache[key]
-    manager = manager_for(build.services)
-    settings = build.settings
+    manager = manager_for(services, _reconcile_on_swap)
+    settings = services.settings
     group_weights = {g["member_group_name"]: g.get("member_group_weight")
                      for g in channel.get("member_groups") or [] if isinstance(g, dict)}
     members: list[ChannelMember] = []
@@ -226,12 +245,3 @@ def build_channel_upstream(backend: dict[str, Any], draft: EndpointDraft, build:
                                isinstance(cfg, dict), settings.channel_passive_failures, settings.channel_eject_s)
     cache[key] = upstream
     return upstream
-
-
-def _register() -> None:
-    from gateway.model import runtime
-
-    runtime.UPSTREAM_BUILDERS["vpc"] = build_channel_upstream
-
-
-_register()

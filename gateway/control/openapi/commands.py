@@ -31,9 +31,9 @@ def _fmt_for(out: str | None, given: str | None) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from gateway.compiler import build_runtime
     from gateway.core.settings import load_settings
     from gateway.model.services import Services
-    from gateway.process.server import build_runtime
 
     try:
         spec = parse_bytes(open(args.file, "rb").read(), args.file)  # noqa: SIM115

@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway.control.openapi import mapping as m
 from gateway.control.openapi.mapping import ANY_KEY, HTTP_METHODS, Doc, stable_id
-from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
+from gateway.pipeline.chain import COLLECTIONS
+from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 PATH_PARAM = re.compile(r"\{[^}]*\}")
 _FRAGMENT = ("apis", "publishes", "throttles", "throttle_bindings", "acls", "acl_bindings", "plugin_bindings",

@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.control.common import bad_param, mask
+from gateway.pipeline.chain import COLLECTIONS
 from gateway.snapshot import delta
-from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
+from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 Doc = dict[str, Any]
 Item = dict[str, Any]

@@ -31,8 +31,9 @@ from gateway.control.v2.document import (
 )
 from gateway.control.v2.versions import write_api
 from gateway.core.settings import Settings
+from gateway.pipeline.chain import COLLECTIONS
 from gateway.snapshot import delta
-from gateway.snapshot.collections import COLLECTIONS, RELEASE_ENV_ID, RELEASE_ENV_NAME
+from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME
 
 Query = dict[str, str]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.compiler import validate
 from gateway.control.common import AdminError, new_id, now_iso, strip_item_prefix
 from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item
 from gateway.snapshot.delta import check_document
@@ -58,7 +59,7 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
     trial = dict(doc)
     i = replace_item(trial, "apis", key, item)
     try:
-        check_document(trial)  # the change and its references (the whole document when in doubt)
+        check_document(trial, validate)  # the change and its references (the whole document when in doubt)
     except SnapshotError as exc:
         problems = strip_item_prefix(exc.problems, f"apis[{i}]")
         first = problems[0] if problems else "body"

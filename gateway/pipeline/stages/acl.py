@@ -4,9 +4,9 @@ Role in the pipeline: at config-load time every ACL is compiled once (IP lists i
 :class:`~gateway.lib.ipset.IpSet`, account lists into a frozenset) and the bindings are resolved to
 publications; each endpoint gets at most two stages:
 
-* order 10 ``ip_acl`` — the resolved client IP (``ctx.client_ip``, see :mod:`gateway.pipeline.stages.client_ip`)
+* ``ip_acl`` — the resolved client IP (``ctx.client_ip``, see :mod:`gateway.pipeline.stages.client_ip`)
   against the publication's ``IP`` ACL, before authentication;
-* order 50 ``domain_acl`` — the caller's account name (``ctx.user_name``, set by IAM authentication)
+* ``domain_acl`` — the caller's account name (``ctx.user_name``, set by IAM authentication)
   against a ``DOMAIN`` ACL and the account id (``ctx.identity["domain_id"]``) against a ``DOMAIN_ID`` ACL.
 
 Combination rule (spec 02 §4.4): ``PERMIT`` admits only subjects in the list, ``DENY`` refuses the
@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING
 
 from gateway.core.errors import GatewayError
 from gateway.lib.ipset import IpSet, ip_key, split_values
-from gateway.pipeline import spec as stages
 from gateway.pipeline.stages.auth_checks import binding_publish_id
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
-    from gateway.pipeline.spec import Stage
+    from gateway.model.plan import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
     from gateway.snapshot.validate import Index
 
 
@@ -53,11 +52,12 @@ def compile_acl(acl: dict[str, object]) -> CompiledAcl:
     )
 
 
-def acl_table(index: Index) -> dict[str, list[CompiledAcl]]:
-    """publish_id -> the ACLs bound to it (compiled once per validated snapshot, cached on the index)."""
-    cached = getattr(index, "_acl_table", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return,unused-ignore]
+def acl_table(build: BuildContext) -> dict[str, list[CompiledAcl]]:
+    """publish_id -> the ACLs bound to it (compiled once per snapshot)."""
+    return build.once("acl_table", lambda: _compile_table(build.index))
+
+
+def _compile_table(index: Index) -> dict[str, list[CompiledAcl]]:
     compiled = {aid: compile_acl(acl) for aid, acl in index.by_id["acls"].items()}
     table: dict[str, list[CompiledAcl]] = {}
     for b in index.items("acl_bindings"):
@@ -65,7 +65,6 @@ def acl_table(index: Index) -> dict[str, list[CompiledAcl]]:
         acl = compiled.get(str(b.get("acl_id")))
         if pid is not None and acl is not None:
             table.setdefault(pid, []).append(acl)
-    setattr(index, "_acl_table", table)  # noqa: B010
     return table
 
 
@@ -103,13 +102,11 @@ def _domain_stage(acls: tuple[CompiledAcl, ...]) -> Stage:
     return domain_acl
 
 
-@stages.register_stage(stages.ORDER_IP_ACL, "ip_acl")
 def build_ip_acl(draft: EndpointDraft, build: BuildContext) -> Stage | None:
-    acls = tuple(a for a in acl_table(build.index).get(draft.publish_id, ()) if a.entity_type == "IP")
+    acls = tuple(a for a in acl_table(build).get(draft.publish_id, ()) if a.entity_type == "IP")
     return _ip_stage(acls) if acls else None
 
 
-@stages.register_stage(stages.ORDER_DOMAIN_ACL, "domain_acl")
 def build_domain_acl(draft: EndpointDraft, build: BuildContext) -> Stage | None:
-    acls = tuple(a for a in acl_table(build.index).get(draft.publish_id, ()) if a.entity_type != "IP")
+    acls = tuple(a for a in acl_table(build).get(draft.publish_id, ()) if a.entity_type != "IP")
     return _domain_stage(acls) if acls else None

@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING
 from gateway.core.errors import GatewayError
 from gateway.lib import sdk_signer
 from gateway.lib.ipset import ip_key
-from gateway.pipeline import spec as stages
 from gateway.pipeline.stages.app_credentials import credential_modes
 from gateway.pipeline.stages.apps import App, app_registry
 from gateway.snapshot.features import feature_config
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
-    from gateway.pipeline.spec import Stage
+    from gateway.model.plan import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 APP_CODE_HEADER = "X-Apig-AppCode"
 _PREFIX = "Incorrect app authentication information"
@@ -82,7 +81,7 @@ class AppAuthenticator:
 
     def __init__(self, build: BuildContext, app_code: bool) -> None:
         s = build.settings
-        self.registry = app_registry(build.index)
+        self.registry = app_registry(build)
         self.header = _auth_header_name(build)
         self.app_code = app_code
         self.allow_http = bool(s.app_code_allow_http)
@@ -199,7 +198,6 @@ def _app_checks(apps: dict[str, App], authorized: frozenset[str]) -> Stage:
     return app_checks
 
 
-@stages.register_stage(stages.ORDER_AUTH, "app_auth")
 def build_app_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if draft.api.get("auth_type") != "APP":
         return None
@@ -207,9 +205,8 @@ def build_app_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     return AppAuthenticator(build, opt.get("app_code_auth_type") == "HEADER")
 
 
-@stages.register_stage(stages.ORDER_APP_CHECKS, "app_checks")
 def build_app_checks(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if draft.api.get("auth_type") != "APP":
         return None
-    reg = app_registry(build.index)
+    reg = app_registry(build)
     return _app_checks(reg.by_id, reg.authorized.get((str(draft.api["id"]), draft.env_id), frozenset()))

@@ -32,11 +32,10 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import GatewayError
-from gateway.model.runtime import PLAN_FINISHERS
-from gateway.pipeline import handle as pipeline
 from gateway.pipeline.stages.app_tokens import (
     ACCESS,
     DEFAULT_EXPIRE_S,
@@ -50,7 +49,6 @@ from gateway.pipeline.stages.app_tokens import (
 )
 from gateway.pipeline.stages.apps import App, AppRegistry, app_registry, code_digest
 from gateway.snapshot.features import feature_config, feature_record
-from gateway.snapshot.validate import EXTRA_CHECKS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -58,8 +56,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.model.context import RequestContext
-    from gateway.model.plan import BackendPlan, BackendRequest
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.model.plan import BackendRequest
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
     from gateway.snapshot.validate import Index
 
 API_KEY_HEADER = "apikey"
@@ -69,6 +67,9 @@ TIMESTAMP_HEADER = "Timestamp"
 USED_KEY = "app_credential_headers"  # ctx.extras: the headers that carried the credential (not forwarded)
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _PREFIX = "Incorrect app authentication information"
+
+
+TokenEndpoint = Callable[["RequestContext"], "Awaitable[web.StreamResponse] | None"]
 
 
 def _failure(reason: str) -> GatewayError:
@@ -257,10 +258,16 @@ class CredentialModes:
 
 def credential_modes(build: BuildContext) -> CredentialModes | None:
     """The snapshot's enabled modes (None when none is on), compiled once per snapshot."""
+    return _compiled(build)[0]
+
+
+def _compiled(build: BuildContext) -> tuple[CredentialModes | None, TokenEndpoint | None]:
+    return build.once("app_credentials", lambda: _compile(build))
+
+
+def _compile(build: BuildContext) -> tuple[CredentialModes | None, TokenEndpoint | None]:
     index = build.index
-    if hasattr(index, "_credential_modes"):
-        cached: CredentialModes | None = getattr(index, "_credential_modes")  # noqa: B009
-        return cached
+    endpoint: TokenEndpoint | None = None
     api_key = _on(index, "app_api_key") is not None
     basic = _on(index, "app_basic") is not None
     secret = _on(index, "app_secret") is not None
@@ -269,12 +276,11 @@ def credential_modes(build: BuildContext) -> CredentialModes | None:
     modes: CredentialModes | None = None
     if api_key or basic or secret or jwt or cfg is not None:
         tokens = TokenService.of(build.services) if cfg is not None else None
-        modes = CredentialModes(app_registry(index), api_key=api_key, basic=basic, secret=secret, jwt=jwt,
+        modes = CredentialModes(app_registry(build), api_key=api_key, basic=basic, secret=secret, jwt=jwt,
                                 token_cfg=cfg, tokens=tokens, skew=float(build.settings.app_auth_clock_skew_s))
         if cfg is not None and tokens is not None:
-            setattr(index, "_app_token_endpoint", token_endpoint(cfg, modes.registry, tokens))  # noqa: B010
-    setattr(index, "_credential_modes", modes)  # noqa: B010
-    return modes
+            endpoint = token_endpoint(cfg, modes.registry, tokens)
+    return modes, endpoint
 
 
 def drop_credential_headers(ctx: RequestContext, breq: BackendRequest) -> None:
@@ -285,21 +291,15 @@ def drop_credential_headers(ctx: RequestContext, breq: BackendRequest) -> None:
             breq.headers.popall(name, None)
 
 
-# --- registration (config-load time) ----------------------------------------------------------------
+# --- the plan stage and the pre-route handler (config-load time; listed in gateway.pipeline.chain) -----------
 
-def finish_plan(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-                path: str) -> None:
+def apply_drop_credentials(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                           path: str) -> None:
     """APP APIs of a snapshot with any of these modes on remove the credential headers before forwarding."""
     if draft.api.get("auth_type") == "APP" and credential_modes(build) is not None:
-        plan.request_hooks.insert(0, drop_credential_headers)
+        plan.request_hooks.append(drop_credential_headers)
 
 
-def serve_token_endpoint(ctx: RequestContext) -> Awaitable[web.StreamResponse] | None:
-    """Pre-route: the ``app_token`` endpoint of the running snapshot, if the feature is on."""
-    handler = getattr(ctx.runtime.index, "_app_token_endpoint", None)
-    return handler(ctx) if handler is not None else None
-
-
-EXTRA_CHECKS.append(check_features)
-PLAN_FINISHERS.append(finish_plan)
-pipeline.PRE_ROUTE.append(serve_token_endpoint)
+def build_token_endpoint(build: BuildContext) -> TokenEndpoint | None:
+    """Pre-route: the ``app_token`` endpoint of the snapshot, if the feature is on."""
+    return _compiled(build)[1]

@@ -1,6 +1,6 @@
 """The compiled app registry: who an AppKey or AppCode is, and what each app may call.
 
-Role in the pipeline: built once per validated snapshot (cached on its index) from ``apps``,
+Role in the pipeline: built once per snapshot (the compile memo) from ``apps``,
 ``app_codes``, ``app_auths`` and ``app_acls``; the APP authentication and app-check stages
 (:mod:`gateway.pipeline.stages.app_auth`) only do dictionary probes into it:
 
@@ -22,6 +22,7 @@ from gateway.lib.ipset import IpSet
 from gateway.lib.sdk_signer import prepare_key
 
 if TYPE_CHECKING:
+    from gateway.pipeline.spec import BuildContext
     from gateway.snapshot.validate import Index
 
 
@@ -53,10 +54,11 @@ def code_digest(code: str) -> bytes:
     return hashlib.sha256(code.encode("utf-8", "surrogateescape")).digest()
 
 
-def app_registry(index: Index) -> AppRegistry:
-    cached = getattr(index, "_app_registry", None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return,unused-ignore]
+def app_registry(build: BuildContext) -> AppRegistry:
+    return build.once("app_registry", lambda: _compile(build.index))
+
+
+def _compile(index: Index) -> AppRegistry:
     acls = {str(a.get("app_id")): a for a in index.items("app_acls")}
     reg = AppRegistry()
     by_id = reg.by_id
@@ -81,5 +83,4 @@ def app_registry(index: Index) -> AppRegistry:
             continue
         authorized.setdefault((str(a["api_id"]), str(a["env_id"])), set()).add(str(a["app_id"]))
     reg.authorized = {k: frozenset(v) for k, v in authorized.items()}
-    setattr(index, "_app_registry", reg)  # noqa: B010
     return reg

@@ -1,6 +1,6 @@
 """Cross-reference checks for access control and app collections (spec 02 §4, §5, §12).
 
-Role in the pipeline: config-load time only (appended to ``validate.EXTRA_CHECKS``). Field shapes are
+Role in the pipeline: config-load time only (checks listed in :mod:`gateway.pipeline.chain`). Field shapes are
 checked by the schemas in :mod:`gateway.snapshot.collections`; this adds what needs the whole document:
 
 * ``acls``: ``acl_value`` entries parse for their ``entity_type`` (IP: address / range / CIDR, at most
@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.lib.ipset import parse_entry, split_values
 from gateway.snapshot.features import parse_config
-from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_environment, unknown_publication
+from gateway.snapshot.validate import Index, unknown_environment, unknown_publication
 
 MAX_IP_ENTRIES = 100
 MAX_DOMAIN_TOTAL = 1024
@@ -64,7 +64,7 @@ def check_acl_value(entity_type: str, value: str) -> list[str]:
     return reasons
 
 
-def _check_acls(index: Index, problems: list[str]) -> None:
+def check_acls(index: Index, problems: list[str]) -> None:
     for i, rec in enumerate(index.items("acls")):
         etype, value = rec.get("entity_type"), rec.get("acl_value")
         if isinstance(etype, str) and isinstance(value, str):
@@ -98,7 +98,7 @@ def _check_acls(index: Index, problems: list[str]) -> None:
             seen[key] = i
 
 
-def _check_apps(index: Index, problems: list[str]) -> None:
+def check_apps(index: Index, problems: list[str]) -> None:
     keys: dict[str, int] = {}
     for i, app in enumerate(index.items("apps")):
         key = app.get("app_key")
@@ -161,7 +161,7 @@ def _check_apps(index: Index, problems: list[str]) -> None:
 _AUTH_HEADER_RX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,63}")
 
 
-def _check_features(index: Index, problems: list[str]) -> None:
+def check_features(index: Index, problems: list[str]) -> None:
     """The feature records this package reads (spec 02 §9.2): reject what would silently do nothing."""
     for i, rec in enumerate(index.items("features")):
         name = rec.get("name")
@@ -197,7 +197,3 @@ def _check_features(index: Index, problems: list[str]) -> None:
                             problems.append(f"{path}.backend_token_allow_users: bad regular expression "
                                             f"{pattern!r} ({exc})")
 
-
-EXTRA_CHECKS.append(_check_features)
-EXTRA_CHECKS.append(_check_acls)
-EXTRA_CHECKS.append(_check_apps)

@@ -13,7 +13,7 @@ Role in the pipeline:
   (``$context.authorizer.frontend.*``); ``deny`` -> AUTHORIZER_FAILURE (500 by default, 02 §7.4); a
   function error, timeout, non-200 ``statusCode`` or malformed answer -> AUTHORIZER_CONF_FAILURE 500;
 * after backend selection, for a backend (default or policy) with ``authorizer_id``: the same call as a plan
-  stage (added through ``PLAN_FINISHERS``); the context becomes ``ctx.authorizer_backend``.
+  plan stage (``apply_backend_authorizer``); the context becomes ``ctx.authorizer_backend``.
 
 The decision cache lives in ``services.extras`` (survives swaps; bounded LRU of
 ``authorizer_cache_entries``); its key includes a fingerprint of the authorizer and function records, so a
@@ -35,17 +35,15 @@ import orjson
 from gateway.backends import invokers as fn
 from gateway.backends.function import request_event
 from gateway.core.errors import GatewayError
-from gateway.model.plan import BackendPlan
-from gateway.model.runtime import PLAN_FINISHERS, BuildContext, EndpointDraft
-from gateway.pipeline import spec as stage_registry
-from gateway.snapshot.collections import _COMMON_OUT, COLLECTIONS
+from gateway.snapshot.collections import _COMMON_OUT
 from gateway.snapshot.schema import B, I, L, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index
+from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
+    from gateway.model.plan import Stage
     from gateway.model.services import Services
-    from gateway.pipeline.spec import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
 
 log = logging.getLogger("gateway.pipeline.stages.authorizer")
 
@@ -77,7 +75,7 @@ AUTHORIZER = Obj(
     output_only=_COMMON_OUT | frozenset({"create_time", "roma_app_id", "roma_app_name"}),
 )
 
-COLLECTIONS["authorizers"] = (AUTHORIZER, "id")
+COLLECTIONS = {"authorizers": (AUTHORIZER, "id")}
 
 CONTEXT_KEY_RX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 MAX_ANSWER_BYTES = 1024 * 1024  # 03 §4: the authorizer's answer is at most 1 MB
@@ -155,8 +153,6 @@ def check_authorizers(index: Index, problems: list[str]) -> None:
                         problems.append(f"{ppath}[{j}].value: $context.authorizer.frontend.* needs "
                                         "auth_type AUTHORIZER")
 
-
-EXTRA_CHECKS.append(check_authorizers)
 
 
 # --- decision cache --------------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class AuthorizerRunner:
             values.append(value)
         return tuple(values)
 
-    async def authorize(self, ctx: RequestContext) -> dict[str, Any]:
+    async def authorize(self, ctx: RequestContext, base64_body: bool = True) -> dict[str, Any]:
         """The authorizer's context for this request, or raise the spec's AUTHORIZER_* error."""
         values = self.identity_values(ctx)
         if self.ttl > 0 and values:
@@ -258,16 +254,17 @@ class AuthorizerRunner:
             key = (self.fingerprint, values)
             decision = cache.get(key, time.monotonic())
             if decision is None:
-                decision = await self._shared_call(ctx, cache, key)
+                decision = await self._shared_call(ctx, cache, key, base64_body)
         else:
-            decision = await self._call(ctx)
+            decision = await self._call(ctx, base64_body)
         allowed, context = decision
         if not allowed:
             raise GatewayError("AUTHORIZER_FAILURE", "APIG.0305",
                                f"Incorrect authentication information: {self.word} authorizer")
         return dict(context)
 
-    async def _shared_call(self, ctx: RequestContext, cache: DecisionCache, key: tuple[Any, ...]) -> Decision:
+    async def _shared_call(self, ctx: RequestContext, cache: DecisionCache, key: tuple[Any, ...],
+                           base64_body: bool) -> Decision:
         waiting = cache.inflight.get(key)
         if waiting is not None:
             ok, value = await asyncio.shield(waiting)
@@ -277,7 +274,7 @@ class AuthorizerRunner:
         fut: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
         cache.inflight[key] = fut
         try:
-            decision = await self._call(ctx)
+            decision = await self._call(ctx, base64_body)
         except GatewayError as err:
             fut.set_result((False, err))
             raise
@@ -290,10 +287,8 @@ class AuthorizerRunner:
         cache.put(key, decision, time.monotonic() + self.ttl)
         return decision
 
-    async def _call(self, ctx: RequestContext) -> Decision:
-        ep = ctx.endpoint
+    async def _call(self, ctx: RequestContext, base64_body: bool) -> Decision:
         body = await ctx.read_body() if self.need_body else None
-        base64_body = ep is None or ep.api.get("is_send_fg_body_base64") is not False
         event = request_event(ctx, ctx.headers.items(), ctx.query.items(), ctx.method, body, base64_body)
         if not self.need_body:
             del event["body"], event["isBase64Encoded"]
@@ -348,7 +343,7 @@ class AuthorizerRunner:
 
 def runner_for(aid: str, build: BuildContext, path: str) -> AuthorizerRunner | None:
     """The compiled runner of authorizer ``aid`` (one per authorizer per compile)."""
-    runners: dict[str, AuthorizerRunner] = build.memo.setdefault(_RUNNERS_ATTR, {})
+    runners: dict[str, AuthorizerRunner] = build.once(_RUNNERS_ATTR, dict)
     if aid in runners:
         return runners[aid]
     auth = build.index.get("authorizers", aid)
@@ -366,7 +361,6 @@ def runner_for(aid: str, build: BuildContext, path: str) -> AuthorizerRunner | N
     return runner
 
 
-@stage_registry.register_stage(stage_registry.ORDER_AUTH, "custom_authorizer")
 def build_frontend_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if draft.api.get("auth_type") != "AUTHORIZER":
         return None
@@ -374,14 +368,17 @@ def build_frontend_stage(draft: EndpointDraft, build: BuildContext) -> Stage | N
     if runner is None:
         return None
 
+    base64_body = draft.api.get("is_send_fg_body_base64") is not False
+
     async def stage(ctx: RequestContext) -> None:
-        ctx.authorizer_frontend = await runner.authorize(ctx)
+        ctx.authorizer_frontend = await runner.authorize(ctx, base64_body)
 
     return stage
 
 
-def finish_backend_plan(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-                        path: str) -> None:
+def apply_backend_authorizer(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft,
+                             build: BuildContext, path: str) -> None:
+    """A backend with ``authorizer_id`` gets a plan stage that calls that authorizer."""
     aid = backend.get("authorizer_id")
     if not aid:
         return
@@ -389,10 +386,9 @@ def finish_backend_plan(plan: BackendPlan, backend: dict[str, Any], draft: Endpo
     if runner is None:
         return
 
+    base64_body = draft.api.get("is_send_fg_body_base64") is not False
+
     async def stage(ctx: RequestContext) -> None:
-        ctx.authorizer_backend = await runner.authorize(ctx)
+        ctx.authorizer_backend = await runner.authorize(ctx, base64_body)
 
-    plan.stages = (*plan.stages, ("backend_authorizer", stage))
-
-
-PLAN_FINISHERS.append(finish_backend_plan)
+    plan.stages.append(("backend_authorizer", stage))

@@ -1,8 +1,8 @@
 """Backend policies: conditions that route a request to a policy backend instead of the default one.
 
-Role in the pipeline: step 12 of spec 02 §11.2 (backend selection). Registered as
-``runtime.POLICY_COMPILER``; :func:`compile_policy` turns a policy's ``conditions`` and ``effect_mode`` into
-one matcher ``ctx -> bool`` at config-load time (values split, CIDRs parsed, regexes compiled once).
+Role in the pipeline: step 12 of spec 02 §11.2 (backend selection, ``chain.SELECT``). :func:`compile_policy`
+turns a policy's ``conditions`` and ``effect_mode`` into one matcher ``ctx -> bool`` at config-load time
+(values split, CIDRs parsed, regexes compiled once).
 :meth:`gateway.model.runtime.Endpoint.select_backend` runs the matchers in order and the first policy that
 matches replaces the default backend (with its own backend parameters, timeout, retries, authorizer).
 
@@ -26,11 +26,9 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.model import runtime
-
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 Matcher = Callable[["RequestContext"], bool]
 Getter = Callable[["RequestContext"], "str | None"]
@@ -217,5 +215,3 @@ def compile_policy(policy: dict[str, Any], draft: EndpointDraft, build: BuildCon
         return lambda c: any(m(c) for m in checks)
     return lambda c: all(m(c) for m in checks)
 
-
-runtime.POLICY_COMPILER.append(compile_policy)

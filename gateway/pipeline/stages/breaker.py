@@ -35,16 +35,15 @@ from aiohttp import web
 
 from gateway.backends.mock import MockTarget
 from gateway.core.errors import GatewayError
-from gateway.model import runtime
 from gateway.model.plan import BackendPlan, BackendRequest
-from gateway.snapshot.plugins import bound_plugin, register_type
+from gateway.snapshot.plugins import bound_plugin
 from gateway.snapshot.schema import Field, I, L, O, Obj, S, check
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
     from gateway.model.services import Services
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
 
 CONDITION = Obj({
     "breaker_type": S(True, enum=("timeout", "condition")),
@@ -123,7 +122,7 @@ class BreakerConfig:
         return self.fails_on is not None and self.fails_on(status)
 
 
-def _validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> BreakerConfig | None:
+def validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> BreakerConfig | None:
     before = len(problems)
     check(CONTENT, content, path, problems)
     for key in ("downgrade_parameters", "downgrade_rules"):
@@ -256,7 +255,7 @@ class BreakerTarget:
 
     def __init__(self, inner: Any, cfg: BreakerConfig, state: CircuitState) -> None:
         self.inner = inner
-        self.kind = inner.kind  # other finishers look at the kind (signing signs HTTP only)
+        self.kind = inner.kind  # the pipeline skips building a backend request for MOCK
         self.cfg = cfg
         self.state = state
 
@@ -293,8 +292,9 @@ def _states(services: Services) -> dict[tuple[str, ...], CircuitState]:
     return states
 
 
-def _finish(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-            path: str) -> None:
+def apply_breaker(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                  path: str) -> None:
+    """Wrap the finished target of every backend plan of a publication with a bound breaker plug-in."""
     bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "breaker")
     if bp is None:
         return
@@ -305,7 +305,3 @@ def _finish(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, bu
     if state is None:
         state = states[key] = CircuitState()
     plan.target = BreakerTarget(plan.target, cfg, state)
-
-
-register_type("breaker", _validate)
-runtime.PLAN_FINISHERS.append(_finish)

@@ -21,18 +21,15 @@ socket peer is one of those proxies, so a direct caller cannot choose its own ad
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from gateway.lib.ipset import ip_key
-from gateway.pipeline import spec as stages
 from gateway.snapshot.features import feature_config
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
-    from gateway.pipeline.spec import Stage
-
-ORDER_CLIENT_IP = 5
+    from gateway.model.plan import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 
 def _valid_ip(text: str) -> str | None:
@@ -88,10 +85,12 @@ def make_stage(header: str | None, xff_index: int | None, trusted: list[Any]) ->
     return client_ip
 
 
-@stages.register_stage(ORDER_CLIENT_IP, "client_ip")
 def build_client_ip(draft: EndpointDraft, build: BuildContext) -> Stage | None:
-    if "client_ip_stage" in build.memo:
-        return cast("Stage | None", build.memo["client_ip_stage"])
+    """One stage for the whole snapshot (the features are snapshot-wide), or None when none is enabled."""
+    return build.once("client_ip", lambda: _compile(build))
+
+
+def _compile(build: BuildContext) -> Stage | None:
     header = _header_name(feature_config(build.index, "real_ip_header_getter"))
     xff_conf = feature_config(build.index, "real_ip_from_xff")
     xff_index = _xff_index(xff_conf) if xff_conf is not None else None
@@ -100,5 +99,4 @@ def build_client_ip(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     stage = None
     if header is not None or xff_index is not None:
         stage = make_stage(header, xff_index, build.settings.trusted_networks())
-    build.memo["client_ip_stage"] = stage
     return stage

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.model import runtime
-from gateway.snapshot.plugins import PUBLICATION_CHECKS, BoundPlugin, bound_plugin, register_type
+from gateway.snapshot.plugins import BoundPlugin, bound_plugin
 from gateway.snapshot.schema import B, Field, I, Obj, check
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, Endpoint, EndpointDraft
+    from gateway.model.plan import ResponseHook
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 _STR_OR_LIST = Field("any")
 CONTENT = Obj({
@@ -114,7 +114,7 @@ class CorsHandler:
         return None
 
 
-def _validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> CorsHandler | None:
+def validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> CorsHandler | None:
     before = len(problems)
     check(CONTENT, content, path, problems)
     origins = _items(content.get("allow_origin"), f"{path}.allow_origin", problems) or []
@@ -140,7 +140,7 @@ def _validate(content: dict[str, Any], path: str, problems: list[str], index: In
                        DEFAULT_MAX_AGE if max_age is None else int(max_age), content.get("allow_credentials") is True)
 
 
-def _check_methods(index: Index, by_pub: dict[tuple[str, str], dict[str, BoundPlugin]], problems: list[str]) -> None:
+def check_methods(index: Index, by_pub: dict[tuple[str, str], dict[str, BoundPlugin]], problems: list[str]) -> None:
     """Vendor rule: the API's request method must be one of the plug-in's allow_methods."""
     for (api_id, _env_id), plugins in by_pub.items():
         bp = plugins.get("cors")
@@ -166,13 +166,12 @@ def vary_origin(ctx: RequestContext, resp: web.StreamResponse) -> None:
         h["Vary"] = f"{vary}, Origin"
 
 
-def _finish(endpoint: Endpoint, draft: EndpointDraft, build: BuildContext) -> None:
-    bp = bound_plugin(build.index, endpoint.api_id, draft.env_id, "cors")
-    if bp is not None:
-        endpoint.cors_plugin = bp.config
-        endpoint.response_hooks = (vary_origin, *endpoint.response_hooks)
+def build_handler(draft: EndpointDraft, build: BuildContext) -> CorsHandler | None:
+    """The compiled handler of the publication's cors plug-in, if one is bound."""
+    bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "cors")
+    return bp.config if bp is not None else None
 
 
-register_type("cors", _validate)
-PUBLICATION_CHECKS.append(_check_methods)
-runtime.ENDPOINT_FINISHERS.append(_finish)
+def build_vary_origin(draft: EndpointDraft, build: BuildContext) -> ResponseHook | None:
+    """With a cors plug-in bound, every response of the endpoint merges ``Origin`` into ``Vary``."""
+    return vary_origin if bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "cors") else None

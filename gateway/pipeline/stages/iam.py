@@ -49,8 +49,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.core.errors import GatewayError
-from gateway.model.runtime import PLAN_FINISHERS
-from gateway.pipeline import spec as stages
 from gateway.pipeline.stages.iam_aksk import SCHEME as AKSK_SCHEME
 from gateway.pipeline.stages.iam_aksk import AkSkVerifier, aksk_verifier
 from gateway.snapshot.features import feature_config
@@ -58,10 +56,10 @@ from gateway.snapshot.features import feature_config
 if TYPE_CHECKING:
     from gateway.core.settings import Settings
     from gateway.model.context import RequestContext
-    from gateway.model.plan import BackendPlan, BackendRequest
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.model.plan import BackendRequest, Stage
     from gateway.model.services import Services
-    from gateway.pipeline.spec import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
+    from gateway.snapshot.validate import Index
 
 log = logging.getLogger("gateway.pipeline.stages.iam")
 
@@ -411,10 +409,12 @@ def verifier_for(build: BuildContext) -> TokenVerifier:
     return verifier
 
 
-def token_allowlist(index: Any) -> tuple[re.Pattern[str], ...] | None:
-    """Account-name patterns of the ``backend_token_allow`` feature (None: feature off), cached per snapshot."""
-    if hasattr(index, "_token_allowlist"):
-        return cast("tuple[re.Pattern[str], ...] | None", index._token_allowlist)
+def token_allowlist(build: BuildContext) -> tuple[re.Pattern[str], ...] | None:
+    """Account-name patterns of the ``backend_token_allow`` feature (None: feature off), once per snapshot."""
+    return build.once("iam_token_allowlist", lambda: _compile_allowlist(build.index))
+
+
+def _compile_allowlist(index: Index) -> tuple[re.Pattern[str], ...] | None:
     conf = feature_config(index, "backend_token_allow")
     patterns: tuple[re.Pattern[str], ...] | None = None
     if conf is not None:
@@ -431,7 +431,6 @@ def token_allowlist(index: Any) -> tuple[re.Pattern[str], ...] | None:
                     except re.error:
                         continue
         patterns = tuple(found)
-    setattr(index, "_token_allowlist", patterns)  # noqa: B010
     return patterns
 
 
@@ -467,16 +466,12 @@ def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | Non
     return iam_auth
 
 
-@stages.register_stage(stages.ORDER_AUTH, "iam_auth")
 def build_iam_auth(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     if draft.api.get("auth_type") != "IAM":
         return None
     verifier = verifier_for(build)
-    if not build.memo.get("iam_checked"):
-        build.problems.extend(verifier.refresh())
-        build.memo["iam_checked"] = True
-    return _iam_stage(verifier, token_allowlist(build.index),
-                      aksk_verifier(build.index, float(build.settings.app_auth_clock_skew_s)))
+    build.once("iam_checked", lambda: build.problems.extend(verifier.refresh()))
+    return _iam_stage(verifier, token_allowlist(build), aksk_verifier(build))
 
 
 def _strip_token(ctx: RequestContext, breq: BackendRequest) -> None:
@@ -484,17 +479,14 @@ def _strip_token(ctx: RequestContext, breq: BackendRequest) -> None:
         breq.headers.popall(TOKEN_HEADER, None)
 
 
-def finish_plan(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-                path: str) -> None:
+def apply_token_policy(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                       path: str) -> None:
     """IAM APIs do not pass the caller's X-Auth-Token to the backend, except for the accounts that the
     ``backend_token_allow`` feature lists (spec 02 §9.2)."""
     if draft.api.get("auth_type") != "IAM":
         return
-    allow = token_allowlist(build.index)
+    allow = token_allowlist(build)
     if not allow:
         plan.mapping = replace(plan.mapping, drop_headers=plan.mapping.drop_headers | {"x-auth-token"})
     else:
         plan.request_hooks.append(_strip_token)
-
-
-PLAN_FINISHERS.append(finish_plan)

@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import GatewayError
 from gateway.lib import sdk_signer
-from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
+    from gateway.pipeline.spec import BuildContext
     from gateway.snapshot.validate import Index
 
 SCHEME = "SDK-HMAC-SHA256"
@@ -54,7 +53,7 @@ IAM_CREDENTIAL = Obj(
     output_only=frozenset({"create_time", "last_use_time"}),
 )
 
-COLLECTIONS["iam_credentials"] = (IAM_CREDENTIAL, "access")
+COLLECTIONS = {"iam_credentials": (IAM_CREDENTIAL, "access")}
 
 
 def _failure(reason: str) -> GatewayError:
@@ -141,14 +140,11 @@ class AkSkVerifier:
         return key.identity
 
 
-def aksk_verifier(index: Index, skew: float) -> AkSkVerifier | None:
-    """The access keys of a validated snapshot (None when it has none), cached on the index."""
-    if hasattr(index, "_aksk_verifier"):
-        cached: AkSkVerifier | None = getattr(index, "_aksk_verifier")  # noqa: B009
-        return cached
-    verifier = AkSkVerifier(index, skew) if index.items("iam_credentials") else None
-    setattr(index, "_aksk_verifier", verifier)  # noqa: B010
-    return verifier
+def aksk_verifier(build: BuildContext) -> AkSkVerifier | None:
+    """The access keys of the snapshot (None when it has none), compiled once per snapshot."""
+    index = build.index
+    skew = float(build.settings.app_auth_clock_skew_s)
+    return build.once("iam_aksk", lambda: AkSkVerifier(index, skew) if index.items("iam_credentials") else None)
 
 
 def check_credentials(index: Index, problems: list[str]) -> None:
@@ -161,5 +157,3 @@ def check_credentials(index: Index, problems: list[str]) -> None:
             problems.append(f"iam_credentials[{i}].domain_id: user {uid!r} already belongs to domain "
                             f"{first[1]!r} (iam_credentials[{first[0]}])")
 
-
-EXTRA_CHECKS.append(check_credentials)

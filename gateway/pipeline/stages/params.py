@@ -26,11 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import GatewayError, bad_parameter
-from gateway.core.urlpath import encode_param
+from gateway.core.errors import bad_parameter
+from gateway.model.plan import BackendParam, MappingPlan, Stage
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
+    from gateway.snapshot.validate import Index
 
 SERVER_NAME = socket.gethostname()
 try:
@@ -174,27 +176,6 @@ def system_getter(name: str) -> Callable[[RequestContext], str | None] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class BackendParam:
-    location: str  # PATH | QUERY | HEADER
-    name: str
-    constant: str | None
-    source: tuple[str, str] | None  # (location, name) of a request parameter
-    system: Callable[[RequestContext], str | None] | None
-
-
-@dataclass(frozen=True, slots=True)
-class MappingPlan:
-    """How to turn the caller's request into the backend request's path params, query and headers."""
-
-    params: tuple[BackendParam, ...]
-    drop_query: frozenset[str]  # declared query params moved elsewhere or not passed through
-    drop_headers: frozenset[str]  # lower-case
-    # declared QUERY/HEADER parameters with a default_value that are forwarded under their own name: when the
-    # caller omits one, the default is added to the backend request (docs/parameters.md)
-    defaults: tuple[tuple[str, str], ...] = ()
-
-
 def compile_mapping(req_params: list[dict[str, Any]], backend_params: list[dict[str, Any]],
                     problems: list[str] | None = None, path: str = "") -> MappingPlan:
     by_name = {p["name"]: p for p in req_params}
@@ -278,44 +259,36 @@ def apply_mapping(
     return path_params, query, headers
 
 
-# --- backend URI templates -------------------------------------------------------------------------
+# --- the stage: compile, check, run --------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class UriTemplate:
-    """A backend ``req_uri`` split into literal text and ``{param}`` slots (env vars already substituted)."""
+def _declared(api: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in api.get("req_params") or [] if isinstance(p, dict)]
 
-    parts: tuple[tuple[bool, str], ...]  # (is_param, text_or_name)
 
-    @classmethod
-    def parse(cls, uri: str) -> UriTemplate:
-        parts: list[tuple[bool, str]] = []
-        i = 0
-        while i < len(uri):
-            start = uri.find("{", i)
-            if start < 0:
-                parts.append((False, uri[i:]))
-                break
-            end = uri.find("}", start)
-            if end < 0:
-                parts.append((False, uri[i:]))
-                break
-            if start > i:
-                parts.append((False, uri[i:start]))
-            parts.append((True, uri[start + 1:end].rstrip("+")))
-            i = end + 1
-        return cls(tuple(parts))
+def build_params_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
+    """``request_parameters``: read, default and validate the API's declared parameters (none: no stage)."""
+    req = _declared(draft.api)
+    if not req:
+        return None
+    plan = compile_req_params(req)
 
-    def render(self, values: dict[str, str], fallback: dict[str, str]) -> str:
-        out = []
-        for is_param, text in self.parts:
-            if not is_param:
-                out.append(text)
-                continue
-            value = values.get(text)
-            if value is None:
-                value = fallback.get(text)
-            if value is None:
-                raise GatewayError("REQUEST_PARAMETERS_FAILURE", "APIG.0201",
-                                   f"Invalid parameter value: backend path parameter {text} has no value")
-            out.append(encode_param(value))  # never '/', '?', CR/LF or a '..' segment
-        return "".join(out)
+    async def stage(ctx: RequestContext) -> None:
+        read_params(ctx, plan)
+
+    return stage
+
+
+def check_system_names(index: Index, problems: list[str]) -> None:
+    """Every SYSTEM backend parameter names a known ``$context.*`` value."""
+    for i, api in enumerate(index.items("apis")):
+        lists: list[tuple[str, Any]] = [("backend_params", api.get("backend_params"))]
+        for key in ("policy_https", "policy_mocks", "policy_functions"):
+            for j, pol in enumerate(api.get(key) or []):
+                if isinstance(pol, dict):
+                    lists.append((f"{key}[{j}].backend_params", pol.get("backend_params")))
+        for lpath, plist in lists:
+            for j, bp in enumerate(plist or []):
+                if not isinstance(bp, dict) or bp.get("origin") != "SYSTEM":
+                    continue
+                if system_getter(str(bp.get("value"))) is None:
+                    problems.append(f"apis[{i}].{lpath}[{j}].value: unknown system parameter {bp.get('value')!r}")

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.core.urlpath import clean_header_value
-from gateway.model import runtime
 from gateway.pipeline.stages.params import system_getter
-from gateway.snapshot.plugins import bound_plugin, register_type
+from gateway.snapshot.plugins import bound_plugin
 from gateway.snapshot.schema import L, Obj, S, check
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, Endpoint, EndpointDraft
+    from gateway.model.plan import ResponseHook
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 ACTIONS = ("override", "append", "delete", "skip", "add")
 MAX_HEADERS = 10
@@ -78,7 +78,7 @@ def _normalise(content: dict[str, Any], path: str, problems: list[str]) -> list[
     return out
 
 
-def _validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> tuple[Op, ...] | None:
+def validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> tuple[Op, ...] | None:
     before = len(problems)
     items = _normalise(content, path, problems)
     if items is None or len(problems) > before:
@@ -151,11 +151,7 @@ def make_hook(ops: tuple[Op, ...]) -> Callable[[RequestContext, web.StreamRespon
     return hook
 
 
-def _finish(endpoint: Endpoint, draft: EndpointDraft, build: BuildContext) -> None:
-    bp = bound_plugin(build.index, endpoint.api_id, draft.env_id, "set_resp_headers")
-    if bp is not None and bp.config:
-        endpoint.response_hooks = (*endpoint.response_hooks, make_hook(bp.config))
-
-
-register_type("set_resp_headers", _validate)
-runtime.ENDPOINT_FINISHERS.append(_finish)
+def build_hook(draft: EndpointDraft, build: BuildContext) -> ResponseHook | None:
+    """The response hook of the publication's set_resp_headers plug-in, if one is bound."""
+    bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "set_resp_headers")
+    return make_hook(bp.config) if bp is not None and bp.config else None

@@ -2,7 +2,7 @@
 
 Role in the pipeline: step 16 of spec 02 §11.2. At config-load time this module validates the ``signs``
 and ``sign_bindings`` collections, compiles each bound key once (AES cipher parameters, private keys), and
-through ``runtime.PLAN_FINISHERS`` appends a request hook to every HTTP backend plan (default and policy
+its plan stage (:func:`apply_signing`) appends a request hook to every HTTP backend plan (default and policy
 backends) of a bound publication. :class:`gateway.backends.http.HttpTarget` runs the hook before *each*
 attempt, after the parameter mapping and the Host header are final, so a retry is re-signed with a fresh
 ``X-Sdk-Date``. MOCK and FUNCTION backends are not signed.
@@ -47,18 +47,15 @@ except ImportError:  # pragma: no cover - older cryptography
 
 from gateway.core.errors import GatewayError, not_found
 from gateway.lib import sdk_hmac
-from gateway.model import runtime
 from gateway.model.context import set_latency_headers
-from gateway.pipeline import handle as pipeline
-from gateway.snapshot import collections as resources
 from gateway.snapshot.features import feature_config, feature_record
 from gateway.snapshot.schema import Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_publication
+from gateway.snapshot.validate import Index, unknown_publication
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.plan import BackendPlan, BackendRequest
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.model.plan import BackendRequest
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
 
 log = logging.getLogger("gateway.pipeline.stages.signing")
 
@@ -87,8 +84,7 @@ SIGN_BINDING = Obj(
     }),
 )
 
-resources.COLLECTIONS["signs"] = (SIGN, "id")
-resources.COLLECTIONS["sign_bindings"] = (SIGN_BINDING, "id")
+COLLECTIONS = {"signs": (SIGN, "id"), "sign_bindings": (SIGN_BINDING, "id")}
 
 # Per-type (key rule, secret rule): (regex, human-readable rule) from spec 02 §3.2 / seed 002 T3-367.
 _B64ISH = r"[A-Za-z0-9+/][A-Za-z0-9_+/=-]"
@@ -193,7 +189,7 @@ def _check_sign(sign: dict[str, Any], path: str, problems: list[str], public_key
             problems.append(f"{path}.{exc}")
 
 
-def _check(index: Index, problems: list[str]) -> None:
+def check(index: Index, problems: list[str]) -> None:
     public_key_on = feature_config(index, "public_key") is not None
     for i, sign in enumerate(index.items("signs")):
         _check_sign(sign, f"signs[{i}]", problems, public_key_on)
@@ -228,8 +224,6 @@ def _check(index: Index, problems: list[str]) -> None:
             where = feature_record(index, "public_key")
             problems.append(f"features[{where[0] if where else 0}].config.public_key_uri_prefix: must start with /")
 
-
-EXTRA_CHECKS.append(_check)
 
 
 # --- request hooks --------------------------------------------------------------------------------
@@ -292,13 +286,12 @@ class BackendSigner:
             raise signing_failed() from None
 
 
-class _State:
-    """What this module derives once per validated snapshot."""
+class SigningTables:
+    """What this module derives once per snapshot (the compile memo, :meth:`BuildContext.once`)."""
 
-    __slots__ = ("by_publish", "header", "index", "public_key_docs", "public_key_prefix", "signers")
+    __slots__ = ("by_publish", "header", "public_key_prefix", "signers")
 
     def __init__(self, index: Index) -> None:
-        self.index = index
         signs = index.by_id.get("signs", {})
         self.by_publish: dict[str, dict[str, Any]] = {}
         for b in index.items("sign_bindings"):
@@ -312,7 +305,6 @@ class _State:
         if pk is not None:
             self.public_key_prefix = str(pk.get("public_key_uri_prefix") or DEFAULT_PUBLIC_KEY_PREFIX)
         self.signers: dict[str, BackendSigner] = {}
-        self.public_key_docs: dict[str, bytes] = {}
 
     def signer(self, sign: dict[str, Any]) -> BackendSigner:
         sid = str(sign["id"])
@@ -322,25 +314,17 @@ class _State:
         return found
 
 
-_STATES: dict[int, _State] = {}
+def tables(build: BuildContext) -> SigningTables:
+    return build.once("signing", lambda: SigningTables(build.index))
 
 
-def state_for(index: Index) -> _State:
-    """The derived state of ``index`` (a few recent snapshots are kept: old runtimes may still serve)."""
-    st = _STATES.get(id(index))
-    if st is None or st.index is not index:
-        st = _State(index)
-        _STATES[id(index)] = st
-        while len(_STATES) > 4:
-            del _STATES[next(iter(_STATES))]
-    return st
-
-
-def _finish(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-            path: str) -> None:
+def apply_signing(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                  path: str) -> None:
+    """Plan stage: an HTTP backend of a publication with a bound key gets the signing request hook (after
+    every other header edit: the chain lists this stage after them)."""
     if getattr(plan.target, "kind", None) != "HTTP":
         return
-    st = state_for(build.index)
+    st = tables(build)
     sign = st.by_publish.get(draft.publish_id)
     if sign is None:
         return
@@ -348,10 +332,6 @@ def _finish(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, bu
         plan.request_hooks.append(st.signer(sign))
     except (ValueError, UnsupportedAlgorithm) as exc:
         build.problems.append(f"{path}: signature key {sign.get('id')!r} cannot be used: {exc}")
-    plan.extras["sign_id"] = str(sign["id"])
-
-
-runtime.PLAN_FINISHERS.append(_finish)
 
 
 # --- public key endpoint (sign_type public_key) ---------------------------------------------------
@@ -363,26 +343,31 @@ def public_key_document(sign: dict[str, Any]) -> dict[str, Any]:
             "public_key": sign["sign_key"], "public_key_pem": pem.decode("ascii")}
 
 
-def _serve_public_key(ctx: RequestContext) -> web.StreamResponse | None:
-    st = state_for(ctx.runtime.index)
-    prefix = st.public_key_prefix
-    if prefix is None or not ctx.path.startswith(prefix):
+def build_public_keys(build: BuildContext) -> Callable[[RequestContext], web.StreamResponse | None] | None:
+    """Pre-route handler serving ``<public_key_uri_prefix><sign id>`` (None without the public_key feature)."""
+    prefix = tables(build).public_key_prefix
+    if prefix is None:
         return None
-    if ctx.method not in ("GET", "HEAD"):
-        return None
-    sign = ctx.runtime.index.by_id.get("signs", {}).get(ctx.path[len(prefix):])
-    if sign is None or sign.get("sign_type") != "public_key":
-        raise not_found("The public key does not exist.")
-    body = st.public_key_docs.get(str(sign["id"]))
-    if body is None:  # public material only: never sign_secret
-        body = st.public_key_docs[str(sign["id"])] = orjson.dumps(public_key_document(sign))
-    ctx.status = 200
-    ctx.bytes_sent = len(body)
-    headers = dict(ctx.response_headers)
-    headers["X-Request-Id"] = ctx.request_id
-    set_latency_headers(ctx, headers)
-    headers["Cache-Control"] = "max-age=300"
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    keys = {sid: sign for sid, sign in build.index.by_id.get("signs", {}).items()
+            if sign.get("sign_type") == "public_key"}
+    docs: dict[str, bytes] = {}  # rendered on first request (public material only: never sign_secret)
 
+    def serve_public_key(ctx: RequestContext) -> web.StreamResponse | None:
+        if not ctx.path.startswith(prefix) or ctx.method not in ("GET", "HEAD"):
+            return None
+        sid = ctx.path[len(prefix):]
+        sign = keys.get(sid)
+        if sign is None:
+            raise not_found("The public key does not exist.")
+        body = docs.get(sid)
+        if body is None:
+            body = docs[sid] = orjson.dumps(public_key_document(sign))
+        ctx.status = 200
+        ctx.bytes_sent = len(body)
+        headers = dict(ctx.response_headers)
+        headers["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, headers)
+        headers["Cache-Control"] = "max-age=300"
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
-pipeline.PRE_ROUTE.append(_serve_public_key)
+    return serve_public_key

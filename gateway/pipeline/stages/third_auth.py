@@ -39,19 +39,17 @@ from multidict import CIMultiDict
 
 from gateway.backends.http import parse_host_port
 from gateway.core.errors import GatewayError
-from gateway.model import runtime
-from gateway.model.plan import BackendPlan, BackendRequest, RequestHook
-from gateway.pipeline import spec as stage_registry
+from gateway.model.plan import BackendRequest, RequestHook
 from gateway.pipeline.stages import rules
-from gateway.snapshot.plugins import bound_plugin, register_type
+from gateway.snapshot.plugins import bound_plugin
 from gateway.snapshot.schema import B, Field, I, L, O, Obj, S, check
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
+    from gateway.model.plan import Stage
     from gateway.model.services import Services
-    from gateway.pipeline.spec import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft, PlanDraft
 
 log = logging.getLogger("gateway.pipeline.stages.third_auth")
 
@@ -143,7 +141,7 @@ class ThirdAuthConfig:
         self.downgrade = content.get("auth_downgrade_enabled") is True
 
 
-def _validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> ThirdAuthConfig | None:
+def validate(content: dict[str, Any], path: str, problems: list[str], index: Index) -> ThirdAuthConfig | None:
     before = len(problems)
     check(CONTENT, content, path, problems)
     if len(problems) > before:
@@ -287,20 +285,15 @@ def carry_headers_hook(names: tuple[str, ...]) -> RequestHook:
     return hook
 
 
-@stage_registry.register_stage(stage_registry.ORDER_THIRD_AUTH, "third_auth")
-def _build(draft: EndpointDraft, build: BuildContext) -> Stage | None:
+def build_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "third_auth")
     if bp is None:
         return None
     return make_stage(bp.config, bp.id, build.services)
 
 
-def _finish(plan: BackendPlan, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
-            path: str) -> None:
+def apply_carry_headers(plan: PlanDraft, backend: dict[str, Any], draft: EndpointDraft, build: BuildContext,
+                        path: str) -> None:
     bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "third_auth")
     if bp is not None and bp.config.carry_headers:
-        plan.request_hooks.insert(0, carry_headers_hook(bp.config.carry_headers))
-
-
-register_type("third_auth", _validate)
-runtime.PLAN_FINISHERS.append(_finish)
+        plan.request_hooks.append(carry_headers_hook(bp.config.carry_headers))

@@ -9,17 +9,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.compiler import build_runtime
 from gateway.core.settings import load_settings
 from gateway.model.services import Services
-from gateway.pipeline import spec as stage_registry
-from gateway.pipeline.spec import Stage
-from gateway.process.server import build_runtime
+from gateway.pipeline import chain
+from gateway.pipeline.spec import Stage, StageSpec
 from gateway.snapshot.load import SnapshotError
 from tests.support.channels_helpers import NamedBackend, channel, start_backends
 from tests.support.helpers import http_api, snapshot
 
 
-@stage_registry.register_stage(stage_registry.ORDER_AUTH, "test_frontend_context")
 def _test_frontend_context(draft: Any, build: Any) -> Stage | None:
     """Stands in for the frontend custom authorizer (its own branch): copies X-Test-User into the context."""
     if not str(draft.api["id"]).startswith("polfa"):
@@ -31,6 +30,11 @@ def _test_frontend_context(draft: Any, build: Any) -> Stage | None:
             ctx.authorizer_frontend = {"user": user, "vip": user == "alice", "level": 3}
 
     return stage
+
+
+# the default pipeline plus the stand-in above, among the authentication stages
+FRONTEND_CHAIN = chain.DEFAULT.with_stage(StageSpec("test_frontend_context", _test_frontend_context),
+                                          after="iam_auth")
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ async def test_param_conditions(make_gateway: Any, client: aiohttp.ClientSession
         mock_policy("default_tier", "defaulted", [cond("param", "basic", "Equal", req_param_name="tier")],
                     mode="ALL"),
     ])
-    gw = await make_gateway(snapshot([api]))
+    gw = await make_gateway(snapshot([api]), chain=FRONTEND_CHAIN)
     u = gw.url + "/p"
     assert await fetch(client, u + "?tier=gold") == "gold"
     assert await fetch(client, u + "?tier=silver") == "default"
@@ -117,7 +121,7 @@ async def test_frontend_authorizer_condition(make_gateway: Any, client: aiohttp.
         mock_policy("lvl", "level3", [cond("frontend_authorizer", "3",
                                            frontend_authorizer_param_name="$context.authorizer.frontend.level")]),
     ])
-    gw = await make_gateway(snapshot([api]))
+    gw = await make_gateway(snapshot([api]), chain=FRONTEND_CHAIN)
     assert await fetch(client, gw.url + "/fa", headers={"X-Test-User": "alice"}) == "vip"
     assert await fetch(client, gw.url + "/fa", headers={"X-Test-User": "bob"}) == "level3"
     assert await fetch(client, gw.url + "/fa") == "default"
@@ -132,7 +136,7 @@ async def test_effect_modes_and_order(make_gateway: Any, client: aiohttp.ClientS
         "req_method": "GET", "req_uri": "/from-policy", "conditions": both,
         "backend_params": [{"name": "X-Policy", "location": "HEADER", "origin": "CONSTANT", "value": "http_all"}],
     }], policy_mocks=[mock_policy("mock_any", "any", both, mode="ANY")])
-    gw = await make_gateway(snapshot([api]))
+    gw = await make_gateway(snapshot([api]), chain=FRONTEND_CHAIN)
     u = gw.url + "/m"
     # both hold: ALL matches, and policy_https is checked before policy_mocks
     async with client.get(u + "?x=1&y=1") as r:

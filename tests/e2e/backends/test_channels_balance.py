@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.compiler import validate
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import validate
 from tests.support.channels_helpers import NamedBackend, channel, channel_api, start_backends
 from tests.support.cluster_helpers import wait_for
 from tests.support.helpers import snapshot

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from gateway.backends.invokers import base_urn, candidate_urns
+from gateway.compiler import build_runtime
 from gateway.core.settings import load_settings
-from gateway.model import runtime as runtime_mod
 from gateway.model.services import Services
-from gateway.process.server import build_runtime
 from gateway.snapshot.load import SnapshotError
 from tests.support import functions_helpers as fh
 from tests.support.functions_helpers import (
@@ -241,29 +240,17 @@ def test_urn_candidates() -> None:
 
 
 async def test_policy_function_backend(make_gateway, client) -> None:
-    """policy_functions plans go through the same target builder (a minimal condition compiler is
-    installed only when the backend-policy module is absent)."""
-    installed = False
-    if not runtime_mod.POLICY_COMPILER:
-        def compiler(pol: dict[str, Any], draft: Any, build: Any, path: str) -> Any:
-            want = pol["conditions"][0]["condition_value"]
-            return lambda ctx: ctx.method == want
-        runtime_mod.POLICY_COMPILER.append(compiler)
-        installed = True
-    try:
-        policy = {"name": "post_to_aecho", "effect_mode": "ANY", "function_urn": urn("aecho"),
-                  "invocation_type": "sync", "timeout": 2000,
-                  "conditions": [{"condition_origin": "system", "sys_param_name": "req_method",
-                                  "condition_type": "exact", "condition_value": "POST"}]}
-        api = func_api("f1", "/fn", urn("echo"), policy_functions=[policy])
-        gw = await make_gateway(doc_with([api], [function(urn("echo"), "echo"), function(urn("aecho"), "aecho")]))
-        async with client.get(f"{gw.url}/fn") as r:
-            assert r.status == 200 and r.headers["X-Fn"] == "echo"
-        async with client.post(f"{gw.url}/fn", data=b"x") as r:
-            assert r.status == 201 and r.headers["X-Fn"] == "aecho"
-    finally:
-        if installed:
-            runtime_mod.POLICY_COMPILER.clear()
+    """policy_functions plans go through the same target builder."""
+    policy = {"name": "post_to_aecho", "effect_mode": "ANY", "function_urn": urn("aecho"),
+              "invocation_type": "sync", "timeout": 2000,
+              "conditions": [{"condition_origin": "system", "sys_param_name": "req_method",
+                              "condition_type": "exact", "condition_value": "POST"}]}
+    api = func_api("f1", "/fn", urn("echo"), policy_functions=[policy])
+    gw = await make_gateway(doc_with([api], [function(urn("echo"), "echo"), function(urn("aecho"), "aecho")]))
+    async with client.get(f"{gw.url}/fn") as r:
+        assert r.status == 200 and r.headers["X-Fn"] == "echo"
+    async with client.post(f"{gw.url}/fn", data=b"x") as r:
+        assert r.status == 201 and r.headers["X-Fn"] == "aecho"
 
 
 def test_config_problems() -> None:

@@ -235,11 +235,10 @@ async def test_signing_failure_is_apig_0705(make_gateway, signed_backend) -> Non
 
 
 def _problems(doc: dict[str, Any]) -> list[str]:
+    from gateway.compiler import compile_snapshot, validate
     from gateway.core.settings import Settings
-    from gateway.model.runtime import compile_snapshot
     from gateway.model.services import Services
     from gateway.snapshot.load import SnapshotError
-    from gateway.snapshot.validate import validate
 
     try:
         compile_snapshot(validate(doc), Services(Settings()))

@@ -11,7 +11,7 @@ import pytest
 from gateway.observe.metrics import metrics_of, register_gauge_source
 from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import GROUP_HOST, http_api, mock_api, snapshot
-from tests.support.ops_helpers import scrape, total, value
+from tests.support.ops_helpers import OPS_CHAIN, scrape, total, value
 
 
 def closed_port() -> int:
@@ -38,7 +38,7 @@ def traffic_doc(addr: str) -> dict:
 
 async def test_metrics_after_real_traffic(make_gateway, echo_backend, client) -> None:
     backend, addr = echo_backend
-    gw = await make_gateway(traffic_doc(addr))
+    gw = await make_gateway(traffic_doc(addr), chain=OPS_CHAIN)
     for _ in range(3):
         async with client.get(gw.url + "/mock") as r:
             assert r.status == 200
@@ -108,7 +108,7 @@ async def test_metrics_after_real_traffic(make_gateway, echo_backend, client) ->
 
 async def test_reloads_and_failures_are_counted(make_gateway, echo_backend) -> None:
     _, addr = echo_backend
-    gw = await make_gateway(traffic_doc(addr))
+    gw = await make_gateway(traffic_doc(addr), chain=OPS_CHAIN)
     bad = traffic_doc(addr)
     bad["apis"][0]["req_method"] = "FETCH"
     with pytest.raises(SnapshotError):

@@ -12,11 +12,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.compiler import compile_snapshot, validate
 from gateway.core.settings import Settings
-from gateway.model.runtime import compile_snapshot
 from gateway.model.services import Services
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import validate
 from tests.support.helpers import GROUP_HOST, http_api, mock_api, snapshot
 from tests.support.tls_helpers import TestCA, client_ssl, server_ssl
 

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.core.errors import GatewayError
 from gateway.core.urlpath import encode_path, normalize
-from gateway.pipeline.stages.params import UriTemplate
+from gateway.model.plan import UriTemplate
 from tests.support.helpers import GROUP_HOST, http_api, snapshot
 
 
@@ -187,8 +187,8 @@ async def test_backend_header_with_bare_line_break_is_a_502(make_gateway, upstre
 
 
 def test_configured_response_headers_with_line_breaks_are_rejected_at_load() -> None:
+    from gateway.compiler import validate
     from gateway.snapshot.load import SnapshotError
-    from gateway.snapshot.validate import validate
     from tests.support.helpers import mock_api
 
     api = mock_api("m", "/m")

@@ -2,7 +2,7 @@
 
 Every test runs twice (``store`` = local | redis). Per-app and per-user limits use the test-only
 identity stage of tests/throttle_helpers.py (``X-Test-App`` / ``X-Test-User`` -> ctx.app_id / user_id),
-registered by the ``identity_stage`` fixture only for these tests, because the authentication stage
+added to the pipeline by the ``identity_stage`` fixture only for these tests, because the authentication stage
 belongs to another module. Exact counts use HOUR windows so refill during a test is negligible.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.pipeline.spec import Chain
 from tests.support.helpers import RELEASE, mock_api, snapshot
 from tests.support.throttle_helpers import app, binding, get, policy
 from tests.support.throttle_helpers import identity_stage as identity_stage
@@ -92,7 +93,7 @@ async def test_per_ip_limit_uses_resolved_client_ip(make_gateway: Any, client: a
 
 
 async def test_app_user_limits_and_excluded_configs(make_gateway: Any, client: aiohttp.ClientSession,
-                                                    store: dict[str, Any], identity_stage: None) -> None:
+                                                    store: dict[str, Any], identity_stage: Chain) -> None:
     doc = two_apis(
         throttles=[policy("t1", 100, user=3, app=2, unit="HOUR")], throttle_bindings=[binding("t1", "a1")],
         apps=[app("plain"), app("vip"), app("low")],
@@ -101,7 +102,7 @@ async def test_app_user_limits_and_excluded_configs(make_gateway: Any, client: a
             {"id": "s2", "throttle_id": "t1", "object_type": "USER", "object_id": "tiny", "call_limits": 1},
         ],
     )
-    gw = await make_gateway(doc, **store)
+    gw = await make_gateway(doc, chain=identity_stage, **store)
     url = gw.url + "/a"
     assert [(await get(client, url, **{"X-Test-App": "plain"}))[0] for _ in range(3)] == [200, 200, 429]
     _, _, body = await get(client, url, **{"X-Test-App": "plain"})
@@ -121,9 +122,9 @@ async def test_app_user_limits_and_excluded_configs(make_gateway: Any, client: a
 
 
 async def test_rejected_requests_consume_nothing(make_gateway: Any, client: aiohttp.ClientSession,
-                                                 store: dict[str, Any], identity_stage: None) -> None:
+                                                 store: dict[str, Any], identity_stage: Chain) -> None:
     doc = two_apis(throttles=[policy("t1", 3, app=1, unit="HOUR")], throttle_bindings=[binding("t1", "a1")])
-    gw = await make_gateway(doc, **store)
+    gw = await make_gateway(doc, chain=identity_stage, **store)
     url = gw.url + "/a"
     assert (await get(client, url, **{"X-Test-App": "A"}))[0] == 200
     for _ in range(5):  # rejected by the app limit: must not eat the API budget
@@ -220,7 +221,7 @@ async def test_day_policy_uses_utc_calendar_window(make_gateway: Any, client: ai
 
 
 async def test_credential_quota(make_gateway: Any, client: aiohttp.ClientSession, store: dict[str, Any],
-                                identity_stage: None) -> None:
+                                identity_stage: Chain) -> None:
     future = datetime.fromtimestamp(time.time() + 7200, UTC).strftime("%Y-%m-%d %H:%M:%S")
     doc = two_apis(
         apps=[app("app1"), app("app2"), app("app3")],
@@ -232,7 +233,7 @@ async def test_credential_quota(make_gateway: Any, client: aiohttp.ClientSession
         quota_bindings=[{"quota_id": "q1", "app_id": "app1"}, {"app_quota_id": "q2", "app_id": "app2"},
                         {"quota_id": "q3", "app_id": "app3"}],
     )
-    gw = await make_gateway(doc, **store)
+    gw = await make_gateway(doc, chain=identity_stage, **store)
     one = {"X-Test-App": "app1"}
     # the quota is per credential across every API
     results = [await get(client, gw.url + p, **one) for p in ("/a", "/b", "/a", "/b")]

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from gateway.pipeline.spec import Chain
 from tests.conftest import free_port
 from tests.support.helpers import mock_api, snapshot
 from tests.support.throttle_helpers import GatewayProcess, Window, binding, get, hammer, policy
@@ -133,11 +134,12 @@ async def test_accuracy_per_ip(make_gateway: Any, redis_url: str) -> None:
     no_fallbacks(gws)
 
 
-async def test_accuracy_per_app(make_gateway: Any, redis_url: str, identity_stage: None) -> None:
+async def test_accuracy_per_app(make_gateway: Any, redis_url: str, identity_stage: Chain) -> None:
     doc = snapshot([mock_api("a1", "/a")], throttles=[policy("t1", 1000, app=RATE)],
                    throttle_bindings=[binding("t1", "a1")])
     p = prefix()
-    gws = [await make_gateway(doc, redis_url=redis_url, throttle_key_prefix=p, **INPROC) for _ in range(2)]
+    gws = [await make_gateway(doc, chain=identity_stage, redis_url=redis_url, throttle_key_prefix=p, **INPROC)
+           for _ in range(2)]
     urls = [g.url + "/a" for g in gws]
     (c1, s1), (c2, s2) = await asyncio.gather(
         hammer(urls, SECONDS, 4, {"X-Test-App": "app-one"}),

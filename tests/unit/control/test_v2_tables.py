@@ -11,11 +11,9 @@ import pytest
 from gateway.control.common import AdminError
 from gateway.control.v2 import versions
 from gateway.control.v2.resources import BINDINGS, REFERENCES, RESOURCES, cascade_delete, references
-from gateway.pipeline import chain
-from gateway.snapshot.collections import COLLECTIONS
+from gateway.pipeline.chain import COLLECTIONS
 from tests.support.helpers import RELEASE, mock_api, snapshot
 
-chain.load_all()
 V2_DIR = Path(__file__).resolve().parents[3] / "gateway" / "control" / "v2"
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.compiler import build_runtime
 from gateway.core.settings import Settings
 from gateway.model.services import Services
-from gateway.process.server import build_runtime
 from gateway.snapshot.load import SnapshotError, load_path, parse_bytes
 from tests.support.helpers import RELEASE, http_api, mock_api, snapshot
 

@@ -3,5 +3,5 @@
 Modules: :mod:`.resources` (snapshot schemas and cross-reference checks), :mod:`.plan` (compile policies
 into per-publication check lists), :mod:`.store` (the in-process counter store), :mod:`.redis_store`
 (the shared Redis store), :mod:`.service` (store selection and Redis failure policy), :mod:`.stage`
-(the order-70 request stage). See docs/throttling.md.
+(the request stage). See docs/throttling.md.
 """

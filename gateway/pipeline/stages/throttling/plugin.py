@@ -33,7 +33,6 @@ from gateway.pipeline.stages.rules import Predicate, compile_parameters, compile
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, time_text
 from gateway.pipeline.stages.throttling.resources import MAX_LIMIT, UNIT_SECONDS
 from gateway.pipeline.stages.throttling.store import ANCHOR_EPOCH, BUCKET, WINDOW
-from gateway.snapshot.plugins import register_type
 from gateway.snapshot.schema import I, L, Obj, S, check
 
 if TYPE_CHECKING:
@@ -166,5 +165,3 @@ def validate_rate_limit(content: dict[str, Any], path: str, problems: list[str],
     )
     return RateLimitPlan(policy, shared_scope, content.get("algorithm") == "local", tuple(rules))
 
-
-register_type("rate_limit", validate_rate_limit)

@@ -1,9 +1,10 @@
 """Snapshot schemas and cross-reference checks for throttling and credential-quota collections.
 
-Role in the pipeline: config-load time only. Importing this module refines the ``COLLECTIONS`` entries
+Role in the pipeline: config-load time only. :data:`COLLECTIONS` holds the schemas
 of ``throttles``, ``throttle_bindings``, ``special_throttles``, ``quotas`` and ``quota_bindings`` with the
-vendor's field tables (seed 002 T3-128, T3-449/T3-451, T3-505/T3-506, T3-1781/T3-1782, T3-1835) and
-appends :func:`check_throttling` to ``EXTRA_CHECKS`` (spec 02 §1.2 ordering rules, §12 checklist).
+vendor's field tables (seed 002 T3-128, T3-449/T3-451, T3-505/T3-506, T3-1781/T3-1782, T3-1835);
+:func:`check_throttling` is the stage's check (spec 02 §1.2 ordering rules, §12 checklist). Both are listed
+in :mod:`gateway.pipeline.chain`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.snapshot.collections import COLLECTIONS
 from gateway.snapshot.schema import Field, I, Obj, S
-from gateway.snapshot.validate import EXTRA_CHECKS, Index, unknown_publication
+from gateway.snapshot.validate import Index, unknown_publication
 
 MAX_LIMIT = 2147483647
 TIME_UNITS = ("SECOND", "MINUTE", "HOUR", "DAY")
@@ -91,11 +91,13 @@ QUOTA_BINDING = Obj(
     output_only=frozenset({"bound_time", "id", "app_name"}),
 )
 
-COLLECTIONS["throttles"] = (THROTTLE, "id")
-COLLECTIONS["throttle_bindings"] = (THROTTLE_BINDING, "id")
-COLLECTIONS["special_throttles"] = (SPECIAL_THROTTLE, "id")
-COLLECTIONS["quotas"] = (QUOTA, "id")
-COLLECTIONS["quota_bindings"] = (QUOTA_BINDING, None)
+COLLECTIONS = {
+    "throttles": (THROTTLE, "id"),
+    "throttle_bindings": (THROTTLE_BINDING, "id"),
+    "special_throttles": (SPECIAL_THROTTLE, "id"),
+    "quotas": (QUOTA, "id"),
+    "quota_bindings": (QUOTA_BINDING, None),
+}
 
 _RESET_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S %z",
                   "%Y-%m-%dT%H:%M:%S%z")
@@ -235,6 +237,3 @@ def check_throttling(index: Index, problems: list[str]) -> None:
     _check_specials(index, problems)
     _check_quotas(index, problems)
 
-
-if check_throttling not in EXTRA_CHECKS:
-    EXTRA_CHECKS.append(check_throttling)

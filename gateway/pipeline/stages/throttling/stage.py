@@ -1,4 +1,4 @@
-"""The throttling stage (order 70): one atomic admission over every limit that applies to a request.
+"""The throttling stage (the last endpoint stage): one atomic admission over every limit that applies to a request.
 
 Role in the pipeline: runs after authentication, app checks and parameter validation (so identities are
 known and invalid calls consume nothing). For the request's publication it builds the list of checks,
@@ -24,8 +24,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.core.errors import GatewayError
-from gateway.pipeline import spec as stage_registry
-from gateway.pipeline.stages.throttling import resources as _resources  # noqa: F401  (registers schemas and checks)
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
 from gateway.pipeline.stages.throttling.plugin import RateLimitPlan
 from gateway.pipeline.stages.throttling.service import ThrottleService
@@ -34,8 +32,8 @@ from gateway.snapshot.plugins import bound_plugin
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
-    from gateway.model.runtime import BuildContext, EndpointDraft
-    from gateway.pipeline.spec import Stage
+    from gateway.model.plan import Stage
+    from gateway.pipeline.spec import BuildContext, EndpointDraft
     from gateway.pipeline.stages.rules import Predicate
 
 THRESHOLD = "The throttling threshold has been reached"
@@ -180,15 +178,10 @@ class EndpointThrottle:
 
 
 def _plan_for(build: BuildContext) -> SnapshotPlan:
-    """The snapshot-wide plan, computed once per compile and cached on the build context."""
-    plan = build.memo.get("throttling")
-    if not isinstance(plan, SnapshotPlan):
-        plan = snapshot_plan(build.index, build.settings.throttle_default_api_limit)
-        build.memo["throttling"] = plan
-    return plan
+    """The snapshot-wide plan, computed once per compile."""
+    return build.once("throttling", lambda: snapshot_plan(build.index, build.settings.throttle_default_api_limit))
 
 
-@stage_registry.register_stage(stage_registry.ORDER_THROTTLE, "throttling")
 def build_throttle_stage(draft: EndpointDraft, build: BuildContext) -> Stage | None:
     plan = _plan_for(build)
     policy = plan.by_publish.get(draft.publish_id)

@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
+from gateway.compiler import build_runtime, validate
 from gateway.core.settings import load_settings
 from gateway.model.services import Services
-from gateway.process.server import build_runtime
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import validate
 from tests.support.helpers import RELEASE, mock_api, snapshot
 from tests.support.throttle_helpers import app, binding, policy, pub
 

@@ -3,7 +3,8 @@
 Role in the pipeline: config-load time only. Given the active :class:`Runtime` and a
 :class:`gateway.snapshot.delta.ChangePlan`, :func:`compile_change` validates the plan's partial document
 (the changed records and everything they reference), compiles the publications of the changed APIs against
-it, and assembles a new Runtime that shares every other compiled object with the active one:
+it (walking the same chain as :func:`gateway.compiler.compile_snapshot`), and assembles a new Runtime that
+shares every other compiled object with the active one:
 
 * endpoints: the compiled :class:`Endpoint` of every publication the change did not touch is reused as is
   (the same object); the touched ones are compiled again. What an endpoint depends on (its API, its
@@ -24,12 +25,14 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any
 
+from gateway.compiler.compiler import compile_endpoint, index_of, new_version, remember_index, validate
 from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
-from gateway.model.runtime import BuildContext, EndpointDraft, GroupRuntime, Runtime, _new_version, compile_endpoint
+from gateway.model.runtime import GroupRuntime, Runtime
+from gateway.pipeline.spec import BuildContext, Chain, EndpointDraft
 from gateway.snapshot.delta import ChangePlan
 from gateway.snapshot.load import SnapshotError
-from gateway.snapshot.validate import Index, validate
+from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
     from gateway.model.services import Services
@@ -58,15 +61,19 @@ def _patched_index(old: Index, doc: dict[str, Any], plan: ChangePlan) -> Index:
 
 
 def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, services: Services,
-                   version: str | None = None) -> Runtime:
+                   version: str | None = None, chain: Chain | None = None) -> Runtime:
     """The runtime of ``doc`` built from ``current`` (raises SnapshotError when the partial document fails:
     the caller validates the whole document then, for the exact problem paths)."""
     t0 = time.perf_counter()
-    part = validate(plan.partial) if plan.partial else current.index
+    old_index = index_of(current)
+    part = validate(plan.partial, chain) if plan.partial else old_index
     build = BuildContext(index=part, services=services)
-    runtime = Runtime(_patched_index(current.index, doc, plan) if plan.collections else current.index,
-                      version or str(doc.get("version") or _new_version()))
+    index = _patched_index(old_index, doc, plan) if plan.collections else old_index
+    runtime = Runtime(version or str(doc.get("version") or new_version()), current.default_env)
     runtime.env_ids = current.env_ids
+    # snapshot-wide tables: a per-API change never changes what they are built from (signs, features, groups)
+    runtime.pre_route, runtime.tls_domains, runtime.log_fields = current.pre_route, current.tls_domains, \
+        current.log_fields
     endpoints = dict(current.endpoints)
     env_ids = [env_id for env_id, _ in current.env_ids.values()]
     for api_id in plan.apis:
@@ -93,7 +100,7 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
                 env_name=str(env["name"]), publish_id=str(pub["publish_id"]),
                 variables=part.variables.get((gid, env_id), {}),
             )
-            ep = compile_endpoint(draft, build, responses)
+            ep = compile_endpoint(draft, build, responses, chain)
             if ep is not None:
                 endpoints[(api_id, env_id)] = ep
     if build.problems:
@@ -104,7 +111,8 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
         old = current.groups.get(gid)
         if old is None:
             continue
-        g = GroupRuntime(part.by_id["groups"][gid], old.responses)
+        grp = part.by_id["groups"][gid]
+        g = GroupRuntime(str(grp["id"]), str(grp["name"]), old.responses)
         for api in part.items("apis"):
             if str(api.get("group_id")) != gid:
                 continue
@@ -116,8 +124,9 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
     runtime.groups = groups
     runtime.hosts = {h: groups[g.id] for h, g in current.hosts.items()}
     runtime.default_group = groups[current.default_group.id] if current.default_group is not None else None
-    runtime.counts = dict(current.counts, apis=len(runtime.index.by_id["apis"]), publishes=len(endpoints))
+    runtime.counts = dict(current.counts, apis=len(index.by_id["apis"]), publishes=len(endpoints))
     runtime.compile_ms = (time.perf_counter() - t0) * 1000.0
+    remember_index(runtime, index)
     return runtime
 
 
