@@ -71,6 +71,7 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .lock-venv .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -19,12 +19,27 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
-if TYPE_CHECKING:
-    from gateway.model.plan import BackendRequest
+
+class BackendRequest(Protocol):
+    """What signing reads and writes of an outgoing request (``gateway.model.plan.BackendRequest`` is one)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def query(self) -> Any: ...  # sequence of (name, value) pairs
+
+    @property
+    def headers(self) -> MutableMapping[str, str]: ...
+
+    def body_bytes(self) -> bytes: ...
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"

@@ -94,6 +94,43 @@ class MappingPlan:
     defaults: tuple[tuple[str, str], ...] = ()
 
 
+def apply_mapping(
+    ctx: RequestContext, plan: MappingPlan
+) -> tuple[dict[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Backend path params, query pairs to add, headers to add (after the drops of the plan)."""
+    path_params: dict[str, str] = {}
+    query: list[tuple[str, str]] = []
+    headers: list[tuple[str, str]] = []
+    values = ctx.params
+    for bp in plan.params:
+        if bp.constant is not None:
+            value: str | None = bp.constant
+        elif bp.source is not None:
+            value = values.get(bp.source)
+            if value is None:
+                loc, name = bp.source
+                value = (ctx.query.get(name) if loc == "QUERY" else ctx.headers.get(name) if loc == "HEADER"
+                         else ctx.path_params.get(name))
+        else:
+            assert bp.system is not None
+            value = bp.system(ctx)
+        if value is None:
+            continue
+        if bp.location == "PATH":
+            path_params[bp.name] = value
+        elif bp.location == "QUERY":
+            query.append((bp.name, value))
+        else:
+            headers.append((bp.name, value))
+    for loc, name in plan.defaults:  # omitted by the caller, forwarded with its default_value
+        if loc == "QUERY":
+            if name not in ctx.query and (value := values.get((loc, name))) is not None:
+                query.append((name, value))
+        elif name not in ctx.headers and (value := values.get((loc, name))) is not None:
+            headers.append((name, value))
+    return path_params, query, headers
+
+
 @dataclass(frozen=True, slots=True)
 class UriTemplate:
     """A backend ``req_uri`` split into literal text and ``{param}`` slots (env vars already substituted)."""

@@ -23,12 +23,11 @@ from gateway.backends.http import forwarded_headers
 from gateway.core.errors import GatewayError, body_too_large, internal_error
 from gateway.core.urlpath import clean_header_value, encode_path, normalize, raw_query_without, raw_tail
 from gateway.model.context import RequestContext, set_latency_headers
-from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate
+from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate, apply_mapping
 from gateway.model.responses import DEFAULT_RESPONSES
 from gateway.model.runtime import Endpoint
 from gateway.pipeline.grpc import error_response as grpc_error_response
 from gateway.pipeline.grpc import is_grpc
-from gateway.pipeline.stages.params import apply_mapping
 
 log = logging.getLogger("gateway.pipeline.handle")
 

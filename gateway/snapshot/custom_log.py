@@ -12,13 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.snapshot.features import feature_config, feature_record
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:
-    from gateway.model.context import RequestContext
+    from collections.abc import Mapping
+
+
+class RequestContext(Protocol):
+    """What a custom_log getter reads of a request context (``gateway.model.context.RequestContext``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def query(self) -> Mapping[str, str]: ...
+
+    @property
+    def request(self) -> Any: ...  # the aiohttp request (cookies)
 
 MAX_ITEMS = 10
 MAX_VALUE = 512  # characters of one logged value

@@ -1,8 +1,9 @@
 """The ``breaker`` plug-in (seed 002 §3.27.1 BreakerContent; spec 02 §8.6): a circuit breaker per publication.
 
 Role in the pipeline: steps 13 and 17 of spec 02 §11.2, "just before forwarding + after the backend answers"
-(§8.2). Through ``runtime.PLAN_FINISHERS`` every backend plan (default and policy backends) of a bound
-publication gets its target wrapped in a :class:`BreakerTarget` that shares one :class:`CircuitState`:
+(§8.2). The last plan stage of the chain (:func:`apply_breaker`): every backend plan (default and policy
+backends) of a bound publication gets its target wrapped in a :class:`BreakerTarget` that shares one
+:class:`CircuitState`:
 
 * closed: forward; record the outcome in a sliding window of ``time_window`` one-second buckets; trip to
   open when ``breaker_mode`` ``counter`` sees ≥ ``unhealthy_threshold`` failures in the window, or

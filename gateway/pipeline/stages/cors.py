@@ -1,8 +1,8 @@
 """The ``cors`` plug-in (seed 002 §3.27.1 CorsPluginContent; spec 02 §8.3): preflight answers and CORS headers.
 
 Role in the pipeline: step 4 of spec 02 §11.2 and every response. At config-load time the content is compiled
-into a :class:`CorsHandler` installed on the endpoint (``Endpoint.cors_plugin``, through
-``runtime.ENDPOINT_FINISHERS``); a bound plug-in takes precedence over the API's ``cors: true`` flag.
+into a :class:`CorsHandler` installed on the endpoint (``Endpoint.cors_plugin``, by :func:`build_handler`,
+the chain's ``CORS`` entry); a bound plug-in takes precedence over the API's ``cors: true`` flag.
 Routing treats ``OPTIONS`` + ``Access-Control-Request-Method`` as a preflight for such endpoints, and the
 pipeline calls the handler before any stage:
 

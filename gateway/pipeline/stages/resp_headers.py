@@ -1,8 +1,8 @@
 """The ``set_resp_headers`` plug-in (seed 002 §3.27.1 SetRespHeadersContent; spec 02 §8.4): edit response headers.
 
 Role in the pipeline: step 18 of spec 02 §11.2. At config-load time the content is normalised and compiled
-into one response hook installed on the endpoint (``Endpoint.response_hooks``, through
-``runtime.ENDPOINT_FINISHERS``). The hook runs on every response of the endpoint just before its head is sent
+into one response hook installed on the endpoint (``Endpoint.response_hooks``, by :func:`build_hook`, a
+``RESPONSE`` entry of the chain). The hook runs on every response of the endpoint just before its head is sent
 — backend answers (relayed or streamed), mock and function answers, gateway errors, preflight answers — after
 the gateway's own headers are in place, so ``override``/``delete`` see the backend's headers.
 

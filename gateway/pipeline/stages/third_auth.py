@@ -1,8 +1,8 @@
 """The ``third_auth`` plug-in (seed 002 §3.27.1 ThirdAuthContent; spec 02 §8.7): ask a third-party service.
 
-Role in the pipeline: step 8 of spec 02 §11.2, a stage at order 40 (``ORDER_THIRD_AUTH``) for every
+Role in the pipeline: step 8 of spec 02 §11.2, the endpoint stage after the app checks for every
 publication the plug-in is bound to; its carried headers reach the backend through a request hook added to
-each HTTP backend plan (``runtime.PLAN_FINISHERS``, placed first so backend signing covers them).
+each backend plan by the plan stage :func:`apply_carry_headers` (before signing, so signing covers them).
 
 Per request:
 

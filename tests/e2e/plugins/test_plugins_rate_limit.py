@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.pipeline.spec import Chain
 from gateway.snapshot.load import SnapshotError
 from tests.conftest import free_port
 from tests.support.helpers import mock_api, snapshot
@@ -91,13 +92,13 @@ async def test_rules_first_match_and_own_window(make_gateway: Any, client: aioht
 
 
 async def test_specials_and_app_user_ip_limits(make_gateway: Any, client: aiohttp.ClientSession,
-                                               identity_stage: None) -> None:
+                                               identity_stage: Chain) -> None:
     content = rate_limit(100, app_limit=2, user_limit=3, ip_limit=50,
                          specials=[{"type": "app", "policies": [{"key": "vip", "limit": 4}]},
                                    {"type": "user", "policies": [{"key": "boss", "limit": 1}]}])
     doc = snapshot([mock_api("a1", "/a")], plugins=[plugin("rl", "rate_limit", content)],
                    plugin_bindings=[bind("b", "rl", "a1")])
-    gw = await make_gateway(doc, throttle_default_api_limit=0)
+    gw = await make_gateway(doc, chain=identity_stage, throttle_default_api_limit=0)
     assert await statuses(client, gw.url + "/a", 3, **{"X-Test-App": "plain"}) == [200, 200, 429]
     assert await statuses(client, gw.url + "/a", 5, **{"X-Test-App": "vip"}) == [200] * 4 + [429]
     assert await statuses(client, gw.url + "/a", 2, **{"X-Test-User": "boss"}) == [200, 429]

@@ -1,0 +1,47 @@
+"""app_auth and app_checks stages: SDK-HMAC signatures identify the app; app checks authorize it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.auth_helpers import APP_KEY, app, grant, signed_headers
+from tests.support.helpers import mock_api, snapshot
+from tests.support.stage_harness import compile_doc, endpoint, request_context, run_stage, stage_of
+
+
+def _doc(**kw: Any) -> dict[str, Any]:
+    return snapshot([mock_api("a", "/a", auth_type="APP"), mock_api("n", "/n")], apps=[app("app1")], **kw)
+
+
+async def test_signature_identifies_the_app() -> None:
+    rt = compile_doc(_doc(app_auths=[grant("app1", "a")]))
+    ep = endpoint(rt, "a")
+    auth, checks = stage_of(ep, "app_auth"), stage_of(ep, "app_checks")
+    assert auth is not None and checks is not None
+    assert stage_of(endpoint(rt, "n"), "app_auth") is None  # auth_type NONE: nothing built
+    ctx = request_context(rt, "GET", "/a", headers=signed_headers("GET", "/a"), api_id="a")
+    assert await run_stage(auth, ctx) is None
+    assert ctx.app_id == "app1"
+    assert await run_stage(checks, ctx) is None
+
+
+async def test_missing_and_wrong_credentials() -> None:
+    rt = compile_doc(_doc(app_auths=[grant("app1", "a")]))
+    auth = stage_of(endpoint(rt, "a"), "app_auth")
+    assert auth is not None
+    err = await run_stage(auth, request_context(rt, "GET", "/a", api_id="a"))
+    assert err is not None and err.error_type == "AUTH_HEADER_MISSING"
+    bad = signed_headers("GET", "/a", secret="not-the-secret-0001")
+    err = await run_stage(auth, request_context(rt, "GET", "/a", headers=bad, api_id="a"))
+    assert err is not None and (err.code, err.error_type) == ("APIG.0303", "AUTH_FAILURE")
+    assert APP_KEY not in err.message or "verify signature fail" in err.message
+
+
+async def test_app_checks_refuse_an_unauthorized_app() -> None:
+    rt = compile_doc(_doc())  # no app_auths: app1 may not call "a"
+    checks = stage_of(endpoint(rt, "a"), "app_checks")
+    assert checks is not None
+    ctx = request_context(rt, api_id="a")
+    ctx.app_id = "app1"
+    err = await run_stage(checks, ctx)
+    assert err is not None and (err.code, err.status) == ("APIG.0304", 403)
