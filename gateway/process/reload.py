@@ -25,10 +25,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.core.aio import cancel_and_wait
-from gateway.snapshot.load import SnapshotError, load_path
+from gateway.snapshot.load import SnapshotError, canonical, load_path
 
 if TYPE_CHECKING:
     from gateway.process.server import Gateway
@@ -71,10 +69,6 @@ class ClusterState:
             if gw.runtime is not None:
                 state.record(gw.document, gw.runtime.version)
         return state  # type: ignore[no-any-return,unused-ignore]
-
-
-def canonical(doc: dict[str, Any]) -> bytes:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
 
 
 def snapshot_id(doc: dict[str, Any], version: str) -> str:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.process.reload import canonical
+from gateway.snapshot.load import canonical
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Runtime

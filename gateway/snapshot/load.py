@@ -71,3 +71,8 @@ def load_path(path: str | Path) -> dict[str, Any]:
     if not p.exists():
         raise SnapshotError([f"{p}: no such file or directory"])
     return parse_bytes(p.read_bytes(), str(p))
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The document as canonical bytes (sorted keys): equal documents give equal bytes and digests."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
