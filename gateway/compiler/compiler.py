@@ -116,8 +116,8 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
         api_id=api["id"], api_name=api["name"], group_id=api["group_id"], env_id=draft.env_id,
         env_name=draft.env_name, publish_id=draft.publish_id, method=api["req_method"], req_uri=api["req_uri"],
         prefix=api.get("match_mode") == "SWA", auth_type=api["auth_type"], req_protocol=api["req_protocol"],
-        cors=bool(api.get("cors")), backend=default, policies=tuple(policies), stages=tuple(stages),
-        responses=responses, cors_plugin=chain.cors(draft, build), response_hooks=tuple(hooks),
+        backend=default, policies=tuple(policies), stages=tuple(stages),
+        responses=responses, cors=chain.cors(draft, build), response_hooks=tuple(hooks),
         log_plugin=chain.log(draft, build) if chain.log is not None else None,
     )
 

@@ -50,17 +50,16 @@ class Endpoint:
     """One API published in one environment, compiled."""
 
     __slots__ = (
-        "api_id", "api_name", "auth_type", "backend", "cors", "cors_plugin", "env_id", "env_name", "group_id",
-        "log_plugin",
+        "api_id", "api_name", "auth_type", "backend", "cors", "env_id", "env_name", "group_id", "log_plugin",
         "method", "policies", "prefix", "publish_id", "req_protocol", "req_uri", "response_hooks", "responses",
         "stages",
     )
 
     def __init__(self, *, api_id: str, api_name: str, group_id: str, env_id: str, env_name: str, publish_id: str,
-                 method: str, req_uri: str, prefix: bool, auth_type: str, req_protocol: str, cors: bool,
+                 method: str, req_uri: str, prefix: bool, auth_type: str, req_protocol: str,
                  backend: BackendPlan, policies: tuple[tuple[BackendMatcher, BackendPlan], ...],
                  stages: tuple[tuple[str, Stage], ...], responses: ResponseSet,
-                 cors_plugin: CorsHook | None = None, response_hooks: tuple[ResponseHook, ...] = (),
+                 cors: CorsHook | None = None, response_hooks: tuple[ResponseHook, ...] = (),
                  log_plugin: tuple[str, Any] | None = None) -> None:
         self.api_id = api_id
         self.api_name = api_name
@@ -71,16 +70,15 @@ class Endpoint:
         self.method = method
         self.req_uri = req_uri
         self.prefix = prefix  # match_mode SWA
-        self.cors = cors  # the API's ``cors`` flag
         self.auth_type = auth_type
         self.req_protocol = req_protocol
         self.backend = backend
         self.policies = policies
         self.stages = stages
         self.responses = responses
-        # A bound cors plug-in (takes precedence over the ``cors`` flag: adds CORS response headers, answers
-        # preflight), and hooks that edit every response of this endpoint just before it is sent.
-        self.cors_plugin = cors_plugin
+        # The CORS handler (a bound cors plug-in, else the API's ``cors`` flag with the vendor's defaults; adds
+        # CORS response headers, answers preflight), and hooks that edit every response just before it is sent.
+        self.cors = cors
         self.response_hooks = response_hooks
         # a bound logging plug-in (kafka_log): (plug-in id, compiled plan), read after the response by its hook
         self.log_plugin = log_plugin
@@ -165,7 +163,7 @@ class Runtime:
         if method == "OPTIONS" and "Access-Control-Request-Method" in ctx.headers:
             # CORS preflight: route by the method the browser intends to use
             match, _ = router.lookup(ctx.headers["Access-Control-Request-Method"].upper(), ctx.path)
-            if match is not None and (match.target.cors or match.target.cors_plugin is not None):
+            if match is not None and match.target.cors is not None:
                 ctx.extras["preflight"] = True
             else:
                 match, _ = router.lookup(method, ctx.path)

@@ -22,7 +22,7 @@ from aiohttp import StreamReader, web
 from gateway.backends.http import forwarded_headers
 from gateway.core.errors import GatewayError, body_too_large, internal_error
 from gateway.core.urlpath import clean_header_value, encode_path, normalize, raw_query_without, raw_tail
-from gateway.model.context import RequestContext, set_latency_headers
+from gateway.model.context import RequestContext
 from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate, apply_mapping
 from gateway.model.responses import DEFAULT_RESPONSES
 from gateway.model.runtime import Endpoint
@@ -30,30 +30,6 @@ from gateway.pipeline.grpc import error_response as grpc_error_response
 from gateway.pipeline.grpc import is_grpc
 
 log = logging.getLogger("gateway.pipeline.handle")
-
-CORS_ALLOW_HEADERS = (
-    "X-Stage,X-Sdk-Date,X-Sdk-Nonce,X-Proxy-Signed-Headers,X-Sdk-Content-Sha256,X-Forwarded-For,"
-    "Authorization,Content-Type,Accept,Accept-Ranges,Cache-Control,Range,X-Apig-AppCode,X-Auth-Token"
-)
-CORS_EXPOSE_HEADERS = "X-Request-Id,X-Apig-Latency,X-Apig-Upstream-Latency,X-Apig-Ratelimit-Api"
-
-
-def _preflight(ctx: RequestContext, ep: Endpoint) -> web.Response:
-    methods = ep.method if ep.method != "ANY" else "GET,POST,PUT,DELETE,HEAD,PATCH,OPTIONS"
-    requested = ctx.headers.get("Access-Control-Request-Headers")
-    allow_headers = CORS_ALLOW_HEADERS + ("," + requested if requested else "")
-    resp = web.Response(status=200)
-    h = resp.headers
-    h.update(ctx.response_headers)
-    h["Access-Control-Allow-Origin"] = "*"
-    h["Access-Control-Allow-Methods"] = methods
-    h["Access-Control-Allow-Headers"] = allow_headers
-    h["Access-Control-Max-Age"] = "172800"
-    h["X-Request-Id"] = ctx.request_id
-    set_latency_headers(ctx, h)
-    ctx.status = 200
-    return resp
-
 
 def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
                           uri: UriTemplate | None) -> BackendRequest:
@@ -100,15 +76,10 @@ async def run(ctx: RequestContext) -> web.StreamResponse:
     length = ctx.request.content_length
     if length is not None and length > ctx.max_body:
         raise body_too_large()
-    if ep.cors_plugin is not None:  # a bound cors plug-in takes precedence over the API's cors flag
-        answered = ep.cors_plugin(ctx)
-        if answered is not None:
+    if ep.cors is not None:  # the cors plug-in, or the API's cors flag (the same handler, vendor defaults)
+        answered = ep.cors(ctx)
+        if answered is not None:  # a preflight, answered before any stage
             return answered
-    elif ep.cors:
-        ctx.response_headers["Access-Control-Allow-Origin"] = "*"
-        ctx.response_headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-        if ctx.extras.get("preflight"):
-            return _preflight(ctx, ep)
     for _name, stage in ep.stages:
         await stage(ctx)
     plan = ep.select_backend(ctx)

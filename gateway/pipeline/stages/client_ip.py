@@ -1,9 +1,10 @@
 """Client-IP resolution from the snapshot's ``real_ip_*`` features (spec 02 §9.2, §9.3).
 
-Role in the pipeline: the server resolves ``ctx.client_ip`` from the socket peer, trusting
-``X-Forwarded-For`` / ``X-Real-IP`` only from ``Settings.trusted_proxies``
-(:meth:`gateway.process.server.Gateway.client_ip`). When the snapshot enables one of the features below, a stage
-at order 5 (before the IP ACL at 10) refines it; everything downstream — IP ACL, app ACL, throttling,
+Role in the pipeline: this module owns client-IP resolution. :class:`ProxyResolver` resolves
+``ctx.client_ip`` from the socket peer when the request arrives, trusting ``X-Forwarded-For`` / ``X-Real-IP``
+only from ``Settings.trusted_proxies`` (the server calls it before routing, so 404s and their log lines have
+it too). When the snapshot enables one of the features below, the ``client_ip`` stage (the first endpoint
+stage, before the IP ACL) refines it; everything downstream — IP ACL, app ACL, throttling,
 ``source`` backend-policy conditions, ``$context.sourceIp``, the access log — reads ``ctx.client_ip``.
 
 Precedence (spec 02 §9.3):
@@ -55,6 +56,45 @@ def _xff_index(config: Any) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         return None
+
+
+class ProxyResolver:
+    """Step 1 of client-IP resolution, at connection level (before routing, so every response and log line
+    has it): ``(peer ip, client ip)``, trusting ``X-Forwarded-For`` (rightmost address that is not one of
+    our proxies) and ``X-Real-IP`` only when the socket peer is in ``Settings.trusted_proxies``."""
+
+    __slots__ = ("trusted",)
+
+    def __init__(self, trusted: list[Any]) -> None:
+        self.trusted = trusted
+
+    def __call__(self, peer: str, headers: Any) -> str:
+        trusted = self.trusted
+        if not trusted:
+            return peer
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer
+        if not any(addr in net for net in trusted):
+            return peer
+        xff = headers.get("X-Forwarded-For")
+        if xff:
+            hops = [h.strip() for h in xff.split(",") if h.strip()]
+            for hop in reversed(hops):  # rightmost address that is not one of our proxies
+                try:
+                    hop_addr = ipaddress.ip_address(hop)
+                except ValueError:
+                    break
+                if not any(hop_addr in net for net in trusted):
+                    return hop
+        real = headers.get("X-Real-IP")
+        if real:
+            try:
+                return str(ipaddress.ip_address(real.strip()))
+            except ValueError:
+                pass
+        return peer
 
 
 def make_stage(header: str | None, xff_index: int | None, trusted: list[Any]) -> Stage:

@@ -1,8 +1,9 @@
 """The ``cors`` plug-in (seed 002 §3.27.1 CorsPluginContent; spec 02 §8.3): preflight answers and CORS headers.
 
 Role in the pipeline: step 4 of spec 02 §11.2 and every response. At config-load time the content is compiled
-into a :class:`CorsHandler` installed on the endpoint (``Endpoint.cors_plugin``, by :func:`build_handler`,
-the chain's ``CORS`` entry); a bound plug-in takes precedence over the API's ``cors: true`` flag.
+into a :class:`CorsHandler` installed on the endpoint (``Endpoint.cors``, by :func:`build_handler`, the
+chain's ``CORS`` entry). The API's ``cors: true`` flag is the same handler with the vendor's defaults
+(:func:`vendor_defaults`); a bound plug-in takes precedence over it.
 Routing treats ``OPTIONS`` + ``Access-Control-Request-Method`` as a preflight for such endpoints, and the
 pipeline calls the handler before any stage:
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway.model.context import set_latency_headers
 from gateway.snapshot.plugins import BoundPlugin, bound_plugin
 from gateway.snapshot.schema import B, Field, I, Obj, check
 from gateway.snapshot.validate import Index
@@ -61,11 +63,12 @@ def _items(value: Any, path: str, problems: list[str]) -> list[str] | None:
 class CorsHandler:
     """A compiled cors plug-in. ``__call__(ctx)`` adds the headers; returns the preflight answer or None."""
 
-    __slots__ = ("any_origin", "credentials", "echo_headers", "expose", "headers", "max_age", "methods",
-                 "origins")
+    __slots__ = ("any_origin", "append_requested", "credentials", "echo_headers", "expose", "expose_on_preflight",
+                 "headers", "latency", "max_age", "methods", "origins")
 
     def __init__(self, origins: list[str], methods: list[str], headers: list[str], expose: list[str],
-                 max_age: int, credentials: bool) -> None:
+                 max_age: int, credentials: bool, *, append_requested: bool = False,
+                 expose_on_preflight: bool = False, latency: bool = False) -> None:
         self.any_origin = not origins or "*" in origins
         self.origins = frozenset(o.lower() for o in origins if o != "*")
         self.methods = ",".join(methods) if methods else ",".join(_METHODS)
@@ -74,6 +77,11 @@ class CorsHandler:
         self.expose = ",".join(expose)
         self.max_age = str(max_age)
         self.credentials = credentials
+        # the API ``cors`` flag's vendor defaults (:func:`vendor_defaults`): the requested headers are added to
+        # the allowed list, the exposed headers are on the preflight too, and the preflight carries latency
+        self.append_requested = append_requested
+        self.expose_on_preflight = expose_on_preflight
+        self.latency = latency
 
     def __call__(self, ctx: RequestContext) -> web.StreamResponse | None:
         origin = ctx.headers.get("Origin")
@@ -84,7 +92,7 @@ class CorsHandler:
             rh["Access-Control-Allow-Origin"] = allowed
             if self.credentials:
                 rh["Access-Control-Allow-Credentials"] = "true"
-            if self.expose and not preflight:
+            if self.expose and (not preflight or self.expose_on_preflight):
                 rh["Access-Control-Expose-Headers"] = self.expose
         if not preflight:
             return None
@@ -97,10 +105,14 @@ class CorsHandler:
             if self.echo_headers:
                 if requested:
                     h["Access-Control-Allow-Headers"] = requested
+            elif self.append_requested:
+                h["Access-Control-Allow-Headers"] = self.headers + ("," + requested if requested else "")
             elif self.headers:
                 h["Access-Control-Allow-Headers"] = self.headers
             h["Access-Control-Max-Age"] = self.max_age
         h["X-Request-Id"] = ctx.request_id
+        if self.latency:
+            set_latency_headers(ctx, h)
         ctx.status = 200
         return resp
 
@@ -166,10 +178,32 @@ def vary_origin(ctx: RequestContext, resp: web.StreamResponse) -> None:
         h["Vary"] = f"{vary}, Origin"
 
 
+# The API ``cors: true`` flag: the vendor's defaults (any origin, the API's method, its SDK's headers).
+VENDOR_ALLOW_HEADERS = (
+    "X-Stage", "X-Sdk-Date", "X-Sdk-Nonce", "X-Proxy-Signed-Headers", "X-Sdk-Content-Sha256", "X-Forwarded-For",
+    "Authorization", "Content-Type", "Accept", "Accept-Ranges", "Cache-Control", "Range", "X-Apig-AppCode",
+    "X-Auth-Token",
+)
+VENDOR_EXPOSE_HEADERS = ("X-Request-Id", "X-Apig-Latency", "X-Apig-Upstream-Latency", "X-Apig-Ratelimit-Api")
+VENDOR_MAX_AGE = 172800
+
+
+def vendor_defaults(method: str) -> CorsHandler:
+    """What ``cors: true`` on an API means: a cors plug-in with the vendor's defaults."""
+    return CorsHandler([], [] if method == "ANY" else [method], list(VENDOR_ALLOW_HEADERS),
+                       list(VENDOR_EXPOSE_HEADERS), VENDOR_MAX_AGE, False,
+                       append_requested=True, expose_on_preflight=True, latency=True)
+
+
 def build_handler(draft: EndpointDraft, build: BuildContext) -> CorsHandler | None:
-    """The compiled handler of the publication's cors plug-in, if one is bound."""
+    """The endpoint's CORS handler: the bound cors plug-in, else the ``cors`` flag's vendor defaults."""
     bp = bound_plugin(build.index, str(draft.api["id"]), draft.env_id, "cors")
-    return bp.config if bp is not None else None
+    if bp is not None:
+        return bp.config  # type: ignore[no-any-return,unused-ignore]
+    if not draft.api.get("cors"):
+        return None
+    method = str(draft.api.get("req_method") or "ANY")
+    return build.once(f"cors_flag:{method}", lambda: vendor_defaults(method))
 
 
 def build_vary_origin(draft: EndpointDraft, build: BuildContext) -> ResponseHook | None:

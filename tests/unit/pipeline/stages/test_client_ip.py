@@ -35,3 +35,17 @@ async def test_header_getter_wins_and_bad_values_are_ignored() -> None:
 def test_not_built_without_a_feature() -> None:
     rt = compile_doc(_doc())
     assert stage_of(endpoint(rt, "a"), "client_ip") is None
+
+
+def test_trusted_proxies_resolve_before_routing() -> None:
+    """The connection-level step of the same module: forwarded headers only from trusted proxies."""
+    import ipaddress
+
+    from gateway.pipeline.stages.client_ip import ProxyResolver
+
+    resolve = ProxyResolver([ipaddress.ip_network("10.0.0.0/8")])
+    xff = {"X-Forwarded-For": "203.0.113.7, 10.0.0.2"}
+    assert resolve("10.0.0.1", xff) == "203.0.113.7"  # rightmost address that is not a proxy
+    assert resolve("192.0.2.1", xff) == "192.0.2.1"  # an untrusted peer cannot choose its address
+    assert resolve("10.0.0.1", {"X-Real-IP": "198.51.100.4"}) == "198.51.100.4"
+    assert ProxyResolver([])("10.0.0.1", xff) == "10.0.0.1"

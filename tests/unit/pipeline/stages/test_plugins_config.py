@@ -34,7 +34,7 @@ def test_content_as_string_object_or_double_escaped() -> None:
                    plugin_bindings=[bind("b1", "p1", "a"), bind("b2", "p2", "b"), bind("b3", "p3", "c")])
     rt = load(doc)
     for api in ("a", "b", "c"):
-        assert rt.endpoints[(api, RELEASE)].cors_plugin is not None
+        assert rt.endpoints[(api, RELEASE)].cors is not None
 
 
 def test_vendor_binding_shape_env_and_api_ids() -> None:
@@ -44,7 +44,7 @@ def test_vendor_binding_shape_env_and_api_ids() -> None:
                    plugin_bindings=[{"plugin_attach_id": "x", "plugin_id": "p1", "env_id": RELEASE,
                                      "api_ids": ["a", "b"], "attached_time": "2022-11-02T12:31:23Z"}])
     rt = load(doc)
-    assert rt.endpoints[("a", RELEASE)].cors_plugin is rt.endpoints[("b", RELEASE)].cors_plugin
+    assert rt.endpoints[("a", RELEASE)].cors is rt.endpoints[("b", RELEASE)].cors
 
 
 def test_unsupported_types_are_rejected_clearly() -> None:
@@ -153,5 +153,5 @@ def test_seed_examples_load() -> None:
                    plugin_bindings=[bind("b1", "c", "a"), bind("b2", "h", "a"), bind("b3", "b", "a")])
     rt = load(doc)
     ep = rt.endpoints[("a", RELEASE)]
-    assert ep.cors_plugin is not None and len(ep.response_hooks) == 2  # Vary: Origin + set_resp_headers
+    assert ep.cors is not None and len(ep.response_hooks) == 2  # Vary: Origin + set_resp_headers
     assert type(ep.backend.target).__name__ == "BreakerTarget"
