@@ -133,7 +133,7 @@ def test_cycles_inside_packages_only_in_model() -> None:
 
 def test_only_entry_points_flat_in_gateway() -> None:
     flat = sorted(p.stem for p in Path(gateway.__path__[0]).glob("*.py"))
-    assert flat == ["__init__", "__main__", "cli", "docgen"], flat
+    assert flat == ["__init__", "__main__", "cli", "docgen", "healthcheck"], flat
 
 
 def test_layers_contract() -> None:
