@@ -123,7 +123,13 @@ def _constraints(spec: Field) -> str:
 
 
 def _meaning(collection: str, path: str, name: str) -> str:
-    return _esc(FIELD_MEANINGS.get(f"{collection}.{path}") or FIELD_MEANINGS.get(name) or "")
+    """Most specific first: ``collection.path``, then the last two path parts (``backend_params[].name``), then
+    the field's own name."""
+    parts = path.split(".")
+    tail = ".".join(parts[-2:]) if len(parts) > 1 else ""
+    found = (FIELD_MEANINGS.get(f"{collection}.{path}") or (FIELD_MEANINGS.get(tail) if tail else None)
+             or FIELD_MEANINGS.get(name) or "")
+    return _esc(found)
 
 
 def _rows(schema: Obj, prefix: str, rows: list[tuple[str, ...]], ignored: list[str], collection: str = "") -> None:
