@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from tests.support.helpers import GROUP_HOST, http_api, snapshot
 from tests.support.raw_backend import RawBackend
+
+
+@pytest.fixture(params=["fast", "aiohttp"])
+def make_gateway(request: pytest.FixtureRequest, make_gateway: Any) -> Any:
+    """Every test here runs with both upstream clients (the default one and aiohttp's)."""
+
+    async def factory(doc: dict[str, Any] | None = None, **overrides: Any) -> Any:
+        return await make_gateway(doc, upstream_client=request.param, **overrides)
+
+    return factory
 
 
 @pytest.fixture
