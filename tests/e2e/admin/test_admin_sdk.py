@@ -7,7 +7,9 @@ effect is checked on the data plane through real sockets.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 from typing import Any
 
 import aiohttp
@@ -35,6 +37,7 @@ from huaweicloudsdkapig.v2 import (
     AppQuotaCreate,
     AppResetCreate,
     AssociateAppsForAppQuotaRequest,
+    AssociateCertificateV2Request,
     AssociateDomainV2Request,
     AssociateRequestThrottlingPolicyV2Request,
     AssociateSignatureKeyV2Request,
@@ -49,6 +52,7 @@ from huaweicloudsdkapig.v2 import (
     BatchEnableMembersRequest,
     BatchPublishOrOfflineApiV2Request,
     CancelingAuthorizationV2Request,
+    CertForm,
     ChangeApiVersionV2Request,
     CheckApiGroupsV2Request,
     CheckApisV2Request,
@@ -100,6 +104,7 @@ from huaweicloudsdkapig.v2 import (
     DetachApiFromPluginRequest,
     DetachPluginFromApiRequest,
     DisassociateAppQuotaWithAppRequest,
+    DisassociateCertificateV2Request,
     DisassociateDomainV2Request,
     DisassociateRequestThrottlingPolicyV2Request,
     DisassociateSignatureKeyV2Request,
@@ -176,6 +181,7 @@ from huaweicloudsdkapig.v2 import (
     ShowDetailsOfAppCodeV2Request,
     ShowDetailsOfAppV2Request,
     ShowDetailsOfCustomAuthorizersV2Request,
+    ShowDetailsOfDomainNameCertificateV2Request,
     ShowDetailsOfEnvironmentVariableV2Request,
     ShowDetailsOfGatewayResponseTypeV2Request,
     ShowDetailsOfGatewayResponseV2Request,
@@ -224,6 +230,7 @@ from huaweicloudsdkcore.http.formdata import FormFile
 from gateway.lib import sdk_signer
 from tests.support.helpers import RELEASE
 from tests.support.sdk_helpers import INSTANCE, TOKEN, has, sdk, sdk_client, sdk_error, served, wait_until
+from tests.support.tls_helpers import TestCA
 
 I = INSTANCE  # noqa: E741
 AUTH_URN = "urn:fss:r:p:function:default:sdk_auth_fn:latest"
@@ -1100,3 +1107,40 @@ async def test_asynchronous_import_and_export_tasks(setup: Any, tmp_path: Any) -
     assert exported["file_type"] == "json" and "/async" in json.loads(exported["content"])["paths"]
     err = await sdk_error(c.show_async_task_result, ShowAsyncTaskResultRequest(instance_id=I, task_id="f" * 32))
     assert err.status_code == 404
+
+
+async def test_domain_certificates_served_by_sni(make_gateway: Any, tmp_path: Any) -> None:
+    ca = TestCA()
+    default_cert, default_key = ca.issue("default.gw", dns=["default.gw"]).write(str(tmp_path), "default")
+    gw = await make_gateway({}, admin_token=TOKEN, admin_token_required=True, https_listen="127.0.0.1:0",
+                            tls_cert_file=default_cert, tls_key_file=default_key)
+    c = sdk_client(gw.admin_url)
+    g = await _group(c, "sdk_tls")
+    api = await _api(c, g, "sdk_tls_api", "/tls", "over tls")
+    await _publish(c, api.id)
+    dom = await sdk(c.associate_domain_v2, AssociateDomainV2Request(instance_id=I, group_id=g.id, body=UrlDomainCreate(
+        url_domain="sdk.example")))
+    issued = ca.issue("sdk.example", dns=["sdk.example"])
+    attached = await sdk(c.associate_certificate_v2, AssociateCertificateV2Request(
+        instance_id=I, group_id=g.id, domain_id=dom.id, body=CertForm(name="sdk_cert", cert_content=issued.cert_pem,
+                                                                       private_key=issued.key_pem)))
+    has(attached, "id", "url_domain", "ssl_id", "ssl_name", "api_group_id")
+    assert await _sni_common_name(gw.gw.https_port, "sdk.example", ca) == "sdk.example"
+    cert = await sdk(c.show_details_of_domain_name_certificate_v2, ShowDetailsOfDomainNameCertificateV2Request(
+        instance_id=I, group_id=g.id, domain_id=dom.id, certificate_id=attached.ssl_id))
+    has(cert, "id", "name", "common_name", "san", "not_before", "not_after", "serial_number", "issuer")
+    assert (cert.common_name, cert.san) == ("sdk.example", ["sdk.example"])
+    group = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g.id))
+    assert "PRIVATE KEY" not in json.dumps(group.to_dict(), default=str)  # the key is never answered
+    await sdk(c.disassociate_certificate_v2, DisassociateCertificateV2Request(
+        instance_id=I, group_id=g.id, domain_id=dom.id, certificate_id=attached.ssl_id))
+    assert await _sni_common_name(gw.gw.https_port, "sdk.example", ca, check_hostname=False) == "default.gw"
+
+
+async def _sni_common_name(port: int, sni: str, ca: Any, check_hostname: bool = True) -> str:
+    ctx = ssl.create_default_context(cadata=ca.pem)
+    ctx.check_hostname = check_hostname
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=sni)
+    peer = writer.get_extra_info("peercert")
+    writer.close()
+    return str(dict(x[0] for x in peer["subject"])["commonName"])
