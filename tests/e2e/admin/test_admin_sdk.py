@@ -1131,7 +1131,7 @@ async def test_domain_certificates_served_by_sni(make_gateway: Any, tmp_path: An
     has(cert, "id", "name", "common_name", "san", "not_before", "not_after", "serial_number", "issuer")
     assert (cert.common_name, cert.san) == ("sdk.example", ["sdk.example"])
     group = await sdk(c.show_details_of_api_group_v2, ShowDetailsOfApiGroupV2Request(instance_id=I, group_id=g.id))
-    assert "PRIVATE KEY" not in json.dumps(group.to_dict(), default=str)  # the key is never answered
+    assert "PRIVATE KEY" not in json.dumps(group.to_json_object(), default=str)  # the key is never answered
     await sdk(c.disassociate_certificate_v2, DisassociateCertificateV2Request(
         instance_id=I, group_id=g.id, domain_id=dom.id, certificate_id=attached.ssl_id))
     assert await _sni_common_name(gw.gw.https_port, "sdk.example", ca, check_hostname=False) == "default.gw"
