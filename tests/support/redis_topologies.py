@@ -29,7 +29,7 @@ NODE_TIMEOUT_MS = 1500  # cluster-node-timeout and sentinel down-after-milliseco
 MASTER = "gwmaster"
 
 
-def _free_port_pair() -> int:
+def free_port_pair() -> int:
     """A port P with P free and P + 10000 free (a cluster node's bus port)."""
     while True:
         with socket.socket() as s:
@@ -51,7 +51,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+def wait_sync(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:
@@ -106,7 +106,7 @@ class _Procs:
         args = self.args[port]
         self.spawn(port, args + (extra or []))
         self.args[port] = args
-        _wait(lambda: self.client(port).ping(), 10, f"redis on {port} answering")
+        wait_sync(lambda: self.client(port).ping(), 10, f"redis on {port} answering")
 
     def stop_all(self) -> None:
         for p in self.procs.values():
@@ -127,7 +127,7 @@ class RedisClusterTopology(_Procs):
 
     def __init__(self, masters: int = 3, replicas: int = 1) -> None:
         super().__init__("apigw-redis-cluster-")
-        self.ports = [_free_port_pair() for _ in range(masters * (1 + replicas))]
+        self.ports = [free_port_pair() for _ in range(masters * (1 + replicas))]
         try:
             for port in self.ports:
                 self.spawn(port, [self.server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
@@ -136,7 +136,7 @@ class RedisClusterTopology(_Procs):
                                   "--dir", str(self.dir), "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
                                   "--repl-ping-replica-period", "1"])
             for port in self.ports:
-                _wait(lambda port=port: self.client(port).ping(), 10, f"cluster node {port} answering")
+                wait_sync(lambda port=port: self.client(port).ping(), 10, f"cluster node {port} answering")
             out = subprocess.run([self.cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
                                   "--cluster-replicas", str(replicas), "--cluster-yes"],
                                  capture_output=True, text=True, timeout=60)
@@ -202,7 +202,7 @@ class RedisClusterTopology(_Procs):
         return True
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        _wait(self.healthy, timeout, "a healthy redis cluster", 0.1)
+        wait_sync(self.healthy, timeout, "a healthy redis cluster", 0.1)
 
     def wait_promoted(self, slot: int, old_master: int, timeout: float = 30.0) -> int:
         """Wait until a node other than ``old_master`` serves ``slot`` and the cluster is ok; its port."""
@@ -213,7 +213,7 @@ class RedisClusterTopology(_Procs):
                     return 0
             new = self.owner(slot)
             return new if new != old_master else 0
-        return int(_wait(promoted, timeout, f"a replica promoted for slot {slot}", 0.02))
+        return int(wait_sync(promoted, timeout, f"a replica promoted for slot {slot}", 0.02))
 
     def graceful_failover(self, slot: int) -> tuple[int, int]:
         """``CLUSTER FAILOVER`` on the replica of ``slot``'s master (an operator's planned switch: the replica
@@ -258,7 +258,7 @@ class RedisSentinelTopology(_Procs):
             def attached() -> bool:
                 role = self.client(primary).execute_command("ROLE")
                 return role[0] == b"master" and len(role[2]) == 1
-            _wait(attached, 10, "the replica attached to the primary")
+            wait_sync(attached, 10, "the replica attached to the primary")
             for port in self.sentinel_ports:
                 conf = self.dir / f"sentinel-{port}.conf"
                 conf.write_text(
@@ -311,7 +311,7 @@ class RedisSentinelTopology(_Procs):
         return True
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        _wait(self.healthy, timeout, "a healthy sentinel set", 0.1)
+        wait_sync(self.healthy, timeout, "a healthy sentinel set", 0.1)
 
     def wait_promoted(self, old_primary: int, timeout: float = 30.0) -> int:
         """Wait until the sentinels name another primary and it answers as master; its port."""
@@ -320,7 +320,7 @@ class RedisSentinelTopology(_Procs):
             if new == old_primary:
                 return 0
             return new if self.client(new).execute_command("ROLE")[0] == b"master" else 0
-        return int(_wait(promoted, timeout, "the replica promoted by the sentinels", 0.02))
+        return int(wait_sync(promoted, timeout, "the replica promoted by the sentinels", 0.02))
 
     def graceful_failover(self) -> tuple[int, int]:
         """``SENTINEL FAILOVER``: the sentinels promote the replica and make the old primary its replica

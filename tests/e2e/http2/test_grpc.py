@@ -111,7 +111,7 @@ async def test_deadline_shorter_than_backend_delay(grpc_gw, backend) -> None:
 async def test_caller_cancel_reaches_the_backend(grpc_gw, backend) -> None:
     _gw, ch = await grpc_gw(snapshot(_all_methods(backend.addr, timeout=30000)))
     call = stub(ch).Unary.future(pb2.Msg(text="slow", delay_ms=20000), timeout=30)
-    assert await _wait(lambda: any(name == "Unary" for name, _ in backend.service.calls))
+    assert await wait_sync(lambda: any(name == "Unary" for name, _ in backend.service.calls))
     call.cancel()  # RST_STREAM from the caller: the gateway resets its backend stream
     assert await asyncio.to_thread(backend.service.cancelled.wait, 10)
     reply = await asyncio.to_thread(stub(ch).Unary, pb2.Msg(text="after"), timeout=10)  # the connection lives on
@@ -252,7 +252,7 @@ async def test_server_streaming_back_pressure(grpc_gw, backend) -> None:
 
     fut = asyncio.ensure_future(asyncio.to_thread(run))
     await asyncio.sleep(0)
-    assert await _wait(lambda: backend.service.yielded >= 1)
+    assert await wait_sync(lambda: backend.service.yielded >= 1)
     stalled_at = await _settle(lambda: backend.service.yielded)
     assert stalled_at < 60, stalled_at  # a few windows' worth (MB), not the whole stream
     reading.set()
@@ -260,7 +260,7 @@ async def test_server_streaming_back_pressure(grpc_gw, backend) -> None:
     assert backend.service.yielded == 300
 
 
-async def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+async def wait_sync(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:

@@ -77,7 +77,7 @@ async def test_rapid_reset_costs_the_connection(start, ca) -> None:
     assert await c.until(lambda c: c.closed)
     assert c.goaway() is not None and c.goaway().error_code == CALM
     assert gw.h2server.flood_closes == 1
-    assert await _wait(lambda: not gw.h2server.connections)  # nothing of it stays behind
+    assert await wait_sync(lambda: not gw.h2server.connections)  # nothing of it stays behind
     ok = await _open(gw, ca)  # the listener still serves everyone else
     sid = ok.request("/mock")
     assert await ok.until(lambda c: c.ended(sid)) and ok.status(sid) == 200
@@ -111,7 +111,7 @@ async def test_continuation_flood_closes_the_connection(start, ca) -> None:
     except ConnectionError:
         pass
     assert await c.until(lambda c: c.closed)
-    assert await _wait(lambda: not gw.h2server.connections)
+    assert await wait_sync(lambda: not gw.h2server.connections)
 
 
 @pytest.mark.parametrize("kind", ["ping", "settings"])
@@ -241,7 +241,7 @@ async def test_graceful_shutdown_finishes_streams_in_flight(start, ca) -> None:
     backend.delay = 1.0
     c = await _open(gw, ca)
     sid = c.request("/echo", method="POST", body=b"in flight")
-    assert await _wait(lambda: backend.hits == 1)
+    assert await wait_sync(lambda: backend.hits == 1)
     stopping = asyncio.ensure_future(gw.stop())
     assert await c.until(lambda c: c.goaway() is not None)
     assert c.goaway().error_code == h2.errors.ErrorCodes.NO_ERROR and c.goaway().last_stream_id == sid
@@ -264,7 +264,7 @@ async def test_prior_knowledge_h2c_on_the_plain_listener(start, ca) -> None:
     writer.close()
 
 
-async def _wait(cond: Any, timeout: float = 20.0) -> bool:
+async def wait_sync(cond: Any, timeout: float = 20.0) -> bool:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:

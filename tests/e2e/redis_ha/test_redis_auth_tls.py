@@ -1,5 +1,6 @@
-"""The credential and TLS settings against a real redis-server that requires both: TLS with client
-certificates (``tls-auth-clients yes``) and an ACL user with a password."""
+"""The credential and TLS settings against real Redis servers that require both: TLS with client
+certificates (``tls-auth-clients yes``) and an ACL user with a password; one instance, and a 3-master
+cluster with TLS on its bus too."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gateway.process.distribution import RedisDistributor, current_snapshot, sto
 from tests.conftest import free_port
 from tests.support.helpers import GROUP_HOST
 from tests.support.redis_ha_helpers import limited_doc, wait_until, warmed
+from tests.support.redis_topologies import free_port_pair, redis_binaries, wait_sync
 from tests.support.tls_helpers import TestCA
 
 
@@ -97,3 +99,74 @@ async def test_wrong_password_is_an_outage_not_an_error(tls_redis: dict[str, Any
         assert resp.status == 200  # decided by the local fallback, never a 5xx
     st = g.gw.services.extras["throttle_stats"]
     assert st["redis_fallbacks"] == 1 and st["decisions_redis"] == 0
+
+
+@pytest.fixture
+def tls_cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Three TLS-only cluster masters (TLS on the cluster bus too, client certificates required) with an ACL
+    user, created by ``redis-cli --tls --cluster create``: the gateway settings to reach it."""
+    server, cli = redis_binaries()
+    ca = TestCA()
+    ca_file = ca.write(str(tmp_path))
+    server_cert, server_key = ca.issue("redis", ips=["127.0.0.1"]).write(str(tmp_path), "server")
+    client_cert, client_key = ca.issue("gateway", client=True).write(str(tmp_path), "client")
+    tls = ["--tls", "--cacert", ca_file, "--cert", client_cert, "--key", client_key, "--user", "gw", "--pass",
+           "gw-s3cret", "--no-auth-warning"]
+    ports = [free_port_pair() for _ in range(3)]
+    procs = [subprocess.Popen(
+        [server, "--port", "0", "--tls-port", str(p), "--tls-cluster", "yes", "--tls-cert-file", server_cert,
+         "--tls-key-file", server_key, "--tls-client-cert-file", client_cert, "--tls-client-key-file", client_key,
+         "--tls-ca-cert-file", ca_file, "--tls-auth-clients", "yes", "--cluster-enabled", "yes",
+         "--cluster-config-file", f"nodes-{p}.conf", "--dir", str(tmp_path), "--save", "", "--appendonly", "no",
+         "--bind", "127.0.0.1", "--user", "default", "off", "--user", "gw", "on", ">gw-s3cret", "~*", "&*", "+@all"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path) for p in ports]
+    try:
+        def answers(p: int, *args: str) -> str:
+            return subprocess.run([cli, *tls, "-p", str(p), *args], capture_output=True, text=True,
+                                  timeout=10).stdout
+
+        for p in ports:
+            wait_sync(lambda p=p: answers(p, "PING").strip() == "PONG", 10, f"TLS node {p}")
+        out = subprocess.run([cli, *tls, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                              "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_sync(lambda: all("cluster_state:ok" in answers(p, "CLUSTER", "INFO") for p in ports), 30, "TLS cluster ok")
+        yield {"redis_mode": "cluster", "redis_nodes": [f"127.0.0.1:{ports[0]}"], "redis_tls": True,
+               "redis_tls_ca_file": ca_file, "redis_tls_cert_file": client_cert, "redis_tls_key_file": client_key,
+               "redis_username": "gw", "redis_password": "gw-s3cret"}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+async def test_tls_cluster_with_acl_user(tls_cluster: dict[str, Any], make_gateway: Any) -> None:
+    """Cluster mode over TLS with client certificates and an ACL user: one seed, the slot map learnt from it,
+    exact limits across two gateways, and a push through sharded pub/sub."""
+    prefix = f"gw{uuid.uuid4().hex[:8]}"
+    opts = {**tls_cluster, "throttle_key_prefix": uuid.uuid4().hex[:8], "distribution_prefix": prefix,
+            "access_log": False}
+    g1, g2 = [await make_gateway(limited_doc(3, unit="HOUR", content="one"), **opts) for _ in range(2)]
+    await warmed([g1, g2])
+    target = target_from_settings(g1.gw.settings)
+    assert target is not None and target.cluster
+    dists = [RedisDistributor(g.gw, target, prefix) for g in (g1, g2)]
+    admin = make_client(target, socket_timeout=2, connect_timeout=2, retries=1)
+    try:
+        for d in dists:
+            await d.start()
+        async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as s:
+            statuses = []
+            for i in range(5):
+                async with s.get((g1, g2)[i % 2].url + "/a") as resp:
+                    statuses.append(resp.status)
+        assert statuses == [200, 200, 200, 429, 429]
+        for g in (g1, g2):
+            assert g.gw.services.extras["throttle_stats"]["redis_fallbacks"] == 0
+        await store_snapshot(admin, limited_doc(3, unit="HOUR", content="two", version="v2"), "v2", prefix)
+        await wait_until(lambda: all(g.gw.runtime.version == "v2" for g in (g1, g2)), 5, "the pushed snapshot")
+    finally:
+        for d in dists:
+            await d.close()
+        await close_client(admin)
