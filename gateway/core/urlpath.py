@@ -87,6 +87,16 @@ def raw_tail(raw_path: str, decoded: str, count: int) -> str | None:
     return "/" + "/".join(tail)
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """An origin-form request target (``/p%2Fq?a=1#f``) -> (raw path, raw query), without building a URL."""
+    path, _, query = target.partition("?")
+    if "#" in query:
+        query = query.split("#", 1)[0]
+    elif "#" in path:
+        path = path.split("#", 1)[0]
+    return path, query
+
+
 def raw_query_without(raw: str, drop: frozenset[str]) -> str:
     """The caller's raw query string minus the parameters named in ``drop`` (decoded names), otherwise verbatim:
     same encoding (``+`` stays ``+``), same order, same repeats, ``flag`` without ``=`` stays ``flag``."""

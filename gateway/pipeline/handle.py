@@ -21,7 +21,14 @@ from aiohttp import StreamReader, web
 
 from gateway.backends.http import forwarded_headers
 from gateway.core.errors import GatewayError, body_too_large, internal_error
-from gateway.core.urlpath import clean_header_value, encode_path, normalize, raw_query_without, raw_tail
+from gateway.core.urlpath import (
+    clean_header_value,
+    encode_path,
+    normalize,
+    raw_query_without,
+    raw_tail,
+    split_target,
+)
 from gateway.model.context import RequestContext
 from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate, apply_mapping
 from gateway.model.responses import DEFAULT_RESPONSES
@@ -40,13 +47,18 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
     headers["X-Request-Id"] = ctx.request_id  # correlation: replaces a caller-supplied one (docs/parameters.md)
     drop_query = mapping.drop_query
     query = [(k, v) for k, v in ctx.query.items() if k not in drop_query]
+    target = ctx.request.raw_path  # the request target as received
+    if target.startswith("/"):
+        raw_path, raw_query = split_target(target)  # no URL object built on the hot path
+    else:  # absolute-form target: let yarl take it apart
+        url = ctx.request.rel_url
+        raw_path, raw_query = url.raw_path, url.raw_query_string
     # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
-    query_text = raw_query_without(ctx.request.rel_url.raw_query_string, drop_query)
+    query_text = raw_query_without(raw_query, drop_query)
     if add_query:
         query.extend(add_query)
         added = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in add_query)
         query_text = f"{query_text}&{added}" if query_text else added
-    raw_path = ctx.request.rel_url.raw_path
     if uri is not None:
         path = uri.render(path_params, ctx.path_params)
     else:

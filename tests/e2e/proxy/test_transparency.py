@@ -67,6 +67,9 @@ async def test_unmapped_query_is_forwarded_byte_exact(make_gateway, raw_backend)
         assert backend.requests[-1].target == f"/q?{query}", query
     status, _, _ = await send(port, "/q")
     assert status == 200 and backend.requests[-1].target == "/q"
+    # absolute-form request target (what a client talking to a proxy sends): same result
+    status, _, _ = await send(port, f"http://{GROUP_HOST}/q?q=a+b&flag")
+    assert status == 200 and backend.requests[-1].target == "/q?q=a+b&flag"
 
 
 async def test_mapped_query_params_leave_the_rest_untouched(make_gateway, raw_backend) -> None:
