@@ -44,8 +44,7 @@ class Settings:
     # directory where every accepted snapshot is persisted (atomically) and reloaded from at start-up;
     # see docs/operations-cluster.md for which of it and --config wins (unset = nothing persisted)
     state_dir: str | None = None
-    # a change confined to APIs and their bindings recompiles only what it touches (off: always compile whole)
-    incremental_compile: bool = True
+    incremental_compile: bool = True  # a change to a few APIs recompiles only what it touches (off: compile whole)
     # request limits (spec 03 "Other run-time facts": 12 MB body, 32 KB URI line / header, 128 KB headers)
     max_body_bytes: int = 12 * MB
     max_line_bytes: int = 32 * 1024

@@ -254,7 +254,7 @@ def fast_check(schema: Obj) -> Pred:
     _FAST[id(schema)] = (schema, lambda doc: obj_pred(doc))  # a schema nested in itself refers to this one
     for name, spec in schema.fields.items():
         preds[name] = _field_pred(spec)
-    required = tuple(name for name, spec in schema.fields.items() if spec.required)
+    required = frozenset(name for name, spec in schema.fields.items() if spec.required)
     is_open, output_only = schema.open, schema.output_only
 
     def obj_pred(doc: dict[str, Any]) -> bool:
@@ -264,9 +264,12 @@ def fast_check(schema: Obj) -> Pred:
             if p is None:
                 if not is_open and name not in output_only:
                     return False
-            elif value is not None and not p(value):
+            elif value is None:
+                if name in required:
+                    return False
+            elif not p(value):
                 return False
-        return all(doc.get(name) is not None for name in required)
+        return required <= doc.keys()
 
     _FAST[id(schema)] = (schema, obj_pred)
     return obj_pred

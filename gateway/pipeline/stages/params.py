@@ -176,8 +176,13 @@ def system_getter(name: str) -> Callable[[RequestContext], str | None] | None:
     return None
 
 
+_NO_MAPPING = MappingPlan((), frozenset(), frozenset())
+
+
 def compile_mapping(req_params: list[dict[str, Any]], backend_params: list[dict[str, Any]],
                     problems: list[str] | None = None, path: str = "") -> MappingPlan:
+    if not req_params and not backend_params:
+        return _NO_MAPPING  # most APIs: one shared (immutable) plan
     by_name = {p["name"]: p for p in req_params}
     mapped: set[str] = set()
     out = []
