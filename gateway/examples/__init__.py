@@ -1,1 +1,4 @@
-"""Example handlers served by the sample config in ``config/`` (importable as ``gateway.examples.*``)."""
+"""Example function handlers served by the sample config in ``config/`` (importable as ``gateway.examples.*``).
+
+May import: nothing from `gateway` (they are what a user's function would be).
+"""

@@ -142,6 +142,15 @@ def make_check(types: dict[str, Validator], publication_checks: tuple[Publicatio
 
 def _check(index: Index, problems: list[str], types: dict[str, Validator],
            publication_checks: tuple[PublicationCheck, ...]) -> None:
+    compiled = _compile_records(index, problems, types)
+    by_publication = _resolve_bindings(index, problems, compiled)
+    for check in publication_checks:
+        check(index, by_publication, problems)
+    index.derived[_DERIVED_KEY] = by_publication
+
+
+def _compile_records(index: Index, problems: list[str], types: dict[str, Validator]) -> dict[str, BoundPlugin]:
+    """Each plug-in record checked (ids, names, type) and its content compiled by its type's validator."""
     compiled: dict[str, BoundPlugin] = {}
     names: dict[str, int] = {}
     ids: dict[str, int] = {}
@@ -181,7 +190,12 @@ def _check(index: Index, problems: list[str], types: dict[str, Validator],
         if config is None or len(problems) > before:
             continue
         compiled[pid] = BoundPlugin(pid, str(name), ptype, config, path)
+    return compiled
 
+
+def _resolve_bindings(index: Index, problems: list[str], compiled: dict[str, BoundPlugin]) -> ByPublication:
+    """The bindings resolved to publications: (api_id, env_id) -> {type: the compiled plug-in}."""
+    by_id = index.by_id["plugins"]
     by_publication: ByPublication = {}
     where: dict[tuple[str, str, str], str] = {}
     for i, b in enumerate(index.items("plugin_bindings")):
@@ -202,9 +216,7 @@ def _check(index: Index, problems: list[str], types: dict[str, Validator],
             bp = compiled.get(pid)
             if bp is not None:
                 by_publication.setdefault((api_id, env_id), {})[ptype] = bp
-    for check in publication_checks:
-        check(index, by_publication, problems)
-    index.derived[_DERIVED_KEY] = by_publication
+    return by_publication
 
 
 def _publications(index: Index, b: dict[str, Any], path: str,

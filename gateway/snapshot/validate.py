@@ -244,75 +244,92 @@ def _check_apis(index: Index, problems: list[str]) -> None:
     routes: dict[tuple[str, str, str, str, str], str] = {}
     for i, api in enumerate(index.items("apis")):
         path = f"apis[{i}]"
-        gid = api.get("group_id")
-        if gid not in index.by_id["groups"]:
-            problems.append(f"{path}.group_id: unknown group {gid!r}")
-        rid = api.get("response_id")
-        if rid and rid not in index.by_id["responses"]:
-            problems.append(f"{path}.response_id: unknown response {rid!r}")
-        btype = api.get("backend_type")
-        if btype == "HTTP" and not isinstance(api.get("backend_api"), dict):
-            problems.append(f"{path}.backend_api: is required when backend_type is HTTP")
-        if btype == "MOCK" and not isinstance(api.get("mock_info"), dict):
-            problems.append(f"{path}.mock_info: is required when backend_type is MOCK")
-        if btype == "FUNCTION" and not isinstance(api.get("func_info"), dict):
-            problems.append(f"{path}.func_info: is required when backend_type is FUNCTION")
-        if btype == "GRPC" and not isinstance(api.get("backend_api"), dict):
-            problems.append(f"{path}.backend_api: is required when backend_type is GRPC")
-        if api.get("auth_type") == "AUTHORIZER" and not api.get("authorizer_id"):
-            problems.append(f"{path}.authorizer_id: is required when auth_type is AUTHORIZER")
-        backend = api.get("backend_api")
-        if isinstance(backend, dict):
-            if backend.get("vpc_channel_status") == 1:
-                if not backend.get("vpc_channel_info"):
-                    problems.append(f"{path}.backend_api.vpc_channel_info: is required when vpc_channel_status is 1")
-            elif not backend.get("url_domain"):
-                problems.append(f"{path}.backend_api.url_domain: is required without a VPC channel")
+        _check_api_fields(index, api, path, problems)
+        _check_api_params(api, path, problems)
+        _check_api_publications(index, api, path, routes, problems)
 
-        req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
-        uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
-        uri_params = set(PATH_PARAM_RX.findall(uri))
-        names = {(p.get("location"), p.get("name")) for p in req_params}
-        for j, p in enumerate(req_params):
-            if p.get("location") == "PATH" and p.get("name") not in uri_params:
-                problems.append(f"{path}.req_params[{j}].name: PATH parameter {p.get('name')!r} is not in req_uri")
-            pname = str(p.get("name", "")).lower()
-            if pname == "x-stage" or pname.startswith(("x-apig-", "x-sdk-")):
-                problems.append(f"{path}.req_params[{j}].name: {p.get('name')!r} is a reserved name")
-        req_names = {p.get("name") for p in req_params}
-        param_lists = [("backend_params", api.get("backend_params"))]
-        for key in ("policy_https", "policy_mocks", "policy_functions"):
-            for j, pol in enumerate(api.get(key) or []):
-                if isinstance(pol, dict):
-                    param_lists.append((f"{key}[{j}].backend_params", pol.get("backend_params")))
-        for lpath, plist in param_lists:
-            for j, bp in enumerate(plist or []):
-                if not isinstance(bp, dict):
-                    continue
-                if bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
-                    problems.append(f"{path}.{lpath}[{j}].value: no request parameter named {bp.get('value')!r}")
-        if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
-            backend_path = {bp.get("name") for bp in api.get("backend_params") or []
-                            if isinstance(bp, dict) and bp.get("location") == "PATH"}
-            for name in PATH_PARAM_RX.findall(ENV_VAR_RX.sub("", backend["req_uri"])):
-                if name not in backend_path and ("PATH", name) not in names and name not in uri_params:
-                    problems.append(f"{path}.backend_api.req_uri: path parameter {{{name}}} has no value")
 
-        publishes = index.publishes_by_api.get(str(api.get("id")), [])
-        strings = _backend_strings(api)
-        for pub in publishes:
-            eid = str(pub.get("env_id"))
-            scope = index.variables.get((str(gid), eid), {})
-            env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
-            for fpath, value in strings:
-                for var in ENV_VAR_RX.findall(value):
-                    if var not in scope:
-                        problems.append(
-                            f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
-                        )
-            route_key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
-                   str(api.get("match_mode") or "NORMAL"))
-            if route_key in routes:
-                problems.append(f"{path}: same method, path and match mode as API {routes[route_key]!r} "
-                                f"in environment {env_name!r}")
-            routes[route_key] = str(api.get("id"))
+def _check_api_fields(index: Index, api: dict[str, Any], path: str, problems: list[str]) -> None:
+    """References and the fields one backend type or auth type requires."""
+    gid = api.get("group_id")
+    if gid not in index.by_id["groups"]:
+        problems.append(f"{path}.group_id: unknown group {gid!r}")
+    rid = api.get("response_id")
+    if rid and rid not in index.by_id["responses"]:
+        problems.append(f"{path}.response_id: unknown response {rid!r}")
+    btype = api.get("backend_type")
+    if btype == "HTTP" and not isinstance(api.get("backend_api"), dict):
+        problems.append(f"{path}.backend_api: is required when backend_type is HTTP")
+    if btype == "MOCK" and not isinstance(api.get("mock_info"), dict):
+        problems.append(f"{path}.mock_info: is required when backend_type is MOCK")
+    if btype == "FUNCTION" and not isinstance(api.get("func_info"), dict):
+        problems.append(f"{path}.func_info: is required when backend_type is FUNCTION")
+    if btype == "GRPC" and not isinstance(api.get("backend_api"), dict):
+        problems.append(f"{path}.backend_api: is required when backend_type is GRPC")
+    if api.get("auth_type") == "AUTHORIZER" and not api.get("authorizer_id"):
+        problems.append(f"{path}.authorizer_id: is required when auth_type is AUTHORIZER")
+    backend = api.get("backend_api")
+    if isinstance(backend, dict):
+        if backend.get("vpc_channel_status") == 1:
+            if not backend.get("vpc_channel_info"):
+                problems.append(f"{path}.backend_api.vpc_channel_info: is required when vpc_channel_status is 1")
+        elif not backend.get("url_domain"):
+            problems.append(f"{path}.backend_api.url_domain: is required without a VPC channel")
+
+
+def _check_api_params(api: dict[str, Any], path: str, problems: list[str]) -> None:
+    """Request parameters against the URI; backend parameters against the request parameters."""
+    backend = api.get("backend_api")
+    req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
+    uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
+    uri_params = set(PATH_PARAM_RX.findall(uri))
+    names = {(p.get("location"), p.get("name")) for p in req_params}
+    for j, p in enumerate(req_params):
+        if p.get("location") == "PATH" and p.get("name") not in uri_params:
+            problems.append(f"{path}.req_params[{j}].name: PATH parameter {p.get('name')!r} is not in req_uri")
+        pname = str(p.get("name", "")).lower()
+        if pname == "x-stage" or pname.startswith(("x-apig-", "x-sdk-")):
+            problems.append(f"{path}.req_params[{j}].name: {p.get('name')!r} is a reserved name")
+    req_names = {p.get("name") for p in req_params}
+    param_lists = [("backend_params", api.get("backend_params"))]
+    for key in ("policy_https", "policy_mocks", "policy_functions"):
+        for j, pol in enumerate(api.get(key) or []):
+            if isinstance(pol, dict):
+                param_lists.append((f"{key}[{j}].backend_params", pol.get("backend_params")))
+    for lpath, plist in param_lists:
+        for j, bp in enumerate(plist or []):
+            if not isinstance(bp, dict):
+                continue
+            if bp.get("origin") == "REQUEST" and bp.get("value") not in req_names:
+                problems.append(f"{path}.{lpath}[{j}].value: no request parameter named {bp.get('value')!r}")
+    if isinstance(backend, dict) and isinstance(backend.get("req_uri"), str):
+        backend_path = {bp.get("name") for bp in api.get("backend_params") or []
+                        if isinstance(bp, dict) and bp.get("location") == "PATH"}
+        for name in PATH_PARAM_RX.findall(ENV_VAR_RX.sub("", backend["req_uri"])):
+            if name not in backend_path and ("PATH", name) not in names and name not in uri_params:
+                problems.append(f"{path}.backend_api.req_uri: path parameter {{{name}}} has no value")
+
+
+def _check_api_publications(index: Index, api: dict[str, Any], path: str,
+                            routes: dict[tuple[str, str, str, str, str], str], problems: list[str]) -> None:
+    """Per publication: every #variable# has a value, and no two APIs share a route in one environment."""
+    gid = api.get("group_id")
+    uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
+    publishes = index.publishes_by_api.get(str(api.get("id")), [])
+    strings = _backend_strings(api)
+    for pub in publishes:
+        eid = str(pub.get("env_id"))
+        scope = index.variables.get((str(gid), eid), {})
+        env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
+        for fpath, value in strings:
+            for var in ENV_VAR_RX.findall(value):
+                if var not in scope:
+                    problems.append(
+                        f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
+                    )
+        route_key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
+               str(api.get("match_mode") or "NORMAL"))
+        if route_key in routes:
+            problems.append(f"{path}: same method, path and match mode as API {routes[route_key]!r} "
+                            f"in environment {env_name!r}")
+        routes[route_key] = str(api.get("id"))
