@@ -67,7 +67,7 @@ async def test_tls_and_acl_user_for_throttling_and_distribution(tls_redis: dict[
                                                                 make_gateway: Any) -> None:
     prefix = f"gw{uuid.uuid4().hex[:8]}"
     opts = {**tls_redis, "throttle_key_prefix": uuid.uuid4().hex[:8], "distribution_prefix": prefix,
-            "access_log": False}
+            "access_log": False, "throttle_redis_timeout_ms": 2000}
     g = await make_gateway(limited_doc(3, unit="HOUR", content="one"), **opts)
     await warmed([g])
     target = target_from_settings(g.gw.settings)
@@ -145,8 +145,9 @@ async def test_tls_cluster_with_acl_user(tls_cluster: dict[str, Any], make_gatew
     """Cluster mode over TLS with client certificates and an ACL user: one seed, the slot map learnt from it,
     exact limits across two gateways, and a push through sharded pub/sub."""
     prefix = f"gw{uuid.uuid4().hex[:8]}"
+    # a generous deadline: this test is about TLS and credentials, and TLS handshakes on a busy machine are slow
     opts = {**tls_cluster, "throttle_key_prefix": uuid.uuid4().hex[:8], "distribution_prefix": prefix,
-            "access_log": False}
+            "access_log": False, "throttle_redis_timeout_ms": 2000}
     g1, g2 = [await make_gateway(limited_doc(3, unit="HOUR", content="one"), **opts) for _ in range(2)]
     await warmed([g1, g2])
     target = target_from_settings(g1.gw.settings)

@@ -63,7 +63,7 @@ async def test_split_request_is_all_or_nothing_across_slots(cluster: RedisCluste
 
 
 async def test_exact_limit_across_two_gateways(cluster: RedisClusterTopology, make_gateway: Any) -> None:
-    opts = ha_settings("cluster", cluster.nodes)
+    opts = ha_settings("cluster", cluster.nodes, throttle_redis_timeout_ms=2000)  # exactness, not latency
     doc = limited_doc(5, unit="HOUR")
     g1, g2 = await make_gateway(doc, **opts), await make_gateway(doc, **opts)
     await warmed([g1, g2])  # connected, slot map read, script loaded: no first-call deadline miss
@@ -174,7 +174,7 @@ async def test_push_reaches_every_node_through_the_cluster(cluster: RedisCluster
 async def test_planned_failover_is_followed_through_moved(cluster: RedisClusterTopology, make_gateway: Any) -> None:
     """CLUSTER FAILOVER moves the throttling slot to the replica with no lost write: the gateways' next calls
     reach the old master, get MOVED, and redis-py follows it to the new one. Limits stay exact throughout."""
-    opts = ha_settings("cluster", cluster.nodes)
+    opts = ha_settings("cluster", cluster.nodes, throttle_redis_timeout_ms=2000)  # exactness, not latency
     doc = limited_doc(6, unit="HOUR")
     g1, g2 = await make_gateway(doc, **opts), await make_gateway(doc, **opts)
     await warmed([g1, g2])

@@ -21,7 +21,7 @@ def target(topo: RedisSentinelTopology) -> RedisTarget:
 
 
 async def test_exact_limit_and_push_through_the_primary(sentinel: RedisSentinelTopology, make_gateway: Any) -> None:
-    opts = ha_settings("sentinel", sentinel.nodes)
+    opts = ha_settings("sentinel", sentinel.nodes, throttle_redis_timeout_ms=2000)  # exactness, not latency
     g1, g2 = [await make_gateway(limited_doc(5, unit="HOUR", content="one"), **opts) for _ in range(2)]
     await warmed([g1, g2])  # connected, slot map read, script loaded: no first-call deadline miss
     dists = [RedisDistributor(g.gw, target(sentinel), opts["distribution_prefix"]) for g in (g1, g2)]
