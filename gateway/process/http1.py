@@ -642,15 +642,11 @@ class Http1Protocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
-        hdrs: CIMultiDict[str] = CIMultiDict()
-        te: str | None = None
-        for name, value in self._headers:
-            k = name.decode("utf-8", "surrogateescape")
-            v = value.decode("utf-8", "surrogateescape")
-            hdrs.add(k, v)
-            if te is None and len(name) == 17 and k.lower() == "transfer-encoding":
-                te = v
+        hdrs: CIMultiDict[str] = CIMultiDict(
+            [(n.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for n, v in self._headers])
         self._headers = []
+        tes = hdrs.getall("Transfer-Encoding", None)
+        te = tes[0] if tes else None
         target = b"".join(self._url).decode("utf-8", "surrogateescape")
         method = parser.get_method().decode("ascii", "replace")
         ver = parser.get_http_version()
@@ -659,7 +655,7 @@ class Http1Protocol(asyncio.Protocol):
         bad_version = ver == "2.0"  # a plain-text "HTTP/2.0" request line: answered 505 by the pipeline
         version = HttpVersion10 if ver == "1.0" else HttpVersion11
         keep_alive = bool(parser.should_keep_alive()) and not bad_version and not self.server.closing
-        if te is not None and te.strip().lower() != "chunked":
+        if tes is not None and (len(tes) != 1 or tes[0].strip().lower() != "chunked"):  # only one, plain chunked
             raise _FramingError("unsupported transfer-encoding")
         try:
             req = Http1Request(method, target, version, CIMultiDictProxy(hdrs), keep_alive, self)

@@ -203,6 +203,7 @@ async def test_http_1_0_closes_unless_keep_alive() -> None:
     b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\nhello",
     b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
     b"GET /x HTTP/1.1\nHost: h\n\n",
     b"G ET /x HTTP/1.1\r\n\r\n",
