@@ -14,23 +14,106 @@ subjects in the list; an unknown subject (no account on an APP/NONE call, an unp
 refused by ``PERMIT`` and admitted by ``DENY``; when several ACLs are bound (one per entity type) all
 of them must admit the call. A refusal is ``ACCESS_DENIED`` (403): APIG.0401 unknown client IP,
 APIG.0402 IP not allowed, APIG.0302 IAM account not allowed, APIG.0306 no account to check.
+
+Checks (:func:`check_acls`): ``acl_value`` entries parse for their ``entity_type`` (IP: address / range /
+CIDR, at most 100; DOMAIN: account names of at most 64 ASCII characters, not digits only, 1024 in all);
+``acl_bindings`` name an existing ACL and publication, at most one ACL per (publication, entity_type).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import GatewayError
-from gateway.lib.ipset import IpSet, ip_key, split_values
-from gateway.pipeline.stages.auth_checks import binding_publish_id
+from gateway.lib.ipset import IpSet, ip_key, parse_entry, split_values
+from gateway.snapshot.validate import Index, unknown_publication
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.plan import Stage
     from gateway.pipeline.spec import BuildContext, EndpointDraft
-    from gateway.snapshot.validate import Index
 
+
+# --- check (config-load time): what the field schemas cannot say -------------------------------------
+
+MAX_IP_ENTRIES = 100
+MAX_DOMAIN_TOTAL = 1024
+MAX_DOMAIN_NAME = 64
+
+
+def binding_publish_id(index: Index, binding: dict[str, Any]) -> str | None:
+    """The publication an ACL binding refers to: ``publish_id``, or the vendor record's api_id + env_id."""
+    pid = binding.get("publish_id")
+    if pid:
+        return str(pid) if str(pid) in index.publish_by_id else None
+    api_id, env_id = binding.get("api_id"), binding.get("env_id")
+    for pub in index.publishes_by_api.get(str(api_id), []):
+        if pub.get("env_id") == env_id:
+            return str(pub.get("publish_id"))
+    return None
+
+
+def check_acl_value(entity_type: str, value: str) -> list[str]:
+    """Reasons why ``value`` is not a valid ``acl_value`` for ``entity_type`` (empty when valid)."""
+    entries = split_values(value)
+    if not entries:
+        return ["has no entries"]
+    reasons: list[str] = []
+    if entity_type == "IP":
+        if len(entries) > MAX_IP_ENTRIES:
+            reasons.append(f"at most {MAX_IP_ENTRIES} IP entries (has {len(entries)})")
+        for entry in entries:
+            try:
+                parse_entry(entry)
+            except ValueError as exc:
+                reasons.append(str(exc))
+    else:
+        if len(value) > MAX_DOMAIN_TOTAL:
+            reasons.append(f"must be at most {MAX_DOMAIN_TOTAL} characters")
+        for entry in entries:
+            if len(entry) > MAX_DOMAIN_NAME or not entry.isascii():
+                reasons.append(f"{entry[:70]!r}: account entries are at most {MAX_DOMAIN_NAME} ASCII characters")
+            elif entity_type == "DOMAIN" and entry.isdigit():
+                reasons.append(f"{entry!r}: an account name cannot be digits only")
+    return reasons
+
+
+def check_acls(index: Index, problems: list[str]) -> None:
+    for i, rec in enumerate(index.items("acls")):
+        etype, value = rec.get("entity_type"), rec.get("acl_value")
+        if isinstance(etype, str) and isinstance(value, str):
+            for reason in check_acl_value(etype, value):
+                problems.append(f"acls[{i}].acl_value: {reason}")
+    seen: dict[tuple[str, str], int] = {}
+    acls = index.by_id["acls"]
+    for i, b in enumerate(index.items("acl_bindings")):
+        acl: dict[str, Any] | None = acls.get(str(b.get("acl_id")))
+        if acl is None:
+            problems.append(f"acl_bindings[{i}].acl_id: unknown ACL {b.get('acl_id')!r}")
+        if not b.get("publish_id") and not (b.get("api_id") and b.get("env_id")):
+            problems.append(f"acl_bindings[{i}].publish_id: is required (or api_id and env_id)")
+            continue
+        pid = binding_publish_id(index, b)
+        if pid is None:
+            what = b.get("publish_id") or f"{b.get('api_id')}@{b.get('env_id')}"
+            problems.append(f"acl_bindings[{i}].publish_id: {unknown_publication(index, what)}")
+            continue
+        if b.get("publish_id") and b.get("api_id"):
+            pub = index.publish_by_id[pid]
+            if pub.get("api_id") != b.get("api_id") or (b.get("env_id") and pub.get("env_id") != b.get("env_id")):
+                problems.append(f"acl_bindings[{i}]: publish_id {pid!r} is not api_id/env_id of this binding")
+        if acl is None:
+            continue
+        key = (pid, str(acl.get("entity_type")))
+        if key in seen:
+            problems.append(f"acl_bindings[{i}]: publication {pid!r} already has a {key[1]} ACL "
+                            f"(acl_bindings[{seen[key]}])")
+        else:
+            seen[key] = i
+
+
+# --- compile ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class CompiledAcl:

@@ -9,6 +9,10 @@ Role in the pipeline: built once per snapshot (the compile memo) from ``apps``,
   itself, so its timing says nothing about how much of a guess was right);
 * ``authorized``: (api_id, env_id) -> frozenset of app ids whose authorization is not ``FAILED``;
 * each app's own IP ACL (spec 02 §5.5) compiled into an :class:`~gateway.lib.ipset.IpSet`.
+
+Checks (:func:`check_apps`): ``app_key`` unique; ``app_codes`` name an app, an AppCode belongs to one app
+only; ``app_auths`` name an existing app, API and environment, no duplicate; ``app_acls`` name an app, one
+setting per app, every value parses.
 """
 
 from __future__ import annotations
@@ -18,13 +22,79 @@ import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.lib.ipset import IpSet
+from gateway.lib.ipset import IpSet, parse_entry
 from gateway.lib.sdk_signer import prepare_key
+from gateway.snapshot.validate import Index, unknown_environment
 
 if TYPE_CHECKING:
     from gateway.pipeline.spec import BuildContext
-    from gateway.snapshot.validate import Index
 
+MAX_IP_ENTRIES = 100
+
+
+# --- check (config-load time) ----------------------------------------------------------------------
+
+def check_apps(index: Index, problems: list[str]) -> None:
+    keys: dict[str, int] = {}
+    for i, app in enumerate(index.items("apps")):
+        key = app.get("app_key")
+        if isinstance(key, str):
+            if key in keys:
+                problems.append(f"apps[{i}].app_key: AppKey already used by apps[{keys[key]}]")
+            else:
+                keys[key] = i
+    apps = index.by_id["apps"]
+    codes: dict[str, tuple[int, str]] = {}
+    for i, c in enumerate(index.items("app_codes")):
+        app_id = str(c.get("app_id"))
+        if app_id not in apps:
+            problems.append(f"app_codes[{i}].app_id: unknown app {c.get('app_id')!r}")
+        code = c.get("app_code")
+        if isinstance(code, str):
+            if code in codes:
+                first, owner = codes[code]
+                who = "the same app" if owner == app_id else f"app {owner!r}"
+                problems.append(f"app_codes[{i}].app_code: AppCode already used by {who} (app_codes[{first}])")
+            else:
+                codes[code] = (i, app_id)
+    auths: dict[tuple[str, str, str], int] = {}
+    for i, a in enumerate(index.items("app_auths")):
+        app_id, api_id, env_id = str(a.get("app_id")), str(a.get("api_id")), str(a.get("env_id"))
+        if app_id not in apps:
+            problems.append(f"app_auths[{i}].app_id: unknown app {a.get('app_id')!r}")
+        if api_id not in index.by_id["apis"]:
+            problems.append(f"app_auths[{i}].api_id: unknown API {a.get('api_id')!r}")
+        if env_id not in index.by_id["environments"]:
+            problems.append(f"app_auths[{i}].env_id: {unknown_environment(index, a.get('env_id'))}")
+        key = (app_id, api_id, env_id)
+        if key in auths:
+            problems.append(f"app_auths[{i}]: app {app_id!r} is already authorized for API {api_id!r} in "
+                            f"environment {env_id!r} (app_auths[{auths[key]}])")
+        else:
+            auths[key] = i
+    acl_apps: dict[str, int] = {}
+    for i, acl in enumerate(index.items("app_acls")):
+        app_id = str(acl.get("app_id"))
+        if app_id not in apps:
+            problems.append(f"app_acls[{i}].app_id: unknown app {acl.get('app_id')!r}")
+        if app_id in acl_apps:
+            problems.append(f"app_acls[{i}].app_id: app {app_id!r} already has an access control setting "
+                            f"(app_acls[{acl_apps[app_id]}])")
+        else:
+            acl_apps[app_id] = i
+        values = acl.get("app_acl_values")
+        if isinstance(values, list):
+            if len(values) > MAX_IP_ENTRIES:
+                problems.append(f"app_acls[{i}].app_acl_values: at most {MAX_IP_ENTRIES} entries")
+            for j, v in enumerate(values):
+                if isinstance(v, str):
+                    try:
+                        parse_entry(v)
+                    except ValueError as exc:
+                        problems.append(f"app_acls[{i}].app_acl_values[{j}]: {exc}")
+
+
+# --- compile: the registry the APP stages probe --------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class App:
