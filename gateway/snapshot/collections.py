@@ -429,9 +429,11 @@ COLLECTIONS: dict[str, tuple[Obj, str | None]] = {
     # versions"): the edited, unpublished definition of a published API, and the versions it was published as.
     "api_drafts": (_OPEN, "id"),
     "api_versions": (_OPEN, "id"),
+    # SSL certificates of the vendor's certificate API; attaching one copies it onto url_domains elements
+    "certificates": (_OPEN, "id"),
 }
 # Collections the data plane never reads (kept with the document for the control plane): a change to them
 # recompiles nothing (gateway/snapshot/delta.py).
-CONTROL_PLANE_ONLY = frozenset({"api_drafts", "api_versions"})
+CONTROL_PLANE_ONLY = frozenset({"api_drafts", "api_versions", "certificates"})
 
 TOP_LEVEL_SCALARS = {"version": S(max_len=128)}

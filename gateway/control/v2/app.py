@@ -17,6 +17,7 @@ from gateway.control.v2 import (
     PREFIX,
     apps,
     bindings,
+    certificates,
     channels,
     crud,
     debug,
@@ -41,6 +42,9 @@ def wrap(fn: Handler) -> Handler:
             return err.response()
 
     return handler
+
+
+CERTS = "/v2/{project_id}/apigw/certificates"  # project level, not below an instance
 
 
 def routes(store: DocumentStore) -> list[Route]:
@@ -80,6 +84,18 @@ def routes(store: DocumentStore) -> list[Route]:
         ("DELETE", f"{p}/api-groups/{{group_id}}/gateway-responses/{{response_id}}/{{response_type}}",
          partial(responses.delete, s)),
         ("GET", p, partial(instance.instance_details, s)),
+        ("POST", f"{CERTS}", partial(certificates.create, s)),
+        ("GET", f"{CERTS}", partial(certificates.list_, s)),
+        ("GET", f"{CERTS}/{{certificate_id}}", partial(certificates.show, s)),
+        ("PUT", f"{CERTS}/{{certificate_id}}", partial(certificates.update, s)),
+        ("DELETE", f"{CERTS}/{{certificate_id}}", partial(certificates.delete, s)),
+        ("POST", f"{CERTS}/{{certificate_id}}/domains/attach", partial(certificates.attach_domains, s)),
+        ("POST", f"{CERTS}/{{certificate_id}}/domains/detach", partial(certificates.attach_domains, s)),
+        ("GET", f"{CERTS}/{{certificate_id}}/attached-domains", partial(certificates.attached_domains, s)),
+        ("POST", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}/certificates/attach",
+         partial(certificates.domain_certs, s)),
+        ("POST", f"{p}/api-groups/{{group_id}}/domains/{{domain_id}}/certificates/detach",
+         partial(certificates.domain_certs, s)),
         ("POST", f"{p}/apis/debug/{{api_id}}", partial(debug.debug_api, s)),
         ("GET", f"{p}/features", partial(instance.features_list, s)),
         ("POST", f"{p}/features", partial(instance.feature_set, s)),

@@ -42,17 +42,25 @@ from huaweicloudsdkapig.v2 import (
     AssociateRequestThrottlingPolicyV2Request,
     AssociateSignatureKeyV2Request,
     AttachApiToPluginRequest,
+    AttachOrDetachCertsReqBody,
+    AttachOrDetachDomainInfo,
+    AttachOrDetachDomainsReqBody,
     AttachPluginToApiRequest,
     AuthorizerCreate,
     BaseSignature,
+    BatchAssociateCertsV2Request,
+    BatchAssociateDomainsV2Request,
     BatchDeleteAclV2Request,
     BatchDeleteApiAclBindingV2Request,
     BatchDisableMembersRequest,
+    BatchDisassociateCertsV2Request,
+    BatchDisassociateDomainsV2Request,
     BatchDisassociateThrottlingPolicyV2Request,
     BatchEnableMembersRequest,
     BatchPublishOrOfflineApiV2Request,
     CancelingAuthorizationV2Request,
     CertForm,
+    CertificateForm,
     ChangeApiVersionV2Request,
     CheckApiGroupsV2Request,
     CheckApisV2Request,
@@ -67,6 +75,7 @@ from huaweicloudsdkapig.v2 import (
     CreateAppQuotaBindingApp,
     CreateAppQuotaRequest,
     CreateAuthorizingAppsV2Request,
+    CreateCertificateV2Request,
     CreateCustomAuthorizerV2Request,
     CreateEnvironmentV2Request,
     CreateEnvironmentVariableV2Request,
@@ -90,6 +99,7 @@ from huaweicloudsdkapig.v2 import (
     DeleteAppQuotaRequest,
     DeleteAppV2Request,
     DeleteBackendInstanceV2Request,
+    DeleteCertificateV2Request,
     DeleteCustomAuthorizerV2Request,
     DeleteEnvironmentV2Request,
     DeleteEnvironmentVariableV2Request,
@@ -145,7 +155,9 @@ from huaweicloudsdkapig.v2 import (
     ListAppQuotasRequest,
     ListAppsBindedToApiV2Request,
     ListAppsV2Request,
+    ListAttachedDomainsV2Request,
     ListBackendInstancesV2Request,
+    ListCertificatesV2Request,
     ListCustomAuthorizersV2Request,
     ListEnvironmentsV2Request,
     ListEnvironmentVariablesV2Request,
@@ -180,6 +192,7 @@ from huaweicloudsdkapig.v2 import (
     ShowDetailsOfAppAclRequest,
     ShowDetailsOfAppCodeV2Request,
     ShowDetailsOfAppV2Request,
+    ShowDetailsOfCertificateV2Request,
     ShowDetailsOfCustomAuthorizersV2Request,
     ShowDetailsOfDomainNameCertificateV2Request,
     ShowDetailsOfEnvironmentVariableV2Request,
@@ -204,6 +217,7 @@ from huaweicloudsdkapig.v2 import (
     UpdateAppQuotaRequest,
     UpdateAppV2Request,
     UpdateBackendInstancesV2Request,
+    UpdateCertificateV2Request,
     UpdateCustomAuthorizerV2Request,
     UpdateDomainV2Request,
     UpdateEnvironmentV2Request,
@@ -1144,3 +1158,53 @@ async def _sni_common_name(port: int, sni: str, ca: Any, check_hostname: bool = 
     peer = writer.get_extra_info("peercert")
     writer.close()
     return str(dict(x[0] for x in peer["subject"])["commonName"])
+
+
+async def test_certificate_store_attached_to_domains(make_gateway: Any, tmp_path: Any) -> None:
+    ca = TestCA()
+    default_cert, default_key = ca.issue("default.gw", dns=["default.gw"]).write(str(tmp_path), "default")
+    gw = await make_gateway({}, admin_token=TOKEN, admin_token_required=True, https_listen="127.0.0.1:0",
+                            tls_cert_file=default_cert, tls_key_file=default_key)
+    c = sdk_client(gw.admin_url)
+    g = await _group(c, "sdk_cert_store")
+    dom = await sdk(c.associate_domain_v2, AssociateDomainV2Request(instance_id=I, group_id=g.id, body=UrlDomainCreate(
+        url_domain="store.example")))
+    first = ca.issue("store.example", dns=["store.example"])
+    form = CertificateForm(name="sdk_store_cert", cert_content=first.cert_pem, private_key=first.key_pem)
+    cert = await sdk(c.create_certificate_v2, CreateCertificateV2Request(body=form))
+    has(cert, "id", "name", "common_name", "san", "not_after", "create_time", "signature_algorithm")
+    wrong = ca.issue("other.example", dns=["other.example"])
+    err = await sdk_error(c.create_certificate_v2, CreateCertificateV2Request(body=CertificateForm(
+        name="sdk_mismatch", cert_content=first.cert_pem, private_key=wrong.key_pem)))
+    assert err.status_code == 400 and "does not match" in err.error_msg
+    await sdk(c.batch_associate_domains_v2, BatchAssociateDomainsV2Request(
+        certificate_id=cert.id, body=AttachOrDetachDomainsReqBody(domains=[AttachOrDetachDomainInfo(
+            domain="store.example")])))
+    assert await _sni_common_name(gw.gw.https_port, "store.example", ca) == "store.example"
+    bound = await sdk(c.list_attached_domains_v2, ListAttachedDomainsV2Request(certificate_id=cert.id))
+    has(bound.bound_domains[0], "id", "url_domain", "ssl_id", "api_group_id", "api_group_name")
+    assert [d.url_domain for d in bound.bound_domains] == ["store.example"]
+    err = await sdk_error(c.delete_certificate_v2, DeleteCertificateV2Request(certificate_id=cert.id))
+    assert err.status_code == 400  # still attached
+    # renewing the certificate renews it on every domain it is attached to
+    renewed = ca.issue("store.example", dns=["store.example", "www.store.example"])
+    await sdk(c.update_certificate_v2, UpdateCertificateV2Request(certificate_id=cert.id, body=CertificateForm(
+        name="sdk_store_cert", cert_content=renewed.cert_pem, private_key=renewed.key_pem)))
+    shown = await sdk(c.show_details_of_certificate_v2, ShowDetailsOfCertificateV2Request(certificate_id=cert.id))
+    assert shown.san == ["store.example", "www.store.example"]
+    assert gw.gw.document["groups"][0]["url_domains"][0]["certificate"] == renewed.cert_pem
+    await sdk(c.batch_disassociate_domains_v2, BatchDisassociateDomainsV2Request(
+        certificate_id=cert.id, body=AttachOrDetachDomainsReqBody(domains=[AttachOrDetachDomainInfo(
+            domain="store.example")])))
+    assert await _sni_common_name(gw.gw.https_port, "store.example", ca, check_hostname=False) == "default.gw"
+    # the same from the domain's side
+    await sdk(c.batch_associate_certs_v2, BatchAssociateCertsV2Request(
+        instance_id=I, group_id=g.id, domain_id=dom.id, body=AttachOrDetachCertsReqBody(certificate_ids=[cert.id])))
+    assert await _sni_common_name(gw.gw.https_port, "store.example", ca) == "store.example"
+    await sdk(c.batch_disassociate_certs_v2, BatchDisassociateCertsV2Request(
+        instance_id=I, group_id=g.id, domain_id=dom.id, body=AttachOrDetachCertsReqBody(certificate_ids=[cert.id])))
+    listed = await sdk(c.list_certificates_v2, ListCertificatesV2Request())
+    assert [x.id for x in listed.certs] == [cert.id]
+    await sdk(c.delete_certificate_v2, DeleteCertificateV2Request(certificate_id=cert.id))
+    assert not gw.gw.document.get("certificates")
+    assert "certificate" not in gw.gw.document["groups"][0]["url_domains"][0]  # detached everywhere
