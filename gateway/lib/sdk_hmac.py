@@ -62,9 +62,14 @@ def encode(text: str) -> str:
     return quote(text, safe="~")
 
 
+_PLAIN_PATH_RX = re.compile(r"[A-Za-z0-9._~/-]*")
+
+
 def canonical_uri(path: str) -> str:
     """Decode the (percent-encoded) path, re-encode each segment, always end with ``/``."""
     path = path or "/"
+    if _PLAIN_PATH_RX.fullmatch(path):  # fast path: no segment needs decoding or encoding
+        return path if path.endswith("/") else path + "/"
     out = "/".join(encode(seg) for seg in (unquote(path) if "%" in path else path).split("/"))
     return out if out.endswith("/") else out + "/"
 

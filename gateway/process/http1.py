@@ -274,9 +274,27 @@ def _split_query(raw: str) -> MultiDictProxy[str]:
 class Http1Request:
     """One parsed request: the subset of aiohttp's ``BaseRequest`` interface the pipeline uses."""
 
-    __slots__ = ("_body_flow", "_payload_writer", "_query", "_raw_query", "_url", "bad_version", "body_exists",
-                 "content", "content_length", "headers", "keep_alive", "method", "path", "raw_path", "remote",
-                 "scheme", "transport", "version")
+    __slots__ = (
+        "_body_flow",
+        "_proto",
+        "_query",
+        "_raw_query",
+        "_url",
+        "_writer",
+        "bad_version",
+        "body_exists",
+        "content",
+        "content_length",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "raw_path",
+        "remote",
+        "scheme",
+        "transport",
+        "version",
+    )
 
     def __init__(self, method: str, target: str, version: HttpVersion, headers: CIMultiDictProxy[str],
                  keep_alive: bool, proto: Http1Protocol) -> None:
@@ -289,7 +307,8 @@ class Http1Request:
         self.remote = proto.peer
         self.scheme = proto.scheme
         self.bad_version = False
-        self._payload_writer = Http1Writer(proto)
+        self._proto = proto
+        self._writer: Http1Writer | None = None
         self._url: URL | None = None
         self._query: MultiDictProxy[str] | None = None
         self.content: StreamReader = EMPTY_PAYLOAD
@@ -317,6 +336,13 @@ class Http1Request:
             self._raw_query = self._url.raw_query_string
 
     # --- the BaseRequest surface -------------------------------------------------------------------
+    @property
+    def _payload_writer(self) -> Http1Writer:  # what aiohttp's StreamResponse.prepare writes through
+        w = self._writer
+        if w is None:
+            w = self._writer = Http1Writer(self._proto)
+        return w
+
     @property
     def query(self) -> MultiDictProxy[str]:
         q = self._query

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
+import pytest
 from multidict import CIMultiDict
 
 from gateway.lib import sdk_hmac
@@ -87,3 +89,16 @@ def test_sign_headers_on_backend_request() -> None:
                                     ["content-type", "host", "x-sdk-date"], b"body")
     assert value.endswith(sdk_hmac.signature(SECRET, sdk_hmac.string_to_sign(cr, DATE)))
     assert breq.headers["Authorization"] == value
+
+
+@pytest.mark.parametrize("path", ["/", "", "/a/b", "/a/b/", "//x", "/v1/orders/7", "/a.b~c-d_e", "/a%20b", "/a b",
+                                  "/%2F", "/a+b", "/ü", "/a/../b"])
+def test_canonical_uri_fast_path_matches_the_general_rule(path: str) -> None:
+    from urllib.parse import quote, unquote
+
+    from gateway.lib.sdk_hmac import canonical_uri
+
+    p = path or "/"
+    segs = (unquote(p) if "%" in p else p).split("/")
+    general = "/".join(s if re.fullmatch(r"[A-Za-z0-9._~-]*", s) else quote(s, safe="~") for s in segs)
+    assert canonical_uri(path) == (general if general.endswith("/") else general + "/")
