@@ -378,6 +378,8 @@ async def cluster_figures(args: argparse.Namespace) -> None:
         last_i.append(_pick(n, rnd, plain))
         if args.churn_s > 0:
             while time.perf_counter() < t_end:
+                if len(pending) >= 8:  # at most 8 changes in flight: a control plane waits for its answers
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 task = asyncio.create_task(one(k))
                 pending.add(task)
                 task.add_done_callback(pending.discard)

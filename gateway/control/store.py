@@ -77,6 +77,7 @@ class DocumentStore:
         return runtime
 
     async def replace(self, build: Callable[[Doc | None], Doc], expected_version: str | None = None) -> Runtime:
-        """Push the document ``build(current)`` returns (a whole-snapshot write), under the admin lock."""
+        """Push the document ``build(current)`` returns (a whole-snapshot write), under the admin lock. ``build``
+        walks the whole document (unmasking secrets): it runs in a worker thread, off the event loop."""
         async with self.lock:
-            return await commit(self.port, build(self.port.document), expected_version)
+            return await commit(self.port, await asyncio.to_thread(build, self.port.document), expected_version)
