@@ -33,7 +33,7 @@ from aiohttp import web
 
 from gateway.backends import invokers as fn
 from gateway.backends.http import HOP_BY_HOP
-from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable
+from gateway.core.errors import backend_timeout, backend_unavailable, invalid_function_response
 from gateway.model.context import set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
 
@@ -86,33 +86,28 @@ def request_event(ctx: RequestContext, headers: Iterable[tuple[str, str]], query
     }
 
 
-def _invalid(reason: str) -> GatewayError:
-    return GatewayError("DEFAULT_5XX", "APIG.0601", f"Internal server error: invalid function response: {reason}",
-                        status=500)
-
-
 def translate_result(ctx: RequestContext, result: Any) -> web.Response:
     """Turn ``{statusCode, headers, body, isBase64Encoded}`` into the caller's HTTP response."""
     if not isinstance(result, dict):
-        raise _invalid(f"expected an object with statusCode, got {type(result).__name__}")
+        raise invalid_function_response(f"expected an object with statusCode, got {type(result).__name__}")
     status = result.get("statusCode")
     if isinstance(status, str) and status.isdigit():
         status = int(status)
     if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
-        raise _invalid("statusCode must be an integer 200..599")
+        raise invalid_function_response("statusCode must be an integer 200..599")
     raw_headers = result.get("headers") or {}
     if not isinstance(raw_headers, dict):
-        raise _invalid("headers must be an object")
+        raise invalid_function_response("headers must be an object")
     body = result.get("body")
     if body is None:
         data = b""
     elif not isinstance(body, str):
-        raise _invalid("body must be a string")
+        raise invalid_function_response("body must be a string")
     elif result.get("isBase64Encoded") is True:
         try:
             data = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise _invalid("body is not valid Base64") from None
+            raise invalid_function_response("body is not valid Base64") from None
     else:
         data = body.encode("utf-8")
     if status in (204, 304):
@@ -128,7 +123,7 @@ def translate_result(ctx: RequestContext, result: Any) -> web.Response:
                 continue
             text = ("true" if v else "false") if isinstance(v, bool) else str(v)
             if "\r" in text or "\n" in text:
-                raise _invalid(f"header {key} contains a line break")
+                raise invalid_function_response(f"header {key} contains a line break")
             h.add(key, text)
     if "Content-Type" not in h:
         if result.get("isBase64Encoded") is True:

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from gateway.backends.http import HOP_BY_HOP, Member, Upstream
 from gateway.core import grpc_status
-from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable
+from gateway.core.errors import GatewayError, backend_timeout, backend_unavailable, grpc_needs_http2
 from gateway.core.grpc_status import GRPC_STATUS_KEY
 from gateway.core.urlpath import encode_path
 from gateway.lib.h2client import H2ClientError, H2Pool
@@ -87,7 +87,7 @@ class GrpcTarget:
         assert breq is not None
         request = ctx.request
         if request.version.major != 2:
-            raise GatewayError("DEFAULT_4XX", "APIG.0201", "gRPC APIs are served over HTTP/2 only.", status=505)
+            raise grpc_needs_http2()
         caller = parse_grpc_timeout(ctx.headers.get("grpc-timeout"))
         budget = self.timeout_s if caller is None else min(caller, self.timeout_s)
         deadline = time.monotonic() + budget

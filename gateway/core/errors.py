@@ -6,7 +6,9 @@ request raises :class:`GatewayError` with a response *type* from seed 002 §3.19
 (:mod:`gateway.model.responses`) renders it through the API group's response template. Nothing else turns
 errors into HTTP responses, so every error a caller sees has the same shape.
 
-The table of default statuses is spec 02 §10.2 / 03 §6c; the codes and messages are spec 03 §6b.
+The table of default statuses is spec 02 §10.2 / 03 §6c; the codes and messages are spec 03 §6b. Every
+error a stage raises is made by a named constructor in this module (the catalogue at the end, grouped by
+stage), so the type / code / status table is reviewable in one place.
 """
 
 from __future__ import annotations
@@ -111,3 +113,139 @@ def body_timeout() -> GatewayError:
 
 def internal_error(message: str = "Internal server error.") -> GatewayError:
     return GatewayError("DEFAULT_5XX", "APIG.0601", message, status=500)
+
+
+# --- The catalogue: every request-ending error, by the stage that raises it ------------------------------
+# (type, code, status): read this block to review what a caller can receive.
+
+def grpc_needs_http2() -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0201", "gRPC APIs are served over HTTP/2 only.", status=505)
+
+
+def backend_path_param_missing(name: str) -> GatewayError:
+    return bad_parameter(f"Invalid parameter value: backend path parameter {name} has no value")
+
+
+# tls
+def protocol_not_supported(supported: str) -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0607", f"The following protocol is supported: {supported}", status=400)
+
+
+def ssl_version_not_supported(version: str) -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0204", f"SSL protocol is not supported: {version}", status=400)
+
+
+def client_cert_failed() -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0205", "Verify client certificate failed", status=400)
+
+
+# ACLs (403)
+def ip_denied(message: str = "The IP address is not authorized to access the API.",
+              code: str = "APIG.0402") -> GatewayError:
+    return GatewayError("ACCESS_DENIED", code, message)
+
+
+def no_account() -> GatewayError:
+    return GatewayError("ACCESS_DENIED", "APIG.0306", "API access denied.")
+
+
+def account_denied() -> GatewayError:
+    return GatewayError("ACCESS_DENIED", "APIG.0302", "The IAM user is not authorized to access the API.")
+
+
+# APP authentication and app checks
+APP_AUTH_PREFIX = "Incorrect app authentication information"
+
+
+def app_auth_failure(reason: str) -> GatewayError:
+    return GatewayError("AUTH_FAILURE", "APIG.0303", f"{APP_AUTH_PREFIX}: {reason}")
+
+
+def app_header_missing(reason: str) -> GatewayError:
+    return GatewayError("AUTH_HEADER_MISSING", "APIG.0303", f"{APP_AUTH_PREFIX}: {reason}")
+
+
+def app_frozen() -> GatewayError:
+    return GatewayError("DEFAULT_4XX", "APIG.0502", "The app has been frozen.", status=405)
+
+
+def app_ip_denied() -> GatewayError:
+    return GatewayError("ACCESS_DENIED", "APIG.0405", "The app is not accessed from a trusted IP address.")
+
+
+def app_unauthorized() -> GatewayError:
+    return GatewayError("UNAUTHORIZED", "APIG.0304", "The app is not authorized to access the API.", status=403)
+
+
+def service_unavailable(service: str) -> GatewayError:
+    """An authentication service (IAM, the app token store) cannot answer: 503."""
+    return GatewayError("DEFAULT_5XX", "APIG.0613", f"The {service} service is currently unavailable.", status=503)
+
+
+# IAM authentication
+IAM_AUTH_PREFIX = "Incorrect IAM authentication information"
+
+
+def iam_failure(reason: str) -> GatewayError:
+    return GatewayError("AUTH_FAILURE", "APIG.0301", f"{IAM_AUTH_PREFIX}: {reason}")
+
+
+def iam_token_missing() -> GatewayError:
+    return GatewayError("AUTH_HEADER_MISSING", "APIG.0301", f"{IAM_AUTH_PREFIX}: x-auth-token not found")
+
+
+# custom authorizers
+def authorizer_conf_failure(word: str, reason: str) -> GatewayError:
+    return GatewayError("AUTHORIZER_CONF_FAILURE", "APIG.0601", f"Internal server error: {word} authorizer {reason}")
+
+
+def authorizer_identity_failure(name: str, problem: str) -> GatewayError:
+    return GatewayError("AUTHORIZER_IDENTITIES_FAILURE", "APIG.0305",
+                        f"Incorrect authentication information: identity source {name} is {problem}")
+
+
+def authorizer_denied(word: str) -> GatewayError:
+    return GatewayError("AUTHORIZER_FAILURE", "APIG.0305", f"Incorrect authentication information: {word} authorizer")
+
+
+# third-party authentication (plug-in)
+def third_auth_identity_failure(message: str) -> GatewayError:
+    return GatewayError("THIRD_AUTH_IDENTITIES_FAILURE", "APIG.0313",
+                        f"Incorrect third-party authentication information,identities error: {message}")
+
+
+def third_auth_refused(message: str = "Incorrect third-party authentication information,auth fail") -> GatewayError:
+    return GatewayError("THIRD_AUTH_FAILURE", "APIG.0312", message)
+
+
+def third_auth_denied() -> GatewayError:
+    return GatewayError("THIRD_AUTH_FAILURE", "APIG.0314",
+                        "Incorrect third-party authentication information,access deny", status=403)
+
+
+def third_auth_conf_failure() -> GatewayError:
+    return GatewayError("THIRD_AUTH_CONF_FAILURE", "APIG.0616",
+                        "Incorrect third-party authentication request information")
+
+
+# throttling (429, with Retry-After)
+THROTTLE_THRESHOLD = "The throttling threshold has been reached"
+
+
+def throttled(detail: str, retry_after: str) -> GatewayError:
+    return GatewayError("THROTTLED", "APIG.0308", f"{THROTTLE_THRESHOLD}: {detail}",
+                        headers={"Retry-After": retry_after})
+
+
+# backends
+def circuit_open() -> GatewayError:
+    return GatewayError("DEFAULT_5XX", "APIG.0202", "Backend unavailable: circuit breaker open.", status=503)
+
+
+def no_backend() -> GatewayError:
+    return GatewayError("BACKEND_UNAVAILABLE", "APIG.0610", "No backend available.")
+
+
+def invalid_function_response(reason: str) -> GatewayError:
+    return GatewayError("DEFAULT_5XX", "APIG.0601", f"Internal server error: invalid function response: {reason}",
+                        status=500)

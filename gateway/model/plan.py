@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import backend_path_param_missing
 from gateway.core.urlpath import encode_param
 
 if TYPE_CHECKING:
@@ -166,8 +166,7 @@ class UriTemplate:
             if value is None:
                 value = fallback.get(text)
             if value is None:
-                raise GatewayError("REQUEST_PARAMETERS_FAILURE", "APIG.0201",
-                                   f"Invalid parameter value: backend path parameter {text} has no value")
+                raise backend_path_param_missing(text)
             out.append(encode_param(value))  # never '/', '?', CR/LF or a '..' segment
         return "".join(out)
 

@@ -31,7 +31,7 @@ from gateway.backends.channels.health import Member as CheckedMember
 from gateway.backends.channels.schema import health_timeout, parse_http_codes
 from gateway.backends.channels.state import HealthSpec, MemberState
 from gateway.backends.http import DEFAULT_PORTS, HttpTarget, Member
-from gateway.core.errors import GatewayError
+from gateway.core.errors import no_backend
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
 
 WRR, WLC, SOURCE_HASH, URI_HASH = 1, 2, 3, 4
 _U64 = float(2**64)
-
-
-def no_backend() -> GatewayError:
-    return GatewayError("BACKEND_UNAVAILABLE", "APIG.0610", "No backend available.")
 
 
 class ChannelMember:

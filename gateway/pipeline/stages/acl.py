@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import account_denied, ip_denied, no_account
 from gateway.lib.ipset import IpSet, ip_key, parse_entry, split_values
 from gateway.snapshot.validate import Index, unknown_publication
 
@@ -151,11 +151,6 @@ def _compile_table(index: Index) -> dict[str, list[CompiledAcl]]:
     return table
 
 
-def ip_denied(message: str = "The IP address is not authorized to access the API.",
-              code: str = "APIG.0402") -> GatewayError:
-    return GatewayError("ACCESS_DENIED", code, message)
-
-
 def _ip_stage(acls: tuple[CompiledAcl, ...]) -> Stage:
     async def ip_acl(ctx: RequestContext) -> None:
         key = ip_key(ctx.client_ip)
@@ -176,11 +171,10 @@ def _domain_stage(acls: tuple[CompiledAcl, ...]) -> Stage:
             subject = ctx.user_name if acl.entity_type == "DOMAIN" else (ctx.identity or {}).get("domain_id")
             if subject is None:
                 if acl.permit:
-                    raise GatewayError("ACCESS_DENIED", "APIG.0306", "API access denied.")
+                    raise no_account()
                 continue
             if (subject in acl.names) is not acl.permit:
-                raise GatewayError("ACCESS_DENIED", "APIG.0302",
-                                   "The IAM user is not authorized to access the API.")
+                raise account_denied()
 
     return domain_acl
 

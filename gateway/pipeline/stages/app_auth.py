@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import app_auth_failure, app_frozen, app_header_missing, app_ip_denied, app_unauthorized
 from gateway.lib import sdk_signer
 from gateway.lib.ipset import ip_key
 from gateway.pipeline.stages.app_credentials import credential_modes
@@ -40,15 +40,6 @@ if TYPE_CHECKING:
     from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 APP_CODE_HEADER = "X-Apig-AppCode"
-_PREFIX = "Incorrect app authentication information"
-
-
-def app_auth_failure(reason: str) -> GatewayError:
-    return GatewayError("AUTH_FAILURE", "APIG.0303", f"{_PREFIX}: {reason}")
-
-
-def app_header_missing(reason: str) -> GatewayError:
-    return GatewayError("AUTH_HEADER_MISSING", "APIG.0303", f"{_PREFIX}: {reason}")
 
 
 def _identify(ctx: RequestContext, app: App, mode: str) -> None:
@@ -185,15 +176,14 @@ def _app_checks(apps: dict[str, App], authorized: frozenset[str]) -> Stage:
             return
         app = apps.get(app_id)
         if app is not None and app.status != 1:
-            raise GatewayError("DEFAULT_4XX", "APIG.0502", "The app has been frozen.", status=405)
+            raise app_frozen()
         if app is not None and app.acl_ips is not None:
             key = ip_key(ctx.client_ip)
             hit = key is not None and app.acl_ips.contains_key(key)
             if hit is not app.acl_permit:
-                raise GatewayError("ACCESS_DENIED", "APIG.0405", "The app is not accessed from a trusted IP address.")
+                raise app_ip_denied()
         if app_id not in authorized:
-            raise GatewayError("UNAUTHORIZED", "APIG.0304", "The app is not authorized to access the API.",
-                               status=403)
+            raise app_unauthorized()
 
     return app_checks
 

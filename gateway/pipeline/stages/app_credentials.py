@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import app_auth_failure, service_unavailable
 from gateway.pipeline.stages.app_tokens import (
     ACCESS,
     DEFAULT_EXPIRE_S,
@@ -66,14 +66,9 @@ SECRET_HEADER = "X-HW-AppKey"
 TIMESTAMP_HEADER = "Timestamp"
 USED_KEY = "app_credential_headers"  # ctx.extras: the headers that carried the credential (not forwarded)
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-_PREFIX = "Incorrect app authentication information"
 
 
 TokenEndpoint = Callable[["RequestContext"], "Awaitable[web.StreamResponse] | None"]
-
-
-def _failure(reason: str) -> GatewayError:
-    return GatewayError("AUTH_FAILURE", "APIG.0303", f"{_PREFIX}: {reason}")
 
 
 def _on(index: Index, name: str) -> dict[str, Any] | None:
@@ -192,7 +187,7 @@ class CredentialModes:
             if value:
                 app = self.api_keys.get(code_digest(value.strip()))
                 if app is None:
-                    raise _failure("apikey not found")
+                    raise app_auth_failure("apikey not found")
                 ctx.extras[USED_KEY] = (API_KEY_HEADER,)
                 return app, "app_api_key"
         return None
@@ -203,17 +198,17 @@ class CredentialModes:
         same = hmac.compare_digest(secret.encode("utf-8", "surrogateescape"),
                                    expected.encode("utf-8", "surrogateescape"))
         if app is None or not same:
-            raise _failure("app key or app secret is incorrect")
+            raise app_auth_failure("app key or app secret is incorrect")
         return app
 
     def _basic(self, ctx: RequestContext, value: str) -> App:
         try:
             text = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise _failure("authorization is not Basic base64(appkey:appsecret)") from None
+            raise app_auth_failure("authorization is not Basic base64(appkey:appsecret)") from None
         key, sep, secret = text.partition(":")
         if not sep:
-            raise _failure("authorization is not Basic base64(appkey:appsecret)")
+            raise app_auth_failure("authorization is not Basic base64(appkey:appsecret)")
         ctx.extras[USED_KEY] = ("Authorization",)
         return self._check_secret(key, secret)
 
@@ -228,31 +223,30 @@ class CredentialModes:
         stamp = h.get(TIMESTAMP_HEADER, "").strip()
         sent = h.get(header, "").strip()
         if not sent:
-            raise _failure(f"{header.lower()} not found")
+            raise app_auth_failure(f"{header.lower()} not found")
         if not stamp.isdigit() or len(stamp) > 16:
-            raise _failure("timestamp must be a Unix time in milliseconds or seconds")
+            raise app_auth_failure("timestamp must be a Unix time in milliseconds or seconds")
         when = int(stamp) / (1000.0 if len(stamp) > 11 else 1.0)
         if abs(time.time() - when) > self.skew:
-            raise _failure("timestamp expired")
+            raise app_auth_failure("timestamp expired")
         app = self.registry.by_key.get(key.strip())
         secret = app.secret if app is not None else "\0" * 32
         expected = hashlib.sha256(f"{key.strip()}{secret}{stamp}".encode("utf-8", "surrogateescape")).hexdigest()
         if not hmac.compare_digest(sent.lower().encode("utf-8", "surrogateescape"), expected.encode()) or app is None:
-            raise _failure("verify signature fail")
+            raise app_auth_failure("verify signature fail")
         return app
 
     async def _bearer(self, ctx: RequestContext, token: str) -> App:
         assert self.tokens is not None
         ctx.extras[USED_KEY] = ("Authorization",)
         if not token or len(token) > 512 or not token.isascii():
-            raise _failure("token invalid or expired")
+            raise app_auth_failure("token invalid or expired")
         try:
             app = await self.tokens.app_of(token, ACCESS, self.registry)
         except TokenStoreUnavailable:
-            raise GatewayError("DEFAULT_5XX", "APIG.0613", "The token service is currently unavailable.",
-                               status=503) from None
+            raise service_unavailable("token") from None
         if app is None:
-            raise _failure("token invalid or expired")
+            raise app_auth_failure("token invalid or expired")
         return app
 
 

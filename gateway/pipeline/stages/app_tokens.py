@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import service_unavailable
 from gateway.lib import redis_conn
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 
@@ -309,7 +309,6 @@ def token_endpoint(cfg: TokenConfig, registry: AppRegistry,
             return _json(ctx, 200, await service.issue(app, cfg))
         except TokenStoreUnavailable as exc:
             log.warning("app token store unavailable (%s)", exc)
-            raise GatewayError("DEFAULT_5XX", "APIG.0613", "The token service is currently unavailable.",
-                               status=503) from None
+            raise service_unavailable("token") from None
 
     return handler

@@ -34,7 +34,7 @@ import orjson
 
 from gateway.backends import invokers as fn
 from gateway.backends.function import request_event
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, authorizer_conf_failure, authorizer_denied, authorizer_identity_failure
 from gateway.snapshot.collections import _COMMON_OUT
 from gateway.snapshot.schema import B, I, L, Obj, S
 from gateway.snapshot.validate import Index
@@ -229,20 +229,14 @@ class AuthorizerRunner:
         self.fingerprint = hashlib.blake2b(
             orjson.dumps([auth, record], option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
-    def _conf_failure(self, reason: str) -> GatewayError:
-        return GatewayError("AUTHORIZER_CONF_FAILURE", "APIG.0601",
-                            f"Internal server error: {self.word} authorizer {reason}")
-
     def identity_values(self, ctx: RequestContext) -> tuple[str, ...]:
         values = []
         for name, location, rx in self.identities:
             value = ctx.headers.get(name) if location == "HEADER" else ctx.query.get(name)
             if not value:
-                raise GatewayError("AUTHORIZER_IDENTITIES_FAILURE", "APIG.0305",
-                                   f"Incorrect authentication information: identity source {name} is missing")
+                raise authorizer_identity_failure(name, "missing")
             if rx is not None and rx.fullmatch(value) is None:
-                raise GatewayError("AUTHORIZER_IDENTITIES_FAILURE", "APIG.0305",
-                                   f"Incorrect authentication information: identity source {name} is invalid")
+                raise authorizer_identity_failure(name, "invalid")
             values.append(value)
         return tuple(values)
 
@@ -259,8 +253,7 @@ class AuthorizerRunner:
             decision = await self._call(ctx, base64_body)
         allowed, context = decision
         if not allowed:
-            raise GatewayError("AUTHORIZER_FAILURE", "APIG.0305",
-                               f"Incorrect authentication information: {self.word} authorizer")
+            raise authorizer_denied(self.word)
         return dict(context)
 
     async def _shared_call(self, ctx: RequestContext, cache: DecisionCache, key: tuple[Any, ...],
@@ -279,7 +272,7 @@ class AuthorizerRunner:
             fut.set_result((False, err))
             raise
         except BaseException:
-            fut.set_result((False, self._conf_failure("call was interrupted")))
+            fut.set_result((False, authorizer_conf_failure(self.word, "call was interrupted")))
             raise
         finally:
             cache.inflight.pop(key, None)
@@ -298,9 +291,9 @@ class AuthorizerRunner:
                 result = await self.invoker.invoke(event, ctx.request_id, self.timeout_s)
                 break
             except fn.FunctionTimeout as exc:
-                failure = self._conf_failure(f"function {exc.reason.removeprefix('function ')}")
+                failure = authorizer_conf_failure(self.word, f"function {exc.reason.removeprefix('function ')}")
             except fn.FunctionError as exc:
-                failure = self._conf_failure(f"call failed: {exc.reason}")
+                failure = authorizer_conf_failure(self.word, f"call failed: {exc.reason}")
             log.warning("%s authorizer %s failed on request %s (attempt %d): %s", self.word, self.id,
                         ctx.request_id, attempt + 1, failure.message)
         else:
@@ -309,35 +302,36 @@ class AuthorizerRunner:
 
     def _parse(self, result: Any) -> Decision:
         if not isinstance(result, dict):
-            raise self._conf_failure(f"answer must be an object, got {type(result).__name__}")
+            raise authorizer_conf_failure(self.word, f"answer must be an object, got {type(result).__name__}")
         status = result.get("statusCode")
         if status != 200 or isinstance(status, bool):
-            raise self._conf_failure(f"answered statusCode {status!r}")
+            raise authorizer_conf_failure(self.word, f"answered statusCode {status!r}")
         body = result.get("body")
         if isinstance(body, str):
             if len(body) > MAX_ANSWER_BYTES:
-                raise self._conf_failure("answer is larger than 1 MB")
+                raise authorizer_conf_failure(self.word, "answer is larger than 1 MB")
             try:
                 decoded = orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise self._conf_failure("answer body is not JSON") from None
+                raise authorizer_conf_failure(self.word, "answer body is not JSON") from None
         elif isinstance(body, dict):  # ours: tolerate an already-decoded body object
             decoded = body
         else:
-            raise self._conf_failure("answer body must be a JSON string")
+            raise authorizer_conf_failure(self.word, "answer body must be a JSON string")
         if not isinstance(decoded, dict):
-            raise self._conf_failure("answer body must be a JSON object")
+            raise authorizer_conf_failure(self.word, "answer body must be a JSON object")
         verdict = decoded.get("status")
         if not isinstance(verdict, str) or verdict.lower() not in ("allow", "deny"):
-            raise self._conf_failure("answer status must be allow or deny")
+            raise authorizer_conf_failure(self.word, "answer status must be allow or deny")
         context = decoded.get("context") or {}
         if not isinstance(context, dict):
-            raise self._conf_failure("answer context must be an object")
+            raise authorizer_conf_failure(self.word, "answer context must be an object")
         for k, v in context.items():
             if not CONTEXT_KEY_RX.fullmatch(k):
-                raise self._conf_failure(f"answer context key {k[:40]!r} is invalid")
+                raise authorizer_conf_failure(self.word, f"answer context key {k[:40]!r} is invalid")
             if not isinstance(v, str | int | float | bool):
-                raise self._conf_failure(f"answer context value of {k} must be a string, number or boolean")
+                raise authorizer_conf_failure(
+                    self.word, f"answer context value of {k} must be a string, number or boolean")
         return verdict.lower() == "allow", context
 
 

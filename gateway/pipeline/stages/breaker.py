@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.backends.mock import MockTarget
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, circuit_open
 from gateway.model.plan import BackendPlan, BackendRequest
 from gateway.snapshot.plugins import bound_plugin
 from gateway.snapshot.schema import Field, I, L, O, Obj, S, check
@@ -243,10 +243,6 @@ class CircuitState:
         self.state = "open"
         self.opened_at = now
         self.reset()
-
-
-def circuit_open() -> GatewayError:
-    return GatewayError("DEFAULT_5XX", "APIG.0202", "Backend unavailable: circuit breaker open.", status=503)
 
 
 class BreakerTarget:

@@ -48,7 +48,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, iam_failure, iam_token_missing, service_unavailable
 from gateway.pipeline.stages.iam_aksk import SCHEME as AKSK_SCHEME
 from gateway.pipeline.stages.iam_aksk import AkSkVerifier, aksk_verifier
 from gateway.snapshot.features import feature_config
@@ -65,17 +65,8 @@ log = logging.getLogger("gateway.pipeline.stages.iam")
 
 TOKEN_HEADER = "X-Auth-Token"
 FORWARD_TOKEN = "iam_forward_token"
-_PREFIX = "Incorrect IAM authentication information"
 NEGATIVE_TTL_S = 10.0
 MAX_VERIFY_ANSWER = 1024 * 1024  # bytes read from the remote verifier at most
-
-
-def iam_failure(reason: str) -> GatewayError:
-    return GatewayError("AUTH_FAILURE", "APIG.0301", f"{_PREFIX}: {reason}")
-
-
-def iam_unavailable() -> GatewayError:
-    return GatewayError("DEFAULT_5XX", "APIG.0613", "The IAM service is currently unavailable.", status=503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,21 +353,21 @@ class RemoteVerifier:
                 status = resp.status
             if len(body) > MAX_VERIFY_ANSWER:
                 log.warning("IAM token validation at %s answered more than %d bytes", self.url, MAX_VERIFY_ANSWER)
-                raise iam_unavailable()
+                raise service_unavailable("IAM")
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("IAM token validation at %s failed: %s", self.url, type(exc).__name__)
-            raise iam_unavailable() from None
+            raise service_unavailable("IAM") from None
         if status in (401, 403, 404):
             raise iam_failure("token validation failed")
         if status != 200:
             log.warning("IAM token validation at %s answered %s", self.url, status)
-            raise iam_unavailable()
+            raise service_unavailable("IAM")
         try:
             doc = json.loads(body)
         except ValueError:
-            raise iam_unavailable() from None
+            raise service_unavailable("IAM") from None
         if not isinstance(doc, dict):
-            raise iam_unavailable()
+            raise service_unavailable("IAM")
         identity = identity_from_claims(doc)
         if identity.expires_at is not None and identity.expires_at <= time.time():
             raise iam_failure("token expired")
@@ -388,7 +379,7 @@ class _NotConfigured:
         return []
 
     async def verify(self, token: str) -> IamIdentity:
-        raise iam_unavailable()
+        raise service_unavailable("IAM")
 
 
 def verifier_for(build: BuildContext) -> TokenVerifier:
@@ -448,7 +439,7 @@ def _iam_stage(verifier: TokenVerifier, allow: tuple[re.Pattern[str], ...] | Non
                 ctx.identity = {"user_id": key.user_id, "user_name": key.user_name, "domain_id": key.domain_id,
                                 "domain_name": key.domain_name, "auth_mode": "iam_aksk"}
                 return
-            raise GatewayError("AUTH_HEADER_MISSING", "APIG.0301", f"{_PREFIX}: x-auth-token not found")
+            raise iam_token_missing()
         token = token.strip()
         if not token.isascii():  # JWTs and remote tokens are ASCII; raw non-UTF-8 bytes arrive as surrogates
             raise iam_failure("decrypt token fail")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import iam_failure
 from gateway.lib import sdk_signer
 from gateway.snapshot.schema import Obj, S
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from gateway.snapshot.validate import Index
 
 SCHEME = "SDK-HMAC-SHA256"
-_PREFIX = "Incorrect IAM authentication information"
 
 IAM_CREDENTIAL = Obj(
     {
@@ -54,10 +53,6 @@ IAM_CREDENTIAL = Obj(
 )
 
 COLLECTIONS = {"iam_credentials": (IAM_CREDENTIAL, "access")}
-
-
-def _failure(reason: str) -> GatewayError:
-    return GatewayError("AUTH_FAILURE", "APIG.0301", f"{_PREFIX}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,42 +96,42 @@ class AkSkVerifier:
     async def verify(self, ctx: RequestContext, value: str) -> AkSkIdentity:
         creds = sdk_signer.parse_authorization(value)
         if creds is None:
-            raise _failure("authorization is not an SDK-HMAC-SHA256 signature "
+            raise iam_failure("authorization is not an SDK-HMAC-SHA256 signature "
                            "(Access=..., SignedHeaders=..., Signature=...)")
         headers = ctx.headers
         raw_date = headers.get(sdk_signer.HEADER_DATE)
         if not raw_date:
-            raise _failure("x-sdk-date not found")
+            raise iam_failure("x-sdk-date not found")
         sdk_date = raw_date.strip()
         when = sdk_signer.parse_date(sdk_date)
         if when is None:
-            raise _failure("invalid x-sdk-date, expected the form 20240326T030801Z")
+            raise iam_failure("invalid x-sdk-date, expected the form 20240326T030801Z")
         now = time.time()
         if abs(now - when.timestamp()) > self.skew:
-            raise _failure(f"signature expired, signature time:{sdk_date},"
+            raise iam_failure(f"signature expired, signature time:{sdk_date},"
                            f"server time:{sdk_signer.format_date(datetime.fromtimestamp(now, UTC))}")
         key = self.keys.get(creds.access)
         if key is None or not key.active:
-            raise _failure("Get secretKey failed,ak:******,err:ak not exist")
+            raise iam_failure("Get secretKey failed,ak:******,err:ak not exist")
         if "host" not in creds.signed_headers:
-            raise _failure("SignedHeaders must include host")
+            raise iam_failure("SignedHeaders must include host")
         for name in creds.signed_headers:
             n = len(headers.getall(name, ()))
             if n != 1:
-                raise _failure(f"signed header {name[:64]} not found" if n == 0
+                raise iam_failure(f"signed header {name[:64]} not found" if n == 0
                                else f"signed header {name[:64]} appears more than once")
         claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256, ())
         if len(claimed) > 1:
-            raise _failure("x-sdk-content-sha256 appears more than once")
+            raise iam_failure("x-sdk-content-sha256 appears more than once")
         digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
         path, query = _split_target(ctx.request.raw_path)
         ok = sdk_signer.verify(key.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
                                headers, creds.signed_headers, digest, sdk_date)
         if not ok:
-            raise _failure("verify aksk signature fail")
+            raise iam_failure("verify aksk signature fail")
         if claimed and digest != sdk_signer.UNSIGNED_PAYLOAD and \
                 digest.lower() != sdk_signer.payload_hash(await ctx.read_body()):
-            raise _failure("x-sdk-content-sha256 does not match the body")
+            raise iam_failure("x-sdk-content-sha256 does not match the body")
         return key.identity
 
 

@@ -38,7 +38,12 @@ import aiohttp
 from multidict import CIMultiDict
 
 from gateway.backends.http import parse_host_port
-from gateway.core.errors import GatewayError
+from gateway.core.errors import (
+    third_auth_conf_failure,
+    third_auth_denied,
+    third_auth_identity_failure,
+    third_auth_refused,
+)
 from gateway.model.plan import BackendRequest, RequestHook
 from gateway.pipeline.stages import rules
 from gateway.snapshot.plugins import bound_plugin
@@ -182,20 +187,6 @@ def _forbid_counts(services: Services, plugin_id: str) -> dict[str, Any]:
     return entry
 
 
-def _identity_failure(message: str) -> GatewayError:
-    return GatewayError("THIRD_AUTH_IDENTITIES_FAILURE", "APIG.0313",
-                        f"Incorrect third-party authentication information,identities error: {message}")
-
-
-def _refused(message: str = "Incorrect third-party authentication information,auth fail") -> GatewayError:
-    return GatewayError("THIRD_AUTH_FAILURE", "APIG.0312", message)
-
-
-def _denied() -> GatewayError:
-    return GatewayError("THIRD_AUTH_FAILURE", "APIG.0314",
-                        "Incorrect third-party authentication information,access deny", status=403)
-
-
 def make_stage(cfg: ThirdAuthConfig, plugin_id: str, services: Services) -> Stage:
     base = f"{cfg.scheme}://{f'[{cfg.host}]' if ':' in cfg.host else cfg.host}:{cfg.port}"
 
@@ -203,18 +194,18 @@ def make_stage(cfg: ThirdAuthConfig, plugin_id: str, services: Services) -> Stag
         if cfg.rule is not None and cfg.rule(ctx):
             if cfg.rule_type == "allow":
                 return
-            raise _denied()
+            raise third_auth_denied()
         counts: dict[str, int] | None = None
         if cfg.forbid_limit:
             counts = _forbid_counts(services, plugin_id)["ips"]
             if counts.get(ctx.client_ip, 0) >= cfg.forbid_limit:
-                raise _denied()
+                raise third_auth_denied()
         headers: CIMultiDict[str] = CIMultiDict()
         for name in cfg.headers:
             value = ctx.headers.get(name)
             if value is None:
                 if cfg.essential:
-                    raise _identity_failure(f"header {name} is missing")
+                    raise third_auth_identity_failure(f"header {name} is missing")
                 continue
             headers[name] = value
         query: list[tuple[str, str]] = []
@@ -222,7 +213,7 @@ def make_stage(cfg: ThirdAuthConfig, plugin_id: str, services: Services) -> Stag
             qv = ctx.query.get(name)
             if qv is None:
                 if cfg.essential:
-                    raise _identity_failure(f"query parameter {name} is missing")
+                    raise third_auth_identity_failure(f"query parameter {name} is missing")
                 continue
             query.append((name, qv))
         data: bytes | None = None
@@ -251,8 +242,7 @@ def make_stage(cfg: ThirdAuthConfig, plugin_id: str, services: Services) -> Stag
                 log.warning("third-party auth unreachable (%s); relaxed mode lets request %s through",
                             type(exc).__name__, ctx.request_id)
                 return
-            raise GatewayError("THIRD_AUTH_CONF_FAILURE", "APIG.0616",
-                               "Incorrect third-party authentication request information") from None
+            raise third_auth_conf_failure() from None
         ok = 200 <= status < 300
         if ok and cfg.match_key is not None:
             got = resp_headers.get(cfg.match_key)
@@ -261,8 +251,8 @@ def make_stage(cfg: ThirdAuthConfig, plugin_id: str, services: Services) -> Stag
             if counts is not None and (ctx.client_ip in counts or len(counts) < MAX_TRACKED_IPS):
                 counts[ctx.client_ip] = counts.get(ctx.client_ip, 0) + 1
             if cfg.return_body and text:
-                raise _refused(text.decode("utf-8", "replace"))
-            raise _refused()
+                raise third_auth_refused(text.decode("utf-8", "replace"))
+            raise third_auth_refused()
         if cfg.carry_headers:
             carried = [(n, v) for n in cfg.carry_headers for v in resp_headers.getall(n, ())]
             if carried:

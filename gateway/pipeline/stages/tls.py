@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import client_cert_failed, protocol_not_supported, ssl_version_not_supported
 from gateway.lib.tls import alpn_protocols, ca_problem, pem_problem, server_context
 from gateway.model.tls import DomainTls, lookup
 from gateway.snapshot.features import feature_config, feature_record
@@ -108,19 +108,11 @@ def listener_domains(build: BuildContext) -> Mapping[str, DomainTls]:
 
 # --- request stage: req_protocol, min_ssl_version, client certificates ----------------------------
 
-def _protocol_error(supported: str) -> GatewayError:
-    return GatewayError("DEFAULT_4XX", "APIG.0607", f"The following protocol is supported: {supported}", status=400)
-
-
-def _client_cert_failed() -> GatewayError:
-    return GatewayError("DEFAULT_4XX", "APIG.0205", "Verify client certificate failed", status=400)
-
-
 def _tls_stage(allow_http: bool, allow_https: bool, supported: str, domains: dict[str, DomainTls]) -> Stage:
     async def stage(ctx: RequestContext) -> None:
         secure = ctx.request.secure
         if (secure and not allow_https) or (not secure and not allow_http):
-            raise _protocol_error(supported)
+            raise protocol_not_supported(supported)
         if not secure or not domains:
             return
         d = lookup(domains, ctx.host)
@@ -132,10 +124,10 @@ def _tls_stage(allow_http: bool, allow_https: bool, supported: str, domains: dic
             return
         version = sslobj.version() or ""
         if _VERSION_RANK.get(version, 3) < _VERSION_RANK.get(d.min_version, 1):
-            raise GatewayError("DEFAULT_4XX", "APIG.0204", f"SSL protocol is not supported: {version}", status=400)
+            raise ssl_version_not_supported(version)
         # verified against the trusted_root_ca of the SNI domain, which must be the Host's domain
         if d.verify_client and (not sslobj.getpeercert() or getattr(sslobj, "apig_sni", None) != ctx.host):
-            raise _client_cert_failed()
+            raise client_cert_failed()
 
     return stage
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from gateway.core.errors import GatewayError
+from gateway.core.errors import throttled
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
 from gateway.pipeline.stages.throttling.plugin import RateLimitPlan
 from gateway.pipeline.stages.throttling.service import ThrottleService
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from gateway.pipeline.spec import BuildContext, EndpointDraft
     from gateway.pipeline.stages.rules import Predicate
 
-THRESHOLD = "The throttling threshold has been reached"
 HEADER = "X-Apig-RateLimit-"
 
 # a label per check: (header name, message subject, limit shown, time text)
@@ -169,12 +168,9 @@ class EndpointThrottle:
         if not d.allowed:
             retry = str(max(1, math.ceil(d.retry_ms / 1000.0)))
             if d.source == "closed":
-                raise GatewayError("THROTTLED", "APIG.0308", f"{THRESHOLD}: throttling store unavailable",
-                                   headers={"Retry-After": retry})
+                raise throttled("throttling store unavailable", retry)
             _name, subject, limit, time = labels[d.failed]
-            raise GatewayError("THROTTLED", "APIG.0308",
-                               f"{THRESHOLD}: {subject} over ratelimit,limit:{limit},time:{time}",
-                               headers={"Retry-After": retry})
+            raise throttled(f"{subject} over ratelimit,limit:{limit},time:{time}", retry)
 
 
 def _plan_for(build: BuildContext) -> SnapshotPlan:
