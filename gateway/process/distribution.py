@@ -101,6 +101,8 @@ class RedisDistributor:
         self.failed: str | None = None  # an id this node rejected (not retried until the pointer moves)
         self.pending: tuple[dict[str, Any], str, str] | None = None  # (doc, version, base pointer)
         self.local: str | None = None  # id of the cluster snapshot this node serves (None: not from/to Redis)
+        self.local_doc: dict[str, Any] | None = None  # the document of ``local``
+        self._push_order = asyncio.Lock()
         self.deltas_sent = 0
         self.gaps = 0  # deltas whose base this node did not have (caught up from the whole snapshot)
         self._full_next: tuple[str, str, dict[str, Any]] | None = None
@@ -118,6 +120,10 @@ class RedisDistributor:
 
         A per-API change made on top of the cluster's current snapshot travels as a delta (see
         :meth:`_push_delta`); anything else as the whole document."""
+        async with self._push_order:  # pushes reach Redis in the order they were accepted (delta bases)
+            await self._push(doc, runtime)
+
+    async def _push(self, doc: dict[str, Any], runtime: Runtime) -> None:
         base = self.known or ""
         try:
             if await self._push_delta(doc, runtime):
@@ -125,6 +131,7 @@ class RedisDistributor:
             sid, body = make_payload(doc, runtime.version, self.origin)
             result = await self.transport.publish(sid, body)
             self.known = self.local = sid
+            self.local_doc = doc
             self.state.record(doc, runtime.version, known_id=sid)
             log.info("snapshot %s (%s) distributed (%s)", runtime.version, sid,
                      "stored" if result == 1 else "already current")
@@ -138,9 +145,10 @@ class RedisDistributor:
         applies to. Stored only if the pointer still names ``base`` (compare-and-set); a node whose snapshot is
         not ``base`` walks the chain of bases back to its own, or loads the whole snapshot (:meth:`_catch_up`).
         The whole document is written too, coalesced (at most one write per ``FULL_EVERY_S``)."""
-        plan = getattr(self.gw, "last_change", None)
-        if plan is None or plan.index.doc is not doc or not self.local or self.local != self.known:
-            return False
+        plan = self.gw.change_of.get(runtime)
+        if plan is None or plan.index.doc is not doc or plan.base is not self.local_doc or not self.local \
+                or self.local != self.known:
+            return False  # not a change of the snapshot the cluster has from us: send the whole document
         delta = doc_delta(plan)
         raw = orjson.dumps(delta, option=orjson.OPT_NON_STR_KEYS, default=str)
         sid = hashlib.sha256(f"{self.local}\n{runtime.version}\n".encode() + raw).hexdigest()[:32]
@@ -150,6 +158,7 @@ class RedisDistributor:
         if await self.transport.publish(sid, body, mode="cas", expected=self.local) < 0:
             return False  # another node moved the pointer first: send the whole document (last writer wins)
         self.known = self.local = sid
+        self.local_doc = doc
         self.state.record(doc, runtime.version, known_id=sid)
         self.deltas_sent += 1
         self._schedule_full(sid, runtime.version, doc)
@@ -223,7 +232,7 @@ class RedisDistributor:
                 result = await self.transport.publish(sid, body, mode="cas", expected=base)
                 self.pending = None
                 if result >= 0 and self.gw.document is pdoc:
-                    self.local = sid
+                    self.local, self.local_doc = sid, pdoc
                 if result < 0:
                     log.warning("push %s made while Redis was down was superseded by a newer cluster snapshot",
                                 version)
@@ -237,14 +246,14 @@ class RedisDistributor:
                 if active is not None and self.state.version is not None:
                     sid, body = make_payload(active, self.state.version, self.origin)
                     if await self.transport.publish(sid, body, mode="absent") == 1:
-                        self.local = sid
+                        self.local, self.local_doc = sid, active
                         log.info("Redis had no snapshot: seeded it with %s", self.state.version)
                 return
             self.known = cur
             if cur == self.local or cur == self.failed:
                 return
             if cur == self.state.snapshot_id:
-                self.local = cur
+                self.local, self.local_doc = cur, self.gw.document
                 return
             stored = await self.transport.fetch(cur)
             if stored is None:
@@ -263,7 +272,7 @@ class RedisDistributor:
                     log.error("cluster snapshot %s rejected: %s", payload.get("version"), problem)
                 log.error("still serving snapshot %s", self.gw.runtime.version if self.gw.runtime else None)
                 return
-            self.local = cur
+            self.local, self.local_doc = cur, doc
             self.state.record(doc, str(payload["version"]), known_id=cur)
             log.info("loaded cluster snapshot %s (%s)", payload["version"], cur)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -72,6 +73,8 @@ class Gateway:
         self.inflight = 0
         self.doc_index: DocIndex | None = None  # index of self.document that per-API changes are planned against
         self.last_change: ChangePlan | None = None  # the plan of the last incremental push (sent as a delta)
+        # the change plan of each runtime built incrementally (push hooks send it as a delta)
+        self.change_of: weakref.WeakKeyDictionary[Runtime, ChangePlan] = weakref.WeakKeyDictionary()
         self._retiring: set[asyncio.Task[None]] = set()  # replaced snapshots being freed a slice at a time
         self.h2server = H2Server(self.handle, settings)
         self._push_lock = asyncio.Lock()
@@ -120,6 +123,8 @@ class Gateway:
                     _log_rejected(source, exc)
                 raise
             self.doc_index, self.last_change = ix, plan
+            if plan is not None:
+                self.change_of[runtime] = plan
             if ix is not None:
                 remember(ix)
             self._activate(doc, runtime, source)

@@ -164,6 +164,7 @@ class ChangePlan:
     collections: set[str]          # changed top-level keys
     index: DocIndex                # the index of the new document
     changes: dict[str, tuple[list[Item], list[Item]]] = field(default_factory=dict)  # (removed, added)
+    base: Doc | None = None        # the document the change was planned against
 
 
 def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | None:
@@ -242,7 +243,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             ix.rows_by_pub.pop(name, None)
     ix.per_api = frozenset(k for k in ix.per_api if k in new)
     if not changes:
-        return ChangePlan(set(), set(), {}, set(), ix, changes)
+        return ChangePlan(set(), set(), {}, set(), ix, changes, odoc)
 
     old_pubs, new_pubs = old.by_key.get("publishes", {}), ix.by_key.get("publishes", {})
     old_apis, new_apis = old.by_key.get("apis", {}), ix.by_key.get("apis", {})
@@ -280,7 +281,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     if len(touched) > max_apis or len(group_apis) > max(4 * max_apis, 2000):
         return None
     partial = _partial(new, ix, changes, groups, group_apis, touched, gone_pubs)
-    return ChangePlan(touched, groups, partial, set(changes), ix, changes)
+    return ChangePlan(touched, groups, partial, set(changes), ix, changes, odoc)
 
 
 def _partial(new: Doc, ix: DocIndex, changes: dict[str, tuple[list[Item], list[Item]]], groups: set[str],
