@@ -47,6 +47,8 @@ from gateway.snapshot.validate import Schema
 
 COLLECTIONS = merge_collections(
     collections.COLLECTIONS,
+    acl.COLLECTIONS,
+    apps.COLLECTIONS,
     throttling_resources.COLLECTIONS,
     signing.COLLECTIONS,
     authorizer.COLLECTIONS,

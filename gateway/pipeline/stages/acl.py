@@ -27,12 +27,43 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import account_denied, ip_denied, no_account
 from gateway.lib.ipset import IpSet, ip_key, parse_entry, split_values
+from gateway.snapshot.schema import Obj, S
 from gateway.snapshot.validate import Index, unknown_publication
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.plan import Stage
     from gateway.pipeline.spec import BuildContext, EndpointDraft
+
+
+# --- schema: the collections this stage owns --------------------------------------------------------
+
+_NAME_RX = r"[A-Za-z][A-Za-z0-9_]*"
+
+ACL = Obj(
+    {
+        "id": S(True, min_len=1, max_len=64),
+        "acl_name": S(True, min_len=3, max_len=64, pattern=_NAME_RX),
+        "acl_type": S(True, enum=("PERMIT", "DENY")),
+        "entity_type": S(True, enum=("IP", "DOMAIN", "DOMAIN_ID")),
+        "acl_value": S(True, min_len=1),  # entries checked per entity_type in gateway.pipeline.stages.acl
+    },
+    output_only=frozenset({"update_time", "bind_num"}),
+)
+
+ACL_BINDING = Obj(
+    {
+        "id": S(True, min_len=1, max_len=64),
+        "acl_id": S(True),
+        "publish_id": S(),  # or the vendor record's api_id + env_id
+        "api_id": S(),
+        "env_id": S(),
+    },
+    output_only=frozenset({"create_time", "bind_time", "acl_name", "entity_type", "acl_type", "acl_value",
+                           "env_name", "api_name", "bind_id"}),
+)
+
+COLLECTIONS = {"acls": (ACL, "id"), "acl_bindings": (ACL_BINDING, "id")}
 
 
 # --- check (config-load time): what the field schemas cannot say -------------------------------------

@@ -24,12 +24,82 @@ from typing import TYPE_CHECKING
 
 from gateway.lib.ipset import IpSet, parse_entry
 from gateway.lib.sdk_signer import prepare_key
+from gateway.snapshot.schema import I, L, O, Obj, S
 from gateway.snapshot.validate import Index, unknown_environment
 
 if TYPE_CHECKING:
     from gateway.pipeline.spec import BuildContext
 
 MAX_IP_ENTRIES = 100
+
+
+# --- schema: the app collections (apps, app_codes, app_auths, app_acls) ---------------------------------
+
+_NAME_RX = r"[A-Za-z][A-Za-z0-9_]*"
+
+APP = Obj(
+    {
+        "id": S(True, min_len=1, max_len=64),
+        "name": S(True, min_len=3, max_len=64, pattern=_NAME_RX),
+        "remark": S(max_len=255),
+        "app_key": S(True, min_len=8, max_len=200, pattern=r"[A-Za-z0-9][A-Za-z0-9_-]*"),
+        "app_secret": S(True, min_len=8, max_len=128, pattern=r"[A-Za-z0-9][A-Za-z0-9_!@#$%-]*"),
+        "status": I(enum=(1, 2), meanings=("valid", "frozen")),
+        "creator": S(enum=("USER", "MARKET")),
+        "app_type": S(enum=("apig", "roma")),
+        "roma_app_type": S(),
+    },
+    output_only=frozenset({"register_time", "update_time", "bind_num"}),
+)
+
+APP_CODE = Obj(
+    {
+        "id": S(True, min_len=1, max_len=64),
+        "app_id": S(True),
+        "app_code": S(True, min_len=64, max_len=180, pattern=r"[A-Za-z0-9+/][A-Za-z0-9+/_!@#$%&=-]*"),
+    },
+    output_only=frozenset({"create_time"}),
+)
+
+APP_AUTH_RESULT = Obj(
+    {
+        "status": S(enum=("SUCCESS", "SKIPPED", "FAILED")),
+        "error_code": S(),
+        "error_msg": S(),
+        "api_name": S(),
+        "app_name": S(),
+    }
+)
+
+APP_AUTH = Obj(
+    {
+        "id": S(True, min_len=1, max_len=64),
+        "app_id": S(True),
+        "api_id": S(True),
+        "env_id": S(True),
+        "auth_role": S(enum=("PROVIDER", "CONSUMER")),
+        "auth_tunnel": S(enum=("NORMAL", "GREEN")),
+        "auth_whitelist": L(S()),
+        "auth_blacklist": L(S()),
+        "visit_params": S(),
+        "auth_result": O(APP_AUTH_RESULT),
+    },
+    output_only=frozenset({"auth_time", "env_name", "publish_id", "app_type", "app_creator", "api_name",
+                           "app_name", "group_name", "group_id", "api_type", "api_remark", "app_remark",
+                           "run_env_name", "run_env_id", "req_method", "req_uri", "roma_app_type"}),
+)
+
+APP_ACL = Obj(
+    {
+        "id": S(),
+        "app_id": S(True),
+        "app_acl_type": S(True, enum=("PERMIT", "DENY")),
+        "app_acl_values": L(S(min_len=1), True, min_len=1),
+    }
+)
+
+COLLECTIONS = {"apps": (APP, "id"), "app_codes": (APP_CODE, "id"), "app_auths": (APP_AUTH, "id"),
+               "app_acls": (APP_ACL, None)}
 
 
 # --- check (config-load time) ----------------------------------------------------------------------
