@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.compiler.compiler import compile_endpoint, index_of, new_version, remember_index, validate
 from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
-from gateway.model.runtime import GroupRuntime, Runtime
+from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
 from gateway.pipeline.spec import BuildContext, Chain, EndpointDraft
 from gateway.snapshot.delta import ChangePlan
 from gateway.snapshot.load import SnapshotError
@@ -106,6 +106,18 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
     if build.problems:
         raise SnapshotError(build.problems)
     runtime.endpoints = endpoints
+    runtime.groups = groups = _regroup(current, part, plan, endpoints, env_ids)
+    runtime.hosts = {h: groups[g.id] for h, g in current.hosts.items()}
+    runtime.default_group = groups[current.default_group.id] if current.default_group is not None else None
+    runtime.counts = dict(current.counts, apis=len(index.by_id["apis"]), publishes=len(endpoints))
+    runtime.compile_ms = (time.perf_counter() - t0) * 1000.0
+    remember_index(runtime, index)
+    return runtime
+
+
+def _regroup(current: Runtime, part: Index, plan: ChangePlan, endpoints: dict[tuple[str, str], Endpoint],
+             env_ids: list[str]) -> dict[str, GroupRuntime]:
+    """Group runtimes: rebuilt (routers re-filled in document order) for the groups the change touches."""
     groups = dict(current.groups)
     for gid in plan.groups:
         old = current.groups.get(gid)
@@ -121,13 +133,7 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
                 if ep is not None:
                     g.routers.setdefault(env_id, Router()).add(ep.method, ep.req_uri, ep.prefix, ep)
         groups[gid] = g
-    runtime.groups = groups
-    runtime.hosts = {h: groups[g.id] for h, g in current.hosts.items()}
-    runtime.default_group = groups[current.default_group.id] if current.default_group is not None else None
-    runtime.counts = dict(current.counts, apis=len(index.by_id["apis"]), publishes=len(endpoints))
-    runtime.compile_ms = (time.perf_counter() - t0) * 1000.0
-    remember_index(runtime, index)
-    return runtime
+    return groups
 
 
 def _responses(index: Index, rid: Any, cache: dict[str, ResponseSet]) -> ResponseSet:
