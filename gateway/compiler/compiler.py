@@ -33,7 +33,7 @@ from gateway.pipeline.spec import BuildContext, Chain, EndpointDraft, PlanDraft,
 from gateway.pipeline.stages import tls
 from gateway.pipeline.stages.params import compile_mapping
 from gateway.snapshot import custom_log
-from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME
+from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME, served_definition
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import Index
 from gateway.snapshot.validate import validate as validate_with
@@ -148,16 +148,24 @@ def _groups(index: Index, runtime: Runtime, response_sets: dict[str, ResponseSet
 def _endpoints(index: Index, runtime: Runtime, response_sets: dict[str, ResponseSet], build: BuildContext,
                chain: Chain) -> None:
     api_pos = {id(a): i for i, a in enumerate(index.items("apis"))}
+    pub_pos: dict[int, int] = {}
     for api_id, pubs in index.publishes_by_api.items():
         api = index.by_id["apis"][api_id]
         group_dict = index.by_id["groups"][api["group_id"]]
         g = runtime.groups[api["group_id"]]
-        responses = response_sets.get(api.get("response_id") or "", g.responses)
         for pub in pubs:
             env_id = str(pub["env_id"])
             env = index.by_id["environments"][env_id]
+            served = served_definition(api, pub)  # the publication's own published copy, if it has one
+            if served is api:
+                path = f"apis[{api_pos.get(id(api), 0)}]"
+            else:
+                if not pub_pos:
+                    pub_pos.update((id(p), i) for i, p in enumerate(index.items("publishes")))
+                path = f"publishes[{pub_pos.get(id(pub), 0)}].api_definition"
+            responses = response_sets.get(served.get("response_id") or "", g.responses)
             draft = EndpointDraft(
-                api=api, path=f"apis[{api_pos.get(id(api), 0)}]", group=group_dict, env_id=env_id,
+                api=served, path=path, group=group_dict, env_id=env_id,
                 env_name=str(env["name"]), publish_id=str(pub["publish_id"]),
                 variables=index.variables.get((api["group_id"], env_id), {}),
             )

@@ -30,6 +30,7 @@ from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
 from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
 from gateway.pipeline.spec import BuildContext, Chain, EndpointDraft
+from gateway.snapshot.collections import served_definition
 from gateway.snapshot.delta import ChangePlan
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import Index
@@ -90,13 +91,14 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
         g_old = current.groups.get(gid)
         group_responses = g_old.responses if g_old is not None else _responses(part, group.get("response_id"),
                                                                                 response_sets)
-        rid = api.get("response_id")
-        responses = _responses(part, rid, response_sets) if rid else group_responses
         for pub in part.publishes_by_api.get(api_id, []):
             env_id = str(pub["env_id"])
             env = part.by_id["environments"][env_id]
+            served = served_definition(api, pub)  # the publication's own published copy, if it has one
+            rid = served.get("response_id")
+            responses = _responses(part, rid, response_sets) if rid else group_responses
             draft = EndpointDraft(
-                api=api, path=f"apis[{positions.get(id(api), 0)}]", group=group, env_id=env_id,
+                api=served, path=f"apis[{positions.get(id(api), 0)}]", group=group, env_id=env_id,
                 env_name=str(env["name"]), publish_id=str(pub["publish_id"]),
                 variables=part.variables.get((gid, env_id), {}),
             )

@@ -141,6 +141,11 @@ def unmask(new: Any, old: Any) -> Any:
     return new
 
 
+def _element_key(item: dict[str, Any]) -> Any:
+    """An element's id (publications are keyed by ``publish_id``: their published copy holds secrets too)."""
+    return item.get("id") if item.get("id") is not None else item.get("publish_id")
+
+
 def unmask_document(doc: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     if not current:
         return doc
@@ -148,8 +153,9 @@ def unmask_document(doc: dict[str, Any], current: dict[str, Any] | None) -> dict
     for key, value in doc.items():
         if isinstance(value, list):
             old = current.get(key)
-            by_id = {str(o.get("id")): o for o in old or [] if isinstance(o, dict) and o.get("id") is not None}
-            out[key] = [unmask(item, by_id.get(str(item.get("id")))) if isinstance(item, dict) else item
+            by_id = {str(_element_key(o)): o for o in old or [] if isinstance(o, dict)
+                     and _element_key(o) is not None}
+            out[key] = [unmask(item, by_id.get(str(_element_key(item)))) if isinstance(item, dict) else item
                         for item in value]
         else:
             out[key] = value

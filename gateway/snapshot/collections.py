@@ -11,6 +11,8 @@ cross-reference checks live in :mod:`gateway.snapshot.validate`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.snapshot.schema import B, Field, I, L, O, Obj, S
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "ANY")
@@ -264,7 +266,8 @@ API = Obj(
 )
 
 PUBLISH = Obj(
-    {"publish_id": S(True), "api_id": S(True), "env_id": S(True), "version_id": S(), "remark": S(max_len=255)},
+    {"publish_id": S(True), "api_id": S(True), "env_id": S(True), "version_id": S(), "remark": S(max_len=255),
+     "api_definition": O(Obj({}, open=True))},
     output_only=frozenset({"publish_time", "env_name", "api_name", "id"}),
 )
 
@@ -352,3 +355,10 @@ COLLECTIONS: dict[str, tuple[Obj, str | None]] = {
 CONTROL_PLANE_ONLY = frozenset({"api_drafts", "api_versions", "certificates"})
 
 TOP_LEVEL_SCALARS = {"version": S(max_len=128)}
+
+
+def served_definition(api: dict[str, Any], pub: dict[str, Any]) -> dict[str, Any]:
+    """The API definition a publication serves: its own published copy (``api_definition``) when it carries
+    one, else the shared ``apis`` record (a snapshot without copies serves one definition per API)."""
+    own = pub.get("api_definition")
+    return own if isinstance(own, dict) else api

@@ -12,6 +12,7 @@ and the stages' checks, each a function ``(index, problems) -> None`` run in ord
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from gateway.snapshot.collections import (
     RELEASE_ENV_NAME,
     RESPONSE_ENTRY,
     TOP_LEVEL_SCALARS,
+    served_definition,
 )
 from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.schema import Obj, check, check_field, check_unique_ids, did_you_mean
@@ -145,9 +147,11 @@ def validate(doc: dict[str, Any], schema: Schema = CORE) -> Index:
     _check_variables(index, problems)
     _check_responses(index, problems)
     _check_publishes(index, problems)
+    _check_published_copies(index, collections["apis"][0], problems)
     _check_apis(index, problems)
     for extra in schema.checks:
         extra(index, problems)
+    _check_copies_with(index, schema.checks, problems)
     if problems:
         raise SnapshotError(problems)
     return index
@@ -220,6 +224,49 @@ def _check_publishes(index: Index, problems: list[str]) -> None:
         seen.add((str(aid), str(eid)))
         index.publishes_by_api.setdefault(str(aid), []).append(p)
         index.publish_by_id[str(p.get("publish_id"))] = p
+
+
+def _copies(index: Index) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(position, publication, its published copy) of every publication that carries ``api_definition``."""
+    return [(i, p, p["api_definition"]) for i, p in enumerate(index.items("publishes"))
+            if isinstance(p.get("api_definition"), dict)]
+
+
+def _check_published_copies(index: Index, api_schema: Obj, problems: list[str]) -> None:
+    """A publication's own copy of the API (``api_definition``) is checked like an ``apis`` element; it
+    belongs to the published API (same ``id`` and ``group_id``)."""
+    for i, p, defn in _copies(index):
+        path = f"publishes[{i}].api_definition"
+        check(api_schema, defn, path, problems)
+        api = index.by_id["apis"].get(str(p.get("api_id")))
+        if api is None:
+            continue
+        if defn.get("id") != api.get("id"):
+            problems.append(f"{path}.id: must be {api.get('id')!r}, the id of the published API")
+        if defn.get("group_id") != api.get("group_id"):
+            problems.append(f"{path}.group_id: must be {api.get('group_id')!r}, the group of the published API "
+                            "(a published copy cannot move the API to another group)")
+        _check_api_fields(index, defn, path, problems)
+        _check_api_params(defn, path, problems)
+
+
+def _check_copies_with(index: Index, checks: tuple[Check, ...], problems: list[str]) -> None:
+    """The stages' checks on the published copies: run on a shadow index whose ``apis`` are the copies, and
+    their ``apis[k]`` problems reported at ``publishes[i].api_definition`` (nothing runs without copies)."""
+    copies = _copies(index)
+    if not copies or not checks:
+        return
+    shadow = copy.copy(index)
+    shadow.doc = {**index.doc, "apis": [defn for _, _, defn in copies]}
+    shadow.derived = {}
+    found: list[str] = []
+    for extra in checks:
+        extra(shadow, found)
+    rx = re.compile(r"apis\[(\d+)\]")
+    for problem in found:
+        m = rx.match(problem)
+        if m is not None and int(m.group(1)) < len(copies):
+            problems.append(f"publishes[{copies[int(m.group(1))][0]}].api_definition{problem[m.end():]}")
 
 
 def _backend_strings(api: dict[str, Any]) -> list[tuple[str, str]]:
@@ -312,24 +359,31 @@ def _check_api_params(api: dict[str, Any], path: str, problems: list[str]) -> No
 
 def _check_api_publications(index: Index, api: dict[str, Any], path: str,
                             routes: dict[tuple[str, str, str, str, str], str], problems: list[str]) -> None:
-    """Per publication: every #variable# has a value, and no two APIs share a route in one environment."""
+    """Per publication (the definition it serves): every #variable# has a value, and no two APIs share a
+    route in one environment."""
     gid = api.get("group_id")
-    uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
     publishes = index.publishes_by_api.get(str(api.get("id")), [])
-    strings = _backend_strings(api)
+    positions: dict[int, int] | None = None
     for pub in publishes:
+        served = served_definition(api, pub)
+        where = path
+        if served is not api:
+            if positions is None:
+                positions = {id(p): i for i, p in enumerate(index.items("publishes"))}
+            where = f"publishes[{positions.get(id(pub), 0)}].api_definition"
+        uri: str = served["req_uri"] if isinstance(served.get("req_uri"), str) else ""
         eid = str(pub.get("env_id"))
         scope = index.variables.get((str(gid), eid), {})
         env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
-        for fpath, value in strings:
+        for fpath, value in _backend_strings(served):
             for var in ENV_VAR_RX.findall(value):
                 if var not in scope:
                     problems.append(
-                        f"{path}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
+                        f"{where}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
                     )
-        route_key = (str(gid), eid, str(api.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
-               str(api.get("match_mode") or "NORMAL"))
+        route_key = (str(gid), eid, str(served.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
+               str(served.get("match_mode") or "NORMAL"))
         if route_key in routes:
-            problems.append(f"{path}: same method, path and match mode as API {routes[route_key]!r} "
+            problems.append(f"{where}: same method, path and match mode as API {routes[route_key]!r} "
                             f"in environment {env_name!r}")
         routes[route_key] = str(api.get("id"))

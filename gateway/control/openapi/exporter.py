@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.control.openapi import mapping as m
 from gateway.control.openapi.mapping import ANY_KEY, Doc
-from gateway.snapshot.collections import RELEASE_ENV_ID
+from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 
 class _Bindings:
@@ -120,6 +120,8 @@ class Exporter:
             pub = pubs.get((api.get("id"), env))
             if self.env_id and pub is None and self.define != "dev":
                 continue
+            if self.env_id and pub is not None:
+                api = served_definition(api, pub)  # the definition published to that environment
             method = str(api.get("req_method", "GET"))
             slot = ANY_KEY if method == "ANY" else method.lower()
             paths.setdefault(str(api.get("req_uri")), {})[slot] = self.operation(api, pub)

@@ -1,7 +1,8 @@
 """Publishing: put an API online or offline in an environment, one or many at a time; its history and runtime view.
 
 Role: control plane, off the request path. A publication (``publishes`` element) is what the data plane
-serves; taking an API offline deletes its publication and everything bound to it.
+serves (the API's ``apis`` record, or the publication's own ``api_definition`` copy when it has one); taking
+an API offline deletes its publication and everything bound to it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gateway.control.v2.document import (
     present,
 )
 from gateway.control.v2.resources import cascade_delete, decorate_api
-from gateway.snapshot.collections import RELEASE_ENV_ID
+from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 
 def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str | None,
@@ -151,7 +152,7 @@ async def api_runtime(store: DocumentStore, request: web.Request) -> web.StreamR
                None)
     if api is None or pub is None:
         raise AdminError(404, "APIG.3002", f"The API does not exist or is not published,id:{api_id}")
-    out = {**api, "run_env_id": env_id, "run_env_name": env_name(doc, env_id),
+    out = {**served_definition(api, pub), "run_env_id": env_id, "run_env_name": env_name(doc, env_id),
            "publish_id": pub.get("publish_id"), "publish_time": pub.get("publish_time")}
     return json_response(present(out))
 
@@ -181,7 +182,8 @@ async def api_version_switch(store: DocumentStore, request: web.Request) -> web.
 
     headers = await apply(store, request, change)
     api = find(store.doc, "apis", api_id) or {}
-    return json_response({**out[0], "api_name": api.get("name"), "remark": version.get("remark")}, headers=headers)
+    record = {k: v for k, v in out[0].items() if k != "api_definition"}
+    return json_response({**record, "api_name": api.get("name"), "remark": version.get("remark")}, headers=headers)
 
 
 async def api_version_detail(store: DocumentStore, request: web.Request) -> web.StreamResponse:

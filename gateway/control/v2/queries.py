@@ -13,7 +13,7 @@ from gateway.control.common import AdminError, json_response, missing_param, rea
 from gateway.control.store import DocumentStore
 from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present
 from gateway.control.v2.resources import Binding
-from gateway.snapshot.collections import RELEASE_ENV_ID
+from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 
 def publication_rows(doc: Doc, request: web.Request) -> list[Item]:
@@ -21,9 +21,10 @@ def publication_rows(doc: Doc, request: web.Request) -> list[Item]:
     q = request.query
     rows = []
     for pub in items(doc, "publishes"):
-        api = find(doc, "apis", str(pub.get("api_id")))
-        if api is None:
+        shared = find(doc, "apis", str(pub.get("api_id")))
+        if shared is None:
             continue
+        api = served_definition(shared, pub)  # what this environment serves
         group = find(doc, "groups", str(api.get("group_id"))) or {}
         env_id = str(pub.get("env_id"))
         rows.append({"id": api.get("id"), "api_id": api.get("id"), "name": api.get("name"),

@@ -4,13 +4,15 @@ Role: control plane, off the request path. Editing a published API changes its *
 control-plane state the data plane ignores); environments keep serving what was published until it is
 published again. Publishing copies the draft into ``apis`` (what the data plane serves) and records a
 *version* (``api_versions``: the definition as published, per environment, at most 10 kept per API and
-environment). Switching to a version puts that definition back into ``apis``; taking a version offline
-removes the API from that version's environment.
+environment). Switching to a version serves that definition again in its environment; taking a version
+offline removes the API from that version's environment.
 
-The snapshot format is unchanged: ``apis`` holds the published definition, and a snapshot pushed through
-``PUT /v1/snapshot`` (which has no drafts or versions) is served as it is. One limit follows: the data
-plane holds one definition per API, so the version published (or switched to) last is what every
-environment the API is published in serves.
+Each environment serves what was published to it: ``apis`` holds the definition published last, and a
+publication (``publishes`` element) that serves another one carries its own copy (``api_definition``, the
+snapshot's optional per-publication definition). Publishing the draft to one environment first pins the
+other environments' publications to what they served; switching an environment to a version writes that
+version's definition into its publication only. A copy equal to the ``apis`` record is dropped, so an API
+served alike everywhere has no copies and a snapshot pushed through ``PUT /v1/snapshot`` is served as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from gateway.compiler import validate
 from gateway.control.common import AdminError, new_id, now_iso, strip_item_prefix
 from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item
+from gateway.snapshot.collections import served_definition
 from gateway.snapshot.delta import check_document
 from gateway.snapshot.load import SnapshotError
 
@@ -70,12 +73,41 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
 
 
 def promote_draft(doc: Doc, api_id: str) -> Item:
-    """Publishing: the draft (if any) becomes the served definition; returns that definition."""
+    """Publishing: the draft (if any) becomes the shared definition (``apis``); every publication of the API
+    keeps serving what it served (pinned to a copy where that differs). Returns the shared definition."""
     draft = draft_of(doc, api_id)
     if draft is not None:
-        replace_item(doc, "apis", api_id, draft)
+        set_shared(doc, api_id, draft)
         _set_draft(doc, api_id, None)
     return find(doc, "apis", api_id) or {}
+
+
+def set_shared(doc: Doc, api_id: str, definition: Item) -> None:
+    """Replace the ``apis`` record of ``api_id`` without changing what any of its publications serves."""
+    shared = find(doc, "apis", api_id)
+    if shared is None:
+        return
+    pubs = list(doc.get("publishes") or [])
+    changed = False
+    for i, p in enumerate(pubs):
+        if not isinstance(p, dict) or p.get("api_id") != api_id:
+            continue
+        pinned = _pinned(p, served_definition(shared, p), definition)
+        if pinned is not p:
+            pubs[i], changed = pinned, True
+    if changed:
+        doc["publishes"] = pubs
+    replace_item(doc, "apis", api_id, definition)
+
+
+def _pinned(pub: Item, serves: Item, shared: Item) -> Item:
+    """``pub`` serving ``serves`` when the ``apis`` record is ``shared``: a copy only where they differ."""
+    has_copy = isinstance(pub.get("api_definition"), dict)
+    if serves == shared:
+        return {k: v for k, v in pub.items() if k != "api_definition"} if has_copy else pub
+    if has_copy and pub["api_definition"] is serves:
+        return pub
+    return {**pub, "api_definition": serves}
 
 
 def record_version(doc: Doc, api_id: str, env_id: str, version_id: str, when: str, remark: str | None) -> None:
@@ -101,20 +133,20 @@ def set_effective(doc: Doc, version: Item, effective: bool) -> None:
 
 
 def switch_to(doc: Doc, version: Item) -> Item:
-    """Serve ``version``'s definition again in its environment; returns the publication record."""
+    """Serve ``version``'s definition again in its environment (that publication only: the draft, the ``apis``
+    record and the other environments are unchanged); returns the publication record."""
     api_id, env_id = str(version["api_id"]), str(version["env_id"])
     current = find(doc, "apis", api_id)
     if current is None:
         raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api_id}")
-    if draft_of(doc, api_id) is None and current != version.get("definition"):
-        _set_draft(doc, api_id, current)  # the edited definition stays editable
-    replace_item(doc, "apis", api_id, dict(version.get("definition") or current))
+    definition = dict(version.get("definition") or current)
     set_effective(doc, version, True)
     pubs = [p for p in items(doc, "publishes")]
     now = now_iso()
     existing = next((p for p in pubs if p.get("api_id") == api_id and p.get("env_id") == env_id), None)
     record: Item = {"publish_id": existing["publish_id"] if existing else new_id(), "api_id": api_id,
                     "env_id": env_id, "version_id": version["id"], "publish_time": now}
+    record = _pinned(record, definition, current)
     if existing is not None:
         doc["publishes"] = [record if p is existing else p for p in pubs]
     else:

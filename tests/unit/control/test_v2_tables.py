@@ -79,13 +79,19 @@ def test_drafts_publish_versions_and_switch() -> None:
     assert err.value.code == "APIG.2012" and any(p.startswith("req_method:") for p in err.value.extra["problems"])
 
 
-def test_switching_keeps_the_edited_definition_as_draft() -> None:
+def test_switching_serves_the_version_in_its_environment_only() -> None:
     doc: dict[str, Any] = snapshot([mock_api("a1", "/one", "old")])
     versions.record_version(doc, "a1", RELEASE, "old", "2026-01-01T00:00:00.000000Z", None)
     doc["apis"] = [mock_api("a1", "/one", "new")]
     versions.record_version(doc, "a1", RELEASE, "new", "2026-01-02T00:00:00.000000Z", None)
     old = next(v for v in doc["api_versions"] if v["id"] == "old")
     record = versions.switch_to(doc, old)
-    assert record["version_id"] == "old" and doc["apis"][0]["mock_info"]["result_content"] == "old"
-    assert versions.draft_of(doc, "a1")["mock_info"]["result_content"] == "new"
+    # the publication carries the version's definition; the shared record (what an editor sees) is unchanged
+    assert record["version_id"] == "old" and record["api_definition"]["mock_info"]["result_content"] == "old"
+    assert doc["apis"][0]["mock_info"]["result_content"] == "new"
+    assert versions.current_definition(doc, "a1")["mock_info"]["result_content"] == "new"
+    # switching back to the definition in ``apis`` drops the copy
+    new = next(v for v in doc["api_versions"] if v["id"] == "new")
+    assert "api_definition" not in versions.switch_to(doc, new)
+    record = versions.switch_to(doc, old)
     assert {v["id"]: v["status"] for v in doc["api_versions"]} == {"old": 1, "new": 2}
