@@ -31,10 +31,11 @@ from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str | None,
                     out: list[Item]) -> None:
+    if action == "online":
+        api = versions.promote_draft(doc, api_id, env_id)  # publishing copies the draft; others keep theirs
     pubs = list(doc.get("publishes") or [])
     existing = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") == env_id]
     if action == "online":
-        api = versions.promote_draft(doc, api_id)  # publishing copies the draft
         now = now_iso()
         record: Item = {"publish_id": existing[0]["publish_id"] if existing else new_id(), "api_id": api_id,
                         "env_id": env_id, "version_id": new_id(), "publish_time": now}

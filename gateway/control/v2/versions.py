@@ -61,6 +61,11 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
         return f"apis[{i}]"
     trial = dict(doc)
     i = replace_item(trial, "apis", key, item)
+    if any(p.get("api_id") == key and "api_definition" in p for p in items(doc, "publishes")):
+        # the draft is checked as if published everywhere (its environments' own copies set aside)
+        trial["publishes"] = [{k: v for k, v in p.items() if k != "api_definition"}
+                              if isinstance(p, dict) and p.get("api_id") == key else p
+                              for p in doc.get("publishes") or []]
     try:
         check_document(trial, validate)  # the change and its references (the whole document when in doubt)
     except SnapshotError as exc:
@@ -72,25 +77,39 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
     return None
 
 
-def promote_draft(doc: Doc, api_id: str) -> Item:
-    """Publishing: the draft (if any) becomes the shared definition (``apis``); every publication of the API
-    keeps serving what it served (pinned to a copy where that differs). Returns the shared definition."""
+def promote_draft(doc: Doc, api_id: str, env_id: str) -> Item:
+    """Publishing to ``env_id``: the draft (if any) becomes the shared definition (``apis``); the API's other
+    publications keep serving what they served (pinned to a copy where that differs). Returns the shared
+    definition."""
     draft = draft_of(doc, api_id)
     if draft is not None:
-        set_shared(doc, api_id, draft)
+        set_shared(doc, api_id, draft, env_id)
         _set_draft(doc, api_id, None)
     return find(doc, "apis", api_id) or {}
 
 
-def set_shared(doc: Doc, api_id: str, definition: Item) -> None:
-    """Replace the ``apis`` record of ``api_id`` without changing what any of its publications serves."""
+def _group_kept(api_id: str, before: Item, after: Item, env_ids: list[str]) -> None:
+    """Environments serve an API in one group: a definition in another group cannot sit beside theirs."""
+    if before.get("group_id") != after.get("group_id"):
+        raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:group_id. API "
+                         f"{api_id} is served in group {before.get('group_id')} in environment(s) "
+                         f"{', '.join(env_ids)}; take it offline there before moving it to group "
+                         f"{after.get('group_id')}")
+
+
+def set_shared(doc: Doc, api_id: str, definition: Item, env_id: str) -> None:
+    """Replace the ``apis`` record of ``api_id`` without changing what its publications other than the one in
+    ``env_id`` (about to be replaced) serve."""
     shared = find(doc, "apis", api_id)
     if shared is None:
         return
     pubs = list(doc.get("publishes") or [])
+    others = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") != env_id]
+    if others:
+        _group_kept(api_id, shared, definition, [str(p.get("env_id")) for p in others])
     changed = False
     for i, p in enumerate(pubs):
-        if not isinstance(p, dict) or p.get("api_id") != api_id:
+        if not isinstance(p, dict) or p.get("api_id") != api_id or p.get("env_id") == env_id:
             continue
         pinned = _pinned(p, served_definition(shared, p), definition)
         if pinned is not p:
@@ -140,6 +159,10 @@ def switch_to(doc: Doc, version: Item) -> Item:
     if current is None:
         raise AdminError(404, "APIG.3002", f"The API does not exist,id:{api_id}")
     definition = dict(version.get("definition") or current)
+    if definition.get("group_id") != current.get("group_id"):
+        raise AdminError(400, "APIG.2012", "Invalid parameter value,parameterName:version_id. Version "
+                         f"{version['id']} was published in group {definition.get('group_id')}; API {api_id} is "
+                         f"now in group {current.get('group_id')}")
     set_effective(doc, version, True)
     pubs = [p for p in items(doc, "publishes")]
     now = now_iso()

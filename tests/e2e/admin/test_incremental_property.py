@@ -1,6 +1,8 @@
 """Incremental compile equals full compile: random sequences of v2 changes (seeded generator).
 
-Gateway A takes the changes through the v2 admin API (incremental path). After every step, gateway B is
+Gateway A takes the changes through the v2 admin API (incremental path): API creates, draft edits, deletes,
+publishing and taking offline, switching an environment to a recorded version (its publication then carries
+its own copy of the API) and taking a version offline, bindings, invalid edits. After every step, gateway B is
 given A's document and compiles it from scratch (``apply_document``: validate + compile the whole thing).
 Both answer the same fixed probe requests over real sockets; the answers (status, body, headers other than
 request ids and latencies) must be identical, and both export the same document. A rejected change must
@@ -71,6 +73,7 @@ class Driver:
         self.a, self.b, self.s = a, b, session
         self.rnd = random.Random(seed)
         self.made = 0
+        self.copies = 0  # steps after which some publication served its own copy of the API
 
     def doc(self) -> dict[str, Any]:
         return self.a.gw.document  # type: ignore[no-any-return]
@@ -100,8 +103,8 @@ class Driver:
 
     async def step(self) -> tuple[str, int]:
         rnd = self.rnd
-        op = rnd.choice(["create", "update", "update", "delete", "publish", "unpublish", "bind", "bind", "unbind",
-                         "invalid"])
+        op = rnd.choice(["create", "update", "update", "delete", "publish", "publish", "unpublish", "switch",
+                         "bind", "bind", "unbind", "invalid"])
         apis = self._apis()
         if op == "create" or not apis:
             self.made += 1
@@ -110,6 +113,11 @@ class Driver:
             body["req_uri"] = rnd.choice(NEW_PATHS)
             return op, await self._call("POST", f"{V2}/apis", body)
         api = rnd.choice(apis)
+        if op in ("publish", "switch") and rnd.random() < 0.6:  # favour APIs with a draft / a version history
+            marked = ({x["id"] for x in self.doc().get("api_drafts") or []} if op == "publish"
+                      else {x["api_id"] for x in self.doc().get("api_versions") or []})
+            candidates = [x for x in apis if x["id"] in marked]
+            api = rnd.choice(candidates) if candidates else api
         if op == "update":
             return op, await self._call("PUT", f"{V2}/apis/{api['id']}", self._api_body(api))
         if op == "invalid":  # an update the validation rejects: nothing may change
@@ -122,6 +130,14 @@ class Driver:
             body = {"action": "online" if op == "publish" else "offline", "api_id": api["id"],
                     "env_id": rnd.choice(ENVS)}
             return op, await self._call("POST", f"{V2}/apis/action", body)
+        if op == "switch":  # serve a recorded version again in its environment, or take it offline
+            rows = [v for v in self.doc().get("api_versions") or [] if v["api_id"] == api["id"]]
+            if not rows:
+                return "noop", 0
+            version = rnd.choice(rows)
+            if rnd.random() < 0.25:
+                return "version_offline", await self._call("DELETE", f"{V2}/apis/versions/{version['id']}")
+            return op, await self._call("PUT", f"{V2}/apis/publish/{api['id']}", {"version_id": version["id"]})
         pubs = self._pubs()
         if op == "bind" and pubs:
             pub = rnd.choice(pubs)
@@ -147,6 +163,7 @@ class Driver:
     async def compare(self) -> str | None:
         """None when A (incremental) and B (from scratch) agree, else a description of the first difference."""
         doc = self.doc()
+        self.copies += any("api_definition" in p for p in doc.get("publishes") or [])
         self.b.gw.apply_document(doc, self.a.gw.runtime.version)
         got, want = await _answers(self.s, self.a.url), await _answers(self.s, self.b.url)
         for g, w in zip(got, want, strict=True):
@@ -193,6 +210,7 @@ async def test_incremental_equals_full_on_random_v2_changes(make_gateway: Any, s
         diff, accepted, rejected = await driver.run(40)
     assert diff is None, diff
     assert accepted >= 20 and rejected >= 1
+    assert driver.copies >= 1  # environments served different versions of one API at some point
     # the incremental path served (nearly) every accepted change
     assert a.gw.services.extras.get("incremental_compiles", 0) >= accepted * 0.9
 

@@ -65,7 +65,7 @@ def test_drafts_publish_versions_and_switch() -> None:
     assert versions.write_api(doc, "a1", edited) is None  # published: a draft, not the served definition
     assert doc["apis"][0]["mock_info"]["result_content"] == "v1"
     assert versions.current_definition(doc, "a1")["mock_info"]["result_content"] == "v2"
-    served = versions.promote_draft(doc, "a1")
+    served = versions.promote_draft(doc, "a1", RELEASE)
     assert served["mock_info"]["result_content"] == "v2" and doc["api_drafts"] == []
     versions.record_version(doc, "a1", RELEASE, "ver2", "2026-01-01T00:00:00.000000Z", None)
     assert [(v["id"], v["status"], v["version_no"]) for v in doc["api_versions"]] == [("ver2", 1, "20260101000000")]
@@ -95,3 +95,22 @@ def test_switching_serves_the_version_in_its_environment_only() -> None:
     assert "api_definition" not in versions.switch_to(doc, new)
     record = versions.switch_to(doc, old)
     assert {v["id"]: v["status"] for v in doc["api_versions"]} == {"old": 1, "new": 2}
+
+
+def test_publishing_pins_the_other_environments_in_one_group() -> None:
+    doc: dict[str, Any] = snapshot([mock_api("a1", "/one", "v1")], envs=["TEST"], publish_in=["env-test"])
+    doc["groups"].append({"id": "g2", "name": "group_two"})
+    versions.write_api(doc, "a1", mock_api("a1", "/one", "v2"))
+    versions.promote_draft(doc, "a1", "env-test")
+    release, test = doc["publishes"]
+    assert release["api_definition"]["mock_info"]["result_content"] == "v1" and "api_definition" not in test
+    assert doc["apis"][0]["mock_info"]["result_content"] == "v2"
+    versions.promote_draft(doc, "a1", RELEASE)  # nothing to publish: the pin stays until RELEASE is replaced
+    assert doc["publishes"][0] is release
+    # a draft moving the API to another group cannot be published beside the other environment's definition
+    versions.write_api(doc, "a1", mock_api("a1", "/one", "v3", group_id="g2"))
+    before = doc["publishes"]
+    with pytest.raises(AdminError) as err:
+        versions.promote_draft(doc, "a1", "env-test")
+    assert err.value.code == "APIG.2012" and "parameterName:group_id" in err.value.msg
+    assert doc["publishes"] is before and doc["apis"][0]["group_id"] == "g1"

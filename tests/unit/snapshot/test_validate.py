@@ -118,3 +118,57 @@ def test_yaml_and_json_and_directory_merge(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("ignored")
     merged = load_path(tmp_path)
     assert [g["id"] for g in merged["groups"]] == ["g1", "g2"]
+
+
+# --- a publication's own published copy of the API (publishes[].api_definition) ---------------------------
+
+def _two_envs(copy: dict) -> dict:
+    doc = snapshot([mock_api("a1", "/one", "shared")], envs=["TEST"], publish_in=["env-test"])
+    doc["publishes"][1]["api_definition"] = copy
+    return doc
+
+
+def test_published_copy_is_what_its_environment_serves() -> None:
+    rt = build_runtime(_two_envs(mock_api("a1", "/two", "copy", method="POST")), Services(Settings()))
+    release, test = rt.endpoints[("a1", RELEASE)], rt.endpoints[("a1", "env-test")]
+    assert (release.method, release.req_uri) == ("GET", "/one")
+    assert (test.method, test.req_uri) == ("POST", "/two")
+    assert rt.counts["publishes"] == 2
+
+
+def test_published_copy_is_validated_like_an_api_with_field_paths() -> None:
+    bad = mock_api("a1", "/x/{id}", "copy", method="FETCH", auth_type="AUTHORIZER", authorizer_id="nope")
+    bad["mock_info"]["status_code"] = 999
+    bad["req_params"] = [{"name": "other", "location": "PATH", "type": "STRING"}]
+    problems = problems_of(_two_envs(bad))
+    p = "publishes[1].api_definition"
+    assert any(x.startswith(f"{p}.req_method: must be one of") for x in problems), problems
+    assert any(x.startswith(f"{p}.mock_info.status_code: must be 200..599") for x in problems), problems
+    assert any(x.startswith(f"{p}.req_params[0].name: PATH parameter 'other'") for x in problems), problems
+    assert f"{p}.authorizer_id: unknown authorizer 'nope'" in problems, problems  # a stage's check
+    assert not any(x.startswith("apis[") for x in problems), problems  # the shared record is fine
+
+
+def test_published_copy_belongs_to_its_api_and_group() -> None:
+    problems = problems_of(_two_envs(mock_api("other", "/one", group_id="g2")))
+    assert any(x.startswith("publishes[1].api_definition.id: must be 'a1'") for x in problems), problems
+    assert any(x.startswith("publishes[1].api_definition.group_id: must be 'g1'") for x in problems), problems
+    doc = _two_envs(mock_api("a1", "/one"))
+    doc["publishes"][1]["api_definition"] = "not an object"
+    assert problems_of(doc) == ["publishes[1].api_definition: must be an object"]
+
+
+def test_published_copy_routes_and_variables_are_checked_in_its_environment() -> None:
+    doc = _two_envs(mock_api("a1", "/b", "copy"))
+    doc["apis"].append(mock_api("a2", "/b", "other"))
+    doc["publishes"].append({"publish_id": "p-a2-test", "api_id": "a2", "env_id": "env-test"})
+    problems = problems_of(doc)
+    assert any(x.startswith("apis[1]: same method, path and match mode as API 'a1' in environment 'TEST'")
+               for x in problems), problems
+    # the same route in RELEASE is fine: there a1 serves /one
+    doc["publishes"].pop()
+    doc["publishes"].append({"publish_id": "p-a2", "api_id": "a2", "env_id": RELEASE})
+    build_runtime(doc, Services(Settings()))
+    doc = _two_envs(http_api("a1", "/one", "#backend_host#"))
+    assert any(x.startswith("publishes[1].api_definition.backend_api.url_domain: variable #backend_host# has no "
+                            "value in environment 'TEST'") for x in problems_of(doc)), problems_of(doc)
