@@ -97,6 +97,10 @@ FIELD_MEANINGS: dict[str, str] = {
     "publishes.env_id": "The environment it is published in: `DEFAULT_ENVIRONMENT_RELEASE_ID` for RELEASE, or an "
                         "`environments[].id`. An API serves only in environments it is published in.",
     "publishes.publish_id": "Id of this publication; bindings (throttling, ACL, signature keys, plug-ins) refer to it.",
+    "publishes.api_definition": "Optional: the API as published in this environment, an `apis` element with the same "
+                                "`id` and `group_id` (checked like one). When present this environment serves it "
+                                "instead of the `apis` record, so environments can serve different versions of one "
+                                "API; when absent the environment serves the `apis` record.",
     # throttles
     "throttles.api_call_limits": "Calls the API (or, with `type: 2`, all bound APIs together) may receive per window.",
     "throttles.user_call_limits": "Calls per caller account per window.",
