@@ -171,6 +171,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     """A :class:`ChangePlan` for a per-API change from ``old`` to ``new``, or None (compile everything)."""
     odoc = old.doc
     changes: dict[str, tuple[list[Item], list[Item]]] = {}
+    seen: dict[str, dict[int, Item]] = {}  # id(element) -> element of each changed collection
     budget = 4 * max_apis
     for name in (set(odoc) | set(new)) - {"version"}:
         o, n = odoc.get(name), new.get(name)
@@ -186,7 +187,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
         if _key_field(name) is None:
             return None  # keyless per-API collections: compiled whole
         old_objs = old.objs.get(name, {})
-        new_objs = dict(zip(map(id, n), n, strict=True))
+        new_objs = seen[name] = dict(zip(map(id, n), n, strict=True))
         if len(new_objs) != len(n):
             return None
         added_ids = new_objs.keys() - old_objs.keys()
@@ -206,7 +207,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
                   old.group_apis, old.pubs_by_api, old.vars_by_group, dict(old.rows_by_api), dict(old.rows_by_pub))
     for name in (set(odoc) | set(new)) - {"version"}:
         if odoc.get(name) is not new.get(name) and isinstance(new.get(name), list):
-            ix.objs[name] = dict(zip(map(id, new[name]), new[name], strict=True))
+            ix.objs[name] = seen.get(name) or dict(zip(map(id, new[name]), new[name], strict=True))
         elif name not in new:
             ix.objs.pop(name, None)
     for name, (removed, added) in changes.items():
