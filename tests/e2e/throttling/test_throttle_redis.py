@@ -30,10 +30,10 @@ SECONDS = 4.0
 # The tests saturate the gateways on purpose, on a 2-core machine shared with other jobs (and the
 # in-process ones run client and gateways on ONE event loop): a process can be descheduled for longer
 # than the 50 ms default deadline, which is scheduling lag, not Redis latency (the deadline already
-# allows a few loop turns to read a reply that arrived meanwhile). So these tests use a 1 s deadline
+# allows a few loop turns to read a reply that arrived meanwhile). So these tests use a 3 s deadline
 # and assert that no request fell back; the 50 ms default is exercised by test_throttle_outage.py and
 # by benchmarks/throttle_accuracy.py.
-INPROC = {"throttle_redis_timeout_ms": 1000}
+INPROC = {"throttle_redis_timeout_ms": 3000}
 
 
 def no_fallbacks(gws: list[Any]) -> None:
@@ -65,7 +65,7 @@ async def test_exact_across_gateways(make_gateway: Any, client: aiohttp.ClientSe
     doc = snapshot([mock_api("a1", "/a")], throttles=[policy("t1", 5, unit="HOUR")],
                    throttle_bindings=[binding("t1", "a1")])
     p = prefix()
-    gws = [await make_gateway(doc, redis_url=redis_url, throttle_key_prefix=p) for _ in range(3)]
+    gws = [await make_gateway(doc, redis_url=redis_url, throttle_key_prefix=p, **INPROC) for _ in range(3)]
     statuses = [(await get(client, gws[i % 3].url + "/a"))[0] for i in range(8)]
     assert statuses == [200] * 5 + [429] * 3
 
@@ -104,7 +104,7 @@ async def test_accuracy_api_limit_two_processes(tmp_path: Path, redis_url: str) 
     cfg.write_text(json.dumps(doc))
     run = prefix()  # own distribution prefix: do not adopt a snapshot other tests stored in this Redis
     env = {"GATEWAY_THROTTLE_KEY_PREFIX": run, "GATEWAY_DISTRIBUTION_PREFIX": f"gw{run}",
-           "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": "1000"}
+           "GATEWAY_THROTTLE_REDIS_TIMEOUT_MS": "3000"}
     procs = [GatewayProcess(str(cfg), free_port(), free_port(), redis_url, env) for _ in range(2)]
     try:
         await asyncio.gather(*(pr.wait_ready() for pr in procs))
