@@ -27,23 +27,27 @@ def _vpc_upstream(backend: dict[str, Any], build: BuildContext, path: str, schem
     return build_channel_upstream(backend, build.index, build.services, build.problems, path, scheme, cache)
 
 
+def _upstream(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext, path: str,
+              scheme: str) -> Upstream | None:
+    """Where an HTTP or GRPC backend sends its calls: a VPC channel's members, or one ``url_domain`` host:port."""
+    if backend.get("vpc_channel_status") == 1:
+        return _vpc_upstream(backend, build, path, scheme)
+    domain = substitute(str(backend.get("url_domain") or ""), draft.variables)
+    try:
+        host, port = parse_host_port(domain, scheme)
+    except (ValueError, KeyError):
+        build.problems.append(f"{path}.url_domain: {domain!r} is not host:port (env {draft.env_name})")
+        return None
+    return DirectUpstream(host, port, scheme)
+
+
 def http_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext, path: str) -> Target | None:
     scheme = "https" if backend.get("req_protocol") == "HTTPS" else "http"
     timeout = min(int(backend.get("timeout") or 5000), build.settings.max_backend_timeout_ms)
     retry = int(backend.get("retry_count", -1) if backend.get("retry_count") not in (None, "") else -1)
-    upstream: Upstream | None
-    if backend.get("vpc_channel_status") == 1:
-        upstream = _vpc_upstream(backend, build, path, scheme)
-        if upstream is None:
-            return None
-    else:
-        domain = substitute(str(backend.get("url_domain") or ""), draft.variables)
-        try:
-            host, port = parse_host_port(domain, scheme)
-        except (ValueError, KeyError):
-            build.problems.append(f"{path}.url_domain: {domain!r} is not host:port (env {draft.env_name})")
-            return None
-        upstream = DirectUpstream(host, port, scheme)
+    upstream = _upstream(backend, draft, build, path, scheme)
+    if upstream is None:
+        return None
     ssl_ctx = None
     if scheme == "https":
         ssl_ctx = tls.backend_ssl(backend, build.index, build.settings, build.problems, path)
@@ -53,19 +57,9 @@ def http_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildConte
 def grpc_target(backend: dict[str, Any], draft: EndpointDraft, build: BuildContext, path: str) -> Target | None:
     scheme = "http" if backend.get("req_protocol") == "HTTP" else "https"
     timeout = min(int(backend.get("timeout") or 5000), build.settings.max_backend_timeout_ms)
-    upstream: Upstream | None
-    if backend.get("vpc_channel_status") == 1:
-        upstream = _vpc_upstream(backend, build, path, scheme)
-        if upstream is None:
-            return None
-    else:
-        domain = substitute(str(backend.get("url_domain") or ""), draft.variables)
-        try:
-            host, port = parse_host_port(domain, scheme)
-        except (ValueError, KeyError):
-            build.problems.append(f"{path}.url_domain: {domain!r} is not host:port (env {draft.env_name})")
-            return None
-        upstream = DirectUpstream(host, port, scheme)
+    upstream = _upstream(backend, draft, build, path, scheme)
+    if upstream is None:
+        return None
     ctx = grpc.client_context(build.services) if scheme == "https" else None
     return grpc.GrpcTarget(build.services, scheme, upstream, timeout, ctx)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,6 +150,23 @@ def parse_date(value: str) -> datetime | None:
                         int(value[13:15]), tzinfo=UTC)
     except ValueError:
         return None
+
+
+def check_date(raw_date: str | None, skew: float) -> tuple[str, str | None]:
+    """A call's ``X-Sdk-Date`` (stripped) and why it is unacceptable (missing, malformed, more than ``skew``
+    seconds from now), or None when it is fine. The one clock-skew window of every SDK-HMAC-SHA256 verifier
+    (APP signatures, IAM AK/SK calls)."""
+    if not raw_date:
+        return "", "x-sdk-date not found"
+    sdk_date = raw_date.strip()
+    when = parse_date(sdk_date)
+    if when is None:
+        return sdk_date, "invalid x-sdk-date, expected the form 20240326T030801Z"
+    now = time.time()
+    if abs(now - when.timestamp()) > skew:
+        server = format_date(datetime.fromtimestamp(now, UTC))
+        return sdk_date, f"signature expired, signature time:{sdk_date},server time:{server}"
+    return sdk_date, None
 
 
 def format_date(when: datetime | None = None) -> str:

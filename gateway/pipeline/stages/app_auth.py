@@ -23,8 +23,6 @@ order 30 ``app_checks`` then: app status (2 = frozen -> APIG.0502, 405), the app
 from __future__ import annotations
 
 import ipaddress
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gateway.core.errors import app_auth_failure, app_frozen, app_header_missing, app_ip_denied, app_unauthorized
@@ -115,17 +113,9 @@ class AppAuthenticator:
         if creds is None:
             raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
                                    "(Access=..., SignedHeaders=..., Signature=...)")
-        raw_date = ctx.headers.get(sdk_signer.HEADER_DATE)
-        if not raw_date:
-            raise app_auth_failure("x-sdk-date not found")
-        sdk_date = raw_date.strip()
-        when = sdk_signer.parse_date(sdk_date)
-        if when is None:
-            raise app_auth_failure("invalid x-sdk-date, expected the form 20240326T030801Z")
-        now = time.time()
-        if abs(now - when.timestamp()) > self.skew:
-            raise app_auth_failure(f"signature expired, signature time:{sdk_date},"
-                                   f"server time:{sdk_signer.format_date(datetime.fromtimestamp(now, UTC))}")
+        sdk_date, problem = sdk_signer.check_date(ctx.headers.get(sdk_signer.HEADER_DATE), self.skew)
+        if problem is not None:
+            raise app_auth_failure(problem)
         app = self.registry.by_key.get(creds.access)
         if app is None:
             raise app_auth_failure(f"app not found, appkey {creds.access[:200]}")

@@ -22,9 +22,7 @@ signature compared in constant time ("verify aksk signature fail").
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import iam_failure
@@ -99,17 +97,9 @@ class AkSkVerifier:
             raise iam_failure("authorization is not an SDK-HMAC-SHA256 signature "
                            "(Access=..., SignedHeaders=..., Signature=...)")
         headers = ctx.headers
-        raw_date = headers.get(sdk_signer.HEADER_DATE)
-        if not raw_date:
-            raise iam_failure("x-sdk-date not found")
-        sdk_date = raw_date.strip()
-        when = sdk_signer.parse_date(sdk_date)
-        if when is None:
-            raise iam_failure("invalid x-sdk-date, expected the form 20240326T030801Z")
-        now = time.time()
-        if abs(now - when.timestamp()) > self.skew:
-            raise iam_failure(f"signature expired, signature time:{sdk_date},"
-                           f"server time:{sdk_signer.format_date(datetime.fromtimestamp(now, UTC))}")
+        sdk_date, problem = sdk_signer.check_date(headers.get(sdk_signer.HEADER_DATE), self.skew)
+        if problem is not None:
+            raise iam_failure(problem)
         key = self.keys.get(creds.access)
         if key is None or not key.active:
             raise iam_failure("Get secretKey failed,ak:******,err:ak not exist")
