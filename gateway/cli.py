@@ -18,9 +18,10 @@ import signal
 import sys
 from typing import Any
 
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import load_settings, parse_assignment, parse_workers, split_listen
 from gateway.lib.redis_conn import target_from_settings
-from gateway.snapshot.load import SnapshotError, load_path
+from gateway.snapshot.load import load_path
 
 log = logging.getLogger("gateway")
 

@@ -23,6 +23,7 @@ import weakref
 from typing import Any
 
 from gateway.compiler.targets import BACKEND_FIELD, TARGETS, policy_lists
+from gateway.core.errors import SnapshotError
 from gateway.model.plan import BackendPlan, MappingPlan, UriTemplate
 from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
@@ -34,7 +35,6 @@ from gateway.pipeline.stages import tls
 from gateway.pipeline.stages.params import compile_mapping
 from gateway.snapshot import custom_log
 from gateway.snapshot.collections import RELEASE_ENV_ID, RELEASE_ENV_NAME, served_definition
-from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import Index
 from gateway.snapshot.validate import validate as validate_with
 

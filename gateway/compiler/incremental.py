@@ -26,13 +26,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.compiler.compiler import compile_endpoint, index_of, new_version, remember_index, validate
+from gateway.core.errors import SnapshotError
 from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
 from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
 from gateway.pipeline.spec import BuildContext, Chain, EndpointDraft
 from gateway.snapshot.collections import served_definition
 from gateway.snapshot.delta import ChangePlan
-from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import Index
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from gateway.control.port import ControlPort, VersionConflict
+from gateway.core.errors import SnapshotError
 from gateway.model.runtime import Runtime
-from gateway.snapshot.load import SnapshotError, parse_bytes
+from gateway.snapshot.load import parse_bytes
 
 MASK = "******"
 # No vendor code exists for a failed If-Match; ours, documented in docs/admin-api.md.

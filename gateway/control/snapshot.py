@@ -28,7 +28,8 @@ from gateway.control.common import (
 )
 from gateway.control.port import ControlPort
 from gateway.control.store import DocumentStore
-from gateway.snapshot.load import SnapshotError, parse_bytes
+from gateway.core.errors import SnapshotError
+from gateway.snapshot.load import parse_bytes
 
 log = logging.getLogger("gateway.control.app")
 

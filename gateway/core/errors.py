@@ -9,6 +9,9 @@ errors into HTTP responses, so every error a caller sees has the same shape.
 The table of default statuses is spec 02 §10.2 / 03 §6c; the codes and messages are spec 03 §6b. Every
 error a stage raises is made by a named constructor in this module (the catalogue at the end, grouped by
 stage), so the type / code / status table is reviewable in one place.
+
+:class:`SnapshotError` is the config-time counterpart: a snapshot (file, push, import) that cannot be
+loaded, validated or compiled, with every problem as ``path: reason``. It never reaches a caller.
 """
 
 from __future__ import annotations
@@ -78,6 +81,15 @@ class GatewayError(Exception):
         resolved = status if status is not None else default
         self.status: int = resolved if resolved is not None else (500 if "5XX" in error_type else 400)
         self.headers = headers
+
+
+class SnapshotError(Exception):
+    """Config time, not request time: a snapshot that cannot be loaded or compiled; ``problems`` lists
+    each as ``path: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+        self.problems = problems
 
 
 # Ready-made constructors for the errors raised from more than one place.

@@ -174,6 +174,19 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise ValueError(f"--set {text!r}: {raw!r} is not a valid value for {name}") from None
 
 
+# Settings.latency_headers -> RequestContext.latency_mode
+LATENCY_OFF, LATENCY_DEBUG, LATENCY_ALWAYS = 0, 1, 2
+LATENCY_MODES = {"off": LATENCY_OFF, "debug": LATENCY_DEBUG, "always": LATENCY_ALWAYS}
+
+
+def latency_mode(setting: str) -> int:
+    """Parse ``Settings.latency_headers`` (``always`` | ``debug`` | ``off``); ValueError names the choices."""
+    try:
+        return LATENCY_MODES[setting.strip().lower()]
+    except KeyError:
+        raise ValueError(f"latency_headers: must be one of always, debug, off (got {setting!r})") from None
+
+
 def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     s = Settings()
@@ -184,6 +197,7 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
     for key, value in (overrides or {}).items():
         if value is not None:
             setattr(s, key, value)
+    latency_mode(s.latency_headers)  # a bad value is refused at start, with the settings' other errors
     return s
 
 

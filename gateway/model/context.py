@@ -21,6 +21,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy, MultiMapping
 
 from gateway.core.errors import GatewayError, bad_body, body_timeout, body_too_large
+from gateway.core.settings import LATENCY_ALWAYS, LATENCY_OFF
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Endpoint, GroupRuntime, Runtime
@@ -52,19 +53,6 @@ class _RequestIds:
 
 
 new_request_id = _RequestIds()
-
-
-# Settings.latency_headers -> RequestContext.latency_mode
-LATENCY_OFF, LATENCY_DEBUG, LATENCY_ALWAYS = 0, 1, 2
-LATENCY_MODES = {"off": LATENCY_OFF, "debug": LATENCY_DEBUG, "always": LATENCY_ALWAYS}
-
-
-def latency_mode(setting: str) -> int:
-    """Parse ``Settings.latency_headers`` (``always`` | ``debug`` | ``off``)."""
-    try:
-        return LATENCY_MODES[setting.strip().lower()]
-    except KeyError:
-        raise SystemExit(f"settings.latency_headers: must be one of always, debug, off (got {setting!r})") from None
 
 
 class RequestContext:

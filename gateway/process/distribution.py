@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.core.aio import cancel_and_wait
+from gateway.core.errors import SnapshotError
 from gateway.lib.redis_conn import Client, RedisTarget, make_client
 from gateway.lib.redis_conn import close as close_client
 from gateway.process.reload import ClusterState, snapshot_id
 from gateway.process.transport import RETAIN_S, RedisTransport, keys, payload_key
 from gateway.snapshot.delta import apply_delta, doc_delta
-from gateway.snapshot.load import SnapshotError
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Runtime

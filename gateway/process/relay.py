@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.core.aio import cancel_and_wait
+from gateway.core.errors import SnapshotError
 from gateway.process.reload import ClusterState, snapshot_id
-from gateway.snapshot.load import SnapshotError
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Runtime

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.aio import cancel_and_wait
-from gateway.snapshot.load import SnapshotError, canonical, load_path
+from gateway.core.errors import SnapshotError
+from gateway.snapshot.load import canonical, load_path
 
 if TYPE_CHECKING:
     from gateway.process.server import Gateway

@@ -25,10 +25,10 @@ from gateway.compiler import build_runtime
 from gateway.compiler.incremental import compile_change
 from gateway.control.app import check_admin_exposure, create_admin_app
 from gateway.control.port import VersionConflict
-from gateway.core.errors import GatewayError
-from gateway.core.settings import Settings, split_listen
+from gateway.core.errors import GatewayError, SnapshotError
+from gateway.core.settings import Settings, latency_mode, split_listen
 from gateway.lib.sites import ProtocolSite
-from gateway.model.context import RequestContext, latency_mode, new_request_id
+from gateway.model.context import RequestContext, new_request_id
 from gateway.model.runtime import Runtime
 from gateway.model.services import Services
 from gateway.observe import accesslog, kafka_log, metrics
@@ -41,7 +41,7 @@ from gateway.process.http1 import Http1Server
 from gateway.process.https import start_https
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.delta import ChangePlan, DocIndex, plan_change, remember
-from gateway.snapshot.load import SnapshotError, load_path
+from gateway.snapshot.load import load_path
 
 log = logging.getLogger("gateway")
 

@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.core.errors import SnapshotError
 from gateway.snapshot.collections import COLLECTIONS, CONTROL_PLANE_ONLY
-from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.validate import Index
 
 Doc = dict[str, Any]

@@ -13,13 +13,7 @@ from typing import Any
 import orjson
 import yaml
 
-
-class SnapshotError(Exception):
-    """A snapshot that cannot be loaded; ``problems`` lists each as ``path: reason``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
-        self.problems = problems
+from gateway.core.errors import SnapshotError
 
 
 def parse_bytes(data: bytes, source: str = "body", content_type: str | None = None) -> dict[str, Any]:

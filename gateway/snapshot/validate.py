@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.core.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES
+from gateway.core.errors import RESPONSE_TYPE_ALIASES, RESPONSE_TYPES, SnapshotError
 from gateway.snapshot.collections import (
     COLLECTIONS,
     RELEASE_ENV_ID,
@@ -27,7 +27,6 @@ from gateway.snapshot.collections import (
     TOP_LEVEL_SCALARS,
     served_definition,
 )
-from gateway.snapshot.load import SnapshotError
 from gateway.snapshot.schema import Obj, check, check_field, check_unique_ids, did_you_mean
 
 ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")

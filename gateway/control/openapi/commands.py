@@ -12,7 +12,8 @@ from typing import Any
 from gateway.control.openapi.exporter import export_openapi
 from gateway.control.openapi.importer import import_openapi, merge_fragment
 from gateway.control.openapi.routes import dump
-from gateway.snapshot.load import SnapshotError, load_path, parse_bytes
+from gateway.core.errors import SnapshotError
+from gateway.snapshot.load import load_path, parse_bytes
 
 
 def _write(data: bytes, out: str | None) -> None:

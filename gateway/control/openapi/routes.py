@@ -20,7 +20,8 @@ from gateway.control.openapi.exporter import export_openapi
 from gateway.control.openapi.importer import import_openapi, merge_fragment, resolve_existing, resolve_extended
 from gateway.control.store import DocumentStore
 from gateway.control.v2 import PREFIX
-from gateway.snapshot.load import SnapshotError, parse_bytes
+from gateway.core.errors import SnapshotError
+from gateway.snapshot.load import parse_bytes
 
 
 def _parse_definition(data: bytes, content_type: str | None = None) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from typing import Any
 from gateway.compiler import validate
 from gateway.control.common import AdminError, new_id, now_iso, strip_item_prefix
 from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item
+from gateway.core.errors import SnapshotError
 from gateway.snapshot.collections import served_definition
 from gateway.snapshot.delta import check_document
-from gateway.snapshot.load import SnapshotError
 
 DRAFTS = "api_drafts"
 VERSIONS = "api_versions"

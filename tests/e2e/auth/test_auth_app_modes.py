@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.snapshot.load import SnapshotError
+from gateway.core.errors import SnapshotError
 from tests.support.auth_helpers import APP_KEY, APP_SECRET, app, auth_api, call, error_of, grant
 from tests.support.helpers import snapshot
 from tests.support.throttle_helpers import binding, policy

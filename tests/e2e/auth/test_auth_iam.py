@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.snapshot.load import SnapshotError
+from gateway.core.errors import SnapshotError
 from tests.support.auth_helpers import auth_api, call, ec_key, error_of, iam_token, jwks, public_pem, rsa_key
 from tests.support.helpers import snapshot
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.lib.sdk_signer import sign_request
-from gateway.snapshot.load import SnapshotError
 from tests.support.auth_helpers import auth_api, call, error_of
 from tests.support.helpers import GROUP_HOST, snapshot
 from tests.support.throttle_helpers import binding, policy

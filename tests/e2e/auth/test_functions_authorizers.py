@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gateway.compiler import build_runtime
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import load_settings
 from gateway.model.services import Services
-from gateway.snapshot.load import SnapshotError
 from tests.support import functions_helpers as fh
 from tests.support.functions_helpers import (
     authorizer_record,

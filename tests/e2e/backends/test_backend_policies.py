@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 
 from gateway.compiler import build_runtime
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import load_settings
 from gateway.model.services import Services
 from gateway.pipeline import chain
 from gateway.pipeline.spec import Stage, StageSpec
-from gateway.snapshot.load import SnapshotError
 from tests.support.channels_helpers import NamedBackend, channel, start_backends
 from tests.support.helpers import http_api, snapshot
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gateway.compiler import validate
-from gateway.snapshot.load import SnapshotError
+from gateway.core.errors import SnapshotError
 from tests.support.channels_helpers import NamedBackend, channel, channel_api, start_backends
 from tests.support.cluster_helpers import wait_for
 from tests.support.helpers import snapshot

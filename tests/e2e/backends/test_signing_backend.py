@@ -236,9 +236,9 @@ async def test_signing_failure_is_apig_0705(make_gateway, signed_backend) -> Non
 
 def _problems(doc: dict[str, Any]) -> list[str]:
     from gateway.compiler import compile_snapshot, validate
+    from gateway.core.errors import SnapshotError
     from gateway.core.settings import Settings
     from gateway.model.services import Services
-    from gateway.snapshot.load import SnapshotError
 
     try:
         compile_snapshot(validate(doc), Services(Settings()))

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from gateway.core.errors import SnapshotError
 from gateway.process.reload import ClusterState, FileWatcher, load_file, reload_file
-from gateway.snapshot.load import SnapshotError
 from tests.support.cluster_helpers import PortBackend, get_json, start_backend, wait_for, write_doc
 from tests.support.helpers import http_api, mock_api, snapshot
 

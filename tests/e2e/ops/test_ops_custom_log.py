@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.observe.accesslog import FIELDS, access_log_of
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import mock_api, snapshot
 
 

@@ -8,8 +8,8 @@ import socket
 import aiohttp
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.observe.metrics import metrics_of, register_gauge_source
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import GROUP_HOST, http_api, mock_api, snapshot
 from tests.support.ops_helpers import OPS_CHAIN, scrape, total, value
 

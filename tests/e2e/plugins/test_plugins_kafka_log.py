@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.observe.kafka_log import EXTRAS_KEY, KafkaLogHook
-from gateway.snapshot.load import SnapshotError
 from tests.conftest import free_port
 from tests.support.helpers import http_api, mock_api, snapshot
 from tests.support.kafka_helpers import Broker, broker_binary, consume, wait_for

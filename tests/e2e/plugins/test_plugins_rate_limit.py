@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.pipeline.spec import Chain
-from gateway.snapshot.load import SnapshotError
 from tests.conftest import free_port
 from tests.support.helpers import mock_api, snapshot
 from tests.support.plugins_helpers import bind, plugin

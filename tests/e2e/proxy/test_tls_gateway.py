@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.compiler import compile_snapshot, validate
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import Settings
 from gateway.model.services import Services
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import GROUP_HOST, http_api, mock_api, snapshot
 from tests.support.tls_helpers import TestCA, client_ssl, server_ssl
 

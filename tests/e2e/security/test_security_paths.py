@@ -188,7 +188,7 @@ async def test_backend_header_with_bare_line_break_is_a_502(make_gateway, upstre
 
 def test_configured_response_headers_with_line_breaks_are_rejected_at_load() -> None:
     from gateway.compiler import validate
-    from gateway.snapshot.load import SnapshotError
+    from gateway.core.errors import SnapshotError
     from tests.support.helpers import mock_api
 
     api = mock_api("m", "/m")

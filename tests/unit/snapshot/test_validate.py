@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from gateway.compiler import build_runtime
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import Settings
 from gateway.model.services import Services
-from gateway.snapshot.load import SnapshotError, load_path, parse_bytes
+from gateway.snapshot.load import load_path, parse_bytes
 from tests.support.helpers import RELEASE, http_api, mock_api, snapshot
 
 

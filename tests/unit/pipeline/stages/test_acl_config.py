@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.compiler import validate
+from gateway.core.errors import SnapshotError
 from gateway.lib.ipset import IpSet, ip_key, parse_entry
-from gateway.snapshot.load import SnapshotError
 from tests.support.auth_helpers import APP_CODE, app, grant
 from tests.support.helpers import RELEASE, mock_api, snapshot
 

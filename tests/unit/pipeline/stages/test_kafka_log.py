@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.core.errors import SnapshotError
 from gateway.pipeline.stages.kafka_log import KafkaLogPlan
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import mock_api, snapshot
 from tests.support.plugins_helpers import bind, plugin
 from tests.support.stage_harness import compile_doc, endpoint

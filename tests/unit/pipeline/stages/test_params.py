@@ -27,7 +27,7 @@ async def test_valid_defaulted_and_refused_values() -> None:
 def test_unknown_system_parameter_is_a_snapshot_problem() -> None:
     import pytest
 
-    from gateway.snapshot.load import SnapshotError
+    from gateway.core.errors import SnapshotError
 
     api = mock_api("a", "/a", backend_params=[{"name": "x", "location": "HEADER", "origin": "SYSTEM",
                                                 "value": "$context.nope"}])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.compiler import build_runtime
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import Settings
 from gateway.model.services import Services
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import RELEASE, mock_api, snapshot
 from tests.support.plugins_helpers import bind, plugin
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.snapshot.load import SnapshotError
+from gateway.core.errors import SnapshotError
 from tests.support.helpers import mock_api, snapshot
 from tests.support.plugins_helpers import bind, plugin
 from tests.support.stage_harness import compile_doc, endpoint, request_context, run_stage, stage_of

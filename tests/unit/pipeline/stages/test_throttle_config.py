@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from gateway.compiler import build_runtime, validate
+from gateway.core.errors import SnapshotError
 from gateway.core.settings import load_settings
 from gateway.model.services import Services
-from gateway.snapshot.load import SnapshotError
 from tests.support.helpers import RELEASE, mock_api, snapshot
 from tests.support.throttle_helpers import app, binding, policy, pub
 
