@@ -370,7 +370,8 @@ class HttpTarget:
         if small:
             # small bodies: one buffer, one write of head + body
             try:
-                body = await upstream.read(timeout)
+                buffered = upstream.take_buffered()
+                body = buffered if buffered is not None else await upstream.read(timeout)
             except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
                 raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
             ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
@@ -425,6 +426,8 @@ class _Response(Protocol):
     @property
     def chunked(self) -> bool: ...
 
+    def take_buffered(self) -> bytes | None: ...
+
     async def read(self, timeout: float | None = None) -> bytes: ...
 
     def iter_chunks(self, timeout: float | None = None) -> AsyncIterator[bytes]: ...
@@ -447,6 +450,9 @@ class _AiohttpResponse:
     @property
     def chunked(self) -> bool:
         return "chunked" in self._resp.headers.get("Transfer-Encoding", "").lower()
+
+    def take_buffered(self) -> bytes | None:
+        return None
 
     async def read(self, timeout: float | None = None) -> bytes:
         return await self._resp.read()

@@ -156,8 +156,15 @@ class UpstreamResponse:
         self.reason = reason
         self.version = version
         self.headers = headers
-        te = ",".join(headers.getall("Transfer-Encoding", ())).lower()
-        cl = content_length(headers.getall("Content-Length", []))
+        tes = headers.getall("Transfer-Encoding", None)
+        te = ",".join(tes).lower() if tes else ""
+        cls = headers.getall("Content-Length", None)
+        if cls is None:
+            cl = None
+        elif len(cls) == 1 and _DIGITS_RX.fullmatch(cls[0]) is not None:
+            cl = int(cls[0])  # the common case: one plain value
+        else:
+            cl = content_length(cls)
         conn_hdr = headers.get("Connection", "").lower()
         self._keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
         self.content_length: int | None = None
@@ -201,15 +208,25 @@ class UpstreamResponse:
             self._done = True
             self._client._discard(self._conn)
 
-    async def read(self, timeout: float | None = None) -> bytes:
+    def take_buffered(self) -> bytes | None:
+        """The whole Content-Length body when it is already buffered (the common small answer), else None."""
         conn = self._conn
         if self._mode == "length" and not self._done and len(conn.buf) >= self._remaining:
-            # the whole (small) body is already here: one slice, no iterator (the common case)
             n = self._remaining
-            body = bytes(conn.buf[:n])
-            del conn.buf[:n]
+            if len(conn.buf) == n:
+                body = bytes(conn.buf)
+                conn.buf.clear()
+            else:
+                body = bytes(conn.buf[:n])
+                del conn.buf[:n]
             self._remaining = 0
             self._finish()
+            return body
+        return None
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        body = self.take_buffered()  # the whole (small) body is already here: one slice, no iterator
+        if body is not None:
             return body
         parts = [chunk async for chunk in self.iter_chunks(timeout)]
         return b"".join(parts)
@@ -319,11 +336,11 @@ class H1Client:
             self._default_ssl = ssl_mod.create_default_context(cafile=self._ca_file)
         return self._default_ssl
 
-    async def _acquire(self, key: tuple[Any, ...], host: str, port: int,
-                       ctx: ssl_mod.SSLContext | None) -> _Conn:
+    def _idle(self, key: tuple[Any, ...]) -> _Conn | None:
+        """A usable idle keep-alive connection of ``key``'s pool, without a coroutine (the common case)."""
         pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _Pool()
+        if pool is None or not pool.idle:
+            return None
         now = time.monotonic()
         while pool.idle:
             conn = pool.idle.pop()
@@ -332,6 +349,16 @@ class H1Client:
                 pool.active -= 1
                 continue
             conn.reused = True
+            return conn
+        return None
+
+    async def _acquire(self, key: tuple[Any, ...], host: str, port: int,
+                       ctx: ssl_mod.SSLContext | None) -> _Conn:
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool()
+        conn = self._idle(key)
+        if conn is not None:
             return conn
         while pool.active >= self.per_host:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -384,10 +411,16 @@ class H1Client:
         ctx = self._ssl(scheme, ssl)
         key = (scheme, host, port, id(ctx))
         for fresh_try in (False, True):
-            conn = await self._acquire(key, host, port, ctx)
+            conn = self._idle(key) or await self._acquire(key, host, port, ctx)
             sent_on_reused = conn.reused
             try:
-                await self._send(conn, method, target, headers, body)
+                if self._write_head(conn, method, target, headers, body):
+                    assert body is not None and not isinstance(body, bytes)
+                    await self._send_stream(conn, body, "Content-Length" not in headers)
+                else:
+                    drain = conn._drain
+                    if drain is not None and not drain.done():
+                        await drain
                 return await self._read_head(conn, method == "HEAD")
             except (ConnectionError, UpstreamError, OSError) as exc:
                 self._discard(conn)
@@ -402,8 +435,9 @@ class H1Client:
                 raise
         raise UpstreamError("unreachable")  # pragma: no cover
 
-    async def _send(self, conn: _Conn, method: str, target: str, headers: CIMultiDict[str],
-                    body: bytes | AsyncIterator[bytes] | None) -> None:
+    def _write_head(self, conn: _Conn, method: str, target: str, headers: CIMultiDict[str],
+                    body: bytes | AsyncIterator[bytes] | None) -> bool:
+        """Write the request head (and a bytes body); True when a streamed body must follow (:meth:`_send_stream`)."""
         transport = conn.transport
         if transport is None or conn.closed:
             raise _StaleConnection("connection closed before sending")
@@ -419,30 +453,33 @@ class H1Client:
                 lines.append(f"Content-Length: {len(body)}")
         elif streaming and not has_length:
             lines.append("Transfer-Encoding: chunked")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        lines.append("\r\n")
+        head = "\r\n".join(lines).encode("latin-1", "replace")
         if isinstance(body, bytes):
             transport.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 transport.write(body)
-            await conn.drain()
-            return
+            return False
         transport.write(head)
-        if streaming:
-            assert body is not None and not isinstance(body, bytes)
-            chunked = not has_length
-            async for chunk in body:
-                if conn.closed:
-                    raise ConnectionResetError("backend closed the connection while receiving the body")
-                if not chunk:
-                    continue
-                if chunked:
-                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                else:
-                    transport.write(chunk)
-                await conn.drain()
+        return streaming
+
+    async def _send_stream(self, conn: _Conn, body: AsyncIterator[bytes], chunked: bool) -> None:
+        """Stream a request body after its head, honouring the transport's back-pressure."""
+        transport = conn.transport
+        assert transport is not None
+        async for chunk in body:
+            if conn.closed:
+                raise ConnectionResetError("backend closed the connection while receiving the body")
+            if not chunk:
+                continue
             if chunked:
-                transport.write(b"0\r\n\r\n")
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                transport.write(chunk)
             await conn.drain()
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+        await conn.drain()
 
     async def _read_head(self, conn: _Conn, head_request: bool) -> UpstreamResponse:
         got_any = False
