@@ -257,6 +257,7 @@ def _check_copies_with(index: Index, checks: tuple[Check, ...], problems: list[s
         return
     shadow = copy.copy(index)
     shadow.doc = {**index.doc, "apis": [defn for _, _, defn in copies]}
+    shadow.by_id = dict(index.by_id)
     shadow.derived = {}
     found: list[str] = []
     for extra in checks:

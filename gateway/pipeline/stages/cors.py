@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gateway.model.context import set_latency_headers
+from gateway.snapshot.collections import served_definition
 from gateway.snapshot.plugins import BoundPlugin, bound_plugin
 from gateway.snapshot.schema import B, Field, I, Obj, check
 from gateway.snapshot.validate import Index
@@ -154,11 +155,14 @@ def validate(content: dict[str, Any], path: str, problems: list[str], index: Ind
 
 def check_methods(index: Index, by_pub: dict[tuple[str, str], dict[str, BoundPlugin]], problems: list[str]) -> None:
     """Vendor rule: the API's request method must be one of the plug-in's allow_methods."""
-    for (api_id, _env_id), plugins in by_pub.items():
+    for (api_id, env_id), plugins in by_pub.items():
         bp = plugins.get("cors")
         api = index.by_id["apis"].get(api_id)
         if bp is None or api is None:
             continue
+        pub = next((p for p in index.publishes_by_api.get(api_id, []) if str(p.get("env_id")) == env_id), None)
+        if pub is not None:
+            api = served_definition(api, pub)  # the definition that environment serves
         method = str(api.get("req_method"))
         if method != "ANY" and method not in bp.config.methods.split(","):
             problems.append(f"{bp.path}.plugin_content.allow_methods: does not include {method}, "

@@ -155,3 +155,15 @@ def test_seed_examples_load() -> None:
     ep = rt.endpoints[("a", RELEASE)]
     assert ep.cors is not None and len(ep.response_hooks) == 2  # Vary: Origin + set_resp_headers
     assert type(ep.backend.target).__name__ == "BreakerTarget"
+
+
+def test_cors_methods_are_checked_against_the_definition_each_environment_serves() -> None:
+    doc = snapshot([mock_api("a", "/a")], envs=["TEST"], publish_in=["env-test"],
+                   plugins=[plugin("p1", "cors", CORS)], plugin_bindings=[bind("b1", "p1", "a", "env-test")])
+    load(doc)
+    doc["publishes"][1]["api_definition"] = mock_api("a", "/a", method="DELETE")  # TEST serves another version
+    assert any(p.startswith("plugins[0].plugin_content.allow_methods: does not include DELETE")
+               for p in problems_of(doc))
+    doc["publishes"][1].pop("api_definition")
+    doc["publishes"][0]["api_definition"] = mock_api("a", "/a", method="DELETE")  # RELEASE has no cors plug-in
+    load(doc)
