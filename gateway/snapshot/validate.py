@@ -289,11 +289,12 @@ def _backend_strings(api: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _check_apis(index: Index, problems: list[str]) -> None:
     routes: dict[tuple[str, str, str, str, str], str] = {}
+    copies = {id(p): i for i, p, _ in _copies(index)}  # publication -> its position, for those with a copy
     for i, api in enumerate(index.items("apis")):
         path = f"apis[{i}]"
         _check_api_fields(index, api, path, problems)
         _check_api_params(api, path, problems)
-        _check_api_publications(index, api, path, routes, problems)
+        _check_api_publications(index, api, path, routes, copies, problems)
 
 
 def _check_api_fields(index: Index, api: dict[str, Any], path: str, problems: list[str]) -> None:
@@ -358,19 +359,15 @@ def _check_api_params(api: dict[str, Any], path: str, problems: list[str]) -> No
 
 
 def _check_api_publications(index: Index, api: dict[str, Any], path: str,
-                            routes: dict[tuple[str, str, str, str, str], str], problems: list[str]) -> None:
+                            routes: dict[tuple[str, str, str, str, str], str], copies: dict[int, int],
+                            problems: list[str]) -> None:
     """Per publication (the definition it serves): every #variable# has a value, and no two APIs share a
     route in one environment."""
     gid = api.get("group_id")
     publishes = index.publishes_by_api.get(str(api.get("id")), [])
-    positions: dict[int, int] | None = None
     for pub in publishes:
         served = served_definition(api, pub)
-        where = path
-        if served is not api:
-            if positions is None:
-                positions = {id(p): i for i, p in enumerate(index.items("publishes"))}
-            where = f"publishes[{positions.get(id(pub), 0)}].api_definition"
+        where = path if served is api else f"publishes[{copies.get(id(pub), 0)}].api_definition"
         uri: str = served["req_uri"] if isinstance(served.get("req_uri"), str) else ""
         eid = str(pub.get("env_id"))
         scope = index.variables.get((str(gid), eid), {})
