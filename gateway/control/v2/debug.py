@@ -20,7 +20,7 @@ from gateway.control.common import AdminError, json_response, read_body
 from gateway.control.store import DocumentStore
 from gateway.control.v2.document import find, items
 from gateway.lib import sdk_signer
-from gateway.snapshot.collections import RELEASE_ENV_ID
+from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 MAX_SHOWN = 64 * 1024
 
@@ -51,9 +51,11 @@ async def debug_api(store: DocumentStore, request: web.Request) -> web.StreamRes
     stage = str(body.get("stage") or "RELEASE")
     envs = {str(e.get("name", "")).upper(): str(e.get("id")) for e in items(store.doc, "environments")}
     env_id = RELEASE_ENV_ID if stage.upper() == "RELEASE" else envs.get(stage.upper())
-    if env_id is None or not any(p.get("api_id") == api_id and p.get("env_id") == env_id
-                                 for p in items(store.doc, "publishes")):
+    pub = next((p for p in items(store.doc, "publishes") if p.get("api_id") == api_id and p.get("env_id") == env_id),
+               None) if env_id is not None else None
+    if pub is None:
         raise AdminError(400, "APIG.3015", f"The API is not published in environment {stage}")
+    api = served_definition(api, pub)  # the method and path that environment serves
     port = store.port.public_port
     if port is None:
         raise AdminError(503, "APIG.9999", "The public listener is not running")

@@ -115,6 +115,17 @@ async def test_snapshot_without_copies_serves_one_definition(make_gateway, clien
         status, res, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=doc)
         assert status == 200, res
         assert await _served(client, gw.url) == ((200, "pushed"), (200, "test copy"))
+        # the debug call defaults to the method and path the environment serves
+        doc["publishes"][1]["api_definition"] = mock_api("a1", "/vers-test", "moved copy", method="POST")
+        status, res, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=doc)
+        assert status == 200, res
+        status, dbg, _ = await call(admin, gw.admin_url, "POST", f"{V2}/apis/debug/a1",
+                                    json={"mode": "DEVELOPER", "scheme": "HTTP", "stage": "TEST"})
+        assert status == 200 and dbg["request"].startswith("POST /vers-test ") and dbg["response"].startswith(
+            "HTTP/1.1 200") and dbg["response"].endswith("moved copy"), dbg
+        doc["publishes"][1]["api_definition"] = mock_api("a1", "/vers", "test copy")
+        status, res, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=doc)
+        assert status == 200, res
         doc["publishes"][1]["api_definition"] = mock_api("a1", "/vers", "bad", method="FETCH")
         status, res, _ = await call(admin, gw.admin_url, "PUT", "/v1/snapshot", json=doc)
         assert status == 400 and any(p.startswith("publishes[1].api_definition.req_method: must be one of")
