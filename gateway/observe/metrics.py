@@ -6,7 +6,12 @@ listener). Every :class:`Gateway` (its
 :class:`Services`) owns its own ``CollectorRegistry``, so several gateways in one process never collide.
 
 Per-request cost: one dict probe for the endpoint's pre-bound label children (created on first use per
-(group, API, environment)), one counter increment, two or three histogram observations. Labels are bounded:
+(group, API, environment)), then plain-Python additions: the request counter and the three latency histograms
+are accumulated in :class:`_Hist` / int fields of that binding (a ``bisect`` and two additions each, no locks:
+each process serves from one event loop) and turned into Prometheus families when scraped
+(:class:`_LatencyCollector`). prometheus-client's own ``Histogram.observe`` took a lock per sum and bucket and
+cost several µs per request. Rarer events (retries, errors, aborts, gRPC codes) keep prometheus-client
+counters. Labels are bounded:
 group id, API id, API name and environment name from the compiled endpoint (never a raw path or header),
 plus the status class; a request that matched no API is counted under ``api="-"`` (and ``group="-"`` /
 ``env="-"`` when those are unknown). Process metrics (CPU, memory, file descriptors, GC) come from
@@ -27,6 +32,7 @@ conventions are read without registration (docs/operations.md "Metrics"):
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,13 +42,19 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from gateway.core import grpc_status
 from gateway.core.grpc_status import GRPC_STATUS_KEY
@@ -60,7 +72,36 @@ SOURCES_KEY = "metrics.sources"
 LABELS = ("group", "api", "api_name", "env")
 # seconds; covers a MOCK answer (sub-ms) up to the 60 s backend timeout cap
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LE = tuple(floatToGoString(b) for b in LATENCY_BUCKETS)
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+REQUESTS_DOC = "Requests answered, by API, environment and status class"
+DURATION_DOC = "Total time from arrival to the last byte handed to the client"
+OVERHEAD_DOC = ("Time the gateway itself spent on a request: total minus the time spent waiting for the backend "
+                "(response head and body)")
+BACKEND_DOC = "Time from sending to the backend to its response head (last attempt)"
+
+
+class _Hist:
+    """One latency histogram series: per-bucket (non-cumulative) counts, the last one for +Inf, and the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # first bucket whose bound >= the value
+        self.total += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for le, n in zip(_LE, self.counts, strict=False):
+            running += n
+            out.append((le, float(running)))
+        out.append(("+Inf", float(running + self.counts[-1])))
+        return out
 
 
 @dataclass(frozen=True)
@@ -98,11 +139,11 @@ class _Bound:
     def __init__(self, m: GatewayMetrics, labels: tuple[str, str, str, str]) -> None:
         self._m = m
         self.labels = labels
-        self.total = m.duration.labels(*labels)
-        self.overhead = m.overhead.labels(*labels)
-        self.backend: Any = None  # bound on the first backend answer: no empty series for MOCK APIs
+        self.total = _Hist()
+        self.overhead = _Hist()
+        self.backend: _Hist | None = None  # made on the first backend answer: no empty series for MOCK APIs
         self.retries = m.retries.labels(*labels)
-        self.by_class: dict[int, Any] = {}
+        self.by_class: dict[int, int] = {}  # status class (2 for 2xx ...) -> requests answered
         self.errors: dict[tuple[str, str], Any] = {}
 
 
@@ -113,18 +154,7 @@ class GatewayMetrics:
         self.services = services
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("apig_requests", "Requests answered, by API, environment and status class",
-                                (*LABELS, "status_class"), registry=r)
-        self.duration = Histogram("apig_request_duration_seconds",
-                                  "Total time from arrival to the last byte handed to the client",
-                                  LABELS, buckets=LATENCY_BUCKETS, registry=r)
-        self.overhead = Histogram("apig_gateway_overhead_seconds",
-                                  "Time the gateway itself spent on a request: total minus the time spent waiting "
-                                  "for the backend (response head and body)", LABELS, buckets=LATENCY_BUCKETS,
-                                  registry=r)
-        self.backend_duration = Histogram("apig_backend_duration_seconds",
-                                          "Time from sending to the backend to its response head (last attempt)",
-                                          LABELS, buckets=LATENCY_BUCKETS, registry=r)
+        r.register(_LatencyCollector(self))  # apig_requests and the three latency histograms
         self.retries = Counter("apig_backend_retries", "Backend attempts beyond the first (retry_count)",
                                LABELS, registry=r)
         self.errors = Counter("apig_errors", "Requests the gateway ended with an error response, by response type "
@@ -156,17 +186,16 @@ class GatewayMetrics:
             key = (group.id if group is not None else "-", "-", "-", ctx.env_name or "-")
         bound = self._bound.get(key) or self._bind(key)
         cls = ctx.status // 100
-        child = bound.by_class.get(cls)
-        if child is None:
-            child = bound.by_class[cls] = self.requests.labels(*key, _STATUS_CLASS.get(cls, "none"))
-        child.inc()
+        by_class = bound.by_class
+        by_class[cls] = by_class.get(cls, 0) + 1
         elapsed = ctx.elapsed_ms()
         bound.total.observe(elapsed / 1000.0)
         backend_ms = ctx.backend_ms
         if backend_ms is not None:
-            if bound.backend is None:
-                bound.backend = self.backend_duration.labels(*key)
-            bound.backend.observe(backend_ms / 1000.0)
+            backend = bound.backend
+            if backend is None:
+                backend = bound.backend = _Hist()
+            backend.observe(backend_ms / 1000.0)
             elapsed -= backend_ms + ctx.backend_body_ms
         bound.overhead.observe(max(elapsed, 0.0) / 1000.0)
         if ctx.retries:
@@ -187,6 +216,30 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LatencyCollector:
+    """``apig_requests`` and the latency histograms, built at scrape time from the per-binding accumulators."""
+
+    def __init__(self, m: GatewayMetrics) -> None:
+        self.m = m
+
+    def describe(self) -> list[Metric]:
+        return []  # series appear as APIs are called: collected at scrape time only
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("apig_requests", REQUESTS_DOC, labels=(*LABELS, "status_class"))
+        duration = HistogramMetricFamily("apig_request_duration_seconds", DURATION_DOC, labels=LABELS)
+        overhead = HistogramMetricFamily("apig_gateway_overhead_seconds", OVERHEAD_DOC, labels=LABELS)
+        backend = HistogramMetricFamily("apig_backend_duration_seconds", BACKEND_DOC, labels=LABELS)
+        for key, bound in list(self.m._bound.items()):
+            for cls, n in sorted(bound.by_class.items()):
+                requests.add_metric((*key, _STATUS_CLASS.get(cls, "none")), float(n))
+            duration.add_metric(key, bound.total.buckets(), bound.total.total)
+            overhead.add_metric(key, bound.overhead.buckets(), bound.overhead.total)
+            if bound.backend is not None:
+                backend.add_metric(key, bound.backend.buckets(), bound.backend.total)
+        yield from (requests, duration, overhead, backend)
 
 
 class _StateCollector:
