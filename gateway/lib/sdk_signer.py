@@ -78,6 +78,15 @@ def _unquote(text: str) -> str:
     return unquote(text) if "%" in text else text
 
 
+def split_target(raw_path: str) -> tuple[str, str]:
+    """A request target as signed: (path, raw query). An absolute-form target keeps only its path."""
+    path, _, query = raw_path.partition("?")
+    if "://" in path[:10]:  # absolute-form request target
+        rest = path.split("://", 1)[1]
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    return path or "/", query
+
+
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
     """Decoded (key, value) pairs of a raw query string, the way the SDK reads a URL.
 

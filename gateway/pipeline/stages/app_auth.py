@@ -55,14 +55,6 @@ def _auth_header_name(build: BuildContext) -> str:
     return "Authorization"
 
 
-def _split_target(raw_path: str) -> tuple[str, str]:
-    path, _, query = raw_path.partition("?")
-    if "://" in path[:10]:  # absolute-form request target
-        rest = path.split("://", 1)[1]
-        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-    return path or "/", query
-
-
 class AppAuthenticator:
     """The compiled APP authentication of one publication."""
 
@@ -131,7 +123,7 @@ class AppAuthenticator:
         if len(claimed) > 1:
             raise app_auth_failure("x-sdk-content-sha256 appears more than once")
         digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
-        path, query = _split_target(ctx.request.raw_path)
+        path, query = sdk_signer.split_target(ctx.request.raw_path)
         # sdk_date passed the fixed-format check: it is exactly what format_date(when) would give
         digests = [digest]
         if digest == sdk_signer.UNSIGNED_PAYLOAD:

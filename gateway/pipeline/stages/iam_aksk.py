@@ -69,14 +69,6 @@ class _Key:
     identity: AkSkIdentity
 
 
-def _split_target(raw_path: str) -> tuple[str, str]:
-    path, _, query = raw_path.partition("?")
-    if "://" in path[:10]:  # absolute-form request target
-        rest = path.split("://", 1)[1]
-        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-    return path or "/", query
-
-
 class AkSkVerifier:
     """The snapshot's access keys; :meth:`verify` checks one signed call."""
 
@@ -114,7 +106,7 @@ class AkSkVerifier:
         if len(claimed) > 1:
             raise iam_failure("x-sdk-content-sha256 appears more than once")
         digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
-        path, query = _split_target(ctx.request.raw_path)
+        path, query = sdk_signer.split_target(ctx.request.raw_path)
         ok = sdk_signer.verify(key.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
                                headers, creds.signed_headers, digest, sdk_date)
         if not ok:
