@@ -147,12 +147,16 @@ class DirectUpstream:
 def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
     """Copy headers except ``drop`` (lower-case names) and those named by ``Connection`` (RFC 9110 §7.6.1)."""
     conn = source.get("Connection")
-    tokens = {t.strip().lower() for t in conn.split(",")} if conn else ()
+    if not conn or (conn.lower() == "keep-alive" and "keep-alive" in drop):
+        tokens: Any = ()  # the usual "Connection: keep-alive" names nothing beyond ``drop``
+    else:
+        tokens = {t.strip().lower() for t in conn.split(",")}
+    add = target.add
     for key, value in source.items():
         low = key.lower()
         if low in drop or low in tokens:
             continue
-        target.add(key, value)
+        add(key, value)
 
 
 def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
