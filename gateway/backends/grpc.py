@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from gateway.model.context import RequestContext
     from gateway.model.services import Services
 
+REFUSED_STREAM = 0x7  # HTTP/2 error code: the stream was not processed
+MAX_REFUSALS = 3  # refused streams opened again per call
+REPLAY_LIMIT = 64 * 1024  # a streamed request body kept for opening a refused stream again, at most
 _POOL_KEY = "grpc.pool"
 _DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect", "grpc-timeout"}
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -66,6 +69,31 @@ def pool_of(services: Services) -> H2Pool:
 
 def _deadline_error() -> GatewayError:
     return backend_timeout("Backend timeout: the gRPC deadline expired.")
+
+
+class _SentBody:
+    """A streamed request body as sent so far, kept while it is small, for re-sending on a refused stream."""
+
+    __slots__ = ("chunks", "ended", "overflow", "refusals", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.ended = False
+        self.overflow = False
+        self.refusals = 0
+
+    def release(self) -> None:
+        self.overflow, self.chunks = True, []  # a new list: a pump still re-sending keeps the one it iterates
+
+    def keep(self, chunk: bytes) -> None:
+        if self.overflow:
+            return
+        self.size += len(chunk)
+        if self.size > REPLAY_LIMIT:
+            self.overflow, self.chunks = True, []
+        else:
+            self.chunks.append(chunk)
 
 
 class GrpcTarget:
@@ -124,11 +152,25 @@ class GrpcTarget:
         try:
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    stream = await pool.open_stream(breq.host, breq.port, self.ssl, breq.host.strip("[]")
-                                                    if self.ssl is not None else None,
-                                                    self._headers(ctx, breq, deadline))
-                    pump = asyncio.get_running_loop().create_task(self._pump(ctx, breq, stream))
-                    head, ended = await stream.response()
+                    sent = _SentBody()
+                    while True:
+                        stream = await pool.open_stream(breq.host, breq.port, self.ssl, breq.host.strip("[]")
+                                                        if self.ssl is not None else None,
+                                                        self._headers(ctx, breq, deadline))
+                        pump = asyncio.get_running_loop().create_task(self._pump(ctx, breq, stream, sent))
+                        try:
+                            head, ended = await stream.response()
+                            sent.release()  # answered: nothing will be re-sent
+                            break
+                        except H2ClientError as exc:
+                            # A refused stream (or one above a GOAWAY's last id) was not processed (RFC 9113
+                            # §8.7): open it again while what was sent can be sent again. A backend may still
+                            # count a stream whose end we saw against its limit (grpcio does, briefly).
+                            sent.refusals += 1
+                            if exc.code != REFUSED_STREAM or sent.refusals > MAX_REFUSALS or sent.overflow:
+                                raise
+                            pump.cancel()
+                            stream.cancel()
             except TimeoutError:
                 self.upstream.report(member, True)
                 raise _deadline_error() from None
@@ -144,8 +186,9 @@ class GrpcTarget:
             if stream is not None:
                 stream.cancel()  # no-op when it ended both ways; else the backend stops working for nobody
 
-    async def _pump(self, ctx: RequestContext, breq: BackendRequest, stream: Any) -> None:
-        """Caller's messages -> backend, under both flow controls."""
+    async def _pump(self, ctx: RequestContext, breq: BackendRequest, stream: Any, sent: _SentBody) -> None:
+        """Caller's messages -> backend, under both flow controls. What is sent is also kept in ``sent`` (up to
+        a bound) until the backend answers, so that a refused stream can be opened again."""
         try:
             body = breq.body
             if isinstance(body, bytes):
@@ -155,8 +198,13 @@ class GrpcTarget:
                 stream.end()
                 return
             assert isinstance(body, aiohttp.StreamReader)
-            async for chunk in body.iter_any():
+            for chunk in sent.chunks:  # a previous attempt's, refused: the caller does not send them twice
                 await stream.send(chunk)
+            if not sent.ended:
+                async for chunk in body.iter_any():
+                    sent.keep(chunk)  # before sending: a cancel while sending must not lose it
+                    await stream.send(chunk)
+                sent.ended = True
             stream.end()
         except BODY_ERRORS:
             stream.cancel()  # the caller cancelled or broke off: so does the backend call
