@@ -71,6 +71,17 @@ def _deadline_error() -> GatewayError:
     return backend_timeout("Backend timeout: the gRPC deadline expired.")
 
 
+def _answer_head(ctx: RequestContext, resp: web.StreamResponse, fields: list[tuple[str, str]]) -> None:
+    """The caller's answer head (always HTTP 200 for gRPC): the backend's fields, the gateway's own headers."""
+    h = resp.headers
+    for k, v in fields:
+        h.add(k, v)
+    h.update(ctx.response_headers)
+    h["X-Request-Id"] = ctx.request_id
+    set_latency_headers(ctx, h)
+    ctx.status = 200
+
+
 class _SentBody:
     """A streamed request body as sent so far, kept while it is small, for re-sending on a refused stream."""
 
@@ -222,13 +233,7 @@ class GrpcTarget:
         if ended:  # trailers-only answer (typically an error status)
             return self._trailers_only(ctx, fields)
         resp = web.StreamResponse(status=200)
-        h = resp.headers
-        for k, v in fields:
-            h.add(k, v)
-        h.update(ctx.response_headers)
-        h["X-Request-Id"] = ctx.request_id
-        set_latency_headers(ctx, h)
-        ctx.status = 200
+        _answer_head(ctx, resp, fields)
         ctx.finish_response(resp)
         try:
             writer = await resp.prepare(ctx.request)
@@ -270,13 +275,7 @@ class GrpcTarget:
 
     def _trailers_only(self, ctx: RequestContext, fields: list[tuple[str, str]]) -> web.Response:
         resp = web.Response(status=200)
-        h = resp.headers
-        for k, v in fields:
-            h.add(k, v)
-        h.update(ctx.response_headers)
-        h["X-Request-Id"] = ctx.request_id
-        set_latency_headers(ctx, h)
-        ctx.status = 200
+        _answer_head(ctx, resp, fields)
         ctx.extras[GRPC_STATUS_KEY] = _status_of(fields)
         return resp
 
