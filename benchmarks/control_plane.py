@@ -27,7 +27,6 @@ import multiprocessing as mp
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.throttle_common import ROOT as _ROOT  # noqa: E402
 from benchmarks.throttle_common import Gateway as _Gateway  # noqa: E402
-from benchmarks.throttle_common import Redis, free_port, wait_port  # noqa: E402
+from benchmarks.throttle_common import Redis  # noqa: E402
 from tests.support.bigdoc import RELEASE, big_document, group_host, make_api, probe_path  # noqa: E402
 
 V2 = "/v2/proj/apigw/instances/inst"
@@ -50,21 +48,7 @@ class Gateway(_Gateway):
 
     def __init__(self, doc: dict[str, Any], redis_url: str | None = None, extra: list[str] | None = None,
                  wait_s: float = 600.0) -> None:
-        import json
-        import subprocess
-
-        fd, self._path = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
-        self.port, self.admin_port = free_port(), free_port()
-        cmd = [sys.executable, "-m", "gateway", "run", "--config", self._path, "--listen",
-               f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin_port}", "--no-access-log",
-               "--log-level", "WARNING", *(extra or [])]
-        if redis_url:
-            cmd += ["--redis-url", redis_url]
-        self.proc = subprocess.Popen(cmd, cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.admin_port, wait_s)
-        wait_port(self.port, wait_s)
+        super().__init__(doc, redis_url, extra=extra, wait_s=wait_s)
 
 
 # --- compile figures (in this process) -----------------------------------------------------------------

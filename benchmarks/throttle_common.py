@@ -130,7 +130,7 @@ class Gateway:
     """A real ``python -m gateway run`` process."""
 
     def __init__(self, doc: dict[str, Any], redis_url: str | None = None, env: dict[str, str] | None = None,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, wait_s: float = 20.0) -> None:
         fd, self._path = tempfile.mkstemp(suffix=".json")
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
@@ -142,8 +142,8 @@ class Gateway:
             cmd += ["--redis-url", redis_url]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.admin_port)
-        wait_port(self.port)
+        wait_port(self.admin_port, wait_s)
+        wait_port(self.port, wait_s)
 
     @property
     def url(self) -> str:
