@@ -27,9 +27,10 @@ VERSION_CONFLICT_CODE = "APIG.1412"
 # Fields whose values are credentials: never returned by GET, kept when a PUT sends the mask back.
 SECRET_FIELDS = frozenset({"app_secret", "sign_secret", "private_key", "user_data", "app_code", "password",
                            "secret",  # the secret key of an iam_credentials record
-                           "sasl_password", "sas_password"})  # kafka_log plug-ins (inside plugin_content)
-# Fields that hold a JSON document in a string (plug-ins): masked and unmasked inside that document too.
-JSON_STRING_FIELDS = frozenset({"plugin_content"})
+                           "sasl_password", "sas_password",  # kafka_log plug-ins (inside plugin_content)
+                           "app_token_key"})  # the app_token feature (inside its config)
+# Fields that may hold a JSON document in a string (plug-ins, features): masked and unmasked inside that document too.
+JSON_STRING_FIELDS = frozenset({"plugin_content", "config"})  # plug-ins, gateway features
 
 
 class AdminError(Exception):
@@ -102,7 +103,9 @@ def _json_doc(value: Any) -> Any:
 
 
 def _mask_json_string(value: Any) -> Any:
-    doc = _json_doc(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return mask(value)
+    doc = _json_doc(value)
     return value if doc is None else orjson.dumps(mask(doc)).decode()
 
 

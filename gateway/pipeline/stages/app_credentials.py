@@ -35,16 +35,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.errors import app_auth_failure, service_unavailable
+from gateway.core.errors import app_auth_failure
 from gateway.pipeline.stages.app_tokens import (
-    ACCESS,
     DEFAULT_EXPIRE_S,
     DEFAULT_REFRESH_S,
     DEFAULT_URI,
     MAX_EXPIRE_S,
     TokenConfig,
     TokenService,
-    TokenStoreUnavailable,
+    access_app,
     token_endpoint,
 )
 from gateway.pipeline.stages.apps import App, AppRegistry, app_registry, code_digest
@@ -97,7 +96,8 @@ def token_config(index: Index) -> TokenConfig | None:
         return None
     return TokenConfig(uri=str(conf.get("app_token_uri") or DEFAULT_URI),
                        expire_s=_int(conf, "app_token_expire_time", DEFAULT_EXPIRE_S) or DEFAULT_EXPIRE_S,
-                       refresh_s=_int(conf, "refresh_token_expire_time", DEFAULT_REFRESH_S) or DEFAULT_REFRESH_S)
+                       refresh_s=_int(conf, "refresh_token_expire_time", DEFAULT_REFRESH_S) or DEFAULT_REFRESH_S,
+                       key=str(conf.get("app_token_key") or ""))
 
 
 def jwt_header(index: Index) -> str | None:
@@ -172,7 +172,7 @@ class CredentialModes:
         if auth:
             low = auth[:7].lower()
             if self.tokens is not None and low == "bearer ":
-                return await self._bearer(ctx, auth[7:].strip()), "app_token"
+                return self._bearer(ctx, auth[7:].strip()), "app_token"
             if self.basic and low[:6] == "basic ":
                 return self._basic(ctx, auth[6:].strip()), "app_basic"
         if self.secret or self.jwt_header:
@@ -236,15 +236,9 @@ class CredentialModes:
             raise app_auth_failure("verify signature fail")
         return app
 
-    async def _bearer(self, ctx: RequestContext, token: str) -> App:
-        assert self.tokens is not None
+    def _bearer(self, ctx: RequestContext, token: str) -> App:
         ctx.extras[USED_KEY] = ("Authorization",)
-        if not token or len(token) > 512 or not token.isascii():
-            raise app_auth_failure("token invalid or expired")
-        try:
-            app = await self.tokens.app_of(token, ACCESS, self.registry)
-        except TokenStoreUnavailable:
-            raise service_unavailable("token") from None
+        app = access_app(token, self.registry, self.token_cfg.key if self.token_cfg else "") if token else None
         if app is None:
             raise app_auth_failure("token invalid or expired")
         return app

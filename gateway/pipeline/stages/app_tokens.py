@@ -1,23 +1,29 @@
-"""App tokens (the ``app_token`` feature): an OAuth2 client-credentials token endpoint and token lookup.
+"""App tokens (the ``app_token`` feature): an OAuth2 client-credentials token endpoint and token checks.
 
 Role in the pipeline: the token endpoint is a gateway-owned path answered before routing (at
 ``app_token_uri``, default ``/v1/apigw/oauth2/token``); the Bearer check runs inside APP authentication
-(:mod:`gateway.pipeline.stages.app_credentials`). Tokens are random (256 bits), handed out once and stored
-only as their SHA-256 digest with the app id, the kind (access / refresh), a fingerprint of the app's
-secret and a TTL, in:
+(:mod:`gateway.pipeline.stages.app_credentials`).
 
-* Redis (``redis_url`` / ``redis_mode``), when configured: every node accepts every token, and tokens
-  survive restarts and config pushes;
-* else a per-process table kept in ``services.extras`` (survives config pushes, not restarts; with
-  ``--workers N`` each worker knows only the tokens it issued — configure Redis for several processes).
+Tokens are self-contained, so every worker and every node that has the same apps accepts them without any
+shared store: ``<payload>.<mac>``, both base64url without padding, where the payload is the JSON object
+``{"a": app id, "k": "a" (access) | "r" (refresh), "e": expiry (Unix seconds), "n": random nonce}`` and the
+mac is HMAC-SHA256 over ``apig-app-token-v1.<payload>`` with a key derived from the app's secret and the
+feature's ``app_token_key`` (HMAC-SHA256(AppSecret, ``apig-app-token-key`` NUL app id NUL app_token_key)).
+Hence:
 
-Resetting an app's secret revokes its tokens (the fingerprint no longer matches); deleting or freezing the
-app makes them useless (the app checks run on every call).
+* tokens survive config pushes and restarts, and are valid on every node with the same config;
+* resetting the app's secret revokes all its tokens, changing ``app_token_key`` revokes every token (the
+  key changes); deleting or freezing the app makes them useless (the app checks run on every call);
+* macs are compared in constant time; tokens are never logged or stored.
+
+Refresh tokens are single use. The used ones are remembered until they expire: in Redis (``redis_url`` /
+``redis_mode``) when configured, so a refresh token is spent on every node at once; else in the process
+(a refresh token replayed on another worker or node within its lifetime would be accepted there once more).
 
 The endpoint (RFC 6749 §4.4 and §6): ``POST`` with a form (or JSON) body. ``grant_type=client_credentials``
 with ``client_id`` = AppKey and ``client_secret`` = AppSecret (in the body or as HTTP Basic) answers
 ``{access_token, token_type: "Bearer", expires_in, refresh_token, refresh_expires_in}``;
-``grant_type=refresh_token`` with ``refresh_token`` (and the same client) answers a new pair and revokes the
+``grant_type=refresh_token`` with ``refresh_token`` (and the same client) answers a new pair and spends the
 used refresh token. Errors carry the vendor's codes (``APIG.2201``-``APIG.2213``, ``APIG.1003``/``1004``) and
 the OAuth 2.0 ``error`` (``invalid_request``, ``unsupported_grant_type``, ``invalid_grant``,
 ``invalid_client``). Answers carry ``Cache-Control: no-store``.
@@ -57,7 +63,10 @@ DEFAULT_EXPIRE_S = 3600
 DEFAULT_REFRESH_S = 7200
 MAX_EXPIRE_S = 72000
 MAX_BODY = 8192
+MAX_TOKEN = 512
 ACCESS, REFRESH = "a", "r"
+_MAC_LABEL = b"apig-app-token-v1."
+_KEY_LABEL = b"apig-app-token-key\0"
 
 
 @dataclass(frozen=True)
@@ -65,78 +74,115 @@ class TokenConfig:
     uri: str = DEFAULT_URI
     expire_s: int = DEFAULT_EXPIRE_S
     refresh_s: int = DEFAULT_REFRESH_S
+    key: str = ""  # the feature's app_token_key (mixed into every app's token key when set)
 
 
-def secret_fingerprint(app: App) -> str:
-    """Changes when the app's secret changes (so a secret reset revokes the app's tokens)."""
-    return hashlib.sha256(b"apig-token\0" + app.secret.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+@dataclass(frozen=True, slots=True)
+class Claims:
+    app_id: str
+    kind: str
+    expires: int
+    nonce: str
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def token_key(app: App, gateway_key: str = "") -> bytes:
+    """The app's token-signing key: changes when the app's secret (or the feature's ``app_token_key``)
+    changes, so a secret reset revokes the app's tokens."""
+    msg = b"\0".join((_KEY_LABEL + app.id.encode("utf-8", "surrogateescape"),
+                      gateway_key.encode("utf-8", "surrogateescape")))
+    return hmac.new(app.secret.encode("utf-8", "surrogateescape"), msg, hashlib.sha256).digest()
+
+
+def mint(app: App, kind: str, lifetime_s: int, *, gateway_key: str = "", now: float | None = None) -> str:
+    """A new self-contained token of ``kind`` for ``app``, valid for ``lifetime_s`` seconds."""
+    expires = int(now if now is not None else time.time()) + lifetime_s
+    payload = _b64(orjson.dumps({"a": app.id, "k": kind, "e": expires, "n": secrets.token_urlsafe(12)}))
+    mac = hmac.new(token_key(app, gateway_key), _MAC_LABEL + payload.encode("ascii"), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
+def verify(token: str, kind: str, registry: AppRegistry, *, gateway_key: str = "",
+           now: float | None = None) -> tuple[App, Claims] | None:
+    """(app, claims) of a genuine, unexpired token of ``kind`` whose app still exists; else None."""
+    if len(token) > MAX_TOKEN or not token.isascii():
+        return None
+    payload, sep, mac_text = token.partition(".")
+    if not sep or not payload or not mac_text:
+        return None
+    try:
+        doc = orjson.loads(_unb64(payload))
+        mac = _unb64(mac_text)
+    except (binascii.Error, ValueError):  # orjson.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(doc, dict):
+        return None
+    app_id, expires, nonce = doc.get("a"), doc.get("e"), doc.get("n")
+    if not isinstance(app_id, str) or not isinstance(expires, int) or not isinstance(nonce, str):
+        return None
+    app = registry.by_id.get(app_id)
+    if app is None:
+        return None
+    expected = hmac.new(token_key(app, gateway_key), _MAC_LABEL + payload.encode("ascii"), hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        return None
+    if doc.get("k") != kind or expires <= (now if now is not None else time.time()):
+        return None
+    return app, Claims(app_id, kind, expires, nonce)
+
+
+def access_app(token: str, registry: AppRegistry, gateway_key: str = "") -> App | None:
+    """The app a live access token was issued to (None: forged, expired, revoked or another kind)."""
+    found = verify(token, ACCESS, registry, gateway_key=gateway_key)
+    return found[0] if found is not None else None
 
 
 class TokenStoreUnavailable(Exception):
-    """The shared token store (Redis) did not answer."""
+    """The shared store of spent refresh tokens (Redis) did not answer."""
 
 
-class LocalTokens:
-    """digest -> (expires_at, record); expired entries are swept as the table grows."""
+class LocalSpent:
+    """Spent refresh-token nonces of this process: nonce -> expiry, swept as the table grows."""
 
     def __init__(self) -> None:
-        self._items: dict[str, tuple[float, dict[str, str]]] = {}
+        self._items: dict[str, float] = {}
         self._sweep_at = 1024
 
-    async def put(self, digest: str, record: dict[str, str], ttl_s: int) -> None:
+    async def spend(self, nonce: str, expires: float) -> bool:
+        """True when ``nonce`` was not spent yet (it is now)."""
         now = time.time()
         if len(self._items) >= self._sweep_at:
-            self._items = {k: v for k, v in self._items.items() if v[0] > now}
+            self._items = {k: v for k, v in self._items.items() if v > now}
             self._sweep_at = max(1024, 2 * len(self._items))
-        self._items[digest] = (now + ttl_s, record)
-
-    async def get(self, digest: str) -> dict[str, str] | None:
-        item = self._items.get(digest)
-        if item is None:
-            return None
-        if item[0] <= time.time():
-            del self._items[digest]
-            return None
-        return item[1]
-
-    async def delete(self, digest: str) -> bool:
-        return self._items.pop(digest, None) is not None
+        if nonce in self._items and self._items[nonce] > now:
+            return False
+        self._items[nonce] = expires
+        return True
 
     async def close(self) -> None:
         return None
 
 
-class RedisTokens:
-    """The same table in Redis: ``<prefix>:tok:<digest>`` -> JSON record, with a TTL."""
+class RedisSpent:
+    """The same in Redis, shared by every node: ``<prefix>:rtok:<sha256(nonce)>`` set once, with a TTL."""
 
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
-        self.prefix = f"{prefix}:tok:"
+        self.prefix = f"{prefix}:rtok:"
 
-    async def put(self, digest: str, record: dict[str, str], ttl_s: int) -> None:
+    async def spend(self, nonce: str, expires: float) -> bool:
+        ttl = max(1, int(expires - time.time()) + 1)
+        key = self.prefix + hashlib.sha256(nonce.encode("ascii")).hexdigest()
         try:
-            await self.client.set(self.prefix + digest, orjson.dumps(record), ex=ttl_s)
+            return bool(await self.client.set(key, b"1", nx=True, ex=ttl))
         except Exception as exc:  # redis errors and timeouts alike
-            raise TokenStoreUnavailable(type(exc).__name__) from None
-
-    async def get(self, digest: str) -> dict[str, str] | None:
-        try:
-            raw = await self.client.get(self.prefix + digest)
-        except Exception as exc:
-            raise TokenStoreUnavailable(type(exc).__name__) from None
-        if raw is None:
-            return None
-        value = orjson.loads(raw)
-        return value if isinstance(value, dict) else None
-
-    async def delete(self, digest: str) -> bool:
-        try:
-            return bool(await self.client.delete(self.prefix + digest))
-        except Exception as exc:
             raise TokenStoreUnavailable(type(exc).__name__) from None
 
     async def close(self) -> None:
@@ -144,25 +190,23 @@ class RedisTokens:
 
 
 class TokenService:
-    """Issues and checks app tokens; lives in ``services.extras`` so tokens outlive config pushes."""
+    """Issues and checks app tokens; lives in ``services.extras`` so spent refresh tokens outlive pushes."""
 
     def __init__(self, services: Services) -> None:
-        s = services.settings
-        target = None
         try:
-            target = redis_conn.target_from_settings(s)
+            target = redis_conn.target_from_settings(services.settings)
         except ValueError:
             target = None
-        self.store: LocalTokens | RedisTokens
+        self.spent: LocalSpent | RedisSpent
         if target is not None:
             client = redis_conn.make_client(target, socket_timeout=1.0, connect_timeout=1.0, retries=1,
                                             max_connections=16)
-            self.store = RedisTokens(client, s.throttle_key_prefix)
+            self.spent = RedisSpent(client, services.settings.throttle_key_prefix)
             self.shared = True
         else:
-            self.store = LocalTokens()
+            self.spent = LocalSpent()
             self.shared = False
-        services.close_hooks.append(self.store.close)
+        services.close_hooks.append(self.spent.close)
 
     @classmethod
     def of(cls, services: Services) -> TokenService:
@@ -171,27 +215,21 @@ class TokenService:
             svc = services.extras[EXTRAS_KEY] = cls(services)
         return svc
 
-    async def issue(self, app: App, cfg: TokenConfig) -> dict[str, Any]:
-        access = secrets.token_urlsafe(32)
-        refresh = secrets.token_urlsafe(32)
-        fp = secret_fingerprint(app)
-        await self.store.put(_digest(access), {"app": app.id, "k": ACCESS, "fp": fp}, cfg.expire_s)
-        await self.store.put(_digest(refresh), {"app": app.id, "k": REFRESH, "fp": fp}, cfg.refresh_s)
-        return {"access_token": access, "token_type": "Bearer", "expires_in": cfg.expire_s,
-                "refresh_token": refresh, "refresh_expires_in": cfg.refresh_s}
+    @staticmethod
+    def issue(app: App, cfg: TokenConfig) -> dict[str, Any]:
+        return {"access_token": mint(app, ACCESS, cfg.expire_s, gateway_key=cfg.key), "token_type": "Bearer",
+                "expires_in": cfg.expire_s, "refresh_token": mint(app, REFRESH, cfg.refresh_s, gateway_key=cfg.key),
+                "refresh_expires_in": cfg.refresh_s}
 
-    async def app_of(self, token: str, kind: str, registry: AppRegistry) -> App | None:
-        """The app a live token of ``kind`` was issued to (None: unknown, expired, revoked)."""
-        rec = await self.store.get(_digest(token))
-        if rec is None or rec.get("k") != kind:
-            return None
-        app = registry.by_id.get(str(rec.get("app")))
-        if app is None or not hmac.compare_digest(str(rec.get("fp", "")), secret_fingerprint(app)):
-            return None
-        return app
+    @staticmethod
+    def access_app(token: str, registry: AppRegistry) -> App | None:
+        """The app a live access token was issued to (None: forged, expired, revoked or another kind)."""
+        found = verify(token, ACCESS, registry)
+        return found[0] if found is not None else None
 
-    async def revoke(self, token: str) -> bool:
-        return await self.store.delete(_digest(token))
+    async def spend(self, claims: Claims) -> bool:
+        """Spend a refresh token (by its nonce): False when it was spent already."""
+        return await self.spent.spend(claims.nonce, claims.expires)
 
 
 # --- the token endpoint ----------------------------------------------------------------------------
@@ -300,13 +338,16 @@ def token_endpoint(cfg: TokenConfig, registry: AppRegistry,
                 refresh = form.get("refresh_token", "")
                 if not refresh:
                     return _oauth_error(ctx, 400, "invalid_request", "APIG.2213", "Lack of refresh_token")
-                owner = await service.app_of(refresh, REFRESH, registry)
-                if owner is None or not await service.revoke(refresh):
+                found = verify(refresh, REFRESH, registry, gateway_key=cfg.key)
+                if found is None:
                     return _oauth_error(ctx, 400, "invalid_grant", "APIG.2202",
                                         "Refresh token is invalid (unknown, expired or already used)")
-                if owner.id != app.id:
+                if found[0].id != app.id:
                     return _oauth_error(ctx, 401, "invalid_grant", "APIG.1003", "App not match refresh token")
-            return _json(ctx, 200, await service.issue(app, cfg))
+                if not await service.spend(found[1]):
+                    return _oauth_error(ctx, 400, "invalid_grant", "APIG.2202",
+                                        "Refresh token is invalid (unknown, expired or already used)")
+            return _json(ctx, 200, service.issue(app, cfg))
         except TokenStoreUnavailable as exc:
             log.warning("app token store unavailable (%s)", exc)
             raise service_unavailable("token") from None

@@ -1,19 +1,27 @@
 """App-credential modes switched on by gateway features (app_api_key, app_basic, app_secret, app_jwt,
-app_token) end to end: real gateways, real echo backend, real Redis for tokens shared between nodes."""
+app_token) end to end: real gateways (in-process and as 2 processes), real echo backend, real Redis for
+refresh tokens spent on every node."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import signal
 import time
 import uuid
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.core.errors import SnapshotError
+from gateway.pipeline.stages.app_tokens import ACCESS, mint
+from gateway.pipeline.stages.apps import App
+from tests.conftest import free_port
 from tests.support.auth_helpers import APP_KEY, APP_SECRET, app, auth_api, call, error_of, grant
+from tests.support.cluster_helpers import GatewayProcess, ready_version, wait_for, write_doc
 from tests.support.helpers import snapshot
 from tests.support.throttle_helpers import binding, policy
 
@@ -125,9 +133,12 @@ async def test_bad_feature_config_rejected(make_gateway, feats: list[dict[str, A
 
 async def test_app_token_endpoint_bearer_refresh_and_push(make_gateway, echo_backend, client) -> None:
     _backend, addr = echo_backend
-    feats = [feature("app_token", {"enable": True, "app_token_expire_time": 600, "refresh_token_expire_time": 900})]
+    feats = [feature("app_token", {"enable": True, "app_token_expire_time": 600, "refresh_token_expire_time": 900,
+                                   "app_token_key": "tok-key-0123456789abcdef"})]
     doc = _doc(addr, feats)
     gw = await make_gateway(doc)
+    async with client.get(gw.admin_url + "/v1/snapshot") as r:
+        assert r.status == 200 and "tok-key-0123456789abcdef" not in await r.text()  # masked like a secret
     st, tok = await token(client, gw.url, grant_type="client_credentials", client_id=APP_KEY,
                           client_secret=APP_SECRET)
     assert st == 200 and tok["token_type"] == "Bearer" and tok["expires_in"] == 600
@@ -174,8 +185,9 @@ async def test_app_token_endpoint_bearer_refresh_and_push(make_gateway, echo_bac
     assert st == 401
 
 
-async def test_app_tokens_valid_on_every_node_through_redis(make_gateway, echo_backend, client,
-                                                           redis_url: str) -> None:
+async def test_refresh_tokens_spent_on_every_node_through_redis(make_gateway, echo_backend, client,
+                                                               redis_url: str) -> None:
+    """With Redis, a refresh token used on one node is spent on all of them."""
     _backend, addr = echo_backend
     doc = _doc(addr, [feature("app_token", {"enable": True, "app_token_expire_time": 60})])
     prefix = f"t{uuid.uuid4().hex[:8]}"
@@ -193,3 +205,81 @@ async def test_app_tokens_valid_on_every_node_through_redis(make_gateway, echo_b
     st, err = await token(client, gw1.url, grant_type="refresh_token", refresh_token=tok["refresh_token"],
                           client_id=APP_KEY, client_secret=APP_SECRET)
     assert st == 400 and err["error"] == "invalid_grant"  # spent on the other node
+
+
+def _versioned(doc: dict[str, Any], version: str) -> dict[str, Any]:
+    doc["version"] = version
+    return doc
+
+
+async def test_app_tokens_valid_on_every_process_without_redis(tmp_path: Path, echo_backend, client) -> None:
+    """Two gateway processes on the same config file and no Redis: a token issued by one is accepted by the
+    other, also after a config push (SIGHUP reload); an expired token is rejected; changing the app's secret
+    revokes every token on both."""
+    _backend, addr = echo_backend
+    feats = [feature("app_token", {"enable": True, "app_token_expire_time": 600, "refresh_token_expire_time": 900})]
+    conf = tmp_path / "gw.json"
+    write_doc(conf, _versioned(_doc(addr, feats), "v1"))
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    procs = [GatewayProcess(["--config", str(conf), "--listen", f"127.0.0.1:{port}", "--admin-listen",
+                             f"127.0.0.1:{admin}", "--no-access-log"]) for port, admin in ports]
+    urls = [f"http://127.0.0.1:{port}" for port, _ in ports]
+    admins = [f"http://127.0.0.1:{admin}" for _, admin in ports]
+
+    async def on_version(version: str) -> None:
+        for admin in admins:
+            await wait_for(lambda a=admin: _is(ready_version(client, a), version), 30)
+
+    async def status(url: str, access: str, path: str = "/orders") -> int:
+        st, body, _ = await call(client, url, "GET", path, headers={"Authorization": f"Bearer {access}"})
+        assert st != 200 or body["headers"]["X-Ctx-App-Id"] == "app1"
+        return st
+
+    try:
+        await on_version("v1")
+        st, tok = await token(client, urls[0], grant_type="client_credentials", client_id=APP_KEY,
+                              client_secret=APP_SECRET)
+        assert st == 200
+        assert [await status(u, tok["access_token"]) for u in urls] == [200, 200]
+        # a refresh token issued by process 1, used at process 2; the new access token works on process 1
+        st, tok2 = await token(client, urls[1], grant_type="refresh_token", refresh_token=tok["refresh_token"],
+                               client_id=APP_KEY, client_secret=APP_SECRET)
+        assert st == 200 and await status(urls[0], tok2["access_token"]) == 200
+        # a config push (a new grant) reaches both: the tokens stay valid
+        write_doc(conf, _versioned(_doc(addr, feats, app_auths=[grant("app1", "a1"), grant("app1", "a2")]), "v2"))
+        for gp in procs:
+            gp.signal(signal.SIGHUP)
+        await on_version("v2")
+        for u in urls:
+            assert await status(u, tok["access_token"], "/other") == 200
+            assert await status(u, tok2["access_token"]) == 200
+        # the documented format: a token made with the app's secret is accepted, unless it has expired
+        registry_app = App(id="app1", name="app_app1", key=APP_KEY, secret=APP_SECRET, status=1)
+        assert await status(urls[1], mint(registry_app, ACCESS, 600)) == 200
+        expired = mint(registry_app, ACCESS, 600, now=time.time() - 601)
+        assert [await status(u, expired) for u in urls] == [401, 401]
+        # changing the app's secret revokes every token, on every process
+        write_doc(conf, _versioned(_doc(addr, feats, apps=[app("app1", secret="new_secret_0001_xyz")],
+                                        app_auths=[grant("app1", "a1")]), "v3"))
+        for gp in procs:
+            gp.signal(signal.SIGHUP)
+        await on_version("v3")
+        for u in urls:
+            for access in (tok["access_token"], tok2["access_token"]):
+                st, body, _ = await call(client, u, "GET", "/orders", headers={"Authorization": f"Bearer {access}"})
+                assert st == 401 and error_of(body)[0] == "APIG.0303"
+        st, err = await token(client, urls[0], grant_type="refresh_token", refresh_token=tok2["refresh_token"],
+                              client_id=APP_KEY, client_secret="new_secret_0001_xyz")
+        assert st == 400 and err["error"] == "invalid_grant"
+        st, tok3 = await token(client, urls[1], grant_type="client_credentials", client_id=APP_KEY,
+                               client_secret="new_secret_0001_xyz")
+        assert st == 200 and await status(urls[0], tok3["access_token"]) == 200
+        for gp in procs:  # no token ever reaches the logs
+            assert tok["access_token"] not in gp.log_text() and tok["refresh_token"] not in gp.log_text()
+    finally:
+        for gp in procs:
+            gp.stop()
+
+
+async def _is(value: Awaitable[str | None], expected: str) -> bool:
+    return await value == expected
