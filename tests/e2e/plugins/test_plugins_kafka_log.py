@@ -142,8 +142,10 @@ async def test_sasl_plain_handshake_reaches_the_broker(make_gateway, client, bro
                                                "sasl_username": "gw", "sasl_password": "sekrit-pw"})
     gw = await make_gateway(snapshot([mock_api("m1", "/m")], plugins=[plugin("k", "kafka_log", c)],
                                      plugin_bindings=[bind("b", "k", "m1")]))
+    started = time.monotonic()
     async with client.get(gw.url + "/m") as r:
         assert r.status == 200
+    assert time.monotonic() - started < 4.0  # the refused handshake never holds the call
     await wait_for(lambda: stat(gw, "failed") == 1, timeout=30, what="SASL refusal counted")
     assert stat(gw, "sent") == 0
     async with client.get(gw.admin_url + "/v1/snapshot") as r:
