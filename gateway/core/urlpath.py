@@ -31,6 +31,14 @@ _PCHAR_SAFE = "!$&'()*+,;=:@"
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 # one raw path segment that can go into a request line as is: pchar characters and well-formed %XX escapes
 _RAW_SEGMENT_RX = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*")
+# text that ``quote(text, safe="")`` returns unchanged: the RFC 3986 unreserved characters only
+_UNRESERVED_RX = re.compile(r"[A-Za-z0-9._~-]*")
+
+
+def quote_component(text: str) -> str:
+    """``quote(text, safe="")`` (one query name or value, one path parameter), without the call when there is
+    nothing to encode (the usual case: ids, numbers, plain words)."""
+    return text if _UNRESERVED_RX.fullmatch(text) else quote(text, safe="")
 
 
 def normalize(path: str) -> str:
@@ -104,7 +112,14 @@ def raw_query_without(raw: str, drop: frozenset[str]) -> str:
         raw = quote(raw, safe=_QUERY_SAFE)
     if not drop or not raw:
         return raw
-    kept = [part for part in raw.split("&") if unquote_plus(part.split("=", 1)[0]) not in drop]
+    kept = []
+    for part in raw.split("&"):
+        name = part.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in drop:
+            continue
+        kept.append(part)
     return "&".join(kept)
 
 
@@ -112,7 +127,7 @@ def encode_param(value: str) -> str:
     """Percent-encode one backend ``{param}`` value: a single segment, never a dot segment."""
     if value in (".", ".."):
         return "%2E" * len(value)
-    return quote(value, safe="")
+    return value if _UNRESERVED_RX.fullmatch(value) else quote(value, safe="")
 
 
 def clean_header_value(value: str) -> str:

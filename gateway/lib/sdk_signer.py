@@ -23,9 +23,10 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from gateway.lib import sdk_hmac
@@ -49,6 +50,7 @@ __all__ = [
     "authorization_value",
     "canonical_query",
     "canonical_request",
+    "canonical_target",
     "canonical_uri",
     "encode",
     "format_date",
@@ -63,6 +65,7 @@ __all__ = [
     "string_to_sign",
     "verify",
     "verify_prepared",
+    "verify_target",
 ]
 
 HEADER_DATE = "X-Sdk-Date"
@@ -72,6 +75,34 @@ _AUTH_RX = re.compile(
     r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
 )
 _DATE_RX = re.compile(r"^\d{8}T\d{6}Z$", re.ASCII)
+
+V = TypeVar("V")
+_MISSING = object()
+
+
+class _Memo(Generic[V]):
+    """A bounded memo of a *pure* function of one string (request-time parsing that repeats: the same
+    ``X-Sdk-Date`` second, the same SignedHeaders list, the same request target). Never caches a verdict on a
+    signature: each call's HMAC is still computed. Keys longer than ``max_key`` are not remembered, and the
+    table is emptied when full, so a caller sending endless distinct values costs bounded memory."""
+
+    __slots__ = ("data", "fn", "max_key", "size")
+
+    def __init__(self, fn: Callable[[str], V], size: int = 1024, max_key: int = 1024) -> None:
+        self.fn = fn
+        self.size = size
+        self.max_key = max_key
+        self.data: dict[str, V] = {}
+
+    def __call__(self, key: str) -> V:
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            value = self.fn(key)
+            if len(key) <= self.max_key:
+                if len(self.data) >= self.size:
+                    self.data.clear()
+                self.data[key] = value
+        return value  # type: ignore[return-value]
 
 
 def _unquote(text: str) -> str:
@@ -129,13 +160,21 @@ def authorization_value(key: str, signed_headers: Iterable[str], signature: str)
     return sdk_hmac.authorization(key, list(signed_headers), signature)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Credentials:
-    """The parts of an ``Authorization: SDK-HMAC-SHA256 ...`` header."""
+    """The parts of an ``Authorization: SDK-HMAC-SHA256 ...`` header (not frozen: a frozen dataclass costs
+    a ``object.__setattr__`` per field on every request)."""
 
     access: str
     signed_headers: tuple[str, ...]
     signature: str
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(h for h in raw.lower().split(";") if h)
+
+
+_signed_names = _Memo(_names, size=256, max_key=512)  # SignedHeaders lists repeat: memoised per exact text
 
 
 def parse_authorization(value: str) -> Credentials | None:
@@ -143,7 +182,7 @@ def parse_authorization(value: str) -> Credentials | None:
     m = _AUTH_RX.match(value)
     if m is None:
         return None
-    names = tuple(h for h in m.group(2).lower().split(";") if h)
+    names = _signed_names(m.group(2))
     if not names:
         return None
     return Credentials(m.group(1), names, m.group(3).lower())
@@ -161,18 +200,27 @@ def parse_date(value: str) -> datetime | None:
         return None
 
 
+def _date_stamp(value: str) -> float | None:
+    when = parse_date(value)
+    return None if when is None else when.timestamp()
+
+
+_date_stamps = _Memo(_date_stamp, size=256, max_key=64)  # every call signed in the same second shares one
+
+
 def check_date(raw_date: str | None, skew: float) -> tuple[str, str | None]:
     """A call's ``X-Sdk-Date`` (stripped) and why it is unacceptable (missing, malformed, more than ``skew``
     seconds from now), or None when it is fine. The one clock-skew window of every SDK-HMAC-SHA256 verifier
-    (APP signatures, IAM AK/SK calls)."""
+    (APP signatures, IAM AK/SK calls). The parsed instant is memoised per exact text; the clock is read
+    on every call."""
     if not raw_date:
         return "", "x-sdk-date not found"
     sdk_date = raw_date.strip()
-    when = parse_date(sdk_date)
-    if when is None:
+    stamp = _date_stamps(sdk_date)
+    if stamp is None:
         return sdk_date, "invalid x-sdk-date, expected the form 20240326T030801Z"
     now = time.time()
-    if abs(now - when.timestamp()) > skew:
+    if abs(now - stamp) > skew:
         server = format_date(datetime.fromtimestamp(now, UTC))
         return sdk_date, f"signature expired, signature time:{sdk_date},server time:{server}"
     return sdk_date, None
@@ -195,6 +243,28 @@ def verify_prepared(key: hmac.HMAC, signature: str, method: str, path: str, quer
     lines = "".join([f"{name}:{headers[name].strip()}\n" for name in signed_headers])
     canonical = "\n".join((method.upper(), canonical_uri(path), canonical_query(query_pairs), lines,
                            ";".join(signed_headers), payload_hash))
+    mac = key.copy()
+    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac.hexdigest(), signature.lower())
+
+
+def _canonical_target(raw_target: str) -> str:
+    path, query = split_target(raw_target)
+    return f"{canonical_uri(path)}\n{canonical_query(parse_query(query))}"
+
+
+# the CanonicalURI and CanonicalQuery lines (joined by a newline) of a request target as received, memoised per
+# exact target: an endpoint is called with the same path and query over and over
+canonical_target = _Memo(_canonical_target, size=2048, max_key=1024)
+
+
+def verify_target(key: hmac.HMAC, signature: str, method: str, raw_target: str, headers: Mapping[str, str],
+                  signed_headers: Sequence[str], payload_hash: str, sdk_date: str) -> bool:
+    """:func:`verify_prepared` from the raw request target: the URI and query lines come from
+    :func:`canonical_target`; the header lines, the hash of the canonical request and the HMAC are computed
+    on every call (``headers`` case-insensitive, each signed name looked up directly)."""
+    lines = "".join([f"{name}:{headers[name].strip()}\n" for name in signed_headers])
+    canonical = f"{method.upper()}\n{canonical_target(raw_target)}\n{lines}\n{';'.join(signed_headers)}\n{payload_hash}"
     mac = key.copy()
     mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
     return hmac.compare_digest(mac.hexdigest(), signature.lower())

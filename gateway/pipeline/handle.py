@@ -15,7 +15,6 @@ answered as DEFAULT_5XX without details: the caller never sees a stack trace.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
 
 from aiohttp import StreamReader, web
 
@@ -25,6 +24,7 @@ from gateway.core.urlpath import (
     clean_header_value,
     encode_path,
     normalize,
+    quote_component,
     raw_query_without,
     raw_tail,
     split_target,
@@ -46,7 +46,8 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         headers[k] = clean_header_value(v)
     headers["X-Request-Id"] = ctx.request_id  # correlation: replaces a caller-supplied one (docs/parameters.md)
     drop_query = mapping.drop_query
-    query = [(k, v) for k, v in ctx.query.items() if k not in drop_query]
+    caller_query = ctx.query
+    query = [(k, v) for k, v in caller_query.items() if k not in drop_query] if caller_query else []
     target = ctx.request.raw_path  # the request target as received
     if target.startswith("/"):
         raw_path, raw_query = split_target(target)  # no URL object built on the hot path
@@ -57,7 +58,7 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
     query_text = raw_query_without(raw_query, drop_query)
     if add_query:
         query.extend(add_query)
-        added = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in add_query)
+        added = "&".join([f"{quote_component(k)}={quote_component(v)}" for k, v in add_query])
         query_text = f"{query_text}&{added}" if query_text else added
     if uri is not None:
         path = uri.render(path_params, ctx.path_params)

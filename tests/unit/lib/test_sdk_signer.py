@@ -213,3 +213,58 @@ def test_verify_prepared_agrees_with_verify() -> None:
     assert verify_prepared(key, *args) and verify_prepared(key, *args)  # the prepared key is reusable
     assert not verify_prepared(prepare_key("other"), *args)
     assert not verify_prepared(key, "0" * 64, *args[1:])
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body"), CASES)
+def test_verify_target_agrees_with_the_reference(method: str, path: str, query: str, body: bytes) -> None:
+    from multidict import CIMultiDict
+
+    url = f"http://h.example:8080{path}" + (f"?{query}" if query else "")
+    out = s.sign_request(KEY, SECRET, method, url, {"Content-Type": "text/plain", "X-Custom": "  v  "}, body,
+                         date=DATE)
+    creds = s.parse_authorization(out["Authorization"])
+    assert creds is not None
+    headers = CIMultiDict({k: v for k, v in out.items() if k != "Authorization"})
+    target = path + (f"?{query}" if query else "")
+    key = s.prepare_key(SECRET)
+    for _ in range(2):  # the second call reads the memoised target lines: same verdict
+        assert s.verify_target(key, creds.signature, method, target, headers, creds.signed_headers,
+                               s.payload_hash(body), DATE)
+        assert s.verify_target(key, creds.signature, method, f"http://other.example{target}", headers,
+                               creds.signed_headers, s.payload_hash(body), DATE)  # absolute-form target
+    assert not s.verify_target(s.prepare_key("other_secret"), creds.signature, method, target, headers,
+                               creds.signed_headers, s.payload_hash(body), DATE)
+    assert not s.verify_target(key, creds.signature, method, target + ("&x=1" if query else "?x=1"), headers,
+                               creds.signed_headers, s.payload_hash(body), DATE)
+    assert not s.verify_target(key, "0" * 64, method, target, headers, creds.signed_headers, s.payload_hash(body),
+                               DATE)
+
+
+def test_memo_is_bounded_and_never_remembers_long_keys() -> None:
+    calls: list[str] = []
+
+    def fn(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    memo = s._Memo(fn, size=3, max_key=8)
+    assert [memo(x) for x in ("a", "b", "a", "c")] == ["A", "B", "A", "C"]
+    assert calls == ["a", "b", "c"] and len(memo.data) == 3
+    assert memo("d") == "D" and len(memo.data) == 1  # full: emptied, then the new entry
+    long = "x" * 9
+    assert memo(long) == long.upper() and memo(long) == long.upper()
+    assert calls.count(long) == 2 and long not in memo.data
+
+
+def test_check_date_reads_the_clock_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    when = s.parse_date(DATE)
+    assert when is not None
+    monkeypatch.setattr(time, "time", lambda: when.timestamp() + 10)
+    assert s.check_date(DATE, 900) == (DATE, None)
+    monkeypatch.setattr(time, "time", lambda: when.timestamp() + 901)  # the same (memoised) date, later
+    assert s.check_date(DATE, 900)[1] is not None and "expired" in str(s.check_date(DATE, 900)[1])
+    for _ in range(2):
+        assert s.check_date("20241326T030801Z", 900)[1] is not None  # malformed: memoised as malformed
+    assert s.check_date(f" {DATE} ", 1e12) == (DATE, None)
