@@ -75,11 +75,8 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
     # snapshot-wide tables: a per-API change never changes what they are built from (signs, features, groups)
     runtime.pre_route, runtime.tls_domains, runtime.log_fields = current.pre_route, current.tls_domains, \
         current.log_fields
-    endpoints = dict(current.endpoints)
     env_ids = [env_id for env_id, _ in current.env_ids.values()]
-    for api_id in plan.apis:
-        for env_id in env_ids:
-            endpoints.pop((api_id, env_id), None)
+    fresh: dict[tuple[str, str], Endpoint] = {}  # the recompiled endpoints
     response_sets: dict[str, ResponseSet] = {}
     positions = {id(a): i for i, a in enumerate(part.items("apis"))}
     for api_id in plan.apis:
@@ -104,9 +101,17 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
             )
             ep = compile_endpoint(draft, build, responses, chain)
             if ep is not None:
-                endpoints[(api_id, env_id)] = ep
+                fresh[(api_id, env_id)] = ep
     if build.problems:
         raise SnapshotError(build.problems)
+    # copy, then overwrite in place and delete only what is gone: a dictionary without deleted slots is copied
+    # by the next change in one block (a pop-then-insert per change would make every later copy re-hash)
+    endpoints = dict(current.endpoints)
+    endpoints.update(fresh)
+    for api_id in plan.apis:
+        for env_id in env_ids:
+            if (api_id, env_id) not in fresh:
+                endpoints.pop((api_id, env_id), None)
     runtime.endpoints = endpoints
     runtime.groups = groups = _regroup(current, part, plan, endpoints, env_ids)
     runtime.hosts = {h: groups[g.id] for h, g in current.hosts.items()}

@@ -34,6 +34,8 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import compress, count, islice, repeat
+from operator import is_, is_not
 from typing import Any
 
 from gateway.core.errors import SnapshotError
@@ -44,6 +46,7 @@ Doc = dict[str, Any]
 Item = dict[str, Any]
 Multi = dict[str, list[Item]]
 CORE = ("apis", "publishes", "env_variables", *sorted(CONTROL_PLANE_ONLY))
+VERSIONS = "api_versions"  # the recorded versions of each API (control-plane state, indexed by API)
 
 
 def _key_field(collection: str) -> str | None:
@@ -92,6 +95,65 @@ def _regroup(m: Multi, removed: list[Item], added: list[Item], keyf: Callable[[I
     return out
 
 
+def position(items: list[Any], obj: Any, start: int = 0) -> int | None:
+    """The index of ``obj`` itself (identity, not equality) in ``items`` from ``start``; the scan runs in C."""
+    return next(compress(count(start), map(is_, islice(items, start, None), repeat(obj))), None)
+
+
+def _mismatch(o: list[Any], i: int, n: list[Any], j: int) -> int:
+    """How many elements ``o[i:]`` and ``n[j:]`` share (by identity) before the first difference (in C)."""
+    return next(compress(count(), map(is_not, islice(o, i, None), islice(n, j, None))), min(len(o) - i, len(n) - j))
+
+
+LOOKAHEAD = 64  # how far a removed or inserted run is looked for when two lists diverge
+
+
+def list_diff(o: list[Any], n: list[Any], limit: int) -> tuple[list[Any], list[Any]] | None:
+    """(removed, added) between two versions of a collection, compared by identity, ``added`` in document
+    order; None when more than ``limit`` elements differ (the caller compares the whole collections).
+
+    The admin API edits a collection in a few places (replace in place, append, delete some elements), so the
+    lists are walked in step: the shared runs are skipped in C (:func:`_mismatch`), and at each divergence a
+    short look-ahead tells a removal, an insertion and a replacement apart. The cost is one C pass over the
+    lists plus the size of the change, instead of a dictionary of every element. An element moved inside the
+    list counts as neither removed nor added (like a comparison of the sets of elements)."""
+    removed: list[Any] = []
+    added: list[Any] = []
+    i = j = 0
+    lo, ln = len(o), len(n)
+    while True:
+        k = _mismatch(o, i, n, j)
+        i += k
+        j += k
+        if i >= lo or j >= ln:
+            removed.extend(islice(o, i, None))
+            added.extend(islice(n, j, None))
+            break
+        if len(removed) + len(added) > 2 * limit:
+            return None
+        d = position(o[i + 1:i + 1 + LOOKAHEAD], n[j])  # o[i:i+1+d] were removed
+        e = position(n[j + 1:j + 1 + LOOKAHEAD], o[i])  # n[j:j+1+e] were inserted
+        if d is not None and (e is None or d <= e):
+            removed.extend(o[i:i + 1 + d])
+            i += 1 + d
+        elif e is not None:
+            added.extend(n[j:j + 1 + e])
+            j += 1 + e
+        else:  # replaced
+            removed.append(o[i])
+            added.append(n[j])
+            i += 1
+            j += 1
+    if len(removed) + len(added) > 2 * limit:
+        return None
+    if removed and added:  # moved elements are neither
+        both = {id(x) for x in removed} & {id(x) for x in added}
+        if both:
+            removed = [x for x in removed if id(x) not in both]
+            added = [x for x in added if id(x) not in both]
+    return removed, added
+
+
 def _api_of(x: Item) -> str:
     return str(x.get("api_id"))
 
@@ -109,7 +171,6 @@ class DocIndex:
     """Lookups over one document that a change can update without rescanning it."""
 
     doc: Doc
-    objs: dict[str, dict[int, Item]]       # collection -> id(element) -> element (lists of objects only)
     by_key: dict[str, dict[str, Item]]     # keyed tracked collections: str(key) -> element
     per_api: frozenset[str]                # collections whose elements all name an API or a publication
     group_apis: Multi                      # group id -> APIs
@@ -117,20 +178,18 @@ class DocIndex:
     vars_by_group: Multi                   # group id -> environment variables
     rows_by_api: dict[str, Multi] = field(default_factory=dict)  # per-API collection -> API id -> elements
     rows_by_pub: dict[str, Multi] = field(default_factory=dict)  # per-API collection -> publish id -> elements
+    versions_by_api: Multi = field(default_factory=dict)  # API id -> recorded versions (api_versions)
 
     @classmethod
     def build(cls, doc: Doc) -> DocIndex | None:
         """Index ``doc``; None when it has elements that are not objects or repeat a key (never planned)."""
-        objs: dict[str, dict[int, Item]] = {}
         by_key: dict[str, dict[str, Item]] = {}
         per_api: set[str] = set()
         for name, value in doc.items():
             if not isinstance(value, list):
                 continue
-            o = dict(zip(map(id, value), value, strict=True))
-            if len(o) != len(value) or not all(isinstance(x, dict) for x in value):
+            if len(set(map(id, value))) != len(value) or not all(isinstance(x, dict) for x in value):
                 return None
-            objs[name] = o
             tracked = name in CORE or (name not in ("groups", "environments", "responses") and value
                                        and all(map(_refs, value)))
             if not tracked:
@@ -144,13 +203,14 @@ class DocIndex:
             if len(keyed) != len(value):
                 return None
             by_key[name] = keyed
-        ix = cls(doc, objs, by_key, frozenset(per_api),
+        ix = cls(doc, by_key, frozenset(per_api),
                  _group(doc.get("apis") or [], _group_of), _group(doc.get("publishes") or [], _api_of),
                  _group(doc.get("env_variables") or [], _group_of))
         for name in per_api:
             rows = doc[name]
             ix.rows_by_api[name] = _group((x for x in rows if "api_id" in x), _api_of)
             ix.rows_by_pub[name] = _group((x for x in rows if "publish_id" in x), _pub_of)
+        ix.versions_by_api = _group(doc.get(VERSIONS) or [], _api_of)
         return ix
 
 
@@ -171,7 +231,6 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     """A :class:`ChangePlan` for a per-API change from ``old`` to ``new``, or None (compile everything)."""
     odoc = old.doc
     changes: dict[str, tuple[list[Item], list[Item]]] = {}
-    seen: dict[str, dict[int, Item]] = {}  # id(element) -> element of each changed collection
     budget = 4 * max_apis
     for name in (set(odoc) | set(new)) - {"version"}:
         o, n = odoc.get(name), new.get(name)
@@ -186,30 +245,23 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             continue
         if _key_field(name) is None:
             return None  # keyless per-API collections: compiled whole
-        old_objs = old.objs.get(name, {})
-        new_objs = seen[name] = dict(zip(map(id, n), n, strict=True))
-        if len(new_objs) != len(n):
+        diff = list_diff(o or [], n, budget)
+        if diff is None:
             return None
-        added_ids = new_objs.keys() - old_objs.keys()
-        removed_ids = old_objs.keys() - new_objs.keys()
-        budget -= len(added_ids) + len(removed_ids)
+        removed, added = diff
+        budget -= len(added) + len(removed)
         if budget < 0:
             return None
-        added = [new_objs[i] for i in added_ids]
         if not all(isinstance(x, dict) for x in added):
             return None
         if name not in CORE and not all(map(_refs, added)):
             return None
-        if added or removed_ids:
-            changes[name] = ([old_objs[i] for i in removed_ids], added)
+        if added or removed:
+            changes[name] = (removed, added)
 
-    ix = DocIndex(new, dict(old.objs), dict(old.by_key), old.per_api | {k for k in changes if k not in CORE},
-                  old.group_apis, old.pubs_by_api, old.vars_by_group, dict(old.rows_by_api), dict(old.rows_by_pub))
-    for name in (set(odoc) | set(new)) - {"version"}:
-        if odoc.get(name) is not new.get(name) and isinstance(new.get(name), list):
-            ix.objs[name] = seen.get(name) or dict(zip(map(id, new[name]), new[name], strict=True))
-        elif name not in new:
-            ix.objs.pop(name, None)
+    ix = DocIndex(new, dict(old.by_key), old.per_api | {k for k in changes if k not in CORE},
+                  old.group_apis, old.pubs_by_api, old.vars_by_group, dict(old.rows_by_api), dict(old.rows_by_pub),
+                  old.versions_by_api)
     for name, (removed, added) in changes.items():
         kf = _key_field(name)
         assert kf is not None
@@ -230,6 +282,8 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             ix.pubs_by_api = _regroup(old.pubs_by_api, removed, added, _api_of, _pub_of)
         elif name == "env_variables":
             ix.vars_by_group = _regroup(old.vars_by_group, removed, added, _group_of)
+        elif name == VERSIONS:
+            ix.versions_by_api = _regroup(old.versions_by_api, removed, added, _api_of)
         elif name in CONTROL_PLANE_ONLY:
             pass
         else:
@@ -356,11 +410,9 @@ def doc_delta(plan: ChangePlan) -> dict[str, dict[str, list[Any]]]:
     """The change as data another node can apply to the same base document: per collection, the elements
     to put (replace the element with the same key, else append; in document order) and the keys to delete."""
     out: dict[str, dict[str, list[Any]]] = {}
-    new = plan.index.doc
     for name, (removed, added) in plan.changes.items():
         kf = _key_field(name) or "id"
-        put_ids = {id(x) for x in added}
-        puts = [x for x in new.get(name) or [] if id(x) in put_ids] if added else []
+        puts = list(added)  # already in document order (list_diff)
         kept = {str(x.get(kf)) for x in added}
         dels = sorted({str(x.get(kf)) for x in removed} - kept)
         out[name] = {"put": puts, "del": dels}
@@ -368,25 +420,65 @@ def doc_delta(plan: ChangePlan) -> dict[str, dict[str, list[Any]]]:
 
 
 def apply_delta(doc: Doc, delta: dict[str, dict[str, list[Any]]]) -> Doc:
-    """``doc`` with ``delta`` applied (a new document; unchanged elements and collections are shared)."""
+    """``doc`` with ``delta`` applied (a new document; unchanged elements and collections are shared).
+
+    When ``doc`` is an active document (it has a :class:`DocIndex`), the elements are found through the index
+    and their positions by an identity scan in C, so the cost follows the size of the delta."""
     out = dict(doc)
     out.pop("version", None)
     for name, ops in delta.items():
         kf = _key_field(name) or "id"
         dels = set(ops.get("del") or ())
         puts = {str(x.get(kf)): x for x in ops.get("put") or []}
-        items: list[Any] = []
-        for x in doc.get(name) or []:
-            k = str(x.get(kf)) if isinstance(x, dict) else None
-            if k in dels:
-                continue
-            if k is not None and k in puts:
-                items.append(puts.pop(k))
-            else:
-                items.append(x)
-        items.extend(puts.values())
+        items = _apply_indexed(doc, name, kf, dels, puts)
+        if items is None:
+            items = []
+            for x in doc.get(name) or []:
+                k = str(x.get(kf)) if isinstance(x, dict) else None
+                if k in dels:
+                    continue
+                if k is not None and k in puts:
+                    items.append(puts.pop(k))
+                else:
+                    items.append(x)
+            items.extend(puts.values())
         out[name] = items
     return out
+
+
+def _apply_indexed(doc: Doc, name: str, kf: str, dels: set[str], puts: dict[str, Any]) -> list[Any] | None:
+    """``apply_delta`` of one collection through the active index of ``doc``, or None (the caller scans)."""
+    ix = _index_for(doc, name)
+    if ix is None or name not in ix.by_key or _key_field(name) != kf:
+        return None
+    keyed = ix.by_key[name]
+    items = list(doc[name])
+    doomed: list[int] = []
+    appended: list[Any] = []
+    if len(dels) > 16:  # many deletions: one pass
+        gone = {id(keyed[k]) for k in dels if k in keyed}
+        items = [x for x in items if id(x) not in gone]
+        dels = set()
+    for k in dels:
+        x = keyed.get(k)
+        if x is not None:
+            at = position(items, x)
+            if at is None:
+                return None
+            doomed.append(at)
+    for k, x in puts.items():
+        old = keyed.get(k)
+        at = position(items, old) if old is not None else None
+        if old is not None and at is None:
+            return None
+        if at is None:
+            appended.append(x)
+        else:
+            items[at] = x
+    for at in sorted(doomed, reverse=True):
+        del items[at]
+    items.extend(appended)
+    return items
 
 
 def _index_for(doc: Doc, collection: str) -> DocIndex | None:
@@ -418,3 +510,50 @@ def publications_of(doc: Doc, api_id: str) -> list[Item] | None:
     if ix is None:
         return None
     return list(ix.pubs_by_api.get(api_id, ()))
+
+
+def rows_of(doc: Doc, collection: str, field_name: str, value: str) -> list[Item] | None:
+    """The elements of ``collection`` whose ``field_name`` is ``value``, in document order, through an active
+    index: APIs by group, publications by API, recorded versions by API, per-API records by API or
+    publication. None when no index covers it (the caller scans)."""
+    ix = _index_for(doc, collection)
+    if ix is None:
+        return None
+    table: Multi | None = None
+    if collection == "apis" and field_name == "group_id":
+        table = ix.group_apis
+    elif collection == "publishes" and field_name == "api_id":
+        table = ix.pubs_by_api
+    elif collection == VERSIONS and field_name == "api_id":
+        table = ix.versions_by_api
+    elif collection in ix.per_api and field_name == "api_id":
+        table = ix.rows_by_api.get(collection)
+    elif collection in ix.per_api and field_name == "publish_id":
+        table = ix.rows_by_pub.get(collection)
+    if table is None:
+        return None
+    return [x for x in table.get(value, ()) if str(x.get(field_name)) == value]
+
+
+def without(items: list[Any], doomed: list[Any]) -> list[Any]:
+    """A copy of ``items`` without the elements ``doomed`` (identity): found in C when they are few."""
+    out = list(items)
+    if len(doomed) > 16:
+        gone = {id(x) for x in doomed}
+        return [x for x in out if id(x) not in gone]
+    for x in doomed:
+        at = position(out, x)
+        if at is not None:
+            del out[at]
+    return out
+
+
+def replaced(items: list[Any], old: Any, new: Any) -> tuple[list[Any], int] | None:
+    """A copy of ``items`` with the element ``old`` (identity) replaced by ``new``, and its index; None when
+    ``old`` is not there."""
+    at = position(items, old)
+    if at is None:
+        return None
+    out = list(items)
+    out[at] = new
+    return out, at

@@ -13,7 +13,7 @@ from gateway.control.common import AdminError, json_response, missing_param, new
 from gateway.control.store import DocumentStore
 from gateway.control.v2 import queries
 from gateway.control.v2.crud import Route, apply, batch_delete, bind
-from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present, set_if_accepted
+from gateway.control.v2.document import Doc, Item, env_name, find, items, listed, present, rows_where, set_if_accepted
 from gateway.control.v2.resources import Binding, cascade_delete, resource_of
 
 
@@ -83,7 +83,8 @@ async def create(store: DocumentStore, b: Binding, request: web.Request) -> web.
 
     def change(doc: Doc) -> str | None:
         elems = list(doc.get(b.collection) or [])
-        existing = {(str(x.get(b.stored)), str(x.get("publish_id"))) for x in items(doc, b.collection)}
+        existing = {(str(x.get(b.stored)), str(x.get("publish_id")))
+                    for pid in dict.fromkeys(publish_ids) for x in rows_where(doc, b.collection, "publish_id", pid)}
         rows.clear()
         for pid in dict.fromkeys(publish_ids):
             if (policy_id, pid) in existing:

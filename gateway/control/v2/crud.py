@@ -37,6 +37,7 @@ from gateway.control.v2.document import (
     page,
     present,
     replace_item,
+    rows_where,
     set_if_accepted,
 )
 from gateway.control.v2.resources import Resource, cascade_delete, resource_of
@@ -72,10 +73,9 @@ def parent_check(store: DocumentStore, res: Resource, request: web.Request) -> s
 
 def lookup(res: Resource, request: web.Request, doc: Doc) -> Item:
     key = request.match_info[res.id_param]
-    for x in items(doc, res.collection):
-        if str(x.get(res.key)) == key and (
-                res.parent is None or str(x.get(res.parent[1])) == request.match_info[res.parent[0]]):
-            return x
+    hit = find(doc, res.collection, key)  # ids are unique in a collection (O(1) through the active index)
+    if hit is not None and (res.parent is None or str(hit.get(res.parent[1])) == request.match_info[res.parent[0]]):
+        return hit
     if res.builtin is not None and key == str(res.builtin[res.key]):
         raise AdminError(400, "APIG.2011", res.builtin_readonly)
     raise AdminError(404, res.not_found, f"The {res.noun} does not exist,id:{key}")
@@ -90,7 +90,11 @@ def check_unique(res: Resource, doc: Doc, item: Item, self_key: str | None) -> N
     if not res.name_keys or not item.get(res.name_keys[-1]):
         return
     want = _name_tuple(res, item)
-    for x in items(doc, res.collection):
+    if len(res.name_keys) > 1 and res.name_keys[0] == "group_id":  # names are unique per group
+        candidates = rows_where(doc, res.collection, "group_id", str(item.get("group_id")))
+    else:
+        candidates = items(doc, res.collection)
+    for x in candidates:
         if self_key is not None and str(x.get(res.key)) == self_key:
             continue
         if _name_tuple(res, x) == want:

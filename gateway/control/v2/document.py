@@ -78,14 +78,30 @@ def env_exists(doc: Doc, env_id: str) -> bool:
 
 def replace_item(doc: Doc, collection: str, key: str, item: Item) -> int | None:
     """Replace the element with id ``key`` by ``item`` in ``doc`` (a fresh copy); its index, or None."""
+    elems = doc.get(collection) or []
+    hit = delta.lookup(doc, collection, key)  # through the active index: the position is then found in C
+    if hit is not delta.MISSING:
+        done = delta.replaced(elems, hit, item) if hit is not None else None
+        if done is None:
+            return None
+        doc[collection] = done[0]
+        return done[1]
     k = id_key(collection)
-    elems = list(doc.get(collection) or [])
+    elems = list(elems)
     for i, x in enumerate(elems):
         if isinstance(x, dict) and str(x.get(k)) == key:
             elems[i] = item
             doc[collection] = elems
             return i
     return None
+
+
+def rows_where(doc: Doc, collection: str, field: str, value: str) -> list[Item]:
+    """The elements of ``collection`` whose ``field`` is ``value`` (through the active index when it has one)."""
+    rows = delta.rows_of(doc, collection, field, value)
+    if rows is not None:
+        return rows
+    return [x for x in items(doc, collection) if str(x.get(field)) == value]
 
 
 def append_item(doc: Doc, collection: str, item: Item) -> str:

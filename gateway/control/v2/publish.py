@@ -24,8 +24,10 @@ from gateway.control.v2.document import (
     items,
     page,
     present,
+    rows_where,
 )
 from gateway.control.v2.resources import cascade_delete, decorate_api
+from gateway.snapshot import delta
 from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 
@@ -33,20 +35,19 @@ def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str 
                     out: list[Item]) -> None:
     if action == "online":
         api = versions.promote_draft(doc, api_id, env_id)  # publishing copies the draft; others keep theirs
-    pubs = list(doc.get("publishes") or [])
-    existing = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") == env_id]
+    existing = [p for p in rows_where(doc, "publishes", "api_id", api_id) if p.get("env_id") == env_id]
     if action == "online":
         now = now_iso()
         record: Item = {"publish_id": existing[0]["publish_id"] if existing else new_id(), "api_id": api_id,
                         "env_id": env_id, "version_id": new_id(), "publish_time": now}
         if remark:
             record["remark"] = remark
-        if existing:
-            pubs[pubs.index(existing[0])] = record
+        done = delta.replaced(doc.get("publishes") or [], existing[0], record) if existing else None
+        if done is not None:
+            doc["publishes"] = done[0]
         else:
-            pubs.append(record)
-        doc["publishes"] = pubs
-        versions.record_version(doc, api_id, env_id, record["version_id"], now, remark)
+            doc["publishes"] = [*(doc.get("publishes") or []), record]
+        versions.record_version(doc, api_id, env_id, record["version_id"], now, remark, api)
         out.append({**record, "api_name": api.get("name"), "remark": remark})
     else:
         api = find(doc, "apis", api_id) or {}

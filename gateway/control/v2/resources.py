@@ -356,13 +356,19 @@ def cascade_delete(doc: Doc, collection: str, keys: set[str]) -> None:
         if not ids:
             continue
         k = id_key(coll)
-        if not any(str(x.get(k)) in ids for x in items(doc, coll)):
-            continue
-        doc[coll] = [x for x in doc.get(coll) or [] if not (isinstance(x, dict) and str(x.get(k)) in ids)]
+        doomed = _elements(doc, coll, ids) if keyed(coll) else None
+        if doomed is not None:  # found through the active index: removed by identity (positions found in C)
+            if not doomed:
+                continue
+            doc[coll] = delta.without(doc.get(coll) or [], doomed)
+        else:
+            if not any(str(x.get(k)) in ids for x in items(doc, coll)):
+                continue
+            doc[coll] = [x for x in doc.get(coll) or [] if not (isinstance(x, dict) and str(x.get(k)) in ids)]
         for ref in refs:
             if ref.parent != coll or ref.child not in COLLECTIONS:
                 continue
-            dependents = [x for x in items(doc, ref.child) if str(x.get(ref.field)) in ids]
+            dependents = _dependents(doc, ref.child, ref.field, ids)
             if not dependents:
                 continue
             if not keyed(ref.child):  # keyless collection: remove directly
@@ -372,3 +378,29 @@ def cascade_delete(doc: Doc, collection: str, keys: set[str]) -> None:
                 ck = id_key(ref.child)
                 work.append((ref.child, {str(x.get(ck)) for x in dependents}))
 
+
+
+def _elements(doc: Doc, collection: str, ids: set[str]) -> list[Item] | None:
+    """The elements of ``collection`` with these ids through the active index, or None (not indexed)."""
+    found = []
+    for key in ids:
+        hit = delta.lookup(doc, collection, key)
+        if hit is delta.MISSING:
+            return None
+        if hit is not None:
+            found.append(hit)
+    return found
+
+
+def _dependents(doc: Doc, collection: str, field: str, ids: set[str]) -> list[Item]:
+    """The elements of ``collection`` whose ``field`` names one of ``ids`` (through the index when it has one)."""
+    if len(ids) <= 16:
+        found: list[Item] = []
+        for value in ids:
+            rows = delta.rows_of(doc, collection, field, value)
+            if rows is None:
+                break
+            found.extend(rows)
+        else:
+            return found
+    return [x for x in items(doc, collection) if str(x.get(field)) in ids]

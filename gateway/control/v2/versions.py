@@ -21,10 +21,11 @@ from typing import Any
 
 from gateway.compiler import validate
 from gateway.control.common import AdminError, new_id, now_iso, strip_item_prefix
-from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item
+from gateway.control.v2.document import Doc, Item, append_item, find, items, replace_item, rows_where
 from gateway.core.errors import SnapshotError
+from gateway.snapshot import delta
 from gateway.snapshot.collections import served_definition
-from gateway.snapshot.delta import check_document
+from gateway.snapshot.delta import check_document, without
 
 DRAFTS = "api_drafts"
 VERSIONS = "api_versions"
@@ -32,7 +33,7 @@ KEEP_PER_ENV = 10
 
 
 def published(doc: Doc, api_id: str) -> bool:
-    return any(p.get("api_id") == api_id for p in items(doc, "publishes"))
+    return bool(rows_where(doc, "publishes", "api_id", api_id))
 
 
 def draft_of(doc: Doc, api_id: str) -> Item | None:
@@ -46,7 +47,8 @@ def current_definition(doc: Doc, api_id: str) -> Item | None:
 
 
 def _set_draft(doc: Doc, api_id: str, definition: Item | None) -> None:
-    kept = [x for x in items(doc, DRAFTS) if str(x.get("id")) != api_id]
+    old = find(doc, DRAFTS, api_id)
+    kept = without(doc.get(DRAFTS) or [], [old]) if old is not None else list(doc.get(DRAFTS) or [])
     if definition is not None:
         kept.append({"id": api_id, "definition": definition, "update_time": now_iso()})
     doc[DRAFTS] = kept
@@ -61,7 +63,7 @@ def write_api(doc: Doc, key: str, item: Item) -> str | None:
         return f"apis[{i}]"
     trial = dict(doc)
     i = replace_item(trial, "apis", key, item)
-    if any(p.get("api_id") == key and "api_definition" in p for p in items(doc, "publishes")):
+    if any("api_definition" in p for p in rows_where(doc, "publishes", "api_id", key)):
         # the draft is checked as if published everywhere (its environments' own copies set aside)
         trial["publishes"] = [{k: v for k, v in p.items() if k != "api_definition"}
                               if isinstance(p, dict) and p.get("api_id") == key else p
@@ -82,8 +84,10 @@ def promote_draft(doc: Doc, api_id: str, env_id: str) -> Item:
     publications keep serving what they served (pinned to a copy where that differs). Returns the shared
     definition."""
     draft = draft_of(doc, api_id)
+    if draft is not None and set_shared(doc, api_id, draft, env_id):
+        _set_draft(doc, api_id, None)
+        return draft
     if draft is not None:
-        set_shared(doc, api_id, draft, env_id)
         _set_draft(doc, api_id, None)
     return find(doc, "apis", api_id) or {}
 
@@ -97,26 +101,24 @@ def _group_kept(api_id: str, before: Item, after: Item, env_ids: list[str]) -> N
                          f"{after.get('group_id')}")
 
 
-def set_shared(doc: Doc, api_id: str, definition: Item, env_id: str) -> None:
+def set_shared(doc: Doc, api_id: str, definition: Item, env_id: str) -> bool:
     """Replace the ``apis`` record of ``api_id`` without changing what its publications other than the one in
-    ``env_id`` (about to be replaced) serve."""
+    ``env_id`` (about to be replaced) serve. False when there is no such API."""
     shared = find(doc, "apis", api_id)
     if shared is None:
-        return
-    pubs = list(doc.get("publishes") or [])
-    others = [p for p in pubs if isinstance(p, dict) and p.get("api_id") == api_id and p.get("env_id") != env_id]
+        return False
+    others = [p for p in rows_where(doc, "publishes", "api_id", api_id) if p.get("env_id") != env_id]
     if others:
         _group_kept(api_id, shared, definition, [str(p.get("env_id")) for p in others])
-    changed = False
-    for i, p in enumerate(pubs):
-        if not isinstance(p, dict) or p.get("api_id") != api_id or p.get("env_id") == env_id:
-            continue
+    pubs = doc.get("publishes") or []
+    for p in others:
         pinned = _pinned(p, served_definition(shared, p), definition)
         if pinned is not p:
-            pubs[i], changed = pinned, True
-    if changed:
-        doc["publishes"] = pubs
+            done = delta.replaced(pubs, p, pinned)
+            if done is not None:
+                pubs = doc["publishes"] = done[0]
     replace_item(doc, "apis", api_id, definition)
+    return True
 
 
 def _pinned(pub: Item, serves: Item, shared: Item) -> Item:
@@ -129,13 +131,20 @@ def _pinned(pub: Item, serves: Item, shared: Item) -> Item:
     return {**pub, "api_definition": serves}
 
 
-def record_version(doc: Doc, api_id: str, env_id: str, version_id: str, when: str, remark: str | None) -> None:
+def record_version(doc: Doc, api_id: str, env_id: str, version_id: str, when: str, remark: str | None,
+                   definition: Item | None = None) -> None:
     """A new effective version of ``api_id`` in ``env_id`` (the others there stop being effective)."""
-    definition = find(doc, "apis", api_id) or {}
-    rows = [x for x in items(doc, VERSIONS)]
-    mine = [x for x in rows if x.get("api_id") == api_id and x.get("env_id") == env_id]
-    doomed = {id(x) for x in mine[:max(0, len(mine) + 1 - KEEP_PER_ENV)]}
-    out = [({**x, "status": 2} if x in mine else x) for x in rows if id(x) not in doomed]
+    if definition is None:
+        definition = find(doc, "apis", api_id) or {}
+    mine = [x for x in rows_where(doc, VERSIONS, "api_id", api_id) if x.get("env_id") == env_id]
+    doomed = mine[:max(0, len(mine) + 1 - KEEP_PER_ENV)]
+    out = without(doc.get(VERSIONS) or [], doomed) if doomed else list(doc.get(VERSIONS) or [])
+    gone = {id(x) for x in doomed}
+    for x in mine:  # the others stop being effective (found in C: a few positions in a long list)
+        if id(x) not in gone and x.get("status") != 2:
+            at = delta.position(out, x)
+            if at is not None:
+                out[at] = {**x, "status": 2}
     out.append({"id": version_id, "api_id": api_id, "env_id": env_id, "version_no": when[:19].replace("-", "")
                 .replace(":", "").replace("T", ""), "publish_time": when, "remark": remark, "status": 1,
                 "definition": definition})
@@ -143,11 +152,12 @@ def record_version(doc: Doc, api_id: str, env_id: str, version_id: str, when: st
 
 
 def set_effective(doc: Doc, version: Item, effective: bool) -> None:
-    rows = []
-    for x in items(doc, VERSIONS):
-        if x.get("api_id") == version.get("api_id") and x.get("env_id") == version.get("env_id"):
-            x = {**x, "status": 1 if effective and x.get("id") == version.get("id") else 2}
-        rows.append(x)
+    rows = list(doc.get(VERSIONS) or [])
+    for x in rows_where(doc, VERSIONS, "api_id", str(version.get("api_id"))):
+        if x.get("env_id") == version.get("env_id"):
+            at = delta.position(rows, x)
+            if at is not None:
+                rows[at] = {**x, "status": 1 if effective and x.get("id") == version.get("id") else 2}
     doc[VERSIONS] = rows
 
 
@@ -179,12 +189,12 @@ def switch_to(doc: Doc, version: Item) -> Item:
 
 def version_rows(doc: Doc, api_id: str) -> list[Item]:
     """The version history of an API; a snapshot without recorded versions shows its publications."""
-    rows = [x for x in items(doc, VERSIONS) if x.get("api_id") == api_id]
+    rows = rows_where(doc, VERSIONS, "api_id", api_id)
     if rows:
         return rows
     return [{"id": p.get("version_id") or p.get("publish_id"), "api_id": api_id, "env_id": p.get("env_id"),
              "version_no": p.get("version_id"), "publish_time": p.get("publish_time"), "remark": p.get("remark"),
-             "status": 1} for p in items(doc, "publishes") if p.get("api_id") == api_id]
+             "status": 1} for p in rows_where(doc, "publishes", "api_id", api_id)]
 
 
 def version_view(x: Item, env_name: Any) -> Item:
