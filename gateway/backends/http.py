@@ -39,6 +39,7 @@ from gateway.core.errors import (
     body_too_large,
 )
 from gateway.core.ratelog import RateLimitedLog
+from gateway.lib.h1client import HOP_BY_HOP as HOP_BY_HOP  # re-exported: one definition for every backend
 from gateway.lib.h1client import UpstreamError
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
@@ -51,10 +52,6 @@ log = logging.getLogger("gateway.backends")
 # backend failures: one WARNING per (API, member, cause) every 10 s, with the count of the ones left out
 failure_log = RateLimitedLog(log, 10.0)
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "proxy-connection",
-})
 # Request headers the gateway never forwards as-is.
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect"}
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
@@ -305,24 +302,16 @@ class HttpTarget:
     async def _attempt(self, ctx: RequestContext, breq: BackendRequest, member: Member) -> web.StreamResponse:
         qs = breq.query_string()
         target = f"{breq.path}?{qs}" if qs else breq.path
-        data: Any
-        deadline = asyncio.timeout(self.timeout_s)
-        if isinstance(breq.body, aiohttp.StreamReader):
-            data = _limited(ctx, deadline, self.timeout_s)
-            length = ctx.request.content_length
-            if length is not None:
-                breq.headers["Content-Length"] = str(length)
-        else:
-            data = breq.body
+        body = breq.body
         sent_at = time.perf_counter()
         upstream: _Response
         try:
-            async with deadline:
-                if self.services.settings.upstream_client == "aiohttp":
-                    upstream = await self._send_aiohttp(breq, target, data)
-                else:
-                    upstream = await self.services.h1_client().request(
-                        self.scheme, breq.host, breq.port, breq.method, target, breq.headers, data, ssl=self.ssl)
+            if isinstance(body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp":
+                upstream = await self._send_timed(ctx, breq, target)
+            else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
+                upstream = await self.services.h1_client().request(
+                    self.scheme, breq.host, breq.port, breq.method, target, breq.headers, body, ssl=self.ssl,
+                    deadline=asyncio.get_running_loop().time() + self.timeout_s)
         except TimeoutError:
             self.upstream.release(member)
             fault = _caller_fault(ctx)
@@ -347,13 +336,32 @@ class HttpTarget:
             raise
         self.upstream.report(member, True)
         ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
-        ctx.extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
-        ctx.extras["upstream_status"] = upstream.status
+        extras = ctx.extras
+        extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
+        extras["upstream_status"] = upstream.status
         try:
             return await self._relay(ctx, upstream)
         finally:
             upstream.release()
             self.upstream.release(member)
+
+    async def _send_timed(self, ctx: RequestContext, breq: BackendRequest, target: str) -> _Response:
+        """Send under one ``asyncio.timeout``: a streamed caller body (whose waits suspend the backend deadline,
+        see :func:`_limited`) or the aiohttp client."""
+        data: Any
+        deadline = asyncio.timeout(self.timeout_s)
+        if isinstance(breq.body, aiohttp.StreamReader):
+            data = _limited(ctx, deadline, self.timeout_s)
+            length = ctx.request.content_length
+            if length is not None:
+                breq.headers["Content-Length"] = str(length)
+        else:
+            data = breq.body
+        async with deadline:
+            if self.services.settings.upstream_client == "aiohttp":
+                return await self._send_aiohttp(breq, target, data)
+            return await self.services.h1_client().request(
+                self.scheme, breq.host, breq.port, breq.method, target, breq.headers, data, ssl=self.ssl)
 
     async def _send_aiohttp(self, breq: BackendRequest, target: str, data: Any) -> _Response:
         host = f"[{breq.host}]" if ":" in breq.host else breq.host
@@ -372,19 +380,23 @@ class HttpTarget:
         resp: web.StreamResponse
         body_started = time.perf_counter()
         if small:
-            # small bodies: one buffer, one write of head + body
-            try:
-                buffered = upstream.take_buffered()
-                body = buffered if buffered is not None else await upstream.read(timeout)
-            except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
-                raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+            # small bodies: one buffer, one write of head + body; the relayed fields go in with the constructor
+            body = upstream.take_buffered()
+            if body is None:
+                try:
+                    body = await upstream.read(timeout)
+                except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
+                    raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
             ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
-            resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body)
+            resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body,
+                                headers=upstream.end_to_end(_RESPONSE_DROP))
+            h = resp.headers
         else:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
-        h = resp.headers
-        copy_end_to_end(upstream.headers, h, _RESPONSE_DROP)
-        h.update(ctx.response_headers)
+            h = resp.headers
+            h.extend(upstream.end_to_end(_RESPONSE_DROP))
+        if ctx.response_headers:
+            h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
         set_latency_headers(ctx, h)
         ctx.status = upstream.status
@@ -424,11 +436,12 @@ class HttpTarget:
 class _Response(Protocol):
     status: int
     reason: str
-    headers: Any
     content_length: int | None
 
     @property
     def chunked(self) -> bool: ...
+
+    def end_to_end(self, drop: frozenset[str]) -> list[tuple[str, str]]: ...
 
     def take_buffered(self) -> bytes | None: ...
 
@@ -454,6 +467,11 @@ class _AiohttpResponse:
     @property
     def chunked(self) -> bool:
         return "chunked" in self._resp.headers.get("Transfer-Encoding", "").lower()
+
+    def end_to_end(self, drop: frozenset[str]) -> list[tuple[str, str]]:
+        out: CIMultiDict[str] = CIMultiDict()
+        copy_end_to_end(self.headers, out, drop)
+        return list(out.items())
 
     def take_buffered(self) -> bytes | None:
         return None

@@ -14,7 +14,11 @@ Semantics:
   response byte) is resent once on a fresh connection when its body can be replayed: the standard
   keep-alive race fix, not a spec retry.
 * Response bodies are read incrementally with back-pressure (reading pauses above 256 KiB buffered).
-* Timeouts are the caller's: it wraps connect+head in one deadline and each body read in another.
+* Timeouts are the caller's: :meth:`H1Client.request` takes one absolute deadline (loop time) for
+  connect + send + response head, and each body read takes a timeout of its own (or the caller wraps the call
+  in ``asyncio.timeout``, as for a streamed request body). A deadline costs no timer per request: each
+  connection holds at most one ``call_at`` handle that re-arms itself lazily (a busy keep-alive connection with
+  a 5 s timeout schedules one timer per 5 s) and fails the pending read with ``TimeoutError`` when it passes.
 * Strict parsing (RFC 9112; a proxy must not relay what it cannot frame): a status line is
   ``HTTP/x.y SP 3DIGIT [SP reason]`` with a code 100-599; header names are tokens; obsolete line folding, bare
   CR/LF and NUL are refused; ``Content-Length`` is digits only and every copy must agree; a head larger than
@@ -38,15 +42,23 @@ from multidict import CIMultiDict
 HIGH_WATER = 256 * 1024
 MAX_HEAD = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Connection-level fields (RFC 9110 §7.6.1): never relayed by a proxy
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "proxy-connection",
+})
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 _VERSION_RX = re.compile(r"HTTP/[0-9]\.[0-9]")
 _STATUS_RX = re.compile(r"[1-5][0-9][0-9]")
 _TOKEN_RX = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _DIGITS_RX = re.compile(r"[0-9]{1,18}")
-# A well-formed final response head in one pattern (status line, then token-named header lines; no bare CR/LF,
-# no NUL, no folding): the common case is checked by one C call and split without per-line checks. Anything
-# else (interim 1xx answers included) takes the line-by-line path below, which decides and explains.
-_FAST_HEAD_RX = re.compile(rb"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?"
-                           rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*:[^\r\n\x00]*)*")
+# A well-formed final response head in one pattern (status line, then token-named header lines with the colon
+# right after the name; no bare CR/LF, no NUL, no folding): the common case is checked by one C call and split
+# without per-line checks. Anything else (interim 1xx answers, "Name : value" included) takes the line-by-line
+# path below, which decides and explains.
+_FAST_HEAD_RX = re.compile(r"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?"
+                           r"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*)*")
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
@@ -68,8 +80,8 @@ class UpstreamError(Exception):
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("_drain", "buf", "closed", "eof", "exc", "key", "last_used", "paused", "reused", "transport",
-                 "waiter")
+    __slots__ = ("_drain", "buf", "closed", "deadline", "eof", "exc", "key", "last_used", "loop", "paused", "reused",
+                 "timer", "timer_at", "transport", "waiter")
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
@@ -83,6 +95,10 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.reused = False
         self.last_used = time.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self.deadline: float | None = None  # of the pending read (loop time)
+        self.timer: asyncio.TimerHandle | None = None  # at most one, re-armed lazily (see wait)
+        self.timer_at = 0.0
 
     # --- protocol callbacks ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -107,6 +123,9 @@ class _Conn(asyncio.Protocol):
         self._wake()
         if self._drain is not None and not self._drain.done():
             self._drain.set_exception(ConnectionResetError("connection lost while writing"))
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def pause_writing(self) -> None:
         if self._drain is None or self._drain.done():
@@ -118,54 +137,99 @@ class _Conn(asyncio.Protocol):
 
     def _wake(self) -> None:
         w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
 
     # --- helpers used by the client ---
-    async def wait_data(self) -> None:
+    def wait(self, deadline: float | None = None) -> asyncio.Future[None]:
+        """A future resolved when more data, EOF or a connection loss arrives; it fails with ``TimeoutError`` once
+        ``deadline`` (loop time; None: no limit) passes.
+
+        No timer per call: the connection's one timer stays armed while it fires no later than ``deadline``;
+        when it fires early (the deadline moved on since it was armed) it re-arms for the current one.
+        """
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
+        w = self.waiter = self.loop.create_future()
+        self.deadline = deadline
+        if deadline is not None and (self.timer is None or self.timer_at > deadline):
+            self._arm(deadline)
+        return w
 
-    async def drain(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            await self._drain
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        w = self.waiter
+        deadline = self.deadline
+        if w is None or w.done() or deadline is None:
+            return  # nothing pending: the next wait arms a new timer
+        if self.loop.time() >= deadline:
+            self.waiter = None
+            w.set_exception(TimeoutError())
+        else:
+            self._arm(deadline)
+
+    async def drain(self, deadline: float | None = None) -> None:
+        d = self._drain
+        if d is not None and not d.done():
+            if deadline is None:
+                await d
+            else:
+                async with asyncio.timeout_at(deadline):
+                    await d
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class UpstreamResponse:
-    """Status, headers and an incremental body reader for one backend response."""
+    """Status, header fields and an incremental body reader for one backend response."""
 
-    __slots__ = ("_client", "_conn", "_done", "_keep", "_mode", "_remaining", "content_length", "headers", "reason",
-                 "status", "version")
+    __slots__ = ("_client", "_conn", "_done", "_headers", "_keep", "_mode", "_named", "_remaining", "content_length",
+                 "fields", "reason", "status", "version")
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
-                 headers: CIMultiDict[str], head_request: bool) -> None:
+                 fields: list[tuple[str, str]], head_request: bool) -> None:
         self._client = client
         self._conn = conn
         self.status = status
         self.reason = reason
         self.version = version
-        self.headers = headers
-        tes = headers.getall("Transfer-Encoding", None)
+        self.fields = fields  # (name, value) in arrival order, values without surrounding whitespace
+        self._headers: CIMultiDict[str] | None = None
+        framing: dict[str, list[str]] = {}
+        for name, value in fields:  # the three framing fields, in one pass
+            low = name.lower()
+            if low in _FRAMING:
+                framing.setdefault(low, []).append(value)
+        tes = framing.get("transfer-encoding")
+        cls = framing.get("content-length")
+        conns = framing.get("connection")
         te = ",".join(tes).lower() if tes else ""
-        cls = headers.getall("Content-Length", None)
         if cls is None:
             cl = None
         elif len(cls) == 1 and _DIGITS_RX.fullmatch(cls[0]) is not None:
             cl = int(cls[0])  # the common case: one plain value
         else:
             cl = content_length(cls)
-        conn_hdr = headers.get("Connection", "").lower()
+        conn_hdr = ",".join(conns).lower() if conns else ""
+        # fields named by Connection (beyond the usual keep-alive/close) are hop-by-hop too (RFC 9110 §7.6.1)
+        self._named: frozenset[str] | None = None
+        if conn_hdr and conn_hdr not in ("keep-alive", "close"):
+            self._named = frozenset(t.strip() for t in conn_hdr.split(","))
         self._keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
         self.content_length: int | None = None
         if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
@@ -193,6 +257,20 @@ class UpstreamResponse:
     @property
     def chunked(self) -> bool:
         return self._mode == "chunked"
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """All header fields as a case-insensitive multidict (built on first use)."""
+        if self._headers is None:
+            self._headers = CIMultiDict(self.fields)
+        return self._headers
+
+    def end_to_end(self, drop: frozenset[str] = HOP_BY_HOP) -> list[tuple[str, str]]:
+        """The fields a proxy relays: all but ``drop`` (lower-case names) and those named by ``Connection``."""
+        named = self._named
+        if named is None:
+            return [(k, v) for k, v in self.fields if k.lower() not in drop]
+        return [(k, v) for k, v in self.fields if k.lower() not in drop and k.lower() not in named]
 
     def _finish(self) -> None:
         self._done = True
@@ -249,8 +327,7 @@ class UpstreamResponse:
                         continue
                     if conn.eof:
                         break
-                    async with asyncio.timeout(timeout):
-                        await conn.wait_data()
+                    await conn.wait(None if timeout is None else conn.loop.time() + timeout)
             else:
                 async for chunk in self._chunked(timeout):
                     yield chunk
@@ -267,8 +344,7 @@ class UpstreamResponse:
             if not conn.buf:
                 if conn.eof:
                     raise UpstreamError("backend closed the connection mid-body")
-                async with asyncio.timeout(timeout):
-                    await conn.wait_data()
+                await conn.wait(None if timeout is None else conn.loop.time() + timeout)
                 continue
             take = min(n, len(conn.buf))
             chunk = bytes(conn.buf[:take])
@@ -288,8 +364,7 @@ class UpstreamResponse:
                 raise UpstreamError("backend closed the connection mid-body")
             if len(conn.buf) > MAX_HEAD:
                 raise UpstreamError("chunk header too long")
-            async with asyncio.timeout(timeout):
-                await conn.wait_data()
+            await conn.wait(None if timeout is None else conn.loop.time() + timeout)
 
     async def _chunked(self, timeout: float | None) -> AsyncIterator[bytes]:
         while True:
@@ -407,11 +482,19 @@ class H1Client:
 
     async def request(self, scheme: str, host: str, port: int, method: str, target: str,
                       headers: CIMultiDict[str], body: bytes | AsyncIterator[bytes] | None,
-                      ssl: Any = None) -> UpstreamResponse:
-        ctx = self._ssl(scheme, ssl)
+                      ssl: Any = None, deadline: float | None = None) -> UpstreamResponse:
+        """Send one request and return its response head (the body is read from the returned object).
+
+        ``deadline`` (loop time) bounds waiting for a connection, the send and the response head; passing it
+        raises ``TimeoutError``. None: no bound here (the caller may wrap the call in ``asyncio.timeout``).
+        """
+        ctx = self._ssl(scheme, ssl) if scheme == "https" else None
         key = (scheme, host, port, id(ctx))
         for fresh_try in (False, True):
-            conn = self._idle(key) or await self._acquire(key, host, port, ctx)
+            conn = self._idle(key)
+            if conn is None:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._acquire(key, host, port, ctx)
             sent_on_reused = conn.reused
             try:
                 if self._write_head(conn, method, target, headers, body):
@@ -420,8 +503,11 @@ class H1Client:
                 else:
                     drain = conn._drain
                     if drain is not None and not drain.done():
-                        await drain
-                return await self._read_head(conn, method == "HEAD")
+                        await conn.drain(deadline)
+                return await self._read_head(conn, method == "HEAD", deadline)
+            except TimeoutError:  # (an OSError: before the clause below)
+                self._discard(conn)
+                raise
             except (ConnectionError, UpstreamError, OSError) as exc:
                 self._discard(conn)
                 replayable = body is None or isinstance(body, bytes)
@@ -441,27 +527,34 @@ class H1Client:
         transport = conn.transport
         if transport is None or conn.closed:
             raise _StaleConnection("connection closed before sending")
-        lines = [f"{method} {target} HTTP/1.1"]
-        streaming = body is not None and not isinstance(body, bytes)
-        has_length = "Content-Length" in headers
-        for k, v in headers.items():
-            if "\r" in v or "\n" in v:
-                v = v.replace("\r", " ").replace("\n", " ")
-            lines.append(f"{k}: {v}")
-        if isinstance(body, bytes):
-            if not has_length and (body or method in ("POST", "PUT", "PATCH")):
-                lines.append(f"Content-Length: {len(body)}")
-        elif streaming and not has_length:
-            lines.append("Transfer-Encoding: chunked")
-        lines.append("\r\n")
-        head = "\r\n".join(lines).encode("latin-1", "replace")
-        if isinstance(body, bytes):
-            transport.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
-                transport.write(body)
+        try:
+            fields = list(map(": ".join, headers.items()))  # C-level iteration: half the cost of an f-string loop
+        except TypeError:  # a non-str value
+            fields = [f"{k}: {v}" for k, v in headers.items()]
+        is_bytes = isinstance(body, bytes)
+        if "Content-Length" not in headers:
+            if is_bytes:
+                if body or method in _BODY_METHODS:
+                    fields.append(f"Content-Length: {len(body)}")  # type: ignore[arg-type]
+            elif body is not None:
+                fields.append("Transfer-Encoding: chunked")
+        text = "\r\n".join(fields)
+        n = len(fields) - 1
+        if text.count("\r") != n or text.count("\n") != n:  # a CR or LF inside a field: never a second line
+            text = "\r\n".join(f.replace("\r", " ").replace("\n", " ") for f in fields)
+        head = (f"{method} {target} HTTP/1.1\r\n{text}\r\n\r\n" if fields else f"{method} {target} HTTP/1.1\r\n\r\n"
+                ).encode("latin-1", "replace")
+        if is_bytes:
+            if not body:
+                transport.write(head)
+            elif len(body) < 65536:  # type: ignore[arg-type]
+                transport.write(head + body)  # type: ignore[operator]
+            else:
+                transport.write(head)
+                transport.write(body)  # type: ignore[arg-type]
             return False
         transport.write(head)
-        return streaming
+        return body is not None
 
     async def _send_stream(self, conn: _Conn, body: AsyncIterator[bytes], chunked: bool) -> None:
         """Stream a request body after its head, honouring the transport's back-pressure."""
@@ -481,36 +574,39 @@ class H1Client:
             transport.write(b"0\r\n\r\n")
         await conn.drain()
 
-    async def _read_head(self, conn: _Conn, head_request: bool) -> UpstreamResponse:
+    async def _read_head(self, conn: _Conn, head_request: bool, deadline: float | None = None) -> UpstreamResponse:
         got_any = False
         while True:
-            idx = conn.buf.find(b"\r\n\r\n")
+            buf = conn.buf
+            idx = buf.find(b"\r\n\r\n")
             if idx < 0:
-                if conn.buf:
+                if buf:
                     got_any = True
-                if len(conn.buf) > MAX_HEAD:
+                if len(buf) > MAX_HEAD:
                     raise UpstreamError("response head too large")
                 if conn.eof:
                     if not got_any and conn.reused:
                         raise _StaleConnection("idle connection closed by the backend")
                     raise UpstreamError("backend closed the connection before answering")
-                await conn.wait_data()
+                await conn.wait(deadline)
                 continue
             if idx > MAX_HEAD:
                 raise UpstreamError("response head too large")
-            raw = bytes(conn.buf[:idx])
-            del conn.buf[:idx + 4]
-            if _FAST_HEAD_RX.fullmatch(raw) is not None:
-                lines = raw.decode("latin-1").split("\r\n")
+            text = str(buf[:idx], "latin-1")
+            del buf[:idx + 4]
+            if _FAST_HEAD_RX.fullmatch(text) is not None:
+                lines = text.split("\r\n")
                 first = lines[0]
-                fast: CIMultiDict[str] = CIMultiDict(
-                    [(n.rstrip(" \t"), v.strip(" \t")) for n, _, v in (line.partition(":") for line in lines[1:])])
-                return UpstreamResponse(self, conn, int(first[9:12]), first[13:], first[5:8], fast, head_request)
-            crlf = raw.count(b"\r\n")
-            if raw.count(b"\r") != crlf or raw.count(b"\n") != crlf or b"\x00" in raw:
+                fields = []
+                for i in range(1, len(lines)):
+                    name, _, value = lines[i].partition(":")
+                    fields.append((name, value.strip(" \t")))
+                return UpstreamResponse(self, conn, int(first[9:12]), first[13:], first[5:8], fields, head_request)
+            crlf = text.count("\r\n")
+            if text.count("\r") != crlf or text.count("\n") != crlf or "\x00" in text:
                 # a bare CR/LF or NUL would smuggle a header line into the caller's response
                 raise UpstreamError("malformed response head from backend (bare CR/LF or NUL)")
-            lines = raw.decode("latin-1").split("\r\n")
+            lines = text.split("\r\n")
             status_line = lines[0].split(" ", 2)
             if len(status_line) < 2 or not _VERSION_RX.fullmatch(status_line[0]) \
                     or not _STATUS_RX.fullmatch(status_line[1]):
@@ -521,16 +617,17 @@ class H1Client:
                     raise UpstreamError("unexpected 101 Switching Protocols from backend")
                 got_any = True
                 continue  # interim response (100 Continue, 103 Early Hints): skip
-            headers: CIMultiDict[str] = CIMultiDict()
+            fields = []
             for line in lines[1:]:
                 name, sep, value = line.partition(":")
-                if not sep or not _TOKEN_RX.fullmatch(name.rstrip(" \t")):
+                name = name.rstrip(" \t")
+                if not sep or not _TOKEN_RX.fullmatch(name):
                     # no colon, an empty or non-token name, or obsolete line folding (a leading space)
                     raise UpstreamError("malformed header line from backend")
-                headers.add(name.rstrip(" \t"), value.strip(" \t"))
+                fields.append((name, value.strip(" \t")))
             version = status_line[0][5:]
             reason = status_line[2] if len(status_line) > 2 else ""
-            return UpstreamResponse(self, conn, status, reason, version, headers, head_request)
+            return UpstreamResponse(self, conn, status, reason, version, fields, head_request)
 
     async def close(self) -> None:
         for pool in self._pools.values():

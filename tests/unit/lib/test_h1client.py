@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from multidict import CIMultiDict
 
-from gateway.lib.h1client import H1Client, UpstreamError
+from gateway.lib.h1client import HOP_BY_HOP, H1Client, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -193,6 +193,116 @@ async def test_chunk_sizes_are_hex_digits_only(size: bytes) -> None:
         resp = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
         with pytest.raises(UpstreamError):
             await resp.read(5.0)
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_deadline_bounds_the_head_and_each_body_read_without_a_timer_per_request() -> None:
+    """The client's own deadline: ``TimeoutError`` when it passes (head or body), one lazily re-armed timer per
+    connection rather than one per request, and a timed-out connection is never reused."""
+    stall = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            if head.startswith(b"GET /silent"):
+                await stall.wait()  # never answers while the test runs
+                break
+            if head.startswith(b"GET /partial"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                await writer.drain()
+                await stall.wait()
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    loop = asyncio.get_running_loop()
+    try:
+        first_deadline = loop.time() + 30.0
+        r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None, deadline=first_deadline)
+        conn = r._conn
+        assert await r.read() == b"ok"
+        timer = conn.timer
+        for _ in range(20):  # later (larger) deadlines keep the armed timer: no timer per request
+            r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None,
+                                     deadline=loop.time() + 30.0)
+            assert r._conn is conn and await r.read() == b"ok"
+        assert conn.timer is timer and conn.timer_at == first_deadline
+
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await client.request("http", "127.0.0.1", port, "GET", "/silent", hdrs(), None,
+                                 deadline=loop.time() + 0.3)
+        assert 0.25 <= loop.time() - started < 5.0
+        assert conn.closed  # the earlier deadline re-armed the timer; the connection was discarded
+
+        r = await client.request("http", "127.0.0.1", port, "GET", "/partial", hdrs(), None,
+                                 deadline=loop.time() + 30.0)
+        with pytest.raises(TimeoutError):
+            await r.read(0.3)
+        assert r._conn.closed
+        pool = next(iter(client._pools.values()))
+        assert pool.active == 0 and not pool.idle
+    finally:
+        stall.set()
+        await client.close()
+        server.close()
+
+
+async def test_request_head_is_one_write_and_cr_lf_in_a_field_never_makes_a_second_line() -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, body = await read_request(reader)
+        seen.append(head + body)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        r = await client.request("http", "127.0.0.1", port, "POST", "/p?q=1", hdrs(X_A="1\r\nX-Injected: yes"), b"hi")
+        assert r.status == 200
+        assert seen[0] == (b"POST /p?q=1 HTTP/1.1\r\nHost: backend\r\nX-A: 1  X-Injected: yes\r\n"
+                           b"Content-Length: 2\r\n\r\nhi")
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_fields_end_to_end_and_lenient_but_legal_heads() -> None:
+    answers = [
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"
+        b"Server: s\r\nContent-Length: 2\r\nX-Multi: a\r\nx-multi: b\r\n\r\nok",
+        b"HTTP/1.1 201\r\nX-Sp : v\r\nX-Empty:\r\nX-Ws:  padded \t\r\nContent-Length: 1\r\n\r\nk",
+    ]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+        assert r.content_length == 2 and await r.read() == b"ok"
+        assert r.end_to_end() == [("Server", "s"), ("Content-Length", "2"), ("X-Multi", "a"), ("x-multi", "b")]
+        assert r.end_to_end(HOP_BY_HOP | {"content-length"}) == [("Server", "s"), ("X-Multi", "a"), ("x-multi", "b")]
+        assert r.headers.getall("X-MULTI") == ["a", "b"] and r.headers["x-hop"] == "1"
+        r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+        assert (r.status, r.reason, await r.read()) == (201, "", b"k")
+        assert r.fields == [("X-Sp", "v"), ("X-Empty", ""), ("X-Ws", "padded"), ("Content-Length", "1")]
     finally:
         await client.close()
         server.close()
