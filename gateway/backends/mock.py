@@ -8,10 +8,11 @@ mock example answers, even for a body such as ``mock success``) unless a configu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
+from gateway.model.answer import dynamic_lines, preset_head
 from gateway.model.context import set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
 
@@ -24,7 +25,7 @@ MOCK_CONTENT_TYPE = "application/json"
 
 class MockTarget:
     kind = "MOCK"
-    __slots__ = ("body", "content_type", "headers", "status")
+    __slots__ = ("body", "content_type", "headers", "preset", "status")
 
     def __init__(self, info: dict[str, Any]) -> None:
         content = info.get("result_content") or ""
@@ -33,9 +34,21 @@ class MockTarget:
         self.headers = tuple((h["key"], h["value"]) for h in info.get("headers") or [])
         ctype = next((v for k, v in self.headers if k.lower() == "content-type"), None)
         self.content_type = ctype if ctype is not None else MOCK_CONTENT_TYPE
+        # the answer's fixed head, serialised now (None when this answer cannot be preset: gateway.model.answer)
+        self.preset = preset_head(self.status, (("Content-Type", self.content_type), *self.headers), self.body)
 
     async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
                      ) -> web.StreamResponse:
+        preset = self.preset
+        if preset is not None and ctx.preset_ok and ctx.method != "HEAD":
+            ep = ctx.endpoint
+            if ep is None or not ep.response_hooks:
+                dynamic = dynamic_lines(ctx, preset.names)
+                if dynamic is not None:
+                    ctx.status = self.status
+                    ctx.bytes_sent = len(self.body)
+                    # only the HTTP/1 listener gets one (ctx.preset_ok); whatever wraps a target reads .status
+                    return cast(web.StreamResponse, preset.answer(dynamic))
         resp = web.Response(status=self.status, body=self.body)
         h = resp.headers
         h["Content-Type"] = self.content_type

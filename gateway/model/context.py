@@ -87,6 +87,7 @@ class RequestContext:
         "path_params",
         "path_suffix",
         "peer_ip",
+        "preset_ok",
         "query",
         "request",
         "request_id",
@@ -149,6 +150,8 @@ class RequestContext:
         self.retries: int = 0
         self.extras: dict[str, Any] = {}
         self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers
+        # the listener writes a gateway.model.answer.PresetAnswer (the HTTP/1 listener); else web.Response only
+        self.preset_ok = False
 
     async def read_body(self) -> bytes:
         """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""

@@ -37,8 +37,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from asyncio.tasks import _enter_task, _leave_task
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from email.utils import formatdate
 from typing import Any
 
@@ -51,6 +52,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 from gateway.core.settings import Settings
+from gateway.model.answer import PresetAnswer
 from gateway.process.listener import BAD_VERSION_KEY, error_response
 
 log = logging.getLogger("gateway.process.http1")
@@ -95,20 +97,28 @@ def _reason(status: int) -> str:
 
 
 class _DateCache:
-    """The ``Date`` header value, formatted once per second."""
+    """The ``Date`` header value, formatted once per second (as text, and as a whole header line in bytes)."""
 
-    __slots__ = ("second", "value")
+    __slots__ = ("line_bytes", "second", "value")
 
     def __init__(self) -> None:
         self.second = 0
         self.value = ""
+        self.line_bytes = b""
 
     def get(self) -> str:
         now = int(time.time())
         if now != self.second:
             self.second = now
             self.value = formatdate(now, usegmt=True)
+            self.line_bytes = f"Date: {self.value}\r\n".encode("ascii")
         return self.value
+
+    def line(self) -> bytes:
+        """``Date: ...\\r\\n``."""
+        if int(time.time()) != self.second:
+            self.get()
+        return self.line_bytes
 
 
 DATE = _DateCache()
@@ -128,6 +138,17 @@ def _head(status_line: str, headers: Any) -> bytes:
     if text.count("\n") != n or text.count("\r") != n:
         raise HeaderInjection("CR or LF inside a response header")
     return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def serialize_preset(answer: PresetAnswer, version: HttpVersion, keep_alive: bool) -> bytes:
+    """A :class:`PresetAnswer` (never for HEAD: the target builds a ``web.Response`` then) -> wire bytes: the
+    prepared head, the per-request lines, ``Date``, ``Connection`` when it differs from the version's default,
+    the body. The same head :func:`serialize_response` makes of the equivalent ``web.Response``."""
+    if version is HttpVersion11 or version == HttpVersion11:
+        return b"".join((answer.head11, answer.dynamic.encode("utf-8", "surrogateescape"), DATE.line(),
+                         b"\r\n" if keep_alive else b"Connection: close\r\n\r\n", answer.body))
+    return b"".join((answer.head10, answer.dynamic.encode("utf-8", "surrogateescape"), DATE.line(),
+                     b"Connection: keep-alive\r\n\r\n" if keep_alive else b"\r\n", answer.body))
 
 
 def serialize_response(resp: web.Response, method: str, version: HttpVersion, keep_alive: bool
@@ -429,7 +450,9 @@ class Http1Protocol(asyncio.Protocol):
 
     __slots__ = (
         "_deadline",
+        "_drain_first",
         "_drain_waiter",
+        "_handoff",
         "_head_bytes",
         "_headers",
         "_idle",
@@ -467,6 +490,8 @@ class Http1Protocol(asyncio.Protocol):
         self._queue: deque[tuple[Http1Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while the handler task is parked between requests
+        self._handoff: _Resume | None = None  # a response begun outside the task, for the task to finish
+        self._drain_first = False  # a response went out while the client was not reading: drain before the next
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_step = min(server.head_timeout, server.keepalive_timeout)
@@ -490,6 +515,7 @@ class Http1Protocol(asyncio.Protocol):
             self.scheme = "https"
         self.server.connections.add(self)
         self._set_deadline(self.server.head_timeout)
+        self._task = self._loop.create_task(self._run())  # parks at once; answers what _answer_now cannot
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.server.connections.discard(self)
@@ -586,7 +612,6 @@ class Http1Protocol(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._on_upgrade()
-            return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, _HeadTooLarge):
@@ -595,11 +620,13 @@ class Http1Protocol(asyncio.Protocol):
                 self._reject(400, _parser_message(cause) if "transfer" not in str(cause) else "Bad request.")
             else:
                 self._parse_error(exc)
-            return
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.max_head:
-                self._reject(400, "Request line or header field too long.")
+        else:
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.server.max_head:
+                    self._reject(400, "Request line or header field too long.")
+        if self._queue and not self.busy:  # answered once every request of this read is parsed and queued
+            self._start_next()
 
     def _on_upgrade(self) -> None:
         """``Upgrade`` / ``CONNECT``: the gateway does not switch protocols. The request is answered like any
@@ -704,8 +731,6 @@ class Http1Protocol(asyncio.Protocol):
         self._queue.append((req, keep_alive))
         if len(self._queue) >= MAX_PIPELINED:  # a client that pipelines without reading: stop reading it
             self.pause("pipeline")
-        if not self.busy:
-            self._start_next()
 
     def on_body(self, body: bytes) -> None:
         req = self.current
@@ -720,54 +745,140 @@ class Http1Protocol(asyncio.Protocol):
 
     # --- handling ---------------------------------------------------------------------------------------
     def _start_next(self) -> None:
-        if not self._queue:
-            return
+        """Requests are queued and the connection is idle: answer them. Requests without a body are answered
+        right here (see :meth:`_answer_now`); whatever waits on I/O, and every other request, is answered by
+        the connection's handler task, in order."""
         self.busy = True
         self._set_deadline(None)
+        task = self._task
+        if task is None:
+            self._task = self._loop.create_task(self._run())
+            return
+        if self._wakeup is not None:  # the task is parked (not running, not about to start)
+            self._answer_now(task)
+        if self.busy or self.transport is None or self.transport.is_closing():
+            self._wake()
+
+    def _wake(self) -> None:
         w = self._wakeup
         if w is not None:  # the connection's handler task is parked: wake it (no new task per request)
             self._wakeup = None
             if not w.done():
                 w.set_result(None)
-        elif self._task is None:
-            self._task = self._loop.create_task(self._run())
+
+    def _answer_now(self, task: asyncio.Task[None]) -> None:
+        """Run the pipeline for the queued requests without a body from this callback, as the connection's
+        task (``asyncio.current_task()`` is that task, so timeouts and cancellation behave as inside it): a
+        response that needs no I/O wait (a MOCK answer, an error) is written with no task switch at all. The
+        first time the pipeline waits, the started coroutine is handed to the task, which finishes it."""
+        queue = self._queue
+        loop = self._loop
+        while queue:
+            req, keep_alive = queue[0]
+            if type(req) is not Http1Request or req.body_exists:
+                return  # a rejection, or a body still arriving: the task answers it
+            outer = None
+            try:
+                _enter_task(loop, task)
+            except RuntimeError:  # called from inside another task (a test driving the protocol): step aside
+                outer = asyncio.current_task(loop)
+                if outer is None:
+                    return
+                _leave_task(loop, outer)
+                _enter_task(loop, task)
+            queue.popleft()
+            coro = self._respond(req, keep_alive)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                keep: bool = stop.value
+            except Exception:
+                pipeline_log.exception("unhandled error answering %s", self.peer)
+                keep = False
+            else:
+                self._handoff = _Resume(coro, yielded)
+                return
+            finally:
+                _leave_task(loop, task)
+                if outer is not None:
+                    _enter_task(loop, outer)
+            if not self._answered(keep):
+                return
+            if self._paused_writing:  # the client is not reading its answers: the task waits before the next
+                self._drain_first = True
+                return
+            if len(queue) < MAX_PIPELINED // 2:
+                self.resume("pipeline")
+        self._go_idle()
+
+    def _answered(self, keep: bool) -> bool:
+        """After one response: False (and the connection closed) when nothing more is answered on it."""
+        if not keep or self.transport is None:
+            self._queue.clear()
+            self.busy = False
+            self.close()
+            return False
+        return True
+
+    def _go_idle(self) -> bool:
+        """Every queued request is answered: arm the header-read or keep-alive deadline (False: closed)."""
+        self.busy = False
+        if self.server.closing or self.transport is None:
+            self.close()
+            return False
+        if self._in_head:
+            self._set_deadline(self.server.head_timeout)
+        else:
+            self._idle = True
+            self._set_deadline(self.server.keepalive_timeout)
+        return True
 
     async def _run(self) -> None:
-        """The connection's handler task: answers queued requests in order, then parks until the next one."""
+        """The connection's handler task: finishes a response begun by :meth:`_answer_now`, answers queued
+        requests in order, then parks until the next ones."""
         try:
             while True:
-                while self._queue:
-                    req, keep_alive = self._queue.popleft()
-                    if isinstance(req, _Rejected):
-                        self._send_final(req.response)
-                        self.busy = False
-                        return
-                    keep = await self._respond(req, keep_alive)
-                    if not keep or self.transport is None:
-                        self._queue.clear()
-                        self.busy = False
-                        self.close()
-                        return
-                    if self._paused_writing:  # the client is not reading its answers: wait before the next
-                        try:
-                            await self.drain()
-                        except ConnectionError:
-                            self._queue.clear()
+                if self.busy:
+                    after_answer = self._drain_first
+                    self._drain_first = False
+                    h = self._handoff
+                    if h is not None:
+                        self._handoff = None
+                        if not self._answered(await h):
+                            return
+                        after_answer = True
+                    while True:
+                        if after_answer and self._paused_writing:  # the client is not reading: wait for it
+                            try:
+                                await self.drain()
+                            except ConnectionError:
+                                self._queue.clear()
+                                self.busy = False
+                                return
+                        if len(self._queue) < MAX_PIPELINED // 2:
+                            self.resume("pipeline")
+                        if not self._queue:
+                            break
+                        req, keep_alive = self._queue.popleft()
+                        if isinstance(req, _Rejected):
+                            self._send_final(req.response)
                             self.busy = False
                             return
-                    if len(self._queue) < MAX_PIPELINED // 2:
-                        self.resume("pipeline")
-                self.busy = False
-                if self.server.closing or self.transport is None:
-                    self.close()
+                        if not self._answered(await self._respond(req, keep_alive)):
+                            return
+                        after_answer = True
+                    if not self._go_idle():
+                        return
+                if self.transport is None or self.transport.is_closing():
                     return
-                if self._in_head:
-                    self._set_deadline(self.server.head_timeout)
-                else:
-                    self._idle = True
-                    self._set_deadline(self.server.keepalive_timeout)
                 w = self._wakeup = self._loop.create_future()
-                await w
+                try:
+                    await w
+                except asyncio.CancelledError:
+                    h = self._handoff
+                    if h is None:
+                        raise
+                    h.cancel()  # meant for the handler started outside the task: it gets it where it waits
         finally:
             self._task = None
             self._wakeup = None
@@ -784,6 +895,9 @@ class Http1Protocol(asyncio.Protocol):
             keep_alive = False  # the rest of an unread body is still coming: do not parse it as a request
         if self.transport is None:
             return False
+        if type(resp) is PresetAnswer:  # a MOCK answer prepared at config-load time (gateway.model.answer)
+            self.transport.write(serialize_preset(resp, req.version, keep_alive))
+            return keep_alive
         try:
             if resp.prepared:  # streamed by the relay (head and body already written)
                 await resp.write_eof()
@@ -806,6 +920,50 @@ class Http1Protocol(asyncio.Protocol):
             return False
         except ConnectionError:
             return False
+
+
+class _Resume:
+    """Awaitable: continue a coroutine that :meth:`Http1Protocol._answer_now` started outside the task, from
+    inside the task. ``yielded`` is what the coroutine's first step gave up (a future it waits on)."""
+
+    __slots__ = ("_cancel", "_coro", "_yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, bool], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+        self._cancel = False
+
+    def cancel(self) -> None:
+        """The task was cancelled before it resumed the coroutine: cancel what it waits on, and raise
+        ``CancelledError`` where it waits (what the task would have done)."""
+        self._cancel = True
+
+    def __await__(self) -> Generator[Any, Any, bool]:
+        coro = self._coro
+        yielded = self._yielded
+        if self._cancel:
+            if isinstance(yielded, asyncio.Future):
+                yielded.cancel()
+            try:
+                yielded = coro.throw(asyncio.CancelledError())
+            except StopIteration as stop:
+                return stop.value
+        while True:
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # delivered to the coroutine, as a task would
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
 
 
 class _Rejected:

@@ -37,7 +37,7 @@ from gateway.pipeline.spec import Chain
 from gateway.pipeline.stages.client_ip import ProxyResolver
 from gateway.process import retire
 from gateway.process.h2 import AlpnDispatch, H2Server, PrefaceSniffer
-from gateway.process.http1 import Http1Server
+from gateway.process.http1 import Http1Request, Http1Server
 from gateway.process.https import start_https
 from gateway.process.listener import BAD_VERSION_KEY, PublicServer
 from gateway.snapshot.delta import ChangePlan, DocIndex, plan_change, remember
@@ -189,6 +189,7 @@ class Gateway:
         ctx.client_ip = client
         ctx.latency_mode = self._latency_mode
         ctx.body_timeout = self.settings.client_body_timeout_s
+        ctx.preset_ok = type(request) is Http1Request  # this listener writes preset answers (model/answer.py)
         self.inflight += 1
         try:
             if runtime is None:

@@ -1,0 +1,112 @@
+"""Preset answers: a small complete response whose fixed head lines were serialised at config-load time.
+
+Role in the pipeline: the terminal step of a MOCK backend (and any target whose answer is fixed) on the HTTP/1
+listener. Instead of an aiohttp ``web.Response`` (a header multidict filled per request, then serialised by
+the listener), the target returns a :class:`PresetAnswer`: the status line and the fixed header lines
+(``Content-Type``, configured headers, ``Content-Length``) are bytes prepared once, and only the per-request
+lines (``Server`` and the other ``ctx.response_headers``, ``X-Request-Id``, the latency headers) are text made
+per request. The listener adds ``Date`` and ``Connection`` and writes it with one ``transport.write``.
+
+A target returns one only when the request came through the HTTP/1 listener (``ctx.preset_ok``), the endpoint
+has no response hooks (those edit a ``web.Response``), the method is not HEAD, and no per-request header
+collides with a fixed one; otherwise it builds the usual ``web.Response``, so every listener and every hook
+sees exactly what it saw before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from multidict import CIMultiDict
+
+from gateway.model.context import set_latency_headers
+
+if TYPE_CHECKING:
+    from gateway.model.context import RequestContext
+
+# names a preset head never carries as fixed lines: the listener or the per-request part writes them
+RESERVED = frozenset({
+    "connection", "content-length", "date", "transfer-encoding", "x-request-id", "x-apig-latency",
+    "x-apig-upstream-latency", "server",
+})
+
+
+class PresetAnswer:
+    """One answer: the prepared head (per HTTP version), the per-request header lines, the body."""
+
+    __slots__ = ("body", "dynamic", "head10", "head11", "status")
+
+    prepared = False  # what the pipeline frame asks of a web.StreamResponse (a preset is never streamed)
+
+    def __init__(self, status: int, head11: bytes, head10: bytes, dynamic: str, body: bytes) -> None:
+        self.status = status
+        self.head11 = head11
+        self.head10 = head10
+        self.dynamic = dynamic  # "Name: value\r\n" lines, checked for CR/LF by their maker
+        self.body = body
+
+
+class PresetHead:
+    """The config-load-time part of a preset answer: status line and fixed header lines, for both versions."""
+
+    __slots__ = ("body", "head10", "head11", "names", "status")
+
+    def __init__(self, status: int, head11: bytes, head10: bytes, names: frozenset[str], body: bytes) -> None:
+        self.status = status
+        self.head11 = head11
+        self.head10 = head10
+        # lower-case names a per-request line may not carry: the fixed lines' and the listener's own (a
+        # ``Server`` line is always per request: ``ctx.response_headers`` holds it)
+        self.names = names
+        self.body = body
+
+    def answer(self, dynamic: str) -> PresetAnswer:
+        return PresetAnswer(self.status, self.head11, self.head10, dynamic, self.body)
+
+
+def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> PresetHead | None:
+    """The preset head of a fixed answer, or None when it cannot be one (a status without a plain body,
+    a header the listener owns, CR/LF inside a header: those take the ``web.Response`` path)."""
+    if status < 200 or status in (204, 304) or status > 999:
+        return None
+    fixed: CIMultiDict[str] = CIMultiDict()
+    for k, v in headers:
+        fixed[k] = v  # later values replace earlier ones, as on a web.Response's headers
+    names = {k.lower() for k in fixed}
+    if names & RESERVED:
+        return None
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    lines = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()) + f"Content-Length: {len(body)}\r\n"
+    n = len(fixed) + 1
+    if lines.count("\r") != n or lines.count("\n") != n:  # CR or LF inside a name or value
+        return None
+    tail = lines.encode("utf-8", "surrogateescape")  # as the listener encodes any head
+    status_text = f" {status} {reason}\r\n".encode("ascii")
+    return PresetHead(status, b"HTTP/1.1" + status_text + tail, b"HTTP/1.0" + status_text + tail,
+                      frozenset(names | (RESERVED - {"server"})), body)
+
+
+def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
+    """The per-request header lines of a preset answer: ``ctx.response_headers``, ``X-Request-Id`` and the
+    latency headers; None when one of them collides with a fixed line or carries CR/LF (the caller then builds
+    a ``web.Response``, whose serialisation refuses CR/LF with a 500 as before)."""
+    parts = []
+    for k, v in ctx.response_headers.items():
+        if k.lower() in names:
+            return None
+        parts.append(f"{k}: {v}\r\n")
+    parts.append(f"X-Request-Id: {ctx.request_id}\r\n")
+    latency: dict[str, str] = {}
+    set_latency_headers(ctx, latency)
+    for k, v in latency.items():
+        parts.append(f"{k}: {v}\r\n")
+    text = "".join(parts)
+    n = len(parts)
+    if text.count("\n") != n or text.count("\r") != n:
+        return None
+    return text

@@ -1,0 +1,132 @@
+"""The HTTP/1 listener's eager answers (gateway.process.http1): a request without a body is answered from the
+read callback when the pipeline needs no I/O wait, and handed to the connection's task when it does; in both
+cases ``asyncio.current_task()`` is the connection's task, timeouts and cancellation behave as inside it, and
+the order of pipelined answers holds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from tests.unit.process.test_http1 import connect, until
+
+REQ = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+async def parked(proto: Any) -> None:
+    await until(lambda: proto._wakeup is not None)  # the connection's task started and waits for requests
+
+
+async def test_a_synchronous_answer_is_written_inside_the_read_callback() -> None:
+    tasks: list[Any] = []
+
+    async def sync_handler(request: Any) -> web.Response:
+        tasks.append(asyncio.current_task())
+        return web.Response(body=b"now")
+
+    proto, t = connect(sync_handler)
+    await parked(proto)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.call_soon(lambda: (proto.data_received(REQ + REQ), done.set_result(bytes(t.out))))
+    out = await done  # what was written before the read callback returned
+    assert out.count(b"HTTP/1.1 200 OK") == 2 and out.endswith(b"now")
+    assert tasks == [proto._task, proto._task]  # the pipeline ran as the connection's task
+    assert not proto.busy and proto._wakeup is not None and not proto._wakeup.done()  # no wake-up needed
+
+
+async def test_an_answer_that_waits_is_finished_by_the_task_in_order() -> None:
+    seen: list[str] = []
+
+    async def handler(request: Any) -> web.Response:
+        task = asyncio.current_task()
+        if request.path == "/slow":
+            await asyncio.sleep(0.02)
+        assert asyncio.current_task() is task  # the same task before and after the wait
+        seen.append(request.path)
+        return web.Response(body=request.path.encode())
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\nGET /fast HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert t.out == b""  # the first answer waits: nothing (not even the second, ready one) is written yet
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == 2)
+    out = bytes(t.out)
+    assert seen == ["/slow", "/fast"] and out.index(b"/slow") < out.index(b"/fast")
+    proto.data_received(REQ)  # the connection keeps serving, eagerly again
+    assert t.out.count(b"HTTP/1.1 200") == 3
+
+
+async def test_a_timeout_started_in_the_read_callback_fires_inside_the_handler() -> None:
+    async def handler(request: Any) -> web.Response:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            return web.Response(status=504, body=b"late")
+        return web.Response(body=b"never")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(REQ)
+    await until(lambda: b"late" in t.out)
+    assert t.out.startswith(b"HTTP/1.1 504") and not t.closed
+    await parked(proto)
+    assert not proto._task.cancelling()  # the cancellation was consumed by the timeout, not left on the task
+
+
+async def test_a_cancel_before_the_task_resumes_reaches_the_handler() -> None:
+    """The handler cancels its task, then waits: the task is woken by the cancellation before it took the
+    handed-over coroutine; the CancelledError is delivered where the handler waits."""
+    async def handler(request: Any) -> web.Response:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return web.Response(status=503, body=b"cancelled")
+        return web.Response(body=b"never")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(REQ)
+    await until(lambda: b"cancelled" in t.out)
+    await parked(proto)
+    proto.data_received(REQ)
+    await until(lambda: t.out.count(b"cancelled") == 2)
+
+
+async def test_an_answer_written_while_the_client_does_not_read_waits_for_drain() -> None:
+    async def handler(request: Any) -> web.Response:
+        return web.Response(body=b"x")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(REQ)
+    proto.pause_writing()
+    proto.data_received(REQ * 3)
+    assert t.out.count(b"HTTP/1.1 200") == 2  # one more answer, then the next waits for the client
+    await asyncio.sleep(0.02)
+    assert t.out.count(b"HTTP/1.1 200") == 2
+    proto.resume_writing()
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == 4)
+
+
+async def test_connection_close_stops_answering_and_ends_the_task() -> None:
+    proto, t = connect()
+    await parked(proto)
+    task = proto._task
+    proto.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" + REQ)
+    assert t.closed and t.out.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in t.out
+    await until(lambda: task.done())
+
+
+async def test_lost_connection_ends_the_parked_task() -> None:
+    proto, _ = connect()
+    await parked(proto)
+    task = proto._task
+    proto.connection_lost(None)
+    await until(lambda: task.done())
+    assert not task.cancelled()
