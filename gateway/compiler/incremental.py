@@ -11,8 +11,9 @@ shares every other compiled object with the active one:
   publications, the records bound to them and the policies they name, the environment variables of its
   group, the group) is exactly what :mod:`gateway.snapshot.delta` puts in the partial document, so the
   endpoint it compiles is the one a full compile would build;
-* routers and group runtimes: rebuilt for the groups the change touches (their APIs re-added in document
-  order), shared otherwise; host table and default group re-pointed at the new group runtimes;
+* routers and group runtimes: for the groups the change touches, a new router per environment made from the
+  old one with the changed APIs' routes taken out and put back (only the touched paths are copied); shared
+  otherwise; host table and default group re-pointed at the new group runtimes;
 * response sets, environments: shared (a change to them is not a per-API change).
 
 The result answers every request exactly like ``compile_snapshot`` of the whole new document
@@ -124,7 +125,8 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
 
 def _regroup(current: Runtime, part: Index, plan: ChangePlan, endpoints: dict[tuple[str, str], Endpoint],
              env_ids: list[str]) -> dict[str, GroupRuntime]:
-    """Group runtimes: rebuilt (routers re-filled in document order) for the groups the change touches."""
+    """Group runtimes of the groups the change touches: their routers are the old ones with the changed APIs'
+    routes taken out and put back (:meth:`Router.updated` copies only the touched paths); others are shared."""
     groups = dict(current.groups)
     for gid in plan.groups:
         old = current.groups.get(gid)
@@ -132,13 +134,26 @@ def _regroup(current: Runtime, part: Index, plan: ChangePlan, endpoints: dict[tu
             continue
         grp = part.by_id["groups"][gid]
         g = GroupRuntime(str(grp["id"]), str(grp["name"]), old.responses)
-        for api in part.items("apis"):
-            if str(api.get("group_id")) != gid:
+        g.routers = dict(old.routers)
+        for env_id in env_ids:
+            removed: list[tuple[str, str, bool, Endpoint]] = []
+            added: list[tuple[str, str, bool, Endpoint]] = []
+            for api_id in plan.apis:
+                before, after = current.endpoints.get((api_id, env_id)), endpoints.get((api_id, env_id))
+                if before is after:
+                    continue
+                if before is not None and str(before.group_id) == gid:
+                    removed.append((before.method, before.req_uri, before.prefix, before))
+                if after is not None and str(after.group_id) == gid:
+                    added.append((after.method, after.req_uri, after.prefix, after))
+            if not removed and not added:
                 continue
-            for env_id in env_ids:
-                ep = endpoints.get((str(api["id"]), env_id))
-                if ep is not None:
-                    g.routers.setdefault(env_id, Router()).add(ep.method, ep.req_uri, ep.prefix, ep)
+            router = g.routers.get(env_id)
+            router = router.updated(removed, added) if router is not None else Router[Endpoint]().updated([], added)
+            if router.size:
+                g.routers[env_id] = router
+            else:
+                g.routers.pop(env_id, None)  # a full compile has no router where nothing is published
         groups[gid] = g
     return groups
 

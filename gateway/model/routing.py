@@ -41,6 +41,14 @@ class _Node(Generic[T]):
         self.prefix: dict[str, T] | None = None
 
 
+def _copy_node(node: _Node[T]) -> _Node[T]:
+    """A shallow copy of a trie node: its children and method tables are shared until changed."""
+    out: _Node[T] = _Node()
+    out.literal = dict(node.literal)
+    out.param, out.exact, out.prefix = node.param, node.exact, node.prefix
+    return out
+
+
 def split_template(uri: str) -> list[str]:
     """``/users/{id}/x`` -> ``["users", "{id}", "x"]``; ``/`` -> ``[]``."""
     if uri == "/":
@@ -103,6 +111,81 @@ class Router(Generic[T]):
             if node.exact is None:
                 node.exact = {}
             node.exact[method] = target
+
+    def updated(self, removed: list[tuple[str, str, bool, T]], added: list[tuple[str, str, bool, T]]) -> Router[T]:
+        """A new router equal to this one with the ``removed`` routes (method, uri, prefix, target) taken out and
+        the ``added`` ones put in; this router is not changed (requests in flight keep using it).
+
+        Only what the change touches is copied: the static table (one dictionary), the method tables of the
+        changed paths and the trie nodes on their way from the root; everything else is shared. Config-load
+        time (the incremental compile of a single-API change): the cost follows the change, not the group."""
+        out: Router[T] = Router.__new__(Router)
+        out._root = _copy_node(self._root)
+        out.static = dict(self.static)
+        out._names = dict(self._names)
+        out.size = self.size
+        copied: set[int] = {id(out._root)}
+        for method, uri, prefix, target in removed:
+            out._names.pop(id(target), None)
+            segments = split_template(uri)
+            if not prefix and not any(map(is_param, segments)):
+                table = out.static.get(uri)
+                if table is not None and table.get(method) is target:
+                    table = out.static[uri] = dict(table)
+                    del table[method]
+                    out.size -= 1
+                    if not table:
+                        del out.static[uri]
+                continue
+            node = out._path(segments, copied, create=False)
+            if node is None:
+                continue
+            attr = "prefix" if prefix else "exact"
+            table = getattr(node, attr)
+            if table is not None and table.get(method) is target:
+                table = dict(table)
+                del table[method]
+                setattr(node, attr, table or None)
+                out.size -= 1
+        for method, uri, prefix, target in added:
+            segments = split_template(uri)
+            names = tuple((i, param_name(s)) for i, s in enumerate(segments) if is_param(s))
+            out._names[id(target)] = names
+            out.size += 1
+            if not prefix and not names:
+                out.static[uri] = {**out.static.get(uri, {}), method: target}
+                continue
+            node = out._path(segments, copied, create=True)
+            assert node is not None
+            attr = "prefix" if prefix else "exact"
+            setattr(node, attr, {**(getattr(node, attr) or {}), method: target})
+        return out
+
+    def _path(self, segments: list[str], copied: set[int], create: bool) -> _Node[T] | None:
+        """The trie node of ``segments`` in this (new) router, copying the shared nodes on the way."""
+        node = self._root
+        for seg in segments:
+            if is_param(seg):
+                child = node.param
+                if child is None:
+                    if not create:
+                        return None
+                    child = _Node()
+                elif id(child) not in copied:
+                    child = _copy_node(child)
+                node.param = child
+            else:
+                child = node.literal.get(seg)
+                if child is None:
+                    if not create:
+                        return None
+                    child = _Node()
+                elif id(child) not in copied:
+                    child = _copy_node(child)
+                node.literal[seg] = child
+            copied.add(id(child))
+            node = child
+        return node
 
     def lookup(self, method: str, path: str) -> tuple[Match[T] | None, bool]:
         """Return (match, path_matched). ``path_matched`` is True when some API has this path but

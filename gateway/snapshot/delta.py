@@ -265,16 +265,25 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
     for name, (removed, added) in changes.items():
         kf = _key_field(name)
         assert kf is not None
-        keyed = dict(old.by_key.get(name, {}))
-        for x in removed:
-            k = str(x.get(kf))
-            if keyed.get(k) is x:
-                del keyed[k]
+        puts: dict[str, Item] = {}
         for x in added:
             k = str(x.get(kf))
-            if x.get(kf) is None or k in keyed:
+            if x.get(kf) is None or k in puts:
                 return None  # a missing or repeated id: the full validation reports it
+            puts[k] = x
+        gone = {id(x) for x in removed}
+        # overwrite in place and delete only the keys that disappear: a dictionary without deleted slots is
+        # copied by the next change in one block
+        keyed = dict(old.by_key.get(name, {}))
+        for k, x in puts.items():
+            cur = keyed.get(k)
+            if cur is not None and id(cur) not in gone:
+                return None  # the id of an element that stays: the full validation reports it
             keyed[k] = x
+        for x in removed:
+            k = str(x.get(kf))
+            if k not in puts and keyed.get(k) is x:
+                del keyed[k]
         ix.by_key[name] = keyed
         if name == "apis":
             ix.group_apis = _regroup(old.group_apis, removed, added, _group_of)
