@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from typing import Any
 
 import orjson
@@ -120,28 +121,39 @@ def mask(value: Any) -> Any:
 
 
 def unmask(new: Any, old: Any) -> Any:
-    """Put back secrets that a client sent as the mask (GET -> edit -> PUT keeps the real secrets)."""
+    """Put back secrets that a client sent as the mask (GET -> edit -> PUT keeps the real secrets).
+
+    Only what holds a mask is copied: an element without one is returned as is (a whole pushed snapshot is
+    not duplicated, and the parsed body does not become garbage all at once)."""
     if isinstance(new, dict):
         old_d = old if isinstance(old, dict) else {}
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] | None = None
         for k, v in new.items():
             if k in SECRET_FIELDS and v == MASK and k in old_d:
-                merged[k] = old_d.get(k)
+                nv = old_d.get(k)
             elif k in JSON_STRING_FIELDS and isinstance(v, str) and MASK in v and _json_doc(v) is not None:
-                merged[k] = orjson.dumps(unmask(_json_doc(v), _json_doc(old_d.get(k)))).decode()
+                nv = orjson.dumps(unmask(_json_doc(v), _json_doc(old_d.get(k)))).decode()
             else:
-                merged[k] = unmask(v, old_d.get(k))
-        return merged
+                nv = unmask(v, old_d.get(k))
+            if nv is not v:
+                if merged is None:
+                    merged = dict(new)
+                merged[k] = nv
+        return merged if merged is not None else new
     if isinstance(new, list):
         old_l = old if isinstance(old, list) else []
         by_id = {str(o.get("id")): o for o in old_l if isinstance(o, dict) and o.get("id") is not None}
-        out = []
+        out: list[Any] | None = None
         for i, item in enumerate(new):
             ref = by_id.get(str(item.get("id"))) if isinstance(item, dict) and item.get("id") is not None else None
             if ref is None and i < len(old_l) and not by_id:
                 ref = old_l[i]
-            out.append(unmask(item, ref))
-        return out
+            value = unmask(item, ref)
+            if value is not item:
+                if out is None:
+                    out = list(new)
+                out[i] = value
+        return out if out is not None else new
     return new
 
 
@@ -159,11 +171,26 @@ def unmask_document(doc: dict[str, Any], current: dict[str, Any] | None) -> dict
             old = current.get(key)
             by_id = {str(_element_key(o)): o for o in old or [] if isinstance(o, dict)
                      and _element_key(o) is not None}
-            out[key] = [unmask(item, by_id.get(str(_element_key(item)))) if isinstance(item, dict) else item
-                        for item in value]
+            items: list[Any] | None = None
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    fixed = unmask(item, by_id.get(str(_element_key(item))))
+                    if fixed is not item:
+                        if items is None:
+                            items = list(value)
+                        items[i] = fixed
+            out[key] = items if items is not None else value
         else:
             out[key] = value
     return out
+
+
+_ESCAPED_STAR = re.compile(rb"\\(?:u002[aA]|x2[aA]|U0000002[aA])")  # '*' written as an escape (JSON, YAML)
+
+
+def may_hold_mask(data: bytes) -> bool:
+    """Whether a request body may contain the mask: without it, unmasking would change nothing."""
+    return MASK.encode() in data or _ESCAPED_STAR.search(data) is not None
 
 
 def leftover_masks(value: Any, path: str = "") -> list[str]:

@@ -23,12 +23,14 @@ from gateway.control.common import (
     json_response,
     leftover_masks,
     mask,
+    may_hold_mask,
     unmask_document,
     version_headers,
 )
 from gateway.control.port import ControlPort
 from gateway.control.store import DocumentStore
 from gateway.core.errors import SnapshotError
+from gateway.core.gcquiet import quiet_gc
 from gateway.snapshot.load import parse_bytes
 
 log = logging.getLogger("gateway.control.app")
@@ -51,6 +53,11 @@ def _unmasked(doc: dict[str, Any], current: dict[str, Any] | None) -> dict[str, 
     return doc
 
 
+def _parse(data: bytes, content_type: str | None) -> tuple[dict[str, Any], bool]:
+    """(the document, whether it may hold masked secrets): in a worker thread."""
+    return parse_bytes(data, "body", content_type), may_hold_mask(data)
+
+
 def install(app: web.Application, store: DocumentStore) -> None:
     gateway = store.port
 
@@ -70,12 +77,16 @@ def install(app: web.Application, store: DocumentStore) -> None:
             data = await request.read()
             if not data.strip():
                 raise AdminError(400, "APIG.2001", "The request body must be specified.")
-            try:
-                # a whole snapshot is megabytes of JSON: parsed off the event loop
-                doc = await asyncio.to_thread(parse_bytes, data, "body", request.headers.get("Content-Type"))
-            except SnapshotError as exc:
-                raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
-            rt = await store.replace(lambda current: _unmasked(doc, current), if_match(request))
+            # a whole snapshot is megabytes of JSON: parsed, validated and compiled off the event loop, with the
+            # collector paused and the result frozen once accepted (gateway/core/gcquiet.py)
+            with quiet_gc(freeze=True):
+                try:
+                    doc, masked = await asyncio.to_thread(_parse, data, request.headers.get("Content-Type"))
+                except SnapshotError as exc:
+                    raise AdminError(400, "APIG.2012", "Invalid snapshot document", problems=exc.problems) from None
+                del data
+                rt = await store.replace(lambda current: _unmasked(doc, current) if masked else doc,
+                                         if_match(request))
             log.info("admin PUT /v1/snapshot -> snapshot %s", rt.version)
         except AdminError as err:
             resp = err.response()

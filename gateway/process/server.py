@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 
 from gateway.compiler import build_runtime
+from gateway.compiler.compiler import index_of
 from gateway.compiler.incremental import compile_change
 from gateway.control.app import check_admin_exposure, create_admin_app
 from gateway.control.port import VersionConflict
@@ -94,7 +95,7 @@ class Gateway:
     def apply_document(self, doc: dict[str, Any], version: str | None = None, source: str = "admin") -> Runtime:
         """Validate, compile and swap in ``doc``; on any problem the current runtime keeps serving."""
         try:
-            with retire.quiet_gc():
+            with retire.quiet_gc(freeze=True):
                 runtime, ix = self._build_full(doc, version)
         except SnapshotError:
             self.services.reload_failures += 1
@@ -122,6 +123,7 @@ class Gateway:
                 if source not in _SELF_LOGGING_SOURCES:
                     _log_rejected(source, exc)
                 raise
+            old_ix = self.doc_index
             self.doc_index, self.last_change = ix, plan
             if plan is not None:
                 self.change_of[runtime] = plan
@@ -131,8 +133,8 @@ class Gateway:
             if plan is None:  # a whole new snapshot: keep the collector and the freeing of the old one quiet
                 retire.settle()
                 if current is not None:
-                    retire.retire(current, old_doc, self._retiring)
-                del current, old_doc
+                    retire.retire(current, old_doc, self._retiring, also=(_index_of(current), old_ix))
+            del current, old_doc, old_ix
         if distribute:
             for hook in self.push_hooks:
                 await hook(doc, runtime)
@@ -151,7 +153,7 @@ class Gateway:
             else:
                 self.services.extras["incremental_compiles"] = self.services.extras.get("incremental_compiles", 0) + 1
                 return runtime, plan.index, plan
-        with retire.quiet_gc():
+        with retire.quiet_gc(freeze=True):
             runtime, ix = self._build_full(doc, version)
         return runtime, ix, None
 
@@ -353,6 +355,14 @@ def _log_rejected(source: str, exc: SnapshotError, shown: int = 5) -> None:
     more = f"; ... and {len(problems) - shown} more" if len(problems) > shown else ""
     log.warning("%s push rejected, the active snapshot keeps serving (%d problem%s): %s%s", source, len(problems),
                 "" if len(problems) == 1 else "s", "; ".join(problems[:shown]), more)
+
+
+def _index_of(runtime: Runtime) -> Any:
+    """The validated index ``runtime`` was compiled from (None if unknown)."""
+    try:
+        return index_of(runtime)
+    except KeyError:
+        return None
 
 
 def _bound_port(site: web.BaseSite) -> int | None:

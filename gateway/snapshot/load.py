@@ -7,6 +7,8 @@ problem in ``problems`` so the admin API and the CLI can print them all.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,112 @@ import yaml
 
 from gateway.core.errors import SnapshotError
 
+# Bodies above this size are parsed element by element (:func:`loads_sliced`), smaller ones in one call.
+SLICED_JSON_BYTES = 256 * 1024
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _int(text: str) -> int | float:
+    value = int(text)
+    return value if -(2 ** 63) <= value < 2 ** 64 else float(text)  # as orjson: beyond 64 bits, a float
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"{text} is out of range")  # orjson rejects it
+    return value
+
+
+_INF = float("inf")
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+_BLANK = frozenset(" \t\n\r")
+_WS = re.compile(r"[ \t\n\r]*")
+# what orjson rejects and the json module accepts: lone UTF-16 surrogates (so any surrogate escape: orjson)
+_ORJSON_ONLY = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def loads_sliced(data: bytes) -> Any:
+    """Parse a JSON document the way ``orjson.loads`` does, but a top-level object's array values one
+    element per call: the interpreter can switch threads between elements.
+
+    ``orjson.loads`` builds the whole document in one C call that holds the interpreter lock: parsing a
+    10,000-API snapshot (6 MB) in a worker thread would stop the event loop for 50-200 ms. Raises
+    ``ValueError`` (or ``StopIteration``/``IndexError``) on any syntax error: the caller then reports
+    orjson's message."""
+    text = data.decode("utf-8")
+    if _ORJSON_ONLY.search(text) is not None:
+        return orjson.loads(data)
+    scan, ws = _DECODER.scan_once, _WS.match  # type: ignore[attr-defined]
+    i = ws(text, 0).end()  # type: ignore[union-attr]
+    if text[i:i + 1] != "{":
+        value, i = _DECODER.raw_decode(text, i)
+        if ws(text, i).end() != len(text):  # type: ignore[union-attr]
+            raise ValueError("extra data")
+        return value
+    out: dict[str, Any] = {}
+    i = ws(text, i + 1).end()  # type: ignore[union-attr]
+    if text[i] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i] != '"':
+                raise ValueError("expected a key")
+            key, i = scan(text, i)
+            i = ws(text, i).end()  # type: ignore[union-attr]
+            if text[i] != ":":
+                raise ValueError("expected ':'")
+            i = ws(text, i + 1).end()  # type: ignore[union-attr]
+            if text[i] == "[":
+                items: list[Any] = []
+                append = items.append
+                i = ws(text, i + 1).end()  # type: ignore[union-attr]
+                if text[i] == "]":
+                    i += 1
+                else:
+                    while True:
+                        item, i = scan(text, i)
+                        append(item)
+                        c = text[i]
+                        if c in _BLANK:
+                            i = ws(text, i).end()  # type: ignore[union-attr]
+                            c = text[i]
+                        i += 1
+                        if c == ",":
+                            if text[i] in _BLANK:
+                                i = ws(text, i).end()  # type: ignore[union-attr]
+                        elif c == "]":
+                            break
+                        else:
+                            raise ValueError("expected ',' or ']'")
+                value = items
+            else:
+                value, i = scan(text, i)
+            out[key] = value
+            i = ws(text, i).end()  # type: ignore[union-attr]
+            c = text[i]
+            i = ws(text, i + 1).end()  # type: ignore[union-attr]
+            if c == "}":
+                break
+            if c != ",":
+                raise ValueError("expected ',' or '}'")
+    if ws(text, i).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError("extra data")
+    return out
+
+
+def loads_json(data: bytes) -> Any:
+    """``orjson.loads``, sliced for big documents (:func:`loads_sliced`); raises ``orjson.JSONDecodeError``."""
+    if len(data) > SLICED_JSON_BYTES:
+        try:
+            return loads_sliced(data)
+        except (ValueError, IndexError, StopIteration, RecursionError):
+            pass  # orjson says what is wrong, in its usual words (and rejects what it rejects)
+    return orjson.loads(data)
+
 
 def parse_bytes(data: bytes, source: str = "body", content_type: str | None = None) -> dict[str, Any]:
     """Parse JSON (fast path) or YAML bytes into a mapping."""
@@ -22,7 +130,7 @@ def parse_bytes(data: bytes, source: str = "body", content_type: str | None = No
     doc: Any
     if (content_type and "json" in content_type) or text_first in (b"{", b"["):
         try:
-            doc = orjson.loads(data)
+            doc = loads_json(data)
         except orjson.JSONDecodeError as exc:
             raise SnapshotError([f"{source}: invalid JSON: {exc}"]) from None
     else:
