@@ -157,26 +157,42 @@ def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
 
 
 def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
-    """Caller headers minus hop-by-hop/dropped ones (and their underscore spellings), plus X-Forwarded-*."""
-    out: CIMultiDict[str] = CIMultiDict()
+    """Caller headers minus hop-by-hop/dropped ones (and their underscore spellings), plus X-Forwarded-*.
+
+    The gateway's own X-Forwarded-For/-Proto/-Host and X-Real-IP replace the caller's (X-Forwarded-For extends
+    the caller's chain); they follow the caller's other fields.
+    """
     headers = ctx.headers
+    own_host = bool(ctx.host)
+    dropped = _forward_drop(drop, own_host)
     conn = headers.get("Connection")
-    tokens = {t.strip().lower() for t in conn.split(",")} if conn else ()
-    dropped = _REQUEST_DROP | drop if drop else _REQUEST_DROP
-    for key, value in headers.items():
-        low = key.lower()
-        if low in dropped or low in tokens:
-            continue
-        if "_" in low and low.replace("_", "-") in _UNDERSCORE_DROP:
-            continue
-        out.add(key, value)
-    xff = ctx.headers.get("X-Forwarded-For")
-    out["X-Forwarded-For"] = f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip
-    out["X-Forwarded-Proto"] = ctx.request.scheme
-    if ctx.host:
-        out["X-Forwarded-Host"] = ctx.request.host
-    out["X-Real-IP"] = ctx.client_ip
-    return out
+    if conn and conn.lower() not in ("keep-alive", "close"):
+        dropped = dropped | {t.strip().lower() for t in conn.split(",")}
+    out = [(k, v) for k, v in headers.items() if (low := k.lower()) not in dropped
+           and ("_" not in low or low.replace("_", "-") not in _UNDERSCORE_DROP)]
+    xff = headers.get("X-Forwarded-For")
+    request = ctx.request
+    out.append(("X-Forwarded-For", f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip))
+    out.append(("X-Forwarded-Proto", request.scheme))
+    if own_host:
+        out.append(("X-Forwarded-Host", request.host))
+    out.append(("X-Real-IP", ctx.client_ip))
+    return CIMultiDict(out)
+
+
+_FORWARD_DROP: dict[tuple[frozenset[str], bool], frozenset[str]] = {}
+_SET_BY_GATEWAY = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-real-ip"})
+
+
+def _forward_drop(drop: frozenset[str], own_host: bool) -> frozenset[str]:
+    """Every lower-case name :func:`forwarded_headers` leaves out, per mapping's ``drop`` (a few sets, cached)."""
+    key = (drop, own_host)
+    got = _FORWARD_DROP.get(key)
+    if got is None:
+        got = _REQUEST_DROP | drop | _SET_BY_GATEWAY | ({"x-forwarded-host"} if own_host else set())
+        if len(_FORWARD_DROP) < 4096:  # one entry per distinct mapping: bounded by the configuration
+            _FORWARD_DROP[key] = got
+    return got
 
 
 async def _limited(ctx: RequestContext, deadline: asyncio.Timeout, timeout_s: float) -> AsyncIterator[bytes]:
@@ -340,6 +356,14 @@ class HttpTarget:
         extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
         extras["upstream_status"] = upstream.status
         try:
+            length = upstream.content_length
+            if length is not None and length <= SMALL_BODY and not upstream.chunked:
+                body = upstream.take_buffered()  # the common small answer arrived with its head: no await
+                if body is None:
+                    body = await self._read_small(ctx, upstream)
+                else:
+                    ctx.backend_body_ms = 0.0
+                return self._small_response(ctx, upstream, body)
             return await self._relay(ctx, upstream)
         finally:
             upstream.release()
@@ -373,36 +397,40 @@ class HttpTarget:
         )
         return _AiohttpResponse(resp)
 
-    async def _relay(self, ctx: RequestContext, upstream: _Response) -> web.StreamResponse:
-        length = upstream.content_length
-        small = length is not None and length <= SMALL_BODY and not upstream.chunked
-        timeout = self.timeout_s
-        resp: web.StreamResponse
+    async def _read_small(self, ctx: RequestContext, upstream: _Response) -> bytes:
         body_started = time.perf_counter()
-        if small:
-            # small bodies: one buffer, one write of head + body; the relayed fields go in with the constructor
-            body = upstream.take_buffered()
-            if body is None:
-                try:
-                    body = await upstream.read(timeout)
-                except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
-                    raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
-            ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
-            resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body,
-                                headers=upstream.end_to_end(_RESPONSE_DROP))
-            h = resp.headers
-        else:
-            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
-            h = resp.headers
-            h.extend(upstream.end_to_end(_RESPONSE_DROP))
-        if ctx.response_headers:
-            h.update(ctx.response_headers)
+        try:
+            body = await upstream.read(self.timeout_s)
+        except (aiohttp.ClientError, UpstreamError, TimeoutError, OSError) as exc:
+            raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+        ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
+        return body
+
+    def _small_response(self, ctx: RequestContext, upstream: _Response, body: bytes) -> web.Response:
+        """A small Content-Length answer: one ``web.Response`` (head + body in one write by the listener), the
+        relayed fields passed to its constructor."""
+        resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body,
+                            headers=upstream.end_to_end(_RESPONSE_DROP))
+        h = resp.headers
+        h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id
         set_latency_headers(ctx, h)
         ctx.status = upstream.status
-        if small:
-            ctx.bytes_sent = length or 0
-            return resp
+        ctx.bytes_sent = upstream.content_length or 0  # (HEAD: the length announced)
+        return resp
+
+    async def _relay(self, ctx: RequestContext, upstream: _Response) -> web.StreamResponse:
+        """A streamed answer (chunked, close-delimited or large): head first, then the body piece by piece with
+        back-pressure both ways."""
+        length = upstream.content_length
+        timeout = self.timeout_s
+        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason or None)
+        h = resp.headers
+        h.extend(upstream.end_to_end(_RESPONSE_DROP))
+        h.update(ctx.response_headers)
+        h["X-Request-Id"] = ctx.request_id
+        set_latency_headers(ctx, h)
+        ctx.status = upstream.status
         if length is not None and not upstream.chunked:
             resp.content_length = length
         ctx.finish_response(resp)  # response hooks (plug-ins) before the head is sent
