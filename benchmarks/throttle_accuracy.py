@@ -112,9 +112,10 @@ def run_scenario(name: str, doc: dict[str, Any], dep: Deployment, procs: int, se
     fallbacks = sum(s["redis_fallbacks"] for s in stats)
     timeouts = sum(s["redis_timeouts"] for s in stats)
     redis = sum(s["decisions_redis"] for s in stats)
+    leased = sum(s.get("decisions_leased", 0) for s in stats)
     errors = sum(r["non2xx"] for r in results) - sum(s["rejected"] for s in stats)
-    print(f"{'':<28} decisions via Redis {redis}, Redis timeouts {timeouts}, fallbacks {fallbacks}, "
-          f"non-2xx other than 429: {max(0, errors)}")
+    print(f"{'':<28} decisions via Redis {redis}, from token leases {leased}, Redis timeouts {timeouts}, "
+          f"fallbacks {fallbacks}, non-2xx other than 429: {max(0, errors)}")
     if fo is not None:
         if fo.error is not None or not fo.t_recovered:
             print(f"{'':<28} failover did not complete: {fo.error!r}")

@@ -127,6 +127,7 @@ class Settings:
     throttle_default_api_limit: int = 0  # Default per-API calls/s over all envs (vendor: 200; 0 = off).
     throttle_headers: str = "always"  # X-Apig-RateLimit-* headers: always | debug | off.
     throttle_key_prefix: str = "apig"  # Redis key prefix of the throttling counters.
+    throttle_lease_max: int = 256  # Most units a node leases from Redis at once on a large limit (0 = no leases).
 
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c, strict=False) for c in self.trusted_proxies]

@@ -12,6 +12,8 @@ Role in the pipeline: called by the throttling stage (order 70) through
   script decides them one after the other);
 * the script reads ``TIME`` from Redis, so the clocks of the gateway nodes do not matter;
 * it checks every key first and writes only when all pass (rejections consume nothing);
+* an admitted request may also take a few more units of a bucket for the calling node (a token lease, asked
+  per key by :mod:`gateway.pipeline.stages.throttling.lease`), never more than the bucket has left;
 * every written key gets an expiry (a bucket: the time to refill; a window: its end plus one period),
   so idle per-IP / per-user counters disappear by themselves.
 
@@ -48,11 +50,14 @@ from gateway.pipeline.stages.throttling.store import Check, Decision
 # One script call decides a whole *batch* of requests (those that arrived in one event-loop iteration),
 # each request atomically and in arrival order, exactly as if each had its own EVALSHA.
 # KEYS: the keys of request 1, then of request 2, ... ARGV[1]: the requests joined by "|", each a list of
-# "limit,period_ms,mode,anchor_ms" (one per key) joined by ";". mode 0 = token bucket, 1 = window.
+# "limit,period_ms,mode,anchor_ms,lease" (one per key) joined by ";". mode 0 = token bucket, 1 = window.
+# lease > 0 (buckets only): when the request is admitted, also take up to that many more units from the
+# key for the calling node to spend locally (token lease, docs/throttling.md); 0 = none.
 # Hash fields: v = used level (bucket) or count (window); s = last update ms (bucket) or window index;
 # a = window anchor ms.
 # Reply: one string, per request "allowed,failed,retry_ms,remaining_1,...,remaining_n" joined by "|"
-# (failed is 1-based, 0 when allowed).
+# (failed is 1-based, 0 when allowed; remaining after the leased units), followed by
+# ";granted_1,...,granted_n" when the request asked for a lease.
 ADMIT_LUA = """
 local MAX_TTL = 34560000000  -- 400 days: longer periods keep their counter this long (and stay integers)
 local t = redis.call('TIME')
@@ -61,8 +66,11 @@ local results = {}
 local base = 0
 for req in string.gmatch(ARGV[1], '[^|]+') do
   local spec = {}
-  for a, b, c, d in string.gmatch(req, '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)') do
-    spec[#spec + 1] = {tonumber(a), tonumber(b), tonumber(c), tonumber(d)}
+  local asked = false
+  for a, b, c, d, e in string.gmatch(req, '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%d+)') do
+    local lease = tonumber(e)
+    if lease > 0 then asked = true end
+    spec[#spec + 1] = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), lease}
   end
   local n = #spec
   local vals, stamps, anchors, ends, rem = {}, {}, {}, {}, {}
@@ -116,21 +124,33 @@ for req in string.gmatch(ARGV[1], '[^|]+') do
     for i = 1, n do out[3 + i] = rem[i] end
   else
     out = {1, 0, 0}
+    local grants = {}
     for i = 1, n do
       local key, period = KEYS[base + i], spec[i][2]
+      local grant = 0
       if spec[i][3] == 0 then
-        redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(now))
+        if spec[i][5] > 0 then
+          grant = rem[i] - 1
+          if grant > spec[i][5] then grant = spec[i][5] end
+          if grant < 0 then grant = 0 end
+        end
+        redis.call('HSET', key, 'v', tostring(vals[i] + 1 + grant), 's', tostring(now))
         redis.call('PEXPIRE', key, math.min(math.ceil(period) + 1000, MAX_TTL))
       else
         redis.call('HSET', key, 'v', tostring(vals[i] + 1), 's', tostring(stamps[i]), 'a', tostring(anchors[i]))
         redis.call('PEXPIRE', key, math.min(math.ceil(ends[i] + period - now), MAX_TTL))
       end
-      local r = rem[i] - 1
+      grants[i] = grant
+      local r = rem[i] - 1 - grant
       if r < 0 then r = 0 end
       out[3 + i] = r
     end
+    if asked then
+      results[#results + 1] = table.concat(out, ',') .. ';' .. table.concat(grants, ',')
+      out = nil
+    end
   end
-  results[#results + 1] = table.concat(out, ',')
+  if out then results[#results + 1] = table.concat(out, ',') end
   base = base + n
 end
 return table.concat(results, '|')
@@ -230,9 +250,11 @@ Part = tuple[list[int], list[str], str, "asyncio.Future[Decision]"]  # check ind
 
 
 def _decision(reply: bytes) -> Decision:
-    parts = reply.split(b",")
+    head, _, leased = reply.partition(b";")
+    parts = head.split(b",")
     # retry_ms may be printed as "1.8e+17" by Lua for very long periods
-    return Decision(parts[0] == b"1", int(parts[1]) - 1, int(float(parts[2])), [int(x) for x in parts[3:]], "redis")
+    return Decision(parts[0] == b"1", int(parts[1]) - 1, int(float(parts[2])), [int(x) for x in parts[3:]], "redis",
+                    [int(x) for x in leased.split(b",")] if leased else None)
 
 
 class RedisStore:
@@ -263,7 +285,9 @@ class RedisStore:
         # redis-py keeps everything else (script loads, pings, cluster, sentinel, TLS)
         self._fast = None if self.cluster else fast_connection_for(client)
 
-    def admit(self, checks: Sequence[Check]) -> asyncio.Future[Decision]:
+    def admit(self, checks: Sequence[Check], leases: Sequence[int] | None = None) -> asyncio.Future[Decision]:
+        """Decide ``checks``; ``leases`` (one size per check, buckets only) also asks for units to spend
+        locally, answered in ``Decision.granted`` (not for a request split over several cluster slots)."""
         if self.cluster:
             groups = self._slot_groups(checks)
             if len(groups) > 1:
@@ -271,7 +295,10 @@ class RedisStore:
             slot = next(iter(groups))
         else:
             slot = 0
-        spec = ";".join(f"{limit},{period},{mode},{anchor}" for _k, limit, period, mode, anchor in checks)
+        if leases is None:
+            spec = ";".join([f"{limit},{period},{mode},{anchor},0" for _k, limit, period, mode, anchor in checks])
+        else:
+            spec = ";".join([f"{c[1]},{c[2]},{c[3]},{c[4]},{n}" for c, n in zip(checks, leases, strict=True)])
         return self._enqueue(slot, [c[0] for c in checks], spec)
 
     def _enqueue(self, slot: int, keys: list[str], spec: str) -> asyncio.Future[Decision]:
@@ -313,7 +340,9 @@ class RedisStore:
         for slot, idxs in groups.items():
             keys = [checks[i][0] for i in idxs]
             spec = ";".join(f"{checks[i][1]},{checks[i][2]},{checks[i][3]},{checks[i][4]}" for i in idxs)
-            parts.append((idxs, keys, spec, self._enqueue(slot, keys, spec)))
+            # the admit script takes a lease size per key (none here); the refund script the bare spec
+            admit_spec = ";".join(f"{checks[i][1]},{checks[i][2]},{checks[i][3]},{checks[i][4]},0" for i in idxs)
+            parts.append((idxs, keys, spec, self._enqueue(slot, keys, admit_spec)))
         self._spawn(self._combine(len(checks), parts, outer))
         return outer
 

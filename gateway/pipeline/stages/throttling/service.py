@@ -4,8 +4,9 @@ Role in the pipeline: lives in ``services.extras["throttle"]`` (so counters surv
 what the order-70 stage calls. Without Redis (no ``redis_url`` in ``single`` mode) every decision is made
 by the in-process store; with ``redis_mode`` ``cluster`` or ``sentinel`` the same store talks to the
 cluster / the current primary (:mod:`gateway.lib.redis_conn`).
-With Redis, a decision is one EVALSHA bounded by ``throttle_redis_timeout_ms``; when Redis fails or is
-slow the request is decided by ``throttle_redis_failure``:
+With Redis, a decision is one EVALSHA bounded by ``throttle_redis_timeout_ms``, or none when every limit of
+the call has a token lease of this node (:mod:`gateway.pipeline.stages.throttling.lease`, large limits only);
+when Redis fails or is slow the request is decided by ``throttle_redis_failure``:
 
 * ``local`` (default) — the in-process fallback store, each limit divided by ``throttle_nodes``
   (the number of gateway processes sharing the limit; 0 = ``workers``), so the cluster as a whole stays
@@ -37,6 +38,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gateway.lib.redis_conn import RedisTarget, target_from_settings
+from gateway.pipeline.stages.throttling.lease import Leases
 from gateway.pipeline.stages.throttling.redis_store import RedisStore, make_client
 from gateway.pipeline.stages.throttling.store import Check, Decision, LocalStore, scaled
 
@@ -89,6 +91,10 @@ class ThrottleService:
         self.local_divisor = max(1, int(s.workers or 1))
         self.fallback_divisor = max(1, int(s.throttle_nodes or s.workers or 1))
         self.redis: RedisStore | None = None
+        # token leases on large shared limits (lease.py): None without Redis or with throttle_lease_max 0
+        self.leases: Leases | None = None
+        if self.target is not None and int(s.throttle_lease_max) > 0:
+            self.leases = Leases(int(s.throttle_lease_max), self.fallback_divisor)
         self.redis_up = True
         self._timeouts_in_row = 0
         self._streak_started = 0.0
@@ -100,6 +106,7 @@ class ThrottleService:
         self.stats: dict[str, int] = {
             "decisions_local": 0,
             "decisions_redis": 0,
+            "decisions_leased": 0,  # admitted from this node's token leases, no Redis call
             "redis_errors": 0,
             "redis_timeouts": 0,
             "redis_fallbacks": 0,  # decisions made by the failure policy while Redis was failing/down
@@ -154,19 +161,35 @@ class ThrottleService:
             self.stats["decisions_local"] += 1
             d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
         elif self.redis_up:
+            leases = self.leases
+            if leases is not None:
+                leased = leases.take(checks)
+                if leased is not None:  # every check had a live lease: no Redis call
+                    self.stats["decisions_leased"] += 1
+                    self.stats["admitted"] += 1
+                    if self.failure_policy == "local":
+                        self.fallback.record(scaled(checks, self.fallback_divisor))
+                    return leased
+                asked = leases.asks(checks)
+            else:
+                asked = None
             store = self.redis or self._store()
             try:
-                fut = store.admit(checks)
+                fut = store.admit(checks, asked)
                 handle = asyncio.get_running_loop().call_later(self.timeout_s, _expire, fut, GRACE_TURNS)
                 try:
                     d = await fut
                 finally:
                     handle.cancel()
+                if asked is not None:
+                    leases.settle(checks, asked, d)  # type: ignore[union-attr]
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
                 if d.allowed and self.failure_policy == "local":
                     self.fallback.record(scaled(checks, self.fallback_divisor))
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
+                if asked is not None:
+                    leases.settle(checks, asked, None)  # type: ignore[union-attr]
                 self._failed(exc)
                 d = self._degraded(checks, "timeout" if isinstance(exc, TimeoutError) else "error")
         else:
@@ -212,6 +235,8 @@ class ThrottleService:
         if not self.redis_up:
             return
         self.redis_up = False
+        if self.leases is not None:
+            self.leases.clear()
         self.stats["redis_down_events"] += 1
         log.warning("throttling: Redis failed (%s: %s); using the %r failure policy until it answers again",
                     type(exc).__name__, exc, self.failure_policy)

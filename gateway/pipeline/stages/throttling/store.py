@@ -64,7 +64,8 @@ class Decision:
     failed: int  # index of the first check that was exhausted, -1 when allowed
     retry_ms: int  # when allowed: 0; else ms until the failed check admits one call again
     remaining: list[int]  # per check: calls left after this one (allowed) or now (rejected)
-    source: str = "local"  # "local" | "redis" | "fallback" | "open" | "closed"
+    source: str = "local"  # "local" | "redis" | "lease" | "fallback" | "open" | "closed"
+    granted: list[int] | None = None  # Redis store: units leased to this node per check (when asked)
 
 
 def scaled(checks: Sequence[Check], divisor: int) -> list[Check]:
