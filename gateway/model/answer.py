@@ -15,13 +15,15 @@ sees exactly what it saw before.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-from gateway.model.context import set_latency_headers
+from gateway.core.settings import LATENCY_ALWAYS, LATENCY_OFF
+from gateway.model.context import SERVER_HEADER
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -91,22 +93,32 @@ def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) ->
                       frozenset(names | (RESERVED - {"server"})), body)
 
 
+_SERVER_ONLY = {"Server": SERVER_HEADER}
+_SERVER_LINE = f"Server: {SERVER_HEADER}\r\n"
+
+
 def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
     """The per-request header lines of a preset answer: ``ctx.response_headers``, ``X-Request-Id`` and the
     latency headers; None when one of them collides with a fixed line or carries CR/LF (the caller then builds
     a ``web.Response``, whose serialisation refuses CR/LF with a 500 as before)."""
-    parts = []
-    for k, v in ctx.response_headers.items():
-        if k.lower() in names:
+    rh = ctx.response_headers
+    if rh == _SERVER_ONLY:  # the usual case: no stage added a header
+        text = f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
+    else:
+        parts = []
+        for k, v in rh.items():
+            if k.lower() in names:
+                return None
+            parts.append(f"{k}: {v}\r\n")
+        text = "".join(parts)
+        n = len(parts)
+        if text.count("\n") != n or text.count("\r") != n:
             return None
-        parts.append(f"{k}: {v}\r\n")
-    parts.append(f"X-Request-Id: {ctx.request_id}\r\n")
-    latency: dict[str, str] = {}
-    set_latency_headers(ctx, latency)
-    for k, v in latency.items():
-        parts.append(f"{k}: {v}\r\n")
-    text = "".join(parts)
-    n = len(parts)
-    if text.count("\n") != n or text.count("\r") != n:
-        return None
+        text += f"X-Request-Id: {ctx.request_id}\r\n"  # the gateway's own hex id
+    mode = ctx.latency_mode
+    if mode == LATENCY_ALWAYS or (mode != LATENCY_OFF and ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
+        # the lines set_latency_headers adds to a web.Response (integers: no CR/LF possible)
+        text += f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n"
+        if ctx.backend_ms is not None:
+            text += f"X-Apig-Upstream-Latency: {int(ctx.backend_ms)}\r\n"
     return text

@@ -35,6 +35,7 @@ import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -188,16 +189,23 @@ class GatewayMetrics:
         cls = ctx.status // 100
         by_class = bound.by_class
         by_class[cls] = by_class.get(cls, 0) + 1
-        elapsed = ctx.elapsed_ms()
-        bound.total.observe(elapsed / 1000.0)
+        seconds = perf_counter() - ctx.started  # what ctx.elapsed_ms() / 1000 is, without the call
         backend_ms = ctx.backend_ms
-        if backend_ms is not None:
+        if backend_ms is None:  # no backend time (MOCK, errors): the overhead is the total, one bucket search
+            i = bisect_left(LATENCY_BUCKETS, seconds)
+            h = bound.total
+            h.counts[i] += 1
+            h.total += seconds
+            h = bound.overhead
+            h.counts[i] += 1
+            h.total += seconds
+        else:
+            bound.total.observe(seconds)
             backend = bound.backend
             if backend is None:
                 backend = bound.backend = _Hist()
             backend.observe(backend_ms / 1000.0)
-            elapsed -= backend_ms + ctx.backend_body_ms
-        bound.overhead.observe(max(elapsed, 0.0) / 1000.0)
+            bound.overhead.observe(max(seconds * 1000.0 - backend_ms - ctx.backend_body_ms, 0.0) / 1000.0)
         if ctx.retries:
             bound.retries.inc(ctx.retries)
         err = ctx.error

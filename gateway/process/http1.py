@@ -454,6 +454,7 @@ class Http1Protocol(asyncio.Protocol):
         "_drain_waiter",
         "_handoff",
         "_head_bytes",
+        "_head_started",
         "_headers",
         "_idle",
         "_in_head",
@@ -487,6 +488,7 @@ class Http1Protocol(asyncio.Protocol):
         self._in_head = False
         self._idle = False  # the deadline is the keep-alive one (no request begun since the last response)
         self._head_bytes = 0
+        self._head_started = False  # a head began on an idle connection in this read (its deadline is due)
         self._queue: deque[tuple[Http1Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while the handler task is parked between requests
@@ -625,6 +627,10 @@ class Http1Protocol(asyncio.Protocol):
                 self._head_bytes += len(data)
                 if self._head_bytes > self.server.max_head:
                     self._reject(400, "Request line or header field too long.")
+                elif self._head_started:  # a head began and is not complete: it has header_read_timeout_s
+                    self._head_started = False
+                    if not self.busy:
+                        self._set_deadline(self.server.head_timeout)
         if self._queue and not self.busy:  # answered once every request of this read is parsed and queued
             self._start_next()
 
@@ -676,10 +682,9 @@ class Http1Protocol(asyncio.Protocol):
         self._head_bytes = 0
         self._url = []
         self._headers = []
-        if self._idle:
+        if self._idle:  # the keep-alive deadline ends; a head still incomplete after this read gets its own
             self._idle = False
-            if not self.busy:
-                self._set_deadline(self.server.head_timeout)
+            self._head_started = not self.busy
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -694,9 +699,10 @@ class Http1Protocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_started = False
         parser = self._parser
         hdrs: CIMultiDict[str] = CIMultiDict(
-            [(n.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for n, v in self._headers])
+            [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in self._headers])  # names: tokens
         self._headers = []
         tes = hdrs.getall("Transfer-Encoding", None)
         te = tes[0] if tes else None

@@ -187,17 +187,19 @@ class Gateway:
         runtime = self.services.runtime
         peer = request.remote or "0.0.0.0"
         client = self._client_ip(peer, request.headers)  # trusted proxies (pipeline/stages/client_ip.py)
-        ctx = RequestContext(request, new_request_id(), runtime, peer, self.settings.max_body_bytes)  # type: ignore[arg-type]
+        settings = self.settings
+        ctx = RequestContext(request, new_request_id(), runtime, peer, settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
         ctx.latency_mode = self._latency_mode
-        ctx.body_timeout = self.settings.client_body_timeout_s
-        ctx.preset_ok = type(request) is Http1Request  # this listener writes preset answers (model/answer.py)
+        ctx.body_timeout = settings.client_body_timeout_s
+        h1 = type(request) is Http1Request
+        ctx.preset_ok = h1  # this listener writes preset answers (model/answer.py)
         self.inflight += 1
         try:
             if runtime is None:
                 return pipeline.render_error(ctx, GatewayError(
                     "DEFAULT_5XX", "APIG.0606", "Failed to load the API configurations.", status=503))
-            if BAD_VERSION_KEY in request:
+            if request.bad_version if h1 else BAD_VERSION_KEY in request:  # type: ignore[attr-defined]
                 return pipeline.render_error(ctx, GatewayError(
                     "DEFAULT_5XX", "APIG.0201", "HTTP version not supported.", status=505))
             return await pipeline.handle(ctx)

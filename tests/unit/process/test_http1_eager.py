@@ -130,3 +130,31 @@ async def test_lost_connection_ends_the_parked_task() -> None:
     proto.connection_lost(None)
     await until(lambda: task.done())
     assert not task.cancelled()
+
+
+async def test_head_deadline_after_keep_alive_and_none_while_answering() -> None:
+    """A head that begins on an idle keep-alive connection and stays incomplete is cut after the header
+    timeout; a complete head whose answer takes longer than that timeout is not."""
+    release = asyncio.Event()
+
+    async def handler(request: Any) -> web.Response:
+        if request.path == "/wait":
+            await release.wait()
+        return web.Response(body=request.path.encode())
+
+    proto, t = connect(handler, header_read_timeout_s=0.1, keepalive_timeout_s=5)
+    await parked(proto)
+    proto.data_received(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\nGET /next HT")  # the second head is pipelined
+    await asyncio.sleep(0.3)  # three header timeouts: the connection is busy, no deadline runs
+    assert not t.closed
+    release.set()
+    await until(lambda: b"/wait" in t.out)
+    await until(lambda: t.closed, timeout=2)  # now idle with an incomplete head: the header timeout applies
+    assert b"/next" not in t.out
+
+    proto, t = connect(handler, header_read_timeout_s=0.1, keepalive_timeout_s=5)
+    await parked(proto)
+    proto.data_received(REQ)
+    assert b"HTTP/1.1 200" in t.out
+    proto.data_received(b"GET /slow-loris HTTP/1.1\r\n")
+    await until(lambda: t.closed, timeout=2)
