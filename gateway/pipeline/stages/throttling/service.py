@@ -156,6 +156,16 @@ class ThrottleService:
             log.warning("throttling: could not preload the Redis script (%s: %s)", type(exc).__name__, exc)
 
     # --- decisions -------------------------------------------------------------------------------
+    def decide_now(self, checks: Sequence[Check], shared: bool = True) -> Decision | None:
+        """The decision when the in-process store makes it (no Redis, or a limit kept local), else None:
+        then :meth:`admit` must be awaited. Spares the stage a coroutine per call on the in-process path."""
+        if self.redis_url is None or not shared:
+            self.stats["decisions_local"] += 1
+            d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
+            self.stats["admitted" if d.allowed else "rejected"] += 1
+            return d
+        return None
+
     async def admit(self, checks: Sequence[Check], shared: bool = True) -> Decision:
         if self.redis_url is None or not shared:
             self.stats["decisions_local"] += 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.core.errors import throttled
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gateway.pipeline.stages.rules import Predicate
 
 HEADER = "X-Apig-RateLimit-"
+T = TypeVar("T")
 
 # a label per check: (header name, message subject, limit shown, time text)
 Label = tuple[str, str, int, str]
@@ -50,6 +51,8 @@ class EndpointThrottle:
     """The compiled throttling of one publication; :meth:`run` is the stage."""
 
     __slots__ = (
+        "_per_app",
+        "_per_ip",
         "api_check",
         "api_label",
         "app_generic",
@@ -119,6 +122,22 @@ class EndpointThrottle:
             self.ceiling_label = (HEADER + "api-allenv", "policy api-allenv", plan.ceiling, "1 second")
         self.quotas: dict[str, QuotaPlan] = plan.quota_by_app
         self.quota_prefix = f"{key_prefix}:q:"
+        # per app id / client IP: the check and its label, built on first sight (bounded, see _memo)
+        self._per_app: dict[str, tuple[Check, Label] | None] = {}
+        self._per_ip: dict[str, Check] = {}
+
+    def _app_entry(self, app: str) -> tuple[Check, Label] | None:
+        limit, label = self.app_special.get(app, self.app_generic)
+        p = self.policy
+        entry = None
+        if limit and p is not None:
+            entry = ((f"{self.prefix}a:{app}", limit, p.period_ms, p.mode, p.anchor_ms), label)
+        return _memo(self._per_app, app, entry)
+
+    def _ip_check(self, ip: str) -> Check:
+        p = self.policy
+        assert p is not None
+        return _memo(self._per_ip, ip, (f"{self.prefix}i:{ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
 
     async def run(self, ctx: RequestContext) -> None:
         checks: list[Check] = []
@@ -127,10 +146,12 @@ class EndpointThrottle:
         if p is not None:
             app = ctx.app_id
             if app is not None:
-                limit, label = self.app_special.get(app, self.app_generic)
-                if limit:
-                    checks.append((f"{self.prefix}a:{app}", limit, p.period_ms, p.mode, p.anchor_ms))
-                    labels.append(label)
+                entry = self._per_app.get(app, _MISSING)
+                if entry is _MISSING:
+                    entry = self._app_entry(app)
+                if entry is not None:
+                    checks.append(entry[0])  # type: ignore[index]
+                    labels.append(entry[1])  # type: ignore[index]
             user = ctx.account_id  # the USER object is the caller's account (docs/throttling.md)
             if user is not None:
                 limit, label = self.user_special.get(user, self.user_generic)
@@ -138,7 +159,9 @@ class EndpointThrottle:
                     checks.append((f"{self.prefix}u:{user}", limit, p.period_ms, p.mode, p.anchor_ms))
                     labels.append(label)
             if self.ip_limit:
-                checks.append((f"{self.prefix}i:{ctx.client_ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
+                ip = ctx.client_ip
+                check = self._per_ip.get(ip)
+                checks.append(check if check is not None else self._ip_check(ip))
                 labels.append(self.ip_label)
             for match, check, label in self.rules:
                 if match(ctx):  # the first matching parameter rule only
@@ -159,7 +182,10 @@ class EndpointThrottle:
                 labels.append((HEADER + "quota", "credential quota", q.limit, q.time))
         if not checks:
             return
-        d = await self.service.admit(checks, self.shared)
+        service = self.service
+        d = service.decide_now(checks, self.shared)  # the in-process store answers without a coroutine
+        if d is None:
+            d = await service.admit(checks, self.shared)
         if self.headers == "always" or (self.headers == "debug" and
                                         ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
             rh = ctx.response_headers
@@ -171,6 +197,19 @@ class EndpointThrottle:
                 raise throttled("throttling store unavailable", retry)
             _name, subject, limit, time = labels[d.failed]
             raise throttled(f"{subject} over ratelimit,limit:{limit},time:{time}", retry)
+
+
+_MISSING = object()
+MEMO_MAX = 4096  # per-app / per-IP entries remembered by one publication's stage
+
+
+def _memo(table: dict[str, T], key: str, value: T) -> T:
+    """Remember ``value`` under ``key`` (the table is emptied when full: many distinct callers cost bounded
+    memory, and only the formatting of a key is saved)."""
+    if len(table) >= MEMO_MAX:
+        table.clear()
+    table[key] = value
+    return value
 
 
 def _plan_for(build: BuildContext) -> SnapshotPlan:
