@@ -120,7 +120,10 @@ class RedisDistributor:
 
         A per-API change made on top of the cluster's current snapshot travels as a delta (see
         :meth:`_push_delta`); anything else as the whole document."""
-        async with self._push_order:  # pushes reach Redis in the order they were accepted (delta bases)
+        # pushes reach Redis in the order they were accepted (delta bases); and never while :meth:`sync` runs:
+        # the announcement of this node's own push must not be taken for another node's snapshot (it would
+        # be replayed on a document that has moved on, and an older version activated again)
+        async with self._push_order, self._lock:
             await self._push(doc, runtime)
 
     async def _push(self, doc: dict[str, Any], runtime: Runtime) -> None:

@@ -48,9 +48,15 @@ def current_definition(doc: Doc, api_id: str) -> Item | None:
 
 def _set_draft(doc: Doc, api_id: str, definition: Item | None) -> None:
     old = find(doc, DRAFTS, api_id)
-    kept = without(doc.get(DRAFTS) or [], [old]) if old is not None else list(doc.get(DRAFTS) or [])
-    if definition is not None:
-        kept.append({"id": api_id, "definition": definition, "update_time": now_iso()})
+    drafts = doc.get(DRAFTS) or []
+    new = {"id": api_id, "definition": definition, "update_time": now_iso()} if definition is not None else None
+    done = delta.replaced(drafts, old, new) if old is not None and new is not None else None
+    if done is not None:  # in place: where a delta puts it on the other nodes too
+        doc[DRAFTS] = done[0]
+        return
+    kept = without(drafts, [old]) if old is not None else list(drafts)
+    if new is not None:
+        kept.append(new)
     doc[DRAFTS] = kept
 
 
