@@ -49,10 +49,16 @@ class _RequestIds:
         self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
     def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+        return "%s%012x" % (self.prefix, next(self.counter) & 0xFFFFFFFFFFFF)
 
 
-new_request_id = _RequestIds()
+_IDS = _RequestIds()
+
+
+def new_request_id() -> str:
+    """The next request id (a plain function: half the cost of calling the instance)."""
+    ids = _IDS
+    return "%s%012x" % (ids.prefix, next(ids.counter) & 0xFFFFFFFFFFFF)
 
 
 class RequestContext:
