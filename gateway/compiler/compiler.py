@@ -173,7 +173,10 @@ def _endpoints(index: Index, runtime: Runtime, response_sets: dict[str, Response
             if ep is None:
                 continue
             runtime.endpoints[(api_id, env_id)] = ep
-            g.routers.setdefault(env_id, Router()).add(ep.method, ep.req_uri, ep.prefix, ep)
+            router = g.routers.get(env_id)
+            if router is None:
+                router = g.routers[env_id] = Router()
+            router.add(ep.method, ep.req_uri, ep.prefix, ep)
 
 
 def compile_snapshot(index: Index, services: Services, version: str | None = None,

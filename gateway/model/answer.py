@@ -68,9 +68,32 @@ class PresetHead:
         return PresetAnswer(self.status, self.head11, self.head10, dynamic, self.body)
 
 
+# status -> reason phrase (an HTTPStatus lookup per compiled MOCK target costs more than the rest of it)
+_REASONS = {int(s): s.phrase for s in HTTPStatus}
+# (status, fixed headers, body length) -> (head11, head10, names) or None: most MOCK answers of a snapshot share
+# their fixed head; a compile of 100,000 MOCK APIs builds a handful of distinct ones
+_HEADS: dict[tuple[int, tuple[tuple[str, str], ...], int], tuple[bytes, bytes, frozenset[str]] | None] = {}
+_HEADS_MAX = 4096
+
+
 def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> PresetHead | None:
     """The preset head of a fixed answer, or None when it cannot be one (a status without a plain body,
     a header the listener owns, CR/LF inside a header: those take the ``web.Response`` path)."""
+    key = (status, tuple(headers), len(body))
+    try:
+        head = _HEADS[key]
+    except KeyError:
+        head = _head(*key)
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = head
+    if head is None:
+        return None
+    return PresetHead(status, head[0], head[1], head[2], body)
+
+
+def _head(status: int, headers: tuple[tuple[str, str], ...], length: int
+          ) -> tuple[bytes, bytes, frozenset[str]] | None:
     if status < 200 or status in (204, 304) or status > 999:
         return None
     fixed: CIMultiDict[str] = CIMultiDict()
@@ -79,18 +102,15 @@ def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) ->
     names = {k.lower() for k in fixed}
     if names & RESERVED:
         return None
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()) + f"Content-Length: {len(body)}\r\n"
+    reason = _REASONS.get(status, "")
+    lines = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()) + f"Content-Length: {length}\r\n"
     n = len(fixed) + 1
     if lines.count("\r") != n or lines.count("\n") != n:  # CR or LF inside a name or value
         return None
     tail = lines.encode("utf-8", "surrogateescape")  # as the listener encodes any head
     status_text = f" {status} {reason}\r\n".encode("ascii")
-    return PresetHead(status, b"HTTP/1.1" + status_text + tail, b"HTTP/1.0" + status_text + tail,
-                      frozenset(names | (RESERVED - {"server"})), body)
+    names |= RESERVED - {"server"}
+    return b"HTTP/1.1" + status_text + tail, b"HTTP/1.0" + status_text + tail, frozenset(names)
 
 
 _SERVER_ONLY = {"Server": SERVER_HEADER}
