@@ -34,11 +34,13 @@ import orjson
 
 from gateway.core.aio import cancel_and_wait
 from gateway.core.errors import SnapshotError
+from gateway.core.gcquiet import quiet_gc
 from gateway.lib.redis_conn import Client, RedisTarget, make_client
 from gateway.lib.redis_conn import close as close_client
 from gateway.process.reload import ClusterState, snapshot_id
 from gateway.process.transport import RETAIN_S, RedisTransport, keys, payload_key
 from gateway.snapshot.delta import apply_delta, doc_delta
+from gateway.snapshot.load import SLICED_JSON_BYTES, dumps_sliced, loads_json
 
 if TYPE_CHECKING:
     from gateway.model.runtime import Runtime
@@ -57,10 +59,28 @@ RECONNECT_MAX_S = 2.0  # reconnect backoff: 0.1 s doubling to this, with jitter
 
 
 def make_payload(doc: dict[str, Any], version: str, origin: str = "") -> tuple[str, bytes]:
+    """(id, JSON payload) of a whole snapshot. Both are computed in pieces: call it in a worker thread for a big
+    document (:func:`make_payload_off_loop`), so that the event loop keeps answering meanwhile."""
     sid = snapshot_id(doc, version)
-    body = orjson.dumps({"id": sid, "version": version, "doc": doc, "origin": origin, "stored_at": time.time()},
-                        option=orjson.OPT_NON_STR_KEYS, default=str)
+    body = dumps_sliced({"id": sid, "version": version, "origin": origin, "stored_at": time.time(), "doc": doc})
     return sid, body
+
+
+async def make_payload_off_loop(doc: dict[str, Any], version: str, origin: str = "") -> tuple[str, bytes]:
+    """:func:`make_payload` in a worker thread (a 10,000-API document takes tens of milliseconds)."""
+    return await asyncio.to_thread(make_payload, doc, version, origin)
+
+
+async def parse_payload(raw: bytes) -> dict[str, Any]:
+    """A stored payload, parsed in a worker thread, in pieces (gateway/snapshot/load.py ``loads_json``)."""
+    if len(raw) <= SLICED_JSON_BYTES:
+        value = orjson.loads(raw)
+    else:
+        with quiet_gc(freeze=True):  # a whole snapshot: long-lived once accepted (gateway/core/gcquiet.py)
+            value = await asyncio.to_thread(loads_json, raw)
+    if not isinstance(value, dict):
+        raise ValueError("a snapshot payload must be a JSON object")
+    return value
 
 
 async def store_snapshot(redis: Client, doc: dict[str, Any], version: str, prefix: str = "gw", mode: str = "force",
@@ -131,7 +151,7 @@ class RedisDistributor:
         try:
             if await self._push_delta(doc, runtime):
                 return
-            sid, body = make_payload(doc, runtime.version, self.origin)
+            sid, body = await make_payload_off_loop(doc, runtime.version, self.origin)
             result = await self.transport.publish(sid, body)
             self.known = self.local = sid
             self.local_doc = doc
@@ -178,9 +198,8 @@ class RedisDistributor:
         while self._full_next is not None:
             sid, version, doc = self._full_next
             self._full_next = None
-            body = await asyncio.to_thread(orjson.dumps, {"id": sid, "version": version, "doc": doc,
-                                                          "origin": self.origin, "stored_at": time.time()},
-                                           option=orjson.OPT_NON_STR_KEYS, default=str)
+            body = await asyncio.to_thread(dumps_sliced, {"id": sid, "version": version, "origin": self.origin,
+                                                          "stored_at": time.time(), "doc": doc})
             try:
                 await self.redis.set(self.transport.payload_key(FULL_KEY), body, ex=RETAIN_S)
             except Exception as exc:
@@ -231,7 +250,7 @@ class RedisDistributor:
             self.syncs += 1
             if self.pending is not None:
                 pdoc, version, base = self.pending
-                sid, body = make_payload(pdoc, version, self.origin)
+                sid, body = await make_payload_off_loop(pdoc, version, self.origin)
                 result = await self.transport.publish(sid, body, mode="cas", expected=base)
                 self.pending = None
                 if result >= 0 and self.gw.document is pdoc:
@@ -247,7 +266,7 @@ class RedisDistributor:
             if cur is None:
                 active = self.gw.document
                 if active is not None and self.state.version is not None:
-                    sid, body = make_payload(active, self.state.version, self.origin)
+                    sid, body = await make_payload_off_loop(active, self.state.version, self.origin)
                     if await self.transport.publish(sid, body, mode="absent") == 1:
                         self.local, self.local_doc = sid, active
                         log.info("Redis had no snapshot: seeded it with %s", self.state.version)
@@ -262,7 +281,7 @@ class RedisDistributor:
             if stored is None:
                 log.warning("pointer names snapshot %s but its payload is missing", cur)
                 return
-            payload = orjson.loads(stored)
+            payload = await parse_payload(stored)
             doc = await self._catch_up(cur, payload) if "delta" in payload else payload.get("doc")
             if doc is None:
                 return

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.core.aio import cancel_and_wait
 from gateway.core.errors import SnapshotError
-from gateway.snapshot.load import canonical, load_path
+from gateway.snapshot.load import canonical_parts, load_path
 
 if TYPE_CHECKING:
     from gateway.process.server import Gateway
@@ -75,7 +75,8 @@ class ClusterState:
 def snapshot_id(doc: dict[str, Any], version: str) -> str:
     h = hashlib.sha256(version.encode())
     h.update(b"\n")
-    h.update(canonical(doc))
+    for part in canonical_parts(doc):  # in pieces: a worker thread computing it lets the event loop run
+        h.update(part)
     return h.hexdigest()[:32]
 
 
@@ -84,7 +85,10 @@ def file_version(doc: dict[str, Any]) -> str:
     given = doc.get("version")
     if given:
         return str(given)
-    return "file-" + hashlib.sha256(canonical(doc)).hexdigest()[:16]
+    h = hashlib.sha256()
+    for part in canonical_parts(doc):
+        h.update(part)
+    return "file-" + h.hexdigest()[:16]
 
 
 def load_file(gw: Gateway, path: str | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ _ORJSON_ONLY = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def loads_sliced(data: bytes) -> Any:
-    """Parse a JSON document the way ``orjson.loads`` does, but a top-level object's array values one
-    element per call: the interpreter can switch threads between elements.
+    """Parse a JSON document the way ``orjson.loads`` does, but the arrays of a top-level object (and of the
+    objects directly in it: a ``{"version", "doc": {...}}`` record) one element per call: the interpreter
+    can switch threads between elements.
 
     ``orjson.loads`` builds the whole document in one C call that holds the interpreter lock: parsing a
     10,000-API snapshot (6 MB) in a worker thread would stop the event loop for 50-200 ms. Raises
@@ -56,62 +58,68 @@ def loads_sliced(data: bytes) -> Any:
     text = data.decode("utf-8")
     if _ORJSON_ONLY.search(text) is not None:
         return orjson.loads(data)
-    scan, ws = _DECODER.scan_once, _WS.match  # type: ignore[attr-defined]
-    i = ws(text, 0).end()  # type: ignore[union-attr]
+    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
     if text[i:i + 1] != "{":
         value, i = _DECODER.raw_decode(text, i)
-        if ws(text, i).end() != len(text):  # type: ignore[union-attr]
-            raise ValueError("extra data")
-        return value
+    else:
+        value, i = _object(text, i, 1)
+    if _WS.match(text, i).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError("extra data")
+    return value
+
+
+def _object(text: str, i: int, depth: int) -> tuple[dict[str, Any], int]:
+    """The object starting at ``text[i]`` (``{``) and the index after it; its arrays element by element, its
+    objects the same way while ``depth`` > 0."""
+    scan, ws = _DECODER.scan_once, _WS.match  # type: ignore[attr-defined]
     out: dict[str, Any] = {}
     i = ws(text, i + 1).end()  # type: ignore[union-attr]
     if text[i] == "}":
-        i += 1
-    else:
-        while True:
-            if text[i] != '"':
-                raise ValueError("expected a key")
-            key, i = scan(text, i)
-            i = ws(text, i).end()  # type: ignore[union-attr]
-            if text[i] != ":":
-                raise ValueError("expected ':'")
+        return out, i + 1
+    while True:
+        if text[i] != '"':
+            raise ValueError("expected a key")
+        key, i = scan(text, i)
+        i = ws(text, i).end()  # type: ignore[union-attr]
+        if text[i] != ":":
+            raise ValueError("expected ':'")
+        i = ws(text, i + 1).end()  # type: ignore[union-attr]
+        c = text[i]
+        if c == "[":
+            items: list[Any] = []
+            append = items.append
             i = ws(text, i + 1).end()  # type: ignore[union-attr]
-            if text[i] == "[":
-                items: list[Any] = []
-                append = items.append
-                i = ws(text, i + 1).end()  # type: ignore[union-attr]
-                if text[i] == "]":
-                    i += 1
-                else:
-                    while True:
-                        item, i = scan(text, i)
-                        append(item)
-                        c = text[i]
-                        if c in _BLANK:
-                            i = ws(text, i).end()  # type: ignore[union-attr]
-                            c = text[i]
-                        i += 1
-                        if c == ",":
-                            if text[i] in _BLANK:
-                                i = ws(text, i).end()  # type: ignore[union-attr]
-                        elif c == "]":
-                            break
-                        else:
-                            raise ValueError("expected ',' or ']'")
-                value = items
+            if text[i] == "]":
+                i += 1
             else:
-                value, i = scan(text, i)
-            out[key] = value
-            i = ws(text, i).end()  # type: ignore[union-attr]
-            c = text[i]
-            i = ws(text, i + 1).end()  # type: ignore[union-attr]
-            if c == "}":
-                break
-            if c != ",":
-                raise ValueError("expected ',' or '}'")
-    if ws(text, i).end() != len(text):  # type: ignore[union-attr]
-        raise ValueError("extra data")
-    return out
+                while True:
+                    item, i = scan(text, i)
+                    append(item)
+                    c = text[i]
+                    if c in _BLANK:
+                        i = ws(text, i).end()  # type: ignore[union-attr]
+                        c = text[i]
+                    i += 1
+                    if c == ",":
+                        if text[i] in _BLANK:
+                            i = ws(text, i).end()  # type: ignore[union-attr]
+                    elif c == "]":
+                        break
+                    else:
+                        raise ValueError("expected ',' or ']'")
+            value: Any = items
+        elif c == "{" and depth > 0:
+            value, i = _object(text, i, depth - 1)
+        else:
+            value, i = scan(text, i)
+        out[key] = value
+        i = ws(text, i).end()  # type: ignore[union-attr]
+        c = text[i]
+        i = ws(text, i + 1).end()  # type: ignore[union-attr]
+        if c == "}":
+            return out, i
+        if c != ",":
+            raise ValueError("expected ',' or '}'")
 
 
 def loads_json(data: bytes) -> Any:
@@ -175,6 +183,50 @@ def load_path(path: str | Path) -> dict[str, Any]:
     return parse_bytes(p.read_bytes(), str(p))
 
 
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+CHUNK = 500  # list elements serialised per orjson call by the sliced writers below
+
+
 def canonical(doc: dict[str, Any]) -> bytes:
     """The document as canonical bytes (sorted keys): equal documents give equal bytes and digests."""
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return orjson.dumps(doc, option=_CANONICAL, default=str)
+
+
+def _value_parts(value: Any, option: int) -> Iterator[bytes]:
+    if isinstance(value, list) and len(value) > CHUNK:
+        yield b"["
+        for i in range(0, len(value), CHUNK):
+            chunk = orjson.dumps(value[i:i + CHUNK], option=option, default=str)
+            yield (b"," if i else b"") + chunk[1:-1]
+        yield b"]"
+    else:
+        yield orjson.dumps(value, option=option, default=str)
+
+
+def canonical_parts(doc: dict[str, Any]) -> Iterator[bytes]:
+    """:func:`canonical` in pieces (``b"".join`` of them is exactly ``canonical(doc)``): a big document's lists
+    are serialised :data:`CHUNK` elements per call, so a worker thread doing it lets the event loop run."""
+    if not isinstance(doc, dict) or not all(type(k) is str for k in doc):
+        yield canonical(doc)
+        return
+    yield b"{"
+    for n, key in enumerate(sorted(doc)):
+        yield (b"," if n else b"") + orjson.dumps(key) + b":"
+        yield from _value_parts(doc[key], _CANONICAL)
+    yield b"}"
+
+
+def dumps_sliced(record: dict[str, Any], key: str = "doc") -> bytes:
+    """``orjson.dumps(record)`` (non-string keys allowed, ``str`` for unknown types) with ``record[key]``, a
+    document, written last and in pieces (see :func:`canonical_parts`)."""
+    option = orjson.OPT_NON_STR_KEYS
+    doc = record.get(key)
+    if not isinstance(doc, dict) or not all(type(k) is str for k in doc):
+        return orjson.dumps(record, option=option, default=str)
+    head = orjson.dumps({k: v for k, v in record.items() if k != key}, option=option, default=str)
+    parts: list[bytes] = [head[:-1], b"," if len(head) > 2 else b"", orjson.dumps(key), b":{"]
+    for n, name in enumerate(doc):
+        parts.append((b"," if n else b"") + orjson.dumps(name) + b":")
+        parts.extend(_value_parts(doc[name], option))
+    parts.append(b"}}")
+    return b"".join(parts)
