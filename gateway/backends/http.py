@@ -327,7 +327,7 @@ class HttpTarget:
             else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
                 upstream = await self.services.h1_client().request(
                     self.scheme, breq.host, breq.port, breq.method, target, breq.headers, body, ssl=self.ssl,
-                    deadline=asyncio.get_running_loop().time() + self.timeout_s)
+                    timeout=self.timeout_s)
         except TimeoutError:
             self.upstream.release(member)
             fault = _caller_fault(ctx)

@@ -14,11 +14,11 @@ Semantics:
   response byte) is resent once on a fresh connection when its body can be replayed: the standard
   keep-alive race fix, not a spec retry.
 * Response bodies are read incrementally with back-pressure (reading pauses above 256 KiB buffered).
-* Timeouts are the caller's: :meth:`H1Client.request` takes one absolute deadline (loop time) for
-  connect + send + response head, and each body read takes a timeout of its own (or the caller wraps the call
-  in ``asyncio.timeout``, as for a streamed request body). A deadline costs no timer per request: each
-  connection holds at most one ``call_at`` handle that re-arms itself lazily (a busy keep-alive connection with
-  a 5 s timeout schedules one timer per 5 s) and fails the pending read with ``TimeoutError`` when it passes.
+* Timeouts are the caller's: :meth:`H1Client.request` takes one timeout for connect + send + response head,
+  and each body read takes a timeout of its own (or the caller wraps the call in ``asyncio.timeout``, as for a
+  streamed request body). A deadline costs no timer per request: each connection holds at most one
+  ``call_at`` handle that re-arms itself lazily (a busy keep-alive connection with a 5 s timeout schedules one
+  timer per 5 s) and fails the pending read with ``TimeoutError`` when it passes.
 * Strict parsing (RFC 9112; a proxy must not relay what it cannot frame): a status line is
   ``HTTP/x.y SP 3DIGIT [SP reason]`` with a code 100-599; header names are tokens; obsolete line folding, bare
   CR/LF and NUL are refused; ``Content-Length`` is digits only and every copy must agree; a head larger than
@@ -482,19 +482,25 @@ class H1Client:
 
     async def request(self, scheme: str, host: str, port: int, method: str, target: str,
                       headers: CIMultiDict[str], body: bytes | AsyncIterator[bytes] | None,
-                      ssl: Any = None, deadline: float | None = None) -> UpstreamResponse:
+                      ssl: Any = None, timeout: float | None = None) -> UpstreamResponse:
         """Send one request and return its response head (the body is read from the returned object).
 
-        ``deadline`` (loop time) bounds waiting for a connection, the send and the response head; passing it
-        raises ``TimeoutError``. None: no bound here (the caller may wrap the call in ``asyncio.timeout``).
+        ``timeout`` (seconds) bounds waiting for a connection, the send and the response head together; when it
+        passes, ``TimeoutError``. None: no bound here (the caller may wrap the call in ``asyncio.timeout``).
         """
         ctx = self._ssl(scheme, ssl) if scheme == "https" else None
         key = (scheme, host, port, id(ctx))
+        deadline: float | None = None
         for fresh_try in (False, True):
             conn = self._idle(key)
             if conn is None:
+                if timeout is not None and deadline is None:
+                    deadline = asyncio.get_running_loop().time() + timeout
                 async with asyncio.timeout_at(deadline):
                     conn = await self._acquire(key, host, port, ctx)
+            elif timeout is not None and deadline is None:
+                # the connection's loop: asyncio.get_running_loop() costs a getpid() system call per use
+                deadline = conn.loop.time() + timeout
             sent_on_reused = conn.reused
             try:
                 if self._write_head(conn, method, target, headers, body):

@@ -225,26 +225,23 @@ async def test_deadline_bounds_the_head_and_each_body_read_without_a_timer_per_r
     client = H1Client()
     loop = asyncio.get_running_loop()
     try:
-        first_deadline = loop.time() + 30.0
-        r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None, deadline=first_deadline)
+        r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None, timeout=30.0)
         conn = r._conn
         assert await r.read() == b"ok"
-        timer = conn.timer
+        timer, first_deadline = conn.timer, conn.timer_at
+        assert timer is not None and loop.time() < first_deadline <= loop.time() + 30.0
         for _ in range(20):  # later (larger) deadlines keep the armed timer: no timer per request
-            r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None,
-                                     deadline=loop.time() + 30.0)
+            r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None, timeout=30.0)
             assert r._conn is conn and await r.read() == b"ok"
         assert conn.timer is timer and conn.timer_at == first_deadline
 
         started = loop.time()
         with pytest.raises(TimeoutError):
-            await client.request("http", "127.0.0.1", port, "GET", "/silent", hdrs(), None,
-                                 deadline=loop.time() + 0.3)
+            await client.request("http", "127.0.0.1", port, "GET", "/silent", hdrs(), None, timeout=0.3)
         assert 0.25 <= loop.time() - started < 5.0
         assert conn.closed  # the earlier deadline re-armed the timer; the connection was discarded
 
-        r = await client.request("http", "127.0.0.1", port, "GET", "/partial", hdrs(), None,
-                                 deadline=loop.time() + 30.0)
+        r = await client.request("http", "127.0.0.1", port, "GET", "/partial", hdrs(), None, timeout=30.0)
         with pytest.raises(TimeoutError):
             await r.read(0.3)
         assert r._conn.closed
@@ -304,5 +301,33 @@ async def test_fields_end_to_end_and_lenient_but_legal_heads() -> None:
         assert (r.status, r.reason, await r.read()) == (201, "", b"k")
         assert r.fields == [("X-Sp", "v"), ("X-Empty", ""), ("X-Ws", "padded"), ("Content-Length", "1")]
     finally:
+        await client.close()
+        server.close()
+
+
+async def test_timeout_covers_waiting_for_a_pool_slot() -> None:
+    stall = asyncio.Event()
+    arrived = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        arrived.set()
+        await stall.wait()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client(per_host=1)
+    try:
+        holder = asyncio.ensure_future(client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None,
+                                                      timeout=60.0))
+        await asyncio.wait_for(arrived.wait(), 30)  # the only connection is busy
+        with pytest.raises(TimeoutError):
+            await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None, timeout=0.2)
+        holder.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
+        assert next(iter(client._pools.values())).active == 0
+    finally:
+        stall.set()
         await client.close()
         server.close()
