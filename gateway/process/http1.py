@@ -462,6 +462,7 @@ class Http1Protocol(asyncio.Protocol):
         "_parser",
         "_paused_writing",
         "_pauses",
+        "_pending",
         "_queue",
         "_task",
         "_timer",
@@ -492,7 +493,8 @@ class Http1Protocol(asyncio.Protocol):
         self._queue: deque[tuple[Http1Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while the handler task is parked between requests
-        self._handoff: _Resume | None = None  # a response begun outside the task, for the task to finish
+        self._handoff: Coroutine[Any, Any, bool] | None = None  # what the task finishes of a request begun
+        self._pending: _Resume | None = None  # ... and the handler it continues (a cancellation goes there)
         self._drain_first = False  # a response went out while the client was not reading: drain before the next
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -793,21 +795,25 @@ class Http1Protocol(asyncio.Protocol):
                 _leave_task(loop, outer)
                 _enter_task(loop, task)
             queue.popleft()
-            coro = self._respond(req, keep_alive)
+            coro = self.server.handler(req)
             try:
-                yielded = coro.send(None)
+                yielded = coro.send(None)  # type: ignore[attr-defined]
             except StopIteration as stop:
-                keep: bool = stop.value
+                resp = stop.value
             except Exception:
-                pipeline_log.exception("unhandled error answering %s", self.peer)
-                keep = False
-            else:
-                self._handoff = _Resume(coro, yielded)
+                resp, keep_alive = self._crashed()
+            else:  # the pipeline waits on I/O: the task continues it, then writes
+                pending = self._pending = _Resume(coro, yielded)  # type: ignore[arg-type]
+                self._handoff = self._finish(req, keep_alive, pending)
                 return
             finally:
                 _leave_task(loop, task)
                 if outer is not None:
                     _enter_task(loop, outer)
+            keep = self._write_now(req, resp, keep_alive)
+            if keep is None:  # streamed: the task writes it
+                self._handoff = self._write_later(req, resp, keep_alive)
+                return
             if not self._answered(keep):
                 return
             if self._paused_writing:  # the client is not reading its answers: the task waits before the next
@@ -849,7 +855,7 @@ class Http1Protocol(asyncio.Protocol):
                     self._drain_first = False
                     h = self._handoff
                     if h is not None:
-                        self._handoff = None
+                        self._handoff = self._pending = None
                         if not self._answered(await h):
                             return
                         after_answer = True
@@ -881,10 +887,13 @@ class Http1Protocol(asyncio.Protocol):
                 try:
                     await w
                 except asyncio.CancelledError:
-                    h = self._handoff
-                    if h is None:
+                    if self._pending is None:  # nothing of a handler to deliver it to
+                        if self._handoff is not None:
+                            self._handoff.close()
+                            self._handoff = None
+                            self.close()
                         raise
-                    h.cancel()  # meant for the handler started outside the task: it gets it where it waits
+                    self._pending.cancel()  # meant for the handler started outside the task: it gets it there
         finally:
             self._task = None
             self._wakeup = None
@@ -894,38 +903,69 @@ class Http1Protocol(asyncio.Protocol):
         try:
             resp = await self.server.handler(req)
         except Exception:
-            pipeline_log.exception("unhandled error outside the pipeline from %s", self.peer)
-            resp = error_response(500, "APIG.0601", "Internal server error.")
-            keep_alive = False
+            resp, keep_alive = self._crashed()
+        keep = self._write_now(req, resp, keep_alive)
+        return keep if keep is not None else await self._write_later(req, resp, keep_alive)
+
+    async def _finish(self, req: Http1Request, keep_alive: bool, pending: _Resume) -> bool:
+        """The task's half of a request :meth:`_answer_now` began: the rest of the pipeline, then the write."""
+        try:
+            resp = await pending
+        except Exception:
+            resp, keep_alive = self._crashed()
+        keep = self._write_now(req, resp, keep_alive)
+        return keep if keep is not None else await self._write_later(req, resp, keep_alive)
+
+    def _crashed(self) -> tuple[web.Response, bool]:
+        pipeline_log.exception("unhandled error outside the pipeline from %s", self.peer)
+        return error_response(500, "APIG.0601", "Internal server error."), False
+
+    def _write_now(self, req: Http1Request, resp: Any, keep_alive: bool) -> bool | None:
+        """Write a complete response (preset, or a ``web.Response`` with a bytes body) at once; returns whether
+        the connection stays open, or None when the response is streamed (:meth:`_write_later`)."""
         if req is self.current and not self.current_complete:
             keep_alive = False  # the rest of an unread body is still coming: do not parse it as a request
-        if self.transport is None:
+        t = self.transport
+        if t is None:
             return False
         if type(resp) is PresetAnswer:  # a MOCK answer prepared at config-load time (gateway.model.answer)
-            self.transport.write(serialize_preset(resp, req.version, keep_alive))
+            t.write(serialize_preset(resp, req.version, keep_alive))
             return keep_alive
+        if not resp.prepared and isinstance(resp, web.Response) and \
+                (resp.body is None or isinstance(resp.body, bytes)) and not resp.chunked and not resp.compression:
+            try:
+                data, keep = serialize_response(resp, req.method, req.version, keep_alive)
+            except HeaderInjection:
+                self._injected(req, resp)
+                return False
+            t.write(data)
+            return keep
+        return None
+
+    async def _write_later(self, req: Http1Request, resp: web.StreamResponse, keep_alive: bool) -> bool:
+        """Finish a streamed response (the relay wrote its head and body) or stream one through aiohttp."""
+        if req is self.current and not self.current_complete:
+            keep_alive = False
         try:
             if resp.prepared:  # streamed by the relay (head and body already written)
                 await resp.write_eof()
                 return keep_alive and resp.keep_alive is not False and self.transport is not None \
                     and not req._payload_writer.close_delimited
-            if isinstance(resp, web.Response) and (resp.body is None or isinstance(resp.body, bytes)) \
-                    and not resp.chunked and not resp.compression:
-                data, keep = serialize_response(resp, req.method, req.version, keep_alive)
-                self.transport.write(data)
-                return keep
             await resp.prepare(req)  # type: ignore[arg-type]
             await resp.write_eof()
             return keep_alive and resp.keep_alive is not False and not req._payload_writer.close_delimited
         except HeaderInjection:
-            pipeline_log.error("response to %s %s dropped: CR/LF inside a response header", req.method, req.path)
-            if not resp.prepared and self.transport is not None:
-                data, _ = serialize_response(error_response(500, "APIG.0601", "Internal server error."),
-                                             req.method, req.version, False)
-                self.transport.write(data)
+            self._injected(req, resp)
             return False
         except ConnectionError:
             return False
+
+    def _injected(self, req: Http1Request, resp: web.StreamResponse) -> None:
+        pipeline_log.error("response to %s %s dropped: CR/LF inside a response header", req.method, req.path)
+        if not resp.prepared and self.transport is not None:
+            data, _ = serialize_response(error_response(500, "APIG.0601", "Internal server error."),
+                                         req.method, req.version, False)
+            self.transport.write(data)
 
 
 class _Resume:
@@ -934,7 +974,7 @@ class _Resume:
 
     __slots__ = ("_cancel", "_coro", "_yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, bool], yielded: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
         self._coro = coro
         self._yielded = yielded
         self._cancel = False
@@ -944,7 +984,7 @@ class _Resume:
         ``CancelledError`` where it waits (what the task would have done)."""
         self._cancel = True
 
-    def __await__(self) -> Generator[Any, Any, bool]:
+    def __await__(self) -> Generator[Any, Any, Any]:
         coro = self._coro
         yielded = self._yielded
         if self._cancel:

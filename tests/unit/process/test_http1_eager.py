@@ -158,3 +158,29 @@ async def test_head_deadline_after_keep_alive_and_none_while_answering() -> None
     assert b"HTTP/1.1 200" in t.out
     proto.data_received(b"GET /slow-loris HTTP/1.1\r\n")
     await until(lambda: t.closed, timeout=2)
+
+
+async def test_a_streamed_answer_begun_in_the_read_callback_is_finished_by_the_task() -> None:
+    async def streamed(request: Any) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"X-S": "1"})
+        await resp.prepare(request)
+        await resp.write(b"part-one,")
+        await resp.write(b"part-two")
+        return resp  # prepared: the listener ends it (write_eof) in the task
+
+    proto, t = connect(streamed)
+    await parked(proto)
+    proto.data_received(REQ + REQ)
+    await until(lambda: t.out.count(b"0\r\n\r\n") == 2)
+    out = bytes(t.out)
+    assert out.count(b"Transfer-Encoding: chunked") == 2 and out.count(b"part-two") == 2 and not t.closed
+
+
+async def test_a_handler_that_raises_in_the_read_callback_is_answered_500_and_closed() -> None:
+    async def broken(request: Any) -> web.Response:
+        raise RuntimeError("boom")
+
+    proto, t = connect(broken)
+    await parked(proto)
+    proto.data_received(REQ + REQ)
+    assert t.out.startswith(b"HTTP/1.1 500") and t.out.count(b"HTTP/1.1") == 1 and t.closed
