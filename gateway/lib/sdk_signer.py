@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from gateway.lib import sdk_hmac
@@ -47,6 +47,7 @@ __all__ = [
     "EMPTY_SHA256",
     "UNSIGNED_PAYLOAD",
     "Credentials",
+    "PreparedKey",
     "authorization_value",
     "canonical_query",
     "canonical_request",
@@ -230,12 +231,25 @@ def format_date(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).strftime(DATE_FORMAT)
 
 
-def prepare_key(secret: str) -> hmac.HMAC:
-    """An HMAC-SHA256 keyed with ``secret``, prepared once (compile time) and copied per verification."""
-    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+class PreparedKey(Protocol):
+    """An HMAC-SHA256 keyed once (:func:`prepare_key`): copied per verification, never used directly."""
+
+    def copy(self) -> PreparedKey: ...
+
+    def update(self, msg: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
-def verify_prepared(key: hmac.HMAC, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],
+def prepare_key(secret: str) -> PreparedKey:
+    """An HMAC-SHA256 keyed with ``secret``, prepared once (compile time) and copied per verification. On CPython
+    with OpenSSL this is the C HMAC object behind :class:`hmac.HMAC` (its ``copy`` skips the Python wrapper)."""
+    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+    inner = getattr(mac, "_hmac", None)
+    return inner if inner is not None and hasattr(inner, "copy") else mac
+
+
+def verify_prepared(key: PreparedKey, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],
                     headers: Mapping[str, str], signed_headers: Sequence[str], payload_hash: str,
                     sdk_date: str) -> bool:
     """:func:`verify` for the request path: ``key`` from :func:`prepare_key`, ``headers`` a case-insensitive
@@ -258,7 +272,7 @@ def _canonical_target(raw_target: str) -> str:
 canonical_target = _Memo(_canonical_target, size=2048, max_key=1024)
 
 
-def verify_target(key: hmac.HMAC, signature: str, method: str, raw_target: str, headers: Mapping[str, str],
+def verify_target(key: PreparedKey, signature: str, method: str, raw_target: str, headers: Mapping[str, str],
                   signed_headers: Sequence[str], payload_hash: str, sdk_date: str) -> bool:
     """:func:`verify_prepared` from the raw request target: the URI and query lines come from
     :func:`canonical_target`; the header lines, the hash of the canonical request and the HMAC are computed

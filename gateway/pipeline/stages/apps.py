@@ -18,12 +18,11 @@ setting per app, every value parses.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.lib.ipset import IpSet, parse_entry
-from gateway.lib.sdk_signer import prepare_key
+from gateway.lib.sdk_signer import PreparedKey, prepare_key
 from gateway.snapshot.schema import I, L, O, Obj, S
 from gateway.snapshot.validate import Index, unknown_environment
 
@@ -176,7 +175,7 @@ class App:
     acl_permit: bool | None = None  # None: no app ACL
     acl_ips: IpSet | None = None
     # HMAC-SHA256 keyed with the secret, prepared at compile time (the request path copies it)
-    mac: hmac.HMAC | None = field(default=None, compare=False, repr=False)
+    mac: PreparedKey | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

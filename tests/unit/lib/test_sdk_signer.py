@@ -268,3 +268,11 @@ def test_check_date_reads_the_clock_on_every_call(monkeypatch: pytest.MonkeyPatc
     for _ in range(2):
         assert s.check_date("20241326T030801Z", 900)[1] is not None  # malformed: memoised as malformed
     assert s.check_date(f" {DATE} ", 1e12) == (DATE, None)
+
+
+def test_prepared_key_is_a_reusable_hmac_sha256() -> None:
+    key = s.prepare_key(SECRET)
+    for _ in range(2):  # copied per use: the prepared key itself never absorbs a message
+        mac = key.copy()
+        mac.update(b"abc")
+        assert mac.hexdigest() == hmac.new(SECRET.encode(), b"abc", hashlib.sha256).hexdigest()
