@@ -157,29 +157,38 @@ class ThrottleService:
 
     # --- decisions -------------------------------------------------------------------------------
     def decide_now(self, checks: Sequence[Check], shared: bool = True) -> Decision | None:
-        """The decision when the in-process store makes it (no Redis, or a limit kept local), else None:
-        then :meth:`admit` must be awaited. Spares the stage a coroutine per call on the in-process path."""
+        """The decision when it needs no Redis call: the in-process store (no Redis, or a limit kept local) or
+        this node's token leases; else None, and then ``admit(checks, shared, leases_tried=True)`` must be
+        awaited. Spares the stage a coroutine per call on those paths."""
         if self.redis_url is None or not shared:
             self.stats["decisions_local"] += 1
             d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
             self.stats["admitted" if d.allowed else "rejected"] += 1
             return d
+        if self.redis_up and self.leases is not None:
+            return self._leased(checks)
         return None
 
-    async def admit(self, checks: Sequence[Check], shared: bool = True) -> Decision:
+    def _leased(self, checks: Sequence[Check]) -> Decision | None:
+        leased = self.leases.take(checks)  # type: ignore[union-attr]
+        if leased is not None:  # every check had a live lease: no Redis call
+            self.stats["decisions_leased"] += 1
+            self.stats["admitted"] += 1
+            if self.failure_policy == "local":
+                self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1 else checks)
+        return leased
+
+    async def admit(self, checks: Sequence[Check], shared: bool = True, leases_tried: bool = False) -> Decision:
         if self.redis_url is None or not shared:
             self.stats["decisions_local"] += 1
             d = self.local.admit(scaled(checks, self.local_divisor) if self.local_divisor > 1 else checks)
         elif self.redis_up:
             leases = self.leases
             if leases is not None:
-                leased = leases.take(checks)
-                if leased is not None:  # every check had a live lease: no Redis call
-                    self.stats["decisions_leased"] += 1
-                    self.stats["admitted"] += 1
-                    if self.failure_policy == "local":
-                        self.fallback.record(scaled(checks, self.fallback_divisor))
-                    return leased
+                if not leases_tried:
+                    leased = self._leased(checks)
+                    if leased is not None:
+                        return leased
                 asked = leases.asks(checks)
             else:
                 asked = None
@@ -196,7 +205,8 @@ class ThrottleService:
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
                 if d.allowed and self.failure_policy == "local":
-                    self.fallback.record(scaled(checks, self.fallback_divisor))
+                    self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1
+                                         else checks)
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
                 if asked is not None:
                     leases.settle(checks, asked, None)  # type: ignore[union-attr]

@@ -183,9 +183,9 @@ class EndpointThrottle:
         if not checks:
             return
         service = self.service
-        d = service.decide_now(checks, self.shared)  # the in-process store answers without a coroutine
+        d = service.decide_now(checks, self.shared)  # in-process store or token leases: no coroutine
         if d is None:
-            d = await service.admit(checks, self.shared)
+            d = await service.admit(checks, self.shared, leases_tried=True)
         if self.headers == "always" or (self.headers == "debug" and
                                         ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
             rh = ctx.response_headers
