@@ -52,9 +52,10 @@ def remember_index(runtime: Runtime, index: Index) -> None:
     _INDEX[runtime] = index
 
 
-def validate(doc: dict[str, Any], chain: Chain | None = None) -> Index:
-    """Validate ``doc`` against the chain's schema (core collections + every stage's own and its checks)."""
-    return validate_with(doc, (chain or default_chain.DEFAULT).schema)
+def validate(doc: dict[str, Any], chain: Chain | None = None, only: set[int] | None = None) -> Index:
+    """Validate ``doc`` against the chain's schema (core collections + every stage's own and its checks);
+    ``only``: the elements whose own fields are checked (an incremental change: the new ones)."""
+    return validate_with(doc, (chain or default_chain.DEFAULT).schema, only)
 
 
 def build_runtime(doc: dict[str, Any], services: Services, version: str | None = None,

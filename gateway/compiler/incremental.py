@@ -68,7 +68,7 @@ def compile_change(current: Runtime, doc: dict[str, Any], plan: ChangePlan, serv
     the caller validates the whole document then, for the exact problem paths)."""
     t0 = time.perf_counter()
     old_index = index_of(current)
-    part = validate(plan.partial, chain) if plan.partial else old_index
+    part = validate(plan.partial, chain, plan.fresh) if plan.partial else old_index
     build = BuildContext(index=part, services=services)
     index = _patched_index(old_index, doc, plan) if plan.collections else old_index
     runtime = Runtime(version or str(doc.get("version") or new_version()), current.default_env)

@@ -226,6 +226,12 @@ class ChangePlan:
     changes: dict[str, tuple[list[Item], list[Item]]] = field(default_factory=dict)  # (removed, added)
     base: Doc | None = None        # the document the change was planned against
 
+    @property
+    def fresh(self) -> set[int]:
+        """``id()`` of the added elements: the only ones of the partial document whose own fields need checking
+        (every other element comes unchanged from the validated active document)."""
+        return {id(x) for _, added in self.changes.values() for x in added}
+
 
 def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | None:
     """A :class:`ChangePlan` for a per-API change from ``old`` to ``new``, or None (compile everything)."""
@@ -393,7 +399,7 @@ def remember(ix: DocIndex) -> None:
     _ACTIVE.add(ix)
 
 
-def check_document(doc: Doc, validate: Callable[[Doc], Index]) -> None:
+def check_document(doc: Doc, validate: Callable[..., Index]) -> None:
     """Validate ``doc`` with ``validate`` (the full schema: :func:`gateway.compiler.validate`; raises
     SnapshotError). When it is a per-API change of an active document, only the change and its references are
     validated; a problem found that way is reported by the whole-document validation, so paths are exact."""
@@ -407,7 +413,7 @@ def check_document(doc: Doc, validate: Callable[[Doc], Index]) -> None:
     if plan is not None:
         try:
             if plan.partial:
-                validate(plan.partial)
+                validate(plan.partial, only=plan.fresh)
             return
         except SnapshotError:
             pass

@@ -100,7 +100,12 @@ def _where(collection: str, items: list[dict[str, Any]], key: str, value: Any) -
     return collection
 
 
-def validate(doc: dict[str, Any], schema: Schema = CORE) -> Index:
+def validate(doc: dict[str, Any], schema: Schema = CORE, only: set[int] | None = None) -> Index:
+    """Check ``doc`` against ``schema``; its index, or SnapshotError listing every problem.
+
+    ``only``: the ids (``id()``) of the elements whose own fields are checked; the others come unchanged from
+    a document validated before (an incremental change's partial document). References, uniqueness and the
+    cross-element checks cover every element either way."""
     collections = schema.collections
     problems: list[str] = []
     for key, value in doc.items():
@@ -118,7 +123,7 @@ def validate(doc: dict[str, Any], schema: Schema = CORE) -> Index:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(f"{name}[{i}]: must be an object")
-            else:
+            elif only is None or id(item) in only:
                 check(obj, item, f"{name}[{i}]", problems)
         if id_key:
             check_unique_ids(items, id_key, name, problems)

@@ -33,9 +33,11 @@ from gateway.snapshot.collections import RELEASE_ENV_ID, served_definition
 
 def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str | None,
                     out: list[Item]) -> None:
+    # looked up before the draft is promoted (that may pin the other environments' publications, and an edited
+    # collection is no longer covered by the active index); this environment's publication is not among those
+    existing = [p for p in rows_where(doc, "publishes", "api_id", api_id) if p.get("env_id") == env_id]
     if action == "online":
         api = versions.promote_draft(doc, api_id, env_id)  # publishing copies the draft; others keep theirs
-    existing = [p for p in rows_where(doc, "publishes", "api_id", api_id) if p.get("env_id") == env_id]
     if action == "online":
         now = now_iso()
         record: Item = {"publish_id": existing[0]["publish_id"] if existing else new_id(), "api_id": api_id,

@@ -173,3 +173,20 @@ def test_published_copy_routes_and_variables_are_checked_in_its_environment() ->
     doc = _two_envs(http_api("a1", "/one", "#backend_host#"))
     assert any(x.startswith("publishes[1].api_definition.backend_api.url_domain: variable #backend_host# has no "
                             "value in environment 'TEST'") for x in problems_of(doc)), problems_of(doc)
+
+
+def test_only_the_named_elements_have_their_fields_checked() -> None:
+    """An incremental change validates its partial document with ``only`` = the new elements: the fields of the
+    others (unchanged since they were validated) are not checked again, references still are."""
+    from gateway.compiler import validate
+
+    doc = snapshot([mock_api("a1", "/a"), {**mock_api("a2", "/b"), "req_method": "BREW"}])
+    good, bad_fields = doc["apis"]
+    with pytest.raises(SnapshotError) as exc:
+        validate(doc, only={id(bad_fields)})
+    assert any("apis[1].req_method" in p for p in exc.value.problems)
+    validate(doc, only={id(good)})  # a2's fields were checked when it entered
+    dangling = snapshot([mock_api("a1", "/a"), {**mock_api("a3", "/c"), "group_id": "nope"}])
+    with pytest.raises(SnapshotError) as exc:
+        validate(dangling, only=set())
+    assert any("apis[1].group_id" in p for p in exc.value.problems)
