@@ -282,6 +282,8 @@ def check_functions(index: Index, problems: list[str]) -> None:
 
 def check_function_refs(index: Index, problems: list[str]) -> None:
     for i, api in enumerate(index.items("apis")):
+        if api.get("backend_type") != "FUNCTION" and not api.get("policy_functions"):
+            continue
         refs: list[tuple[str, dict[str, Any]]] = []
         if api.get("backend_type") == "FUNCTION" and isinstance(api.get("func_info"), dict):
             refs.append((f"apis[{i}].func_info", api["func_info"]))

@@ -84,6 +84,9 @@ def _plan(name: str, kind: str, backend: dict[str, Any], params: list[dict[str, 
                        stages=tuple(plan.stages), request_hooks=tuple(plan.request_hooks))
 
 
+_POLICY_LISTS = {kind: policy_lists(kind) for kind in TARGETS}
+
+
 def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: ResponseSet,
                      chain: Chain | None = None) -> Endpoint | None:
     """One publication: backend plans (selection), endpoint stages, CORS and response hooks, in chain order."""
@@ -94,8 +97,11 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
     default = _plan("default", kind, api.get(field) or {}, api.get("backend_params") or [], draft, build,
                     f"{draft.path}.{field}", chain)
     policies: list[tuple[BackendMatcher, BackendPlan]] = []
-    for key, pkind in policy_lists(kind):
-        for j, pol in enumerate(api.get(key) or []):
+    for key, pkind in _POLICY_LISTS.get(kind) or policy_lists(kind):
+        listed = api.get(key)
+        if not listed:
+            continue
+        for j, pol in enumerate(listed):
             ppath = f"{draft.path}.{key}[{j}]"
             matcher = chain.select(pol, draft, build, ppath)
             plan = _plan(pol["name"], pkind, pol, pol.get("backend_params") or [], draft, build, ppath, chain)
@@ -150,13 +156,15 @@ def _endpoints(index: Index, runtime: Runtime, response_sets: dict[str, Response
                chain: Chain) -> None:
     api_pos = {id(a): i for i, a in enumerate(index.items("apis"))}
     pub_pos: dict[int, int] = {}
+    apis, groups, envs = index.by_id["apis"], index.by_id["groups"], index.by_id["environments"]
+    variables, endpoints = index.variables, runtime.endpoints
     for api_id, pubs in index.publishes_by_api.items():
-        api = index.by_id["apis"][api_id]
-        group_dict = index.by_id["groups"][api["group_id"]]
+        api = apis[api_id]
+        group_dict = groups[api["group_id"]]
         g = runtime.groups[api["group_id"]]
         for pub in pubs:
             env_id = str(pub["env_id"])
-            env = index.by_id["environments"][env_id]
+            env = envs[env_id]
             served = served_definition(api, pub)  # the publication's own published copy, if it has one
             if served is api:
                 path = f"apis[{api_pos.get(id(api), 0)}]"
@@ -168,12 +176,12 @@ def _endpoints(index: Index, runtime: Runtime, response_sets: dict[str, Response
             draft = EndpointDraft(
                 api=served, path=path, group=group_dict, env_id=env_id,
                 env_name=str(env["name"]), publish_id=str(pub["publish_id"]),
-                variables=index.variables.get((api["group_id"], env_id), {}),
+                variables=variables.get((api["group_id"], env_id), {}),
             )
             ep = compile_endpoint(draft, build, responses, chain)
             if ep is None:
                 continue
-            runtime.endpoints[(api_id, env_id)] = ep
+            endpoints[(api_id, env_id)] = ep
             router = g.routers.get(env_id)
             if router is None:
                 router = g.routers[env_id] = Router()

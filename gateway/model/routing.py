@@ -89,7 +89,7 @@ class Router(Generic[T]):
 
     def add(self, method: str, uri: str, prefix: bool, target: T) -> None:
         segments = split_template(uri)
-        names = tuple((i, param_name(s)) for i, s in enumerate(segments) if is_param(s))
+        names = tuple((i, param_name(s)) for i, s in enumerate(segments) if is_param(s)) if "{" in uri else ()
         self._names[id(target)] = names
         self.size += 1
         if not prefix and not names:
@@ -102,7 +102,10 @@ class Router(Generic[T]):
                     node.param = _Node()
                 node = node.param
             else:
-                node = node.literal.setdefault(seg, _Node())
+                child = node.literal.get(seg)
+                if child is None:
+                    child = node.literal[seg] = _Node()
+                node = child
         if prefix:
             if node.prefix is None:
                 node.prefix = {}

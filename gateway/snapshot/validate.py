@@ -48,10 +48,20 @@ class Index:
     # what checks derive while validating and compile reads: "plugins" -> bound plug-ins per publication
     # (gateway.snapshot.plugins), "custom_log" -> log fields. Written only during validate(); read-only after.
     derived: dict[str, Any] = field(default_factory=dict)
+    # collection -> (the document's list, its objects): ``items`` is asked for the same collection by every check
+    _items: dict[str, tuple[list[Any], int, list[dict[str, Any]]]] = field(default_factory=dict, repr=False,
+                                                                           compare=False)
 
     def items(self, collection: str) -> list[dict[str, Any]]:
+        """The objects of a collection, in document order (do not modify the list)."""
         value = self.doc.get(collection) or []
-        return [x for x in value if isinstance(x, dict)]
+        hit = self._items.get(collection)
+        if hit is not None and hit[0] is value and hit[1] == len(value):
+            return hit[2]
+        out = [x for x in value if isinstance(x, dict)]
+        if len(value) > 64:
+            self._items[collection] = (value, len(value), out)
+        return out
 
     def get(self, collection: str, key: str) -> dict[str, Any] | None:
         return self.by_id.get(collection, {}).get(key)
@@ -215,19 +225,26 @@ def _check_responses(index: Index, problems: list[str]) -> None:
 
 def _check_publishes(index: Index, problems: list[str]) -> None:
     seen: set[tuple[str, str]] = set()
+    apis, envs = index.by_id["apis"], index.by_id["environments"]
+    by_api, by_id = index.publishes_by_api, index.publish_by_id
     for i, p in enumerate(index.items("publishes")):
         aid, eid = p.get("api_id"), p.get("env_id")
-        if aid not in index.by_id["apis"]:
+        if aid not in apis:
             problems.append(f"publishes[{i}].api_id: unknown API {aid!r}")
             continue
-        if eid not in index.by_id["environments"]:
+        if eid not in envs:
             problems.append(f"publishes[{i}].env_id: {unknown_environment(index, eid)}")
             continue
-        if (aid, eid) in seen:
+        key = (str(aid), str(eid))
+        if key in seen:
             problems.append(f"publishes[{i}]: API {aid!r} is published twice in environment {eid!r}")
-        seen.add((str(aid), str(eid)))
-        index.publishes_by_api.setdefault(str(aid), []).append(p)
-        index.publish_by_id[str(p.get("publish_id"))] = p
+        seen.add(key)
+        pubs = by_api.get(key[0])
+        if pubs is None:
+            by_api[key[0]] = [p]
+        else:
+            pubs.append(p)
+        by_id[str(p.get("publish_id"))] = p
 
 
 def _copies(index: Index) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
@@ -275,19 +292,20 @@ def _check_copies_with(index: Index, checks: tuple[Check, ...], problems: list[s
 
 
 def _backend_strings(api: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, value) of every field in which #env# variables are substituted."""
+    """(path, value) of every field in which #env# variables are substituted (and that names one)."""
     out: list[tuple[str, str]] = []
     b = api.get("backend_api") or {}
     for key in ("url_domain", "req_uri"):
-        if isinstance(b.get(key), str):
+        if isinstance(b.get(key), str) and "#" in b[key]:
             out.append((f"backend_api.{key}", b[key]))
     for j, pol in enumerate(api.get("policy_https") or []):
         for key in ("url_domain", "req_uri"):
-            if isinstance(pol, dict) and isinstance(pol.get(key), str):
+            if isinstance(pol, dict) and isinstance(pol.get(key), str) and "#" in pol[key]:
                 out.append((f"policy_https[{j}].{key}", pol[key]))
     for group in ("backend_params",):
         for j, bp in enumerate(api.get(group) or []):
-            if isinstance(bp, dict) and bp.get("origin") == "CONSTANT" and isinstance(bp.get("value"), str):
+            if isinstance(bp, dict) and bp.get("origin") == "CONSTANT" and isinstance(bp.get("value"), str) \
+                    and "#" in bp["value"]:
                 out.append((f"{group}[{j}].value", bp["value"]))
     return out
 
@@ -333,6 +351,11 @@ def _check_api_fields(index: Index, api: dict[str, Any], path: str, problems: li
 def _check_api_params(api: dict[str, Any], path: str, problems: list[str]) -> None:
     """Request parameters against the URI; backend parameters against the request parameters."""
     backend = api.get("backend_api")
+    # without any parameter list, only the backend URI's {parameters} can lack a value
+    if not (api.get("req_params") or api.get("backend_params") or api.get("policy_https") or api.get("policy_mocks")
+            or api.get("policy_functions")) and (not isinstance(backend, dict)
+                                                 or "{" not in str(backend.get("req_uri") or "")):
+        return
     req_params = [p for p in api.get("req_params") or [] if isinstance(p, dict)]
     uri: str = api["req_uri"] if isinstance(api.get("req_uri"), str) else ""
     uri_params = set(PATH_PARAM_RX.findall(uri))
@@ -383,8 +406,9 @@ def _check_api_publications(index: Index, api: dict[str, Any], path: str,
                     problems.append(
                         f"{where}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
                     )
-        route_key = (str(gid), eid, str(served.get("req_method")), PATH_PARAM_RX.sub("{}", uri).rstrip("/") or "/",
-               str(served.get("match_mode") or "NORMAL"))
+        template = PATH_PARAM_RX.sub("{}", uri) if "{" in uri else uri
+        route_key = (str(gid), eid, str(served.get("req_method")), template.rstrip("/") or "/",
+                     str(served.get("match_mode") or "NORMAL"))
         if route_key in routes:
             problems.append(f"{where}: same method, path and match mode as API {routes[route_key]!r} "
                             f"in environment {env_name!r}")

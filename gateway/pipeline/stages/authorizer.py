@@ -131,8 +131,12 @@ def check_authorizers(index: Index, problems: list[str]) -> None:
             problems.append(f"{path}: authorizer {aid!r} is a {auth.get('type')} authorizer; {want} is required here")
 
     for i, api in enumerate(index.items("apis")):
-        path = f"apis[{i}]"
         frontend = api.get("auth_type") == "AUTHORIZER"
+        if not (frontend or api.get("backend_params") or api.get("policy_https") or api.get("policy_mocks")
+                or api.get("policy_functions") or any(isinstance(api.get(k), dict) and api[k].get("authorizer_id")
+                                                      for k in ("backend_api", "mock_info", "func_info"))):
+            continue  # references no authorizer and has no backend parameter
+        path = f"apis[{i}]"
         if frontend:
             ref(f"{path}.authorizer_id", api.get("authorizer_id"), "FRONTEND")
         for key in ("backend_api", "mock_info", "func_info"):

@@ -249,6 +249,9 @@ def build_params_stage(draft: EndpointDraft, build: BuildContext) -> Stage | Non
 def check_system_names(index: Index, problems: list[str]) -> None:
     """Every SYSTEM backend parameter names a known ``$context.*`` value."""
     for i, api in enumerate(index.items("apis")):
+        if not (api.get("backend_params") or api.get("policy_https") or api.get("policy_mocks")
+                or api.get("policy_functions")):
+            continue
         lists: list[tuple[str, Any]] = [("backend_params", api.get("backend_params"))]
         for key in ("policy_https", "policy_mocks", "policy_functions"):
             for j, pol in enumerate(api.get(key) or []):
