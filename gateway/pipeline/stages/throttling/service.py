@@ -171,11 +171,9 @@ class ThrottleService:
 
     def _leased(self, checks: Sequence[Check]) -> Decision | None:
         leased = self.leases.take(checks)  # type: ignore[union-attr]
-        if leased is not None:  # every check had a live lease: no Redis call
-            self.stats["decisions_leased"] += 1
+        if leased is not None:  # every check had a live lease: no Redis call (the fallback shadow counted the
+            self.stats["decisions_leased"] += 1  # lease's units when it was granted)
             self.stats["admitted"] += 1
-            if self.failure_policy == "local":
-                self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1 else checks)
         return leased
 
     async def admit(self, checks: Sequence[Check], shared: bool = True, leases_tried: bool = False) -> Decision:
@@ -205,8 +203,9 @@ class ThrottleService:
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
                 if d.allowed and self.failure_policy == "local":
+                    # this call, plus the units leased to this node (counted now, spent in the next moments)
                     self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1
-                                         else checks)
+                                         else checks, [1 + n for n in d.granted] if d.granted else None)
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
                 if asked is not None:
                     leases.settle(checks, asked, None)  # type: ignore[union-attr]

@@ -133,20 +133,23 @@ class LocalStore:
             state[key] = st
         return Decision(True, -1, 0, remaining)
 
-    def record(self, checks: Sequence[Check]) -> None:
-        """Count one call on every check without deciding (capped at each limit). Used to shadow the
-        Redis decisions of this node in the fallback store, so a fallback starts from this node's
-        recent usage instead of full buckets."""
+    def record(self, checks: Sequence[Check], units: Sequence[int] | None = None) -> None:
+        """Count one call (or ``units[i]`` on check ``i``) on every check without deciding (capped at each
+        limit). Used to shadow the Redis decisions of this node in the fallback store, so a fallback starts
+        from this node's recent usage instead of full buckets."""
         now = self._clock() * 1000.0
         state = self._state
-        for key, limit, period, mode, anchor in checks:
+        for i, (key, limit, period, mode, anchor) in enumerate(checks):
+            add = 1.0 if units is None else float(units[i])
+            if add <= 0.0:
+                continue
             st = state.get(key)
             if mode == BUCKET:
                 used = _bucket_level(st, now, limit, period)
-                state[key] = [min(float(limit), used + 1.0), now, 0.0, now + period]
+                state[key] = [min(float(limit), used + add), now, 0.0, now + period]
             else:
                 count, idx, a, end = _window(st, now, period, anchor)
-                state[key] = [min(float(limit), count + 1.0), idx, a, end + period]
+                state[key] = [min(float(limit), count + add), idx, a, end + period]
 
     def used(self, check: Check) -> float:
         """Units in use on ``check`` now: the bucket's level, or the count of the current window."""

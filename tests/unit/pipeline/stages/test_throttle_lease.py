@@ -138,3 +138,17 @@ def test_a_refused_top_up_lets_the_rest_of_the_lease_be_spent() -> None:
         assert leases.take(checks) is not None
     assert leases.take(checks) is None
     assert leases.asks(checks) == [8]  # empty: the next call asks again
+
+
+def test_fallback_shadow_counts_leased_units_at_the_grant() -> None:
+    from gateway.pipeline.stages.throttling.store import LocalStore
+
+    now = [1000.0]
+    store = LocalStore(clock=lambda: now[0])
+    hour = 3_600_000
+    checks = [("api", 100, hour, BUCKET, 0), ("day", 100, 86_400_000, WINDOW, 0)]
+    store.record(checks)  # one call
+    store.record(checks, [1 + 8, 1])  # a call that was granted a lease of 8 on the bucket
+    assert round(store.used(checks[0])) == 10 and store.used(checks[1]) == 2
+    store.record(checks, [500, 0])  # capped at the limit; 0 leaves the check alone
+    assert round(store.used(checks[0])) == 100 and store.used(checks[1]) == 2
