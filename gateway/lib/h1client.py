@@ -62,6 +62,14 @@ _FAST_HEAD_RX = re.compile(r"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
+def _take(buf: bytearray, n: int) -> bytes:
+    """The first ``n`` bytes of ``buf`` as bytes (one copy, not two as ``bytes(buf[:n])``), removed from it."""
+    with memoryview(buf) as view:
+        data = bytes(view[:n])
+    del buf[:n]
+    return data
+
+
 def content_length(values: list[str]) -> int | None:
     """The one ``Content-Length`` of a response (every copy, comma-separated or repeated, must agree)."""
     if not values:
@@ -295,8 +303,7 @@ class UpstreamResponse:
                 body = bytes(conn.buf)
                 conn.buf.clear()
             else:
-                body = bytes(conn.buf[:n])
-                del conn.buf[:n]
+                body = _take(conn.buf, n)
             self._remaining = 0
             self._finish()
             return body
@@ -346,10 +353,13 @@ class UpstreamResponse:
                     raise UpstreamError("backend closed the connection mid-body")
                 await conn.wait(None if timeout is None else conn.loop.time() + timeout)
                 continue
-            take = min(n, len(conn.buf))
-            chunk = bytes(conn.buf[:take])
-            del conn.buf[:take]
-            n -= take
+            buf = conn.buf
+            if len(buf) <= n:  # all of it belongs to this body: one copy, no shifting
+                chunk = bytes(buf)
+                buf.clear()
+            else:
+                chunk = _take(buf, n)
+            n -= len(chunk)
             yield chunk
 
     async def _line(self, timeout: float | None) -> bytes:
