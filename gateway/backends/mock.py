@@ -31,8 +31,9 @@ class MockTarget:
         content = info.get("result_content") or ""
         self.body = content.encode()
         self.status = int(info.get("status_code") or 200)
-        self.headers = tuple((h["key"], h["value"]) for h in info.get("headers") or [])
-        ctype = next((v for k, v in self.headers if k.lower() == "content-type"), None)
+        listed = info.get("headers")
+        self.headers = tuple((h["key"], h["value"]) for h in listed) if listed else ()
+        ctype = next((v for k, v in self.headers if k.lower() == "content-type"), None) if listed else None
         self.content_type = ctype if ctype is not None else MOCK_CONTENT_TYPE
         # the answer's fixed head, serialised now (None when this answer cannot be preset: gateway.model.answer)
         self.preset = preset_head(self.status, (("Content-Type", self.content_type), *self.headers), self.body)

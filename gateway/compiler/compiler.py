@@ -70,21 +70,38 @@ def _plan(name: str, kind: str, backend: dict[str, Any], params: list[dict[str, 
     target = TARGETS[kind](backend, draft, build, path)
     if target is None:
         return None
-    req_params = [p for p in draft.api.get("req_params") or [] if isinstance(p, dict)]
+    listed = draft.api.get("req_params")
+    req_params = [p for p in listed if isinstance(p, dict)] if listed else []
     consts = [dict(bp, value=substitute(bp["value"], draft.variables)) if bp.get("origin") == "CONSTANT" else bp
-              for bp in params]
-    mapping: MappingPlan = compile_mapping(req_params, consts, build.problems, f"{draft.path}.")
+              for bp in params] if params else []
+    mapping: MappingPlan = compile_mapping(req_params, consts, build.problems,
+                                           f"{draft.path}." if req_params or consts else "")
     uri = None
     if kind == "HTTP":
         uri = UriTemplate.parse(substitute(str(backend.get("req_uri") or "/"), draft.variables))
     plan = PlanDraft(name=name, target=target, mapping=mapping, uri=uri, method=str(backend.get("req_method") or "ANY"))
-    for stage in chain.plan:
-        stage.apply(plan, backend, draft, build, path)
+    for apply in _builders(chain)[1]:
+        apply(plan, backend, draft, build, path)
     return BackendPlan(name=plan.name, target=plan.target, mapping=plan.mapping, uri=plan.uri, method=plan.method,
                        stages=tuple(plan.stages), request_hooks=tuple(plan.request_hooks))
 
 
 _POLICY_LISTS = {kind: policy_lists(kind) for kind in TARGETS}
+# id(chain) -> (chain, its builders as plain tuples): the compiler walks them once per publication
+_BUILDERS: dict[int, tuple[Chain, tuple[Any, Any, Any]]] = {}
+
+
+def _builders(chain: Chain) -> tuple[Any, Any, Any]:
+    """((name, endpoint stage builder)..., plan stage builders, response hook builders) of ``chain``."""
+    hit = _BUILDERS.get(id(chain))
+    if hit is not None and hit[0] is chain:
+        return hit[1]
+    out = (tuple((s.name, s.compile) for s in chain.endpoint), tuple(s.apply for s in chain.plan),
+           tuple(s.compile for s in chain.response))
+    if len(_BUILDERS) > 64:
+        _BUILDERS.clear()
+    _BUILDERS[id(chain)] = (chain, out)
+    return out
 
 
 def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: ResponseSet,
@@ -109,14 +126,15 @@ def compile_endpoint(draft: EndpointDraft, build: BuildContext, responses: Respo
                 policies.append((matcher, plan))
     if default is None:
         return None
+    endpoint_builders, _, response_builders = _builders(chain)
     stages = []
-    for spec in chain.endpoint:
-        stage = spec.compile(draft, build)
+    for name, build_stage in endpoint_builders:
+        stage = build_stage(draft, build)
         if stage is not None:
-            stages.append((spec.name, stage))
+            stages.append((name, stage))
     hooks = []
-    for rspec in chain.response:
-        hook = rspec.compile(draft, build)
+    for build_hook in response_builders:
+        hook = build_hook(draft, build)
         if hook is not None:
             hooks.append(hook)
     return Endpoint(

@@ -27,7 +27,7 @@ from gateway.snapshot.collections import (
     TOP_LEVEL_SCALARS,
     served_definition,
 )
-from gateway.snapshot.schema import Obj, check, check_field, check_unique_ids, did_you_mean
+from gateway.snapshot.schema import Obj, check, check_field, check_unique_ids, did_you_mean, fast_check
 
 ENV_VAR_RX = re.compile(r"#([A-Za-z][A-Za-z0-9_-]{2,31})#")
 PATH_PARAM_RX = re.compile(r"\{([^{}/]+?)\+?\}")
@@ -130,10 +130,11 @@ def validate(doc: dict[str, Any], schema: Schema = CORE, only: set[int] | None =
 
     for name, (obj, id_key) in collections.items():
         items = doc.get(name) or []
+        valid = fast_check(obj)  # the yes/no predicate; check() walks a failing element for the messages
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(f"{name}[{i}]: must be an object")
-            elif only is None or id(item) in only:
+            elif (only is None or id(item) in only) and not valid(item):
                 check(obj, item, f"{name}[{i}]", problems)
         if id_key:
             check_unique_ids(items, id_key, name, problems)
@@ -249,8 +250,16 @@ def _check_publishes(index: Index, problems: list[str]) -> None:
 
 def _copies(index: Index) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
     """(position, publication, its published copy) of every publication that carries ``api_definition``."""
-    return [(i, p, p["api_definition"]) for i, p in enumerate(index.items("publishes"))
-            if isinstance(p.get("api_definition"), dict)]
+    pubs = index.items("publishes")
+    hit = index.derived.get(_COPIES)
+    if hit is not None and hit[0] is pubs:
+        return hit[1]
+    out = [(i, p, p["api_definition"]) for i, p in enumerate(pubs) if isinstance(p.get("api_definition"), dict)]
+    index.derived[_COPIES] = (pubs, out)
+    return out
+
+
+_COPIES = "validate.copies"  # Index.derived key: the publications with their own copy, computed once
 
 
 def _check_published_copies(index: Index, api_schema: Obj, problems: list[str]) -> None:
