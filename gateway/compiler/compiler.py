@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.compiler.targets import BACKEND_FIELD, TARGETS, policy_lists
 from gateway.core.errors import SnapshotError
-from gateway.model.plan import BackendPlan, MappingPlan, UriTemplate
+from gateway.model.plan import BackendPlan, MappingPlan, UriTemplate, backend_plan
 from gateway.model.responses import DEFAULT_RESPONSES, ResponseSet
 from gateway.model.routing import Router
 from gateway.model.runtime import BackendMatcher, Endpoint, GroupRuntime, Runtime
@@ -82,8 +82,8 @@ def _plan(name: str, kind: str, backend: dict[str, Any], params: list[dict[str, 
     plan = PlanDraft(name=name, target=target, mapping=mapping, uri=uri, method=str(backend.get("req_method") or "ANY"))
     for apply in _builders(chain)[1]:
         apply(plan, backend, draft, build, path)
-    return BackendPlan(name=plan.name, target=plan.target, mapping=plan.mapping, uri=plan.uri, method=plan.method,
-                       stages=tuple(plan.stages), request_hooks=tuple(plan.request_hooks))
+    return backend_plan(plan.name, plan.target, plan.mapping, plan.uri, plan.method, tuple(plan.stages),
+                        tuple(plan.request_hooks))
 
 
 _POLICY_LISTS = {kind: policy_lists(kind) for kind in TARGETS}

@@ -88,6 +88,14 @@ class Router(Generic[T]):
         self.size = 0
 
     def add(self, method: str, uri: str, prefix: bool, target: T) -> None:
+        if not prefix and "{" not in uri:  # a static route: one table entry, no segments
+            self._names[id(target)] = ()
+            self.size += 1
+            table = self.static.get(uri)
+            if table is None:
+                table = self.static[uri] = {}
+            table[method] = target
+            return
         segments = split_template(uri)
         names = tuple((i, param_name(s)) for i, s in enumerate(segments) if is_param(s)) if "{" in uri else ()
         self._names[id(target)] = names

@@ -38,7 +38,7 @@ def substitute(text: str, variables: dict[str, str]) -> str:
     return ENV_VAR_RX.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointDraft:
     """What a stage builder needs to know about the publication it is compiling."""
 
