@@ -251,7 +251,7 @@ def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | No
             continue
         if _key_field(name) is None:
             return None  # keyless per-API collections: compiled whole
-        diff = list_diff(o or [], n, budget)
+        diff = recorded_edit(o, n) or list_diff(o or [], n, budget)
         if diff is None:
             return None
         removed, added = diff
@@ -550,17 +550,76 @@ def rows_of(doc: Doc, collection: str, field_name: str, value: str) -> list[Item
     return [x for x in table.get(value, ()) if str(x.get(field_name)) == value]
 
 
+# --- the edit log: lists made by the helpers below remember what they changed -------------------------------
+# id(new list) -> (new list, base list, removed, added). An edit made through :func:`without`, :func:`replaced` or
+# :func:`appended` is recorded, so that :func:`plan_change` reads what a collection's change was (the records from
+# the old list to the new one, composed) instead of comparing the two lists. The lists are never changed after
+# they are made (the admin API's rule); a chain of records is trusted only when it leads from exactly the new
+# list to exactly the old one and its counts add up. Bounded: the oldest records are dropped.
+_EDITS: dict[int, tuple[list[Any], list[Any], list[Any], list[Any]]] = {}
+MAX_EDITS = 64
+
+
+def _record(out: list[Any], base: list[Any], removed: list[Any], added: list[Any]) -> list[Any]:
+    _EDITS[id(out)] = (out, base, removed, added)
+    while len(_EDITS) > MAX_EDITS:
+        try:
+            del _EDITS[next(iter(_EDITS))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it meanwhile
+            break
+    return out
+
+
+def recorded_edit(old: list[Any] | None, new: list[Any]) -> tuple[list[Any], list[Any]] | None:
+    """(removed, added) of ``new`` relative to ``old`` from the edit log, ``added`` in document order for the
+    appended elements; None when the log does not lead from ``new`` back to ``old``."""
+    if old is None:
+        return None
+    chain: list[tuple[list[Any], list[Any], list[Any], list[Any]]] = []
+    cur = new
+    while cur is not old:
+        rec = _EDITS.get(id(cur))
+        if rec is None or rec[0] is not cur or len(chain) >= 32:
+            return None
+        chain.append(rec)
+        cur = rec[1]
+    removed: list[Any] = []
+    added: list[Any] = []
+    for _, _, rem, add in reversed(chain):
+        if len(rem) == 1 and len(add) == 1:  # replacing an element this change added: at its place
+            at = position(added, rem[0])
+            if at is not None:
+                added[at] = add[0]
+                continue
+        undone = {id(x) for x in rem} & {id(x) for x in added}  # added by this change, removed again
+        removed.extend(x for x in rem if id(x) not in undone)
+        if undone:
+            added = [x for x in added if id(x) not in undone]
+        added.extend(add)
+    if len(new) != len(old) - len(removed) + len(added):
+        return None
+    if removed and added:  # an element removed and put back is unchanged
+        both = {id(x) for x in removed} & {id(x) for x in added}
+        if both:
+            removed = [x for x in removed if id(x) not in both]
+            added = [x for x in added if id(x) not in both]
+    return removed, added
+
+
 def without(items: list[Any], doomed: list[Any]) -> list[Any]:
     """A copy of ``items`` without the elements ``doomed`` (identity): found in C when they are few."""
     out = list(items)
     if len(doomed) > 16:
         gone = {id(x) for x in doomed}
-        return [x for x in out if id(x) not in gone]
+        out = [x for x in out if id(x) not in gone]
+        return _record(out, items, [x for x in items if id(x) in gone], [])
+    found = []
     for x in doomed:
         at = position(out, x)
         if at is not None:
             del out[at]
-    return out
+            found.append(x)
+    return _record(out, items, found, [])
 
 
 def replaced(items: list[Any], old: Any, new: Any) -> tuple[list[Any], int] | None:
@@ -571,4 +630,9 @@ def replaced(items: list[Any], old: Any, new: Any) -> tuple[list[Any], int] | No
         return None
     out = list(items)
     out[at] = new
-    return out, at
+    return _record(out, items, [old], [new]), at
+
+
+def appended(items: list[Any], *new: Any) -> list[Any]:
+    """A copy of ``items`` with ``new`` appended."""
+    return _record([*items, *new], items, [], list(new))

@@ -106,9 +106,7 @@ def rows_where(doc: Doc, collection: str, field: str, value: str) -> list[Item]:
 
 def append_item(doc: Doc, collection: str, item: Item) -> str:
     """Append ``item`` to ``collection`` of ``doc`` (a fresh copy); the element's problem-path prefix."""
-    elems = list(doc.get(collection) or [])
-    elems.append(item)
-    doc[collection] = elems
+    elems = doc[collection] = delta.appended(doc.get(collection) or [], item)
     return f"{collection}[{len(elems) - 1}]"
 
 

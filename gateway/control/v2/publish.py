@@ -48,7 +48,7 @@ def publish_change(doc: Doc, api_id: str, env_id: str, action: str, remark: str 
         if done is not None:
             doc["publishes"] = done[0]
         else:
-            doc["publishes"] = [*(doc.get("publishes") or []), record]
+            doc["publishes"] = delta.appended(doc.get("publishes") or [], record)
         versions.record_version(doc, api_id, env_id, record["version_id"], now, remark, api)
         out.append({**record, "api_name": api.get("name"), "remark": remark})
     else:

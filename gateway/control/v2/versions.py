@@ -54,10 +54,8 @@ def _set_draft(doc: Doc, api_id: str, definition: Item | None) -> None:
     if done is not None:  # in place: where a delta puts it on the other nodes too
         doc[DRAFTS] = done[0]
         return
-    kept = without(drafts, [old]) if old is not None else list(drafts)
-    if new is not None:
-        kept.append(new)
-    doc[DRAFTS] = kept
+    kept = without(drafts, [old]) if old is not None else drafts
+    doc[DRAFTS] = delta.appended(kept, new) if new is not None else kept
 
 
 def write_api(doc: Doc, key: str, item: Item) -> str | None:
@@ -144,17 +142,17 @@ def record_version(doc: Doc, api_id: str, env_id: str, version_id: str, when: st
         definition = find(doc, "apis", api_id) or {}
     mine = [x for x in rows_where(doc, VERSIONS, "api_id", api_id) if x.get("env_id") == env_id]
     doomed = mine[:max(0, len(mine) + 1 - KEEP_PER_ENV)]
-    out = without(doc.get(VERSIONS) or [], doomed) if doomed else list(doc.get(VERSIONS) or [])
+    out = without(doc.get(VERSIONS) or [], doomed) if doomed else doc.get(VERSIONS) or []
     gone = {id(x) for x in doomed}
     for x in mine:  # the others stop being effective (found in C: a few positions in a long list)
         if id(x) not in gone and x.get("status") != 2:
-            at = delta.position(out, x)
-            if at is not None:
-                out[at] = {**x, "status": 2}
-    out.append({"id": version_id, "api_id": api_id, "env_id": env_id, "version_no": when[:19].replace("-", "")
-                .replace(":", "").replace("T", ""), "publish_time": when, "remark": remark, "status": 1,
-                "definition": definition})
-    doc[VERSIONS] = out
+            done = delta.replaced(out, x, {**x, "status": 2})
+            if done is not None:
+                out = done[0]
+    when_no = when[:19].replace("-", "").replace(":", "").replace("T", "")
+    doc[VERSIONS] = delta.appended(out, {"id": version_id, "api_id": api_id, "env_id": env_id, "version_no": when_no,
+                                         "publish_time": when, "remark": remark, "status": 1,
+                                         "definition": definition})
 
 
 def set_effective(doc: Doc, version: Item, effective: bool) -> None:

@@ -22,6 +22,7 @@ CIDR, at most 100; DOMAIN: account names of at most 64 ASCII characters, not dig
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,17 @@ def binding_publish_id(index: Index, binding: dict[str, Any]) -> str | None:
 
 def check_acl_value(entity_type: str, value: str) -> list[str]:
     """Reasons why ``value`` is not a valid ``acl_value`` for ``entity_type`` (empty when valid)."""
+    return list(_acl_value_reasons(entity_type, value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _acl_value_reasons(entity_type: str, value: str) -> tuple[str, ...]:
+    """check_acl_value, remembered: every validation (each incremental change's too) checks every ACL policy,
+    and parsing their address lists is the costly part."""
+    return tuple(_check_acl_value(entity_type, value))
+
+
+def _check_acl_value(entity_type: str, value: str) -> list[str]:
     entries = split_values(value)
     if not entries:
         return ["has no entries"]

@@ -57,3 +57,40 @@ def test_apply_delta_through_the_index_equals_the_scan() -> None:
     assert [a["id"] for a in indexed["apis"]][:8] == ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a9"]
     assert indexed["apis"][-1]["id"] == "a99" and indexed["apis"][3]["name"] == "x"
     assert doc["apis"][3] == {"id": "a3", "group_id": "g"}  # the base document is not changed
+
+
+def test_the_edit_log_equals_the_set_difference() -> None:
+    """Lists made by delta.without / replaced / appended remember their change, composed over several edits."""
+    rnd = random.Random(2)
+    for _ in range(2000):
+        old: list[Any] = [{"i": k} for k in range(rnd.randrange(0, 60))]
+        new = old
+        for _ in range(rnd.randrange(1, 6)):
+            op = rnd.randrange(3)
+            if op == 0 and new:
+                new = delta.without(new, rnd.sample(new, min(len(new), rnd.randrange(1, 3))))
+            elif op == 1 and new:
+                done = delta.replaced(new, rnd.choice(new), {"replaced": 1})
+                assert done is not None
+                new = done[0]
+            else:
+                new = delta.appended(new, {"new": 1})
+        if new is old:
+            continue
+        rec = delta.recorded_edit(old, new)
+        assert rec is not None
+        removed, added = rec
+        assert sorted(map(id, removed)) == sorted({id(x) for x in old} - {id(x) for x in new})
+        assert sorted(map(id, added)) == sorted({id(x) for x in new} - {id(x) for x in old})
+        where = {id(x): k for k, x in enumerate(new)}
+        fresh = [x for x in added if "new" in x]  # appended: in document order
+        assert [where[id(x)] for x in fresh] == sorted(where[id(x)] for x in fresh)  # appended: in order
+        assert delta.recorded_edit(new, old) is None  # only from the base it was made from
+    base: list[Any] = [{"i": 0}]
+    a, b, a2 = {"i": 1}, {"i": 2}, {"i": 3}
+    two = delta.appended(delta.appended(base, a), b)
+    done = delta.replaced(two, a, a2)
+    assert done is not None
+    assert delta.recorded_edit(base, done[0]) == ([], [a2, b])  # a2 takes a's place among the appended
+    plain = [{"i": 1}]
+    assert delta.recorded_edit(plain, [*plain, {"i": 2}]) is None  # not made by the helpers: compared instead
