@@ -40,7 +40,7 @@ from gateway.core.errors import (
 )
 from gateway.core.ratelog import RateLimitedLog
 from gateway.lib.h1client import HOP_BY_HOP as HOP_BY_HOP  # re-exported: one definition for every backend
-from gateway.lib.h1client import UpstreamError
+from gateway.lib.h1client import RELAY_DROP, UpstreamError
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
 
@@ -54,7 +54,7 @@ failure_log = RateLimitedLog(log, 10.0)
 
 # Request headers the gateway never forwards as-is.
 _REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect"}
-_RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
+_RESPONSE_DROP = RELAY_DROP  # HOP_BY_HOP | {"content-length"}; the same object: the client prepares that list
 # A request header whose name has '_' where one of these has '-' is dropped (``Transfer_Encoding``,
 # ``X_Forwarded_For``): CGI/WSGI-style backends map '-' and '_' to the same variable, so such a header could
 # smuggle framing or spoof what the gateway sets. nginx drops every underscore name by default; other

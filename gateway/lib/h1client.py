@@ -49,6 +49,8 @@ HOP_BY_HOP = frozenset({
     "transfer-encoding", "upgrade", "proxy-connection",
 })
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+# what a relaying proxy leaves out of the answer it passes on (it frames the body itself)
+RELAY_DROP = HOP_BY_HOP | {"content-length"}
 _VERSION_RX = re.compile(r"HTTP/[0-9]\.[0-9]")
 _STATUS_RX = re.compile(r"[1-5][0-9][0-9]")
 _TOKEN_RX = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -206,8 +208,8 @@ class _Conn(asyncio.Protocol):
 class UpstreamResponse:
     """Status, header fields and an incremental body reader for one backend response."""
 
-    __slots__ = ("_client", "_conn", "_done", "_headers", "_keep", "_mode", "_named", "_remaining", "content_length",
-                 "fields", "reason", "status", "version")
+    __slots__ = ("_client", "_conn", "_done", "_headers", "_keep", "_mode", "_named", "_relayed", "_remaining",
+                 "content_length", "fields", "reason", "status", "version")
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
                  fields: list[tuple[str, str]], head_request: bool) -> None:
@@ -219,10 +221,15 @@ class UpstreamResponse:
         self.fields = fields  # (name, value) in arrival order, values without surrounding whitespace
         self._headers: CIMultiDict[str] | None = None
         framing: dict[str, list[str]] = {}
-        for name, value in fields:  # the three framing fields, in one pass
-            low = name.lower()
-            if low in _FRAMING:
-                framing.setdefault(low, []).append(value)
+        relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
+        self._relayed = relayed
+        for field in fields:  # one pass: the framing fields, and the fields a relay passes on
+            low = field[0].lower()
+            if low in RELAY_DROP:
+                if low in _FRAMING:
+                    framing.setdefault(low, []).append(field[1])
+            else:
+                relayed.append(field)
         tes = framing.get("transfer-encoding")
         cls = framing.get("content-length")
         conns = framing.get("connection")
@@ -274,8 +281,16 @@ class UpstreamResponse:
         return self._headers
 
     def end_to_end(self, drop: frozenset[str] = HOP_BY_HOP) -> list[tuple[str, str]]:
-        """The fields a proxy relays: all but ``drop`` (lower-case names) and those named by ``Connection``."""
+        """The fields a proxy relays: all but ``drop`` (lower-case names) and those named by ``Connection``.
+
+        With :data:`RELAY_DROP` itself (what the HTTP relay passes) the list was made while parsing; it is the
+        caller's to keep, not to modify.
+        """
         named = self._named
+        if drop is RELAY_DROP:
+            if named is None:
+                return self._relayed
+            return [(k, v) for k, v in self._relayed if k.lower() not in named]
         if named is None:
             return [(k, v) for k, v in self.fields if k.lower() not in drop]
         return [(k, v) for k, v in self.fields if k.lower() not in drop and k.lower() not in named]

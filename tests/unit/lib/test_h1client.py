@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from multidict import CIMultiDict
 
-from gateway.lib.h1client import HOP_BY_HOP, H1Client, UpstreamError
+from gateway.lib.h1client import HOP_BY_HOP, RELAY_DROP, H1Client, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -296,6 +296,7 @@ async def test_fields_end_to_end_and_lenient_but_legal_heads() -> None:
         assert r.content_length == 2 and await r.read() == b"ok"
         assert r.end_to_end() == [("Server", "s"), ("Content-Length", "2"), ("X-Multi", "a"), ("x-multi", "b")]
         assert r.end_to_end(HOP_BY_HOP | {"content-length"}) == [("Server", "s"), ("X-Multi", "a"), ("x-multi", "b")]
+        assert r.end_to_end(RELAY_DROP) == [("Server", "s"), ("X-Multi", "a"), ("x-multi", "b")]  # made while parsing
         assert r.headers.getall("X-MULTI") == ["a", "b"] and r.headers["x-hop"] == "1"
         r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
         assert (r.status, r.reason, await r.read()) == (201, "", b"k")
