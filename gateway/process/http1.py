@@ -459,6 +459,9 @@ class Http1Protocol(asyncio.Protocol):
         "_idle",
         "_in_head",
         "_loop",
+        "_max_field",
+        "_max_headers",
+        "_max_line",
         "_parser",
         "_paused_writing",
         "_pauses",
@@ -485,7 +488,10 @@ class Http1Protocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._url: list[bytes] = []
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[tuple[str, str]] = []  # the head's fields so far, decoded
+        self._max_line = server.max_line
+        self._max_field = server.max_field
+        self._max_headers = server.max_headers
         self._in_head = False
         self._idle = False  # the deadline is the keep-alive one (no request begun since the last response)
         self._head_bytes = 0
@@ -690,21 +696,23 @@ class Http1Protocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
-        if sum(map(len, self._url)) > self.server.max_line:
+        if sum(map(len, self._url)) > self._max_line:
             raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) > self._max_field:
+            raise _HeadTooLarge()
         headers = self._headers
-        headers.append((name, value))
-        if len(headers) > self.server.max_headers or len(name) + len(value) > self.server.max_field:
+        # names are tokens (llhttp refuses anything else): Latin-1 is their exact, cheaper decoding
+        headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        if len(headers) > self._max_headers:
             raise _HeadTooLarge()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_started = False
         parser = self._parser
-        hdrs: CIMultiDict[str] = CIMultiDict(
-            [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in self._headers])  # names: tokens
+        hdrs: CIMultiDict[str] = CIMultiDict(self._headers)
         self._headers = []
         tes = hdrs.getall("Transfer-Encoding", None)
         te = tes[0] if tes else None
@@ -757,7 +765,7 @@ class Http1Protocol(asyncio.Protocol):
         right here (see :meth:`_answer_now`); whatever waits on I/O, and every other request, is answered by
         the connection's handler task, in order."""
         self.busy = True
-        self._set_deadline(None)
+        self._deadline = None  # a connection being answered has no deadline
         task = self._task
         if task is None:
             self._task = self._loop.create_task(self._run())
@@ -814,7 +822,8 @@ class Http1Protocol(asyncio.Protocol):
             if keep is None:  # streamed: the task writes it
                 self._handoff = self._write_later(req, resp, keep_alive)
                 return
-            if not self._answered(keep):
+            if not keep or self.transport is None:
+                self._answered(False)
                 return
             if self._paused_writing:  # the client is not reading its answers: the task waits before the next
                 self._drain_first = True
