@@ -30,6 +30,15 @@ are answered 505. A response whose head would contain CR or LF inside a header i
 
 Timers are cheap: each connection holds one deadline (header read or keep-alive idle) in an attribute and at
 most one timer handle that re-arms itself lazily, so a busy keep-alive connection schedules no timer per request.
+
+No task switch per request: each connection has one handler task, parked between requests. Once every request
+of a read is parsed and queued, a request without a body is run from the read callback itself *as that task*
+(``asyncio.current_task()`` is the connection's task, so ``asyncio.timeout`` and cancellation work as inside
+it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is written before the
+callback returns, with no wake-up future and no loop turn. The first time the pipeline waits (an upstream
+call, Redis, a request body), the started coroutine is handed to the task, which finishes it and answers the
+rest of the queue in order. A MOCK answer is a :class:`gateway.model.answer.PresetAnswer`: its status line and
+fixed header lines were serialised when the configuration was compiled (:func:`serialize_preset`).
 """
 
 from __future__ import annotations
