@@ -94,3 +94,19 @@ def test_sliced_writers_give_the_same_bytes_and_documents() -> None:
     assert orjson.loads(raw) == orjson.loads(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS))
     assert loads_sliced(raw) == orjson.loads(raw)  # the nested document is parsed in pieces too
     assert orjson.loads(dumps_sliced({"doc": {}})) == {"doc": {}}
+
+
+def test_batches_cut_inside_elements_fall_back_exactly() -> None:
+    doc = big_document(3000)
+    for k in range(0, 3000, 3):  # nested objects that start like the elements: some batch cuts fall inside them
+        doc["apis"][k]["req_params"] = [{"id": "x", "name": "q", "location": "QUERY"}, {"id": "y", "name": "r"}]
+    doc["plain"] = list(range(50000))  # not objects: element by element
+    for raw in (orjson.dumps(doc), json.dumps(doc, ensure_ascii=False, indent=1).encode()):
+        assert loads_sliced(raw) == doc
+
+
+def test_elements_share_their_key_strings() -> None:
+    parsed = loads_sliced(orjson.dumps(big_document(10000)))
+    first = {id(next(iter(api))) for api in parsed["apis"]}
+    # one "id" string per batch of ~64 KB (~180 APIs), and per API only in the array's last stretch
+    assert len(first) < len(parsed["apis"]) / 10, len(first)
