@@ -137,8 +137,9 @@ class HeaderInjection(ValueError):
     """A response header name or value contains CR or LF: the head is not sent."""
 
 
-def _head(status_line: str, headers: Any) -> bytes:
-    """``status_line`` + ``name: value`` lines + the blank line, as bytes; refuses CR/LF inside a field."""
+def _head(status_line: str, headers: Any, extra: str = "") -> bytes:
+    """``status_line`` + ``name: value`` lines + ``extra`` (the listener's own lines, each ending in CRLF) + the
+    blank line, as bytes; refuses CR/LF inside a field."""
     parts = [status_line]
     for k, v in headers.items():
         parts.append(f"{k}: {v}")
@@ -146,7 +147,7 @@ def _head(status_line: str, headers: Any) -> bytes:
     n = len(parts) - 1
     if text.count("\n") != n or text.count("\r") != n:
         raise HeaderInjection("CR or LF inside a response header")
-    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+    return f"{text}\r\n{extra}\r\n".encode("utf-8", "surrogateescape")
 
 
 def serialize_preset(answer: PresetAnswer, version: HttpVersion, keep_alive: bool) -> bytes:
@@ -175,28 +176,34 @@ def serialize_response(resp: web.Response, method: str, version: HttpVersion, ke
     blen = len(body) if body else 0  # type: ignore[arg-type]
     must_be_empty = method == "HEAD" or status < 200 or status in (204, 304)
     remove_length = status < 200 or status == 204
-    if "Content-Length" in headers:
+    # the lines the listener adds go after the response's own, in this order (the same head aiohttp writes);
+    # they are appended as text rather than inserted into the header multidict
+    extra = ""
+    length = headers.get("Content-Length")
+    if length is not None:
         if remove_length:
             del headers["Content-Length"]
+            length = None
     elif (blen or (status != 304 and method != "HEAD")) and not remove_length:
-        headers["Content-Length"] = str(blen)
+        length = str(blen)
+        extra = f"Content-Length: {length}\r\n"
     if must_be_empty:
         if "Transfer-Encoding" in headers:
             del headers["Transfer-Encoding"]
-    elif headers.get("Content-Length", "0") != "0" and "Content-Type" not in headers:
-        headers["Content-Type"] = "application/octet-stream"
+    elif length is not None and length != "0" and "Content-Type" not in headers:
+        extra += "Content-Type: application/octet-stream\r\n"
     if "Date" not in headers:
-        headers["Date"] = DATE.get()
+        extra += f"Date: {DATE.get()}\r\n"
     if resp.keep_alive is False:
         keep_alive = False
     if "Connection" not in headers:
         if keep_alive:
             if version == HttpVersion10:
-                headers["Connection"] = "keep-alive"
+                extra += "Connection: keep-alive\r\n"
         elif version == HttpVersion11:
-            headers["Connection"] = "close"
+            extra += "Connection: close\r\n"
     reason = resp.reason or _reason(status)
-    head = _head(f"HTTP/{version.major}.{version.minor} {status} {reason}", headers)
+    head = _head(f"HTTP/{version.major}.{version.minor} {status} {reason}", headers, extra)
     if body and not must_be_empty:
         return head + body, keep_alive  # type: ignore[operator]
     return head, keep_alive
