@@ -170,6 +170,10 @@ class GatewayMetrics:
         PlatformCollector(registry=r)  # python_info
         GCCollector(registry=r)  # python_gc_*
         self._bound: dict[tuple[str, str, str, str], _Bound] = {}
+        # compiled endpoint -> its binding: one identity-hash probe per request (no label tuple built); emptied
+        # on every snapshot swap, so replaced endpoints are not kept alive
+        self._by_endpoint: dict[Any, _Bound] = {}
+        services.swap_hooks.append(lambda _runtime: self._by_endpoint.clear())
 
     def _bind(self, key: tuple[str, str, str, str]) -> _Bound:
         bound = self._bound.get(key)
@@ -181,11 +185,16 @@ class GatewayMetrics:
         """Completion hook: record one finished request."""
         ep = ctx.endpoint
         if ep is not None:
-            key = (ep.group_id, ep.api_id, ep.api_name, ep.env_name)
+            bound = self._by_endpoint.get(ep)
+            if bound is None:
+                key = (ep.group_id, ep.api_id, ep.api_name, ep.env_name)
+                bound = self._by_endpoint[ep] = self._bound.get(key) or self._bind(key)
+            else:
+                key = bound.labels
         else:
             group = ctx.group
             key = (group.id if group is not None else "-", "-", "-", ctx.env_name or "-")
-        bound = self._bound.get(key) or self._bind(key)
+            bound = self._bound.get(key) or self._bind(key)
         cls = ctx.status // 100
         by_class = bound.by_class
         by_class[cls] = by_class.get(cls, 0) + 1
