@@ -88,3 +88,28 @@ async def test_small_shared_limit_is_never_exceeded(make_gateway: Any, client: a
     for g in gws:
         stats = g.gw.services.extras["throttle_stats"]
         assert stats["decisions_leased"] > 0 and stats["redis_fallbacks"] == 0, stats
+
+
+async def test_lease_granted_to_a_call_whose_caller_went_away_is_kept(redis_url: str) -> None:
+    from gateway.core.settings import load_settings
+    from gateway.model.services import Services
+    from gateway.pipeline.stages.throttling.service import ThrottleService
+
+    svc = ThrottleService.of(Services(load_settings({"redis_url": redis_url, "throttle_redis_timeout_ms": 3000},
+                                                    environ={})))
+    assert svc.leases is not None
+    checks = [(f"{prefix()}:t:{{p}}:b:api", 1_000_000, HOUR, BUCKET, 0)]
+    try:
+        task = asyncio.create_task(svc.admit(checks))
+        await asyncio.sleep(0)  # one loop turn: the call is queued for the next script call
+        task.cancel()  # the client disconnected while its call was asking for a lease
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(svc.leases) == 0 and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(svc.leases) == 1 and not svc.leases._asking  # the grant was kept, the ask settled
+        d = svc.decide_now(checks)
+        assert d is not None and d.source == "lease"
+        assert task.cancelled()
+    finally:
+        await svc.close()

@@ -32,6 +32,7 @@ after the promotion, and the first script call on the promoted node reloads the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -193,28 +194,34 @@ class ThrottleService:
             store = self.redis or self._store()
             try:
                 fut = store.admit(checks, asked)
+                if asked is not None:  # the lease is settled when Redis answers, even if this caller is gone
+                    fut.add_done_callback(functools.partial(self._settle, checks, asked))
                 handle = asyncio.get_running_loop().call_later(self.timeout_s, _expire, fut, GRACE_TURNS)
                 try:
-                    d = await fut
+                    d = await (fut if asked is None else asyncio.shield(fut))
                 finally:
                     handle.cancel()
-                if asked is not None:
-                    leases.settle(checks, asked, d)  # type: ignore[union-attr]
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
                 if d.allowed and self.failure_policy == "local":
-                    # this call, plus the units leased to this node (counted now, spent in the next moments)
                     self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1
-                                         else checks, [1 + n for n in d.granted] if d.granted else None)
+                                         else checks)
             except Exception as exc:  # any Redis/socket/timeout problem: never fail the request for it
-                if asked is not None:
-                    leases.settle(checks, asked, None)  # type: ignore[union-attr]
                 self._failed(exc)
                 d = self._degraded(checks, "timeout" if isinstance(exc, TimeoutError) else "error")
         else:
             d = self._degraded(checks, "down")
         self.stats["admitted" if d.allowed else "rejected"] += 1
         return d
+
+    def _settle(self, checks: Sequence[Check], asked: list[int], fut: asyncio.Future[Decision]) -> None:
+        """Redis answered (or failed) a call that asked for leases: keep what it granted. Units granted are
+        counted in the fallback shadow now (they are spent in the next moments; leased calls record nothing)."""
+        d = None if fut.cancelled() or fut.exception() is not None else fut.result()
+        self.leases.settle(checks, asked, d)  # type: ignore[union-attr]
+        if d is not None and d.granted and self.failure_policy == "local":
+            self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1 else checks,
+                                 d.granted)
 
     def _degraded(self, checks: Sequence[Check], reason: str) -> Decision:
         self.stats["redis_fallbacks"] += 1
