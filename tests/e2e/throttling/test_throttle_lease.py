@@ -111,5 +111,8 @@ async def test_lease_granted_to_a_call_whose_caller_went_away_is_kept(redis_url:
         d = svc.decide_now(checks)
         assert d is not None and d.source == "lease"
         assert task.cancelled()
+        exact = await svc.admit([(f"{prefix()}:t:{{p}}:b:api", 1_000_000, HOUR, BUCKET, 0)], leases_tried=True)
+        # a Redis decision that leased units reports them as remaining for this node (Redis's count + lease)
+        assert exact.source == "redis" and exact.granted == [256] and exact.remaining == [1_000_000 - 1]
     finally:
         await svc.close()

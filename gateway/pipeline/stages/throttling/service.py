@@ -36,6 +36,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.lib.redis_conn import RedisTarget, target_from_settings
@@ -203,6 +204,8 @@ class ThrottleService:
                     handle.cancel()
                 self.stats["decisions_redis"] += 1
                 self._timeouts_in_row = 0
+                if d.granted:  # remaining calls as this node sees them: Redis's, plus the units leased to it
+                    d = replace(d, remaining=[r + g for r, g in zip(d.remaining, d.granted, strict=False)])
                 if d.allowed and self.failure_policy == "local":
                     self.fallback.record(scaled(checks, self.fallback_divisor) if self.fallback_divisor > 1
                                          else checks)
