@@ -225,6 +225,24 @@ async def _limited(ctx: RequestContext, deadline: asyncio.Timeout, timeout_s: fl
         raise bad_body() from None
 
 
+def _arrived_body(ctx: RequestContext, reader: aiohttp.StreamReader) -> bytes | aiohttp.StreamReader:
+    """A request body that has completely arrived, taken at once (the same limit and errors as a streamed one):
+    it then goes out with the request head in one write, under the client's own deadline. The reader itself
+    when it cannot be taken now."""
+    try:
+        data = reader.read_nowait(-1)
+    except BODY_ERRORS:
+        ctx.extras["bad_body"] = True
+        raise bad_body() from None
+    except RuntimeError:  # something else is waiting on the reader: leave it to the streamed path
+        return reader
+    if len(data) > ctx.max_body:
+        ctx.extras["body_too_large"] = True
+        raise body_too_large()
+    ctx.body = data
+    return data
+
+
 def _reschedule(deadline: asyncio.Timeout, when: float | None) -> None:
     try:
         deadline.reschedule(when)
@@ -285,8 +303,11 @@ class HttpTarget:
                      ) -> web.StreamResponse:
         assert breq is not None  # built for every target but MOCK (pipeline.run)
         retries = effective_retries(self.retry_count, breq.method)
-        if retries and isinstance(breq.body, aiohttp.StreamReader):
-            breq.body = await ctx.read_body()  # a retry must be able to replay the body
+        if isinstance(breq.body, aiohttp.StreamReader):
+            if breq.body.is_eof():  # it has all arrived (a small body, with its head): bytes, the hot path
+                breq.body = _arrived_body(ctx, breq.body)
+            elif retries:
+                breq.body = await ctx.read_body()  # a retry must be able to replay the body
         tried: list[Member] = []
         last: GatewayError | None = None
         for attempt in range(retries + 1):

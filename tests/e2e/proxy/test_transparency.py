@@ -160,3 +160,36 @@ async def test_default_values_reach_the_backend(make_gateway, raw_backend) -> No
     status, _, _ = await send(gw.gw.public_port, "/d?color=blue", headers=[("X-Tier", "tin")])
     req = backend.requests[-1]
     assert req.query == "color=blue&sz=L" and req.header("X-Tier") == ["tin"]
+
+
+async def test_a_body_that_has_all_arrived_goes_out_with_its_length(make_gateway, raw_backend) -> None:
+    """A caller body complete when the backend request starts (the usual small POST) is sent as bytes with a
+    Content-Length, whatever its framing from the caller; one over the body limit is still refused."""
+    backend, addr = raw_backend
+    gw = await make_gateway(snapshot([http_api("a1", "/p", addr, method="POST", retry_count="0")]),
+                            max_body_bytes=1024)
+    port = gw.gw.public_port
+    status, _, _ = await send(port, "/p", method="POST", body=b'{"a":1}')
+    assert status == 200
+    req = backend.requests[-1]
+    assert req.header("Content-Length") == ["7"] and not req.header("Transfer-Encoding") and req.body == b'{"a":1}'
+    # chunked from the caller, complete in one write: re-framed with its length
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /p HTTP/1.1\r\nHost: {GROUP_HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 f"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".encode())
+    async with asyncio.timeout(20):
+        answer = await reader.read(-1)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    req = backend.requests[-1]
+    assert req.header("Content-Length") == ["11"] and not req.header("Transfer-Encoding")
+    assert req.body == b"hello world"
+    # complete but over the limit (chunked, so no declared length to refuse it early): 413, never forwarded
+    before = len(backend.requests)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /p HTTP/1.1\r\nHost: {GROUP_HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 f"7d0\r\n{'z' * 2000}\r\n0\r\n\r\n".encode())
+    async with asyncio.timeout(20):
+        answer = await reader.read(-1)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413") and len(backend.requests) == before
