@@ -95,9 +95,37 @@ def _regroup(m: Multi, removed: list[Item], added: list[Item], keyf: Callable[[I
     return out
 
 
+# id(element) -> where it was last seen in its collection. A hint only: checked before it is used (an element
+# keeps its place when others are replaced or appended; deletions move the ones after it a little to the left).
+_PLACES: dict[int, int] = {}
+MAX_PLACES = 1_000_000
+
+
+def remember_places(items: list[Any], start: int = 0) -> None:
+    """Note where the elements of ``items`` (from ``start``) are, for :func:`position`."""
+    if len(_PLACES) > MAX_PLACES:
+        _PLACES.clear()
+    _PLACES.update(zip(map(id, islice(items, start, None)), count(start)))
+
+
 def position(items: list[Any], obj: Any, start: int = 0) -> int | None:
-    """The index of ``obj`` itself (identity, not equality) in ``items`` from ``start``; the scan runs in C."""
-    return next(compress(count(start), map(is_, islice(items, start, None), repeat(obj))), None)
+    """The index of ``obj`` itself (identity, not equality) in ``items`` from ``start``: where it was last seen
+    when it is still there, else found by a scan that runs in C (from a little before that place first)."""
+    hint = _PLACES.get(id(obj))
+    if hint is not None and start <= hint < len(items) and items[hint] is obj:
+        return hint
+    at = None
+    if hint is not None and hint - LOOKBACK > start:
+        at = next(compress(count(hint - LOOKBACK), map(is_, islice(items, hint - LOOKBACK, None), repeat(obj))),
+                  None)
+    if at is None:
+        at = next(compress(count(start), map(is_, islice(items, start, None), repeat(obj))), None)
+    if at is not None:
+        _PLACES[id(obj)] = at
+    return at
+
+
+LOOKBACK = 256  # how far left of its last place an element is looked for first
 
 
 def _mismatch(o: list[Any], i: int, n: list[Any], j: int) -> int:
@@ -196,6 +224,7 @@ class DocIndex:
                 continue
             if name not in CORE:
                 per_api.add(name)
+            remember_places(value)
             kf = _key_field(name)
             if kf is None:
                 continue
@@ -228,9 +257,12 @@ class ChangePlan:
 
     @property
     def fresh(self) -> set[int]:
-        """``id()`` of the added elements: the only ones of the partial document whose own fields need checking
-        (every other element comes unchanged from the validated active document)."""
-        return {id(x) for _, added in self.changes.values() for x in added}
+        """``id()`` of what the partial document's validation checks in itself: the added elements (every other
+        element comes unchanged from the validated active document) and the APIs the change touches (an API's own
+        checks read its publications and its group's variables, which the change may have changed)."""
+        out = {id(x) for _, added in self.changes.values() for x in added}
+        out.update(id(a) for a in self.partial.get("apis") or () if str(a.get("id")) in self.apis)
+        return out
 
 
 def plan_change(old: DocIndex, new: Doc, max_apis: int = 500) -> ChangePlan | None:
@@ -490,9 +522,11 @@ def _apply_indexed(doc: Doc, name: str, kf: str, dels: set[str], puts: dict[str,
             appended.append(x)
         else:
             items[at] = x
+            _PLACES[id(x)] = at
     for at in sorted(doomed, reverse=True):
         del items[at]
     items.extend(appended)
+    remember_places(items, len(items) - len(appended))
     return items
 
 
@@ -630,9 +664,12 @@ def replaced(items: list[Any], old: Any, new: Any) -> tuple[list[Any], int] | No
         return None
     out = list(items)
     out[at] = new
+    _PLACES[id(new)] = at
     return _record(out, items, [old], [new]), at
 
 
 def appended(items: list[Any], *new: Any) -> list[Any]:
     """A copy of ``items`` with ``new`` appended."""
-    return _record([*items, *new], items, [], list(new))
+    out = [*items, *new]
+    remember_places(out, len(items))
+    return _record(out, items, [], list(new))

@@ -162,8 +162,8 @@ def validate(doc: dict[str, Any], schema: Schema = CORE, only: set[int] | None =
     _check_variables(index, problems)
     _check_responses(index, problems)
     _check_publishes(index, problems)
-    _check_published_copies(index, collections["apis"][0], problems)
-    _check_apis(index, problems)
+    _check_published_copies(index, collections["apis"][0], problems, only)
+    _check_apis(index, problems, only)
     for extra in schema.checks:
         extra(index, problems)
     _check_copies_with(index, schema.checks, problems)
@@ -262,13 +262,16 @@ def _copies(index: Index) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
 _COPIES = "validate.copies"  # Index.derived key: the publications with their own copy, computed once
 
 
-def _check_published_copies(index: Index, api_schema: Obj, problems: list[str]) -> None:
+def _check_published_copies(index: Index, api_schema: Obj, problems: list[str], only: set[int] | None = None) -> None:
     """A publication's own copy of the API (``api_definition``) is checked like an ``apis`` element; it
-    belongs to the published API (same ``id`` and ``group_id``)."""
+    belongs to the published API (same ``id`` and ``group_id``). With ``only``, the copies of publications and
+    APIs named there."""
     for i, p, defn in _copies(index):
+        api = index.by_id["apis"].get(str(p.get("api_id")))
+        if only is not None and id(p) not in only and id(api) not in only:
+            continue  # an unchanged publication of an unchanged API: checked when it entered
         path = f"publishes[{i}].api_definition"
         check(api_schema, defn, path, problems)
-        api = index.by_id["apis"].get(str(p.get("api_id")))
         if api is None:
             continue
         if defn.get("id") != api.get("id"):
@@ -319,14 +322,19 @@ def _backend_strings(api: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _check_apis(index: Index, problems: list[str]) -> None:
+def _check_apis(index: Index, problems: list[str], only: set[int] | None = None) -> None:
+    """Every API's own checks, and route conflicts. With ``only``, the own checks run for the APIs named there
+    (an incremental change names every API whose checks could give another answer: changed, with a changed
+    publication or binding, or in a group whose variables changed); route conflicts are checked for all."""
     routes: dict[tuple[str, str, str, str, str], str] = {}
     copies = {id(p): i for i, p, _ in _copies(index)}  # publication -> its position, for those with a copy
     for i, api in enumerate(index.items("apis")):
         path = f"apis[{i}]"
-        _check_api_fields(index, api, path, problems)
-        _check_api_params(api, path, problems)
-        _check_api_publications(index, api, path, routes, copies, problems)
+        full = only is None or id(api) in only
+        if full:
+            _check_api_fields(index, api, path, problems)
+            _check_api_params(api, path, problems)
+        _check_api_publications(index, api, path, routes, copies, problems, full)
 
 
 def _check_api_fields(index: Index, api: dict[str, Any], path: str, problems: list[str]) -> None:
@@ -397,7 +405,7 @@ def _check_api_params(api: dict[str, Any], path: str, problems: list[str]) -> No
 
 def _check_api_publications(index: Index, api: dict[str, Any], path: str,
                             routes: dict[tuple[str, str, str, str, str], str], copies: dict[int, int],
-                            problems: list[str]) -> None:
+                            problems: list[str], full: bool = True) -> None:
     """Per publication (the definition it serves): every #variable# has a value, and no two APIs share a
     route in one environment."""
     gid = api.get("group_id")
@@ -409,7 +417,7 @@ def _check_api_publications(index: Index, api: dict[str, Any], path: str,
         eid = str(pub.get("env_id"))
         scope = index.variables.get((str(gid), eid), {})
         env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
-        for fpath, value in _backend_strings(served):
+        for fpath, value in _backend_strings(served) if full else ():
             for var in ENV_VAR_RX.findall(value):
                 if var not in scope:
                     problems.append(

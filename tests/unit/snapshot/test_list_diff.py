@@ -94,3 +94,18 @@ def test_the_edit_log_equals_the_set_difference() -> None:
     assert delta.recorded_edit(base, done[0]) == ([], [a2, b])  # a2 takes a's place among the appended
     plain = [{"i": 1}]
     assert delta.recorded_edit(plain, [*plain, {"i": 2}]) is None  # not made by the helpers: compared instead
+
+
+def test_position_uses_a_checked_hint() -> None:
+    """position() answers from where an element was last seen only when it is still there; otherwise it finds
+    it by a scan (after deletions moved it, or when the hint is about another list)."""
+    items = [{"i": k} for k in range(1000)]
+    delta.remember_places(items)
+    assert delta.position(items, items[700]) == 700
+    shifted = delta.without(items, [items[3], items[10]])
+    assert delta.position(shifted, items[700]) == 698  # moved left by the deletions before it
+    other = list(reversed(items))
+    assert delta.position(other, items[700]) == 299  # the hint is about another list: scanned
+    assert delta.position(items, {"i": 1}) is None
+    done = delta.replaced(shifted, items[500], {"i": "x"})
+    assert done is not None and done[1] == 498 and done[0][498] == {"i": "x"}

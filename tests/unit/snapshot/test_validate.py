@@ -176,8 +176,9 @@ def test_published_copy_routes_and_variables_are_checked_in_its_environment() ->
 
 
 def test_only_the_named_elements_have_their_fields_checked() -> None:
-    """An incremental change validates its partial document with ``only`` = the new elements: the fields of the
-    others (unchanged since they were validated) are not checked again, references still are."""
+    """An incremental change validates its partial document with ``only`` = the new elements and the touched
+    APIs: the others (unchanged since they were validated) are not checked again in themselves; route
+    conflicts are checked for all."""
     from gateway.compiler import validate
 
     doc = snapshot([mock_api("a1", "/a"), {**mock_api("a2", "/b"), "req_method": "BREW"}])
@@ -188,5 +189,9 @@ def test_only_the_named_elements_have_their_fields_checked() -> None:
     validate(doc, only={id(good)})  # a2's fields were checked when it entered
     dangling = snapshot([mock_api("a1", "/a"), {**mock_api("a3", "/c"), "group_id": "nope"}])
     with pytest.raises(SnapshotError) as exc:
-        validate(dangling, only=set())
+        validate(dangling, only={id(dangling["apis"][1])})
     assert any("apis[1].group_id" in p for p in exc.value.problems)
+    clash = snapshot([mock_api("a1", "/same"), mock_api("a2", "/same")])
+    with pytest.raises(SnapshotError) as exc:  # route conflicts are checked for every API
+        validate(clash, only=set())
+    assert any("same method, path" in p for p in exc.value.problems)
