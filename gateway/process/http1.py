@@ -787,8 +787,8 @@ class Http1Protocol(asyncio.Protocol):
             self._task = self._loop.create_task(self._run())
             return
         if self._wakeup is not None:  # the task is parked (not running, not about to start)
-            self._answer_now(task)
-        if self.busy or self.transport is None or self.transport.is_closing():
+            self._answer_now(task)  # wakes the task itself when the connection ends there
+        if self.busy:
             self._wake()
 
     def _wake(self) -> None:
@@ -840,13 +840,15 @@ class Http1Protocol(asyncio.Protocol):
                 return
             if not keep or self.transport is None:
                 self._answered(False)
+                self._wake()  # the parked task ends
                 return
             if self._paused_writing:  # the client is not reading its answers: the task waits before the next
                 self._drain_first = True
                 return
-            if len(queue) < MAX_PIPELINED // 2:
+            if self._pauses and len(queue) < MAX_PIPELINED // 2:
                 self.resume("pipeline")
-        self._go_idle()
+        if not self._go_idle():
+            self._wake()
 
     def _answered(self, keep: bool) -> bool:
         """After one response: False (and the connection closed) when nothing more is answered on it."""
