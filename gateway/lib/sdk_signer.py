@@ -269,7 +269,7 @@ def _canonical_target(raw_target: str) -> str:
 
 # the CanonicalURI and CanonicalQuery lines (joined by a newline) of a request target as received, memoised per
 # exact target: an endpoint is called with the same path and query over and over
-canonical_target = _Memo(_canonical_target, size=2048, max_key=1024)
+canonical_target = _Memo(_canonical_target, size=1024, max_key=1024)  # <= ~4 MB even for hostile targets
 
 
 def verify_target(key: PreparedKey, signature: str, method: str, raw_target: str, headers: Mapping[str, str],
