@@ -186,7 +186,8 @@ class Gateway:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         runtime = self.services.runtime
         peer = request.remote or "0.0.0.0"
-        client = self._client_ip(peer, request.headers)  # trusted proxies (pipeline/stages/client_ip.py)
+        resolver = self._client_ip  # trusted proxies (pipeline/stages/client_ip.py); none: the peer is the client
+        client = resolver(peer, request.headers) if resolver.trusted else peer
         settings = self.settings
         ctx = RequestContext(request, new_request_id(), runtime, peer, settings.max_body_bytes)  # type: ignore[arg-type]
         ctx.client_ip = client
