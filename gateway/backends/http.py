@@ -361,6 +361,7 @@ class HttpTarget:
             self.upstream.release(member)
             raise
         except (aiohttp.ClientError, UpstreamError, OSError) as exc:
+            exc.__traceback__ = None  # its frames (asyncio's connect among them) refer back to it: no cycle left
             self.upstream.release(member)
             fault = _caller_fault(ctx)
             if fault is not None:

@@ -80,6 +80,9 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
 
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
+    # the context keeps the error (access log, metrics), not its traceback: the traceback holds the frames that
+    # hold the context, a cycle only the garbage collector could free (and a whole-snapshot push pauses it)
+    err.__traceback__ = None
     ctx.error = err
     if is_grpc(ctx):  # gRPC callers get a status in trailers, not a group-response body (docs/http2-grpc.md)
         return grpc_error_response(ctx, err)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import weakref
 
 import aiohttp
@@ -16,7 +17,7 @@ from gateway.compiler.compiler import index_of
 from gateway.process import retire
 from tests.support.admin_helpers import call
 from tests.support.cluster_helpers import wait_for
-from tests.support.helpers import GROUP_HOST, mock_api, snapshot
+from tests.support.helpers import GROUP_HOST, http_api, mock_api, snapshot
 
 N = 4000
 
@@ -60,3 +61,32 @@ async def test_requests_are_answered_while_a_big_push_is_processed(make_gateway,
         assert gc.get_freeze_count() >= frozen + N
         # the replaced runtime, its validated index and the change-planning index are all freed after the grace
         await wait_for(lambda: all(r() is None for r in old_refs), 30)
+
+
+async def test_error_answers_leave_no_reference_cycles(make_gateway) -> None:
+    """A whole push pauses the collector, then freezes what is alive: garbage that requests leave in reference
+    cycles meanwhile would be kept for good. Error answers (unknown API, missing credentials, backend refused)
+    leave none: the error's traceback, which holds the frames that hold the request, is dropped."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once the socket is closed
+    app_api = dict(mock_api("app", "/app", "x"), auth_type="APP")
+    gw = await make_gateway(snapshot([mock_api("probe", "/probe", "x"), app_api, http_api("h", "/refused", closed)]))
+    async with aiohttp.ClientSession(headers={"Host": GROUP_HOST}) as client:
+        statuses = set()
+        for path in ("/missing", "/app", "/refused"):  # warm-up: first-use caches are not garbage
+            async with client.get(gw.url + path) as r:
+                await r.read()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                for path in ("/missing", "/app", "/refused"):
+                    async with client.get(gw.url + path) as r:
+                        await r.read()
+                        statuses.add(r.status)
+            found = gc.collect()
+        finally:
+            gc.enable()
+    assert statuses == {404, 401, 502}, statuses
+    assert found < 60, f"{found} objects in reference cycles after 60 error answers"
