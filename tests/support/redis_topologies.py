@@ -125,27 +125,54 @@ class _Procs:
 class RedisClusterTopology(_Procs):
     """Six ``--cluster-enabled yes`` nodes: 3 masters, each with one replica."""
 
-    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 1, attempts: int = 3) -> None:
         super().__init__("apigw-redis-cluster-")
+        # Ports are picked free but can be taken by a neighbour (another test run on this machine) before the
+        # node binds them; such a node dies at start and the cluster never becomes healthy. Start afresh on new
+        # ports then (a few times), reporting why each attempt failed if none succeeds.
+        failures: list[str] = []
+        for attempt in range(attempts):
+            if attempt:
+                self.procs, self.args = {}, {}
+                self.dir = Path(tempfile.mkdtemp(prefix="apigw-redis-cluster-"))
+            try:
+                self._form(masters, replicas)
+                return
+            except BaseException as exc:
+                failures.append(f"attempt {attempt + 1}: {exc}; {self._diagnosis()}")
+                self.stop_all()
+                if not isinstance(exc, (AssertionError, RuntimeError, redis.RedisError)):
+                    raise
+        raise AssertionError("no healthy redis cluster formed:\n" + "\n".join(failures))
+
+    def _form(self, masters: int, replicas: int) -> None:
         self.ports = [free_port_pair() for _ in range(masters * (1 + replicas))]
-        try:
-            for port in self.ports:
-                self.spawn(port, [self.server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                                  "--cluster-config-file", f"nodes-{port}.conf",
-                                  "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
-                                  "--dir", str(self.dir), "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
-                                  "--repl-ping-replica-period", "1"])
-            for port in self.ports:
-                wait_sync(lambda port=port: self.client(port).ping(), 10, f"cluster node {port} answering")
-            out = subprocess.run([self.cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-                                  "--cluster-replicas", str(replicas), "--cluster-yes"],
-                                 capture_output=True, text=True, timeout=60)
-            if out.returncode != 0:
-                raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout}\n{out.stderr}")
-            self.wait_healthy()
-        except BaseException:
-            self.stop_all()
-            raise
+        for port in self.ports:
+            self.spawn(port, [self.server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                              "--cluster-config-file", f"nodes-{port}.conf",
+                              "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
+                              "--dir", str(self.dir), "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+                              "--repl-ping-replica-period", "1"])
+        for port in self.ports:
+            wait_sync(self.client(port).ping, 10, f"cluster node {port} answering")
+        out = subprocess.run([self.cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                              "--cluster-replicas", str(replicas), "--cluster-yes"],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout}\n{out.stderr}")
+        self.wait_healthy()
+
+    def _diagnosis(self) -> str:
+        """Which nodes died, with the last lines of their logs (read before the directory is removed)."""
+        dead = [p for p in self.procs if not self.alive(p)]
+        parts = [f"dead nodes: {dead or 'none'}"]
+        for p in dead[:2]:
+            try:
+                tail = (self.dir / f"{p}.log").read_text(errors="replace").strip().splitlines()[-3:]
+            except OSError:
+                tail = []
+            parts.append(f"{p}: {' | '.join(tail)}")
+        return "; ".join(parts)
 
     @property
     def nodes(self) -> str:
