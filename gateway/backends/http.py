@@ -379,13 +379,14 @@ class HttpTarget:
         extras["upstream_status"] = upstream.status
         try:
             length = upstream.content_length
-            if length is not None and length <= SMALL_BODY and not upstream.chunked:
+            chunked = upstream.chunked
+            if chunked or (length is not None and length <= SMALL_BODY):
                 body = upstream.take_buffered()  # the common small answer arrived with its head: no await
-                if body is None:
-                    body = await self._read_small(ctx, upstream)
-                else:
+                if body is not None:  # (a chunked one too, when its last chunk is here: sent with a length)
                     ctx.backend_body_ms = 0.0
-                return self._small_response(ctx, upstream, body)
+                    return self._small_response(ctx, upstream, body)
+                if not chunked:
+                    return self._small_response(ctx, upstream, await self._read_small(ctx, upstream))
             return await self._relay(ctx, upstream)
         finally:
             upstream.release()
@@ -438,7 +439,7 @@ class HttpTarget:
         h["X-Request-Id"] = ctx.request_id
         set_latency_headers(ctx, h)
         ctx.status = upstream.status
-        ctx.bytes_sent = upstream.content_length or 0  # (HEAD: the length announced)
+        ctx.bytes_sent = len(body) if body else upstream.content_length or 0  # (HEAD: the length announced)
         return resp
 
     async def _relay(self, ctx: RequestContext, upstream: _Response) -> web.StreamResponse:

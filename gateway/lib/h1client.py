@@ -310,8 +310,11 @@ class UpstreamResponse:
             self._client._discard(self._conn)
 
     def take_buffered(self) -> bytes | None:
-        """The whole Content-Length body when it is already buffered (the common small answer), else None."""
+        """The whole body when it is already buffered (the common small answer), else None: a Content-Length
+        body, or a chunked one up to its last chunk (decoded; trailers dropped as by :meth:`iter_chunks`)."""
         conn = self._conn
+        if self._mode == "chunked" and not self._done:
+            return self._take_chunked()
         if self._mode == "length" and not self._done and len(conn.buf) >= self._remaining:
             n = self._remaining
             if len(conn.buf) == n:
@@ -323,6 +326,40 @@ class UpstreamResponse:
             self._finish()
             return body
         return None
+
+    def _take_chunked(self) -> bytes | None:
+        """The decoded chunked body if all of it is buffered and well framed; None otherwise (nothing consumed:
+        :meth:`iter_chunks` then reads it, waiting where needed and reporting any framing error)."""
+        buf = self._conn.buf
+        parts: list[bytes] = []
+        pos = 0
+        with memoryview(buf) as view:
+            while True:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    return None
+                size_text = bytes(view[pos:eol]).split(b";", 1)[0].rstrip(b" \t")
+                if _HEX_RX.fullmatch(size_text) is None:
+                    return None
+                size = int(size_text, 16)
+                start = eol + 2
+                if size == 0:  # the last chunk, then trailer lines up to an empty one
+                    if buf[start:start + 2] == b"\r\n":
+                        end = start + 2
+                    else:
+                        end = buf.find(b"\r\n\r\n", start)
+                        if end < 0:
+                            return None
+                        end += 4
+                    break
+                stop = start + size
+                if len(buf) < stop + 2 or buf[stop:stop + 2] != b"\r\n":
+                    return None
+                parts.append(bytes(view[start:stop]))
+                pos = stop + 2
+        del buf[:end]
+        self._finish()
+        return b"".join(parts)
 
     async def read(self, timeout: float | None = None) -> bytes:
         body = self.take_buffered()  # the whole (small) body is already here: one slice, no iterator

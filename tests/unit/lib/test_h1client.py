@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from multidict import CIMultiDict
@@ -330,5 +331,58 @@ async def test_timeout_covers_waiting_for_a_pool_slot() -> None:
         assert next(iter(client._pools.values())).active == 0
     finally:
         stall.set()
+        await client.close()
+        server.close()
+
+
+async def test_a_chunked_body_already_buffered_is_taken_at_once() -> None:
+    more = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)  # complete, with an extension and trailers
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # complete, no trailers
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # the last chunk comes later
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await more.wait()
+        writer.write(b"3\r\ndef\r\n0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # a bad chunk size: left to the streamed read, which reports it
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0)
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        async def head(path: str) -> Any:
+            r = await client.request("http", "127.0.0.1", port, "GET", path, hdrs(), None, timeout=30.0)
+            for _ in range(3000):  # let the rest of the answer arrive (it was written with the head)
+                if r._conn.buf.endswith(b"\r\n\r\n") or r._conn.buf.endswith(b"abc\r\n"):
+                    break
+                await asyncio.sleep(0.01)
+            return r
+
+        r = await head("/a")
+        conn = r._conn
+        assert r.chunked and r.take_buffered() == b"hello world" and not conn.buf
+        r = await head("/b")
+        assert r._conn is conn and r.take_buffered() == b"ok"  # the connection went back to the pool
+        r = await head("/c")
+        assert r.take_buffered() is None and bytes(r._conn.buf) == b"3\r\nabc\r\n"  # nothing consumed
+        more.set()
+        assert await r.read(30.0) == b"abcdef"
+        r = await head("/d")
+        assert r.take_buffered() is None
+        with pytest.raises(UpstreamError):
+            await r.read(30.0)
+    finally:
+        more.set()
         await client.close()
         server.close()
