@@ -306,7 +306,7 @@ class HttpTarget:
         if isinstance(breq.body, aiohttp.StreamReader):
             if breq.body.is_eof():  # it has all arrived (a small body, with its head): bytes, the hot path
                 breq.body = _arrived_body(ctx, breq.body)
-            elif retries:
+            if retries and isinstance(breq.body, aiohttp.StreamReader):
                 breq.body = await ctx.read_body()  # a retry must be able to replay the body
         tried: list[Member] = []
         last: GatewayError | None = None
