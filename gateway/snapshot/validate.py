@@ -408,25 +408,34 @@ def _check_api_publications(index: Index, api: dict[str, Any], path: str,
                             problems: list[str], full: bool = True) -> None:
     """Per publication (the definition it serves): every #variable# has a value, and no two APIs share a
     route in one environment."""
-    gid = api.get("group_id")
+    gid = str(api.get("group_id"))
     publishes = index.publishes_by_api.get(str(api.get("id")), [])
+    envs = index.by_id["environments"]
     for pub in publishes:
         served = served_definition(api, pub)
-        where = path if served is api else f"publishes[{copies.get(id(pub), 0)}].api_definition"
         uri: str = served["req_uri"] if isinstance(served.get("req_uri"), str) else ""
         eid = str(pub.get("env_id"))
-        scope = index.variables.get((str(gid), eid), {})
-        env_name = index.by_id["environments"].get(eid, {}).get("name", eid)
-        for fpath, value in _backend_strings(served) if full else ():
-            for var in ENV_VAR_RX.findall(value):
-                if var not in scope:
-                    problems.append(
-                        f"{where}.{fpath}: variable #{var}# has no value in environment {env_name!r}"
-                    )
+        strings = _backend_strings(served) if full and (
+            served.get("backend_api") or served.get("policy_https") or served.get("backend_params")) else ()
+        if strings:
+            scope = index.variables.get((gid, eid), {})
+            for fpath, value in strings:
+                for var in ENV_VAR_RX.findall(value):
+                    if var not in scope:
+                        env_name = envs.get(eid, {}).get("name", eid)
+                        problems.append(f"{_served_at(path, served, api, pub, copies)}.{fpath}: variable #{var}# has "
+                                        f"no value in environment {env_name!r}")
         template = PATH_PARAM_RX.sub("{}", uri) if "{" in uri else uri
-        route_key = (str(gid), eid, str(served.get("req_method")), template.rstrip("/") or "/",
+        route_key = (gid, eid, str(served.get("req_method")), template.rstrip("/") or "/",
                      str(served.get("match_mode") or "NORMAL"))
         if route_key in routes:
-            problems.append(f"{where}: same method, path and match mode as API {routes[route_key]!r} "
-                            f"in environment {env_name!r}")
+            env_name = envs.get(eid, {}).get("name", eid)
+            problems.append(f"{_served_at(path, served, api, pub, copies)}: same method, path and match mode as API "
+                            f"{routes[route_key]!r} in environment {env_name!r}")
         routes[route_key] = str(api.get("id"))
+
+
+def _served_at(path: str, served: dict[str, Any], api: dict[str, Any], pub: dict[str, Any],
+               copies: dict[int, int]) -> str:
+    """Where a publication's served definition is in the document (for a problem message)."""
+    return path if served is api else f"publishes[{copies.get(id(pub), 0)}].api_definition"

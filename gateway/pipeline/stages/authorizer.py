@@ -93,6 +93,10 @@ def _ttl(auth: dict[str, Any]) -> int:
     return int(value or 0)
 
 
+def _names_authorizer(info: Any) -> bool:
+    return isinstance(info, dict) and bool(info.get("authorizer_id"))
+
+
 def check_authorizers(index: Index, problems: list[str]) -> None:
     for i, auth in enumerate(index.items("authorizers")):
         path = f"authorizers[{i}]"
@@ -133,8 +137,8 @@ def check_authorizers(index: Index, problems: list[str]) -> None:
     for i, api in enumerate(index.items("apis")):
         frontend = api.get("auth_type") == "AUTHORIZER"
         if not (frontend or api.get("backend_params") or api.get("policy_https") or api.get("policy_mocks")
-                or api.get("policy_functions") or any(isinstance(api.get(k), dict) and api[k].get("authorizer_id")
-                                                      for k in ("backend_api", "mock_info", "func_info"))):
+                or api.get("policy_functions") or _names_authorizer(api.get("backend_api"))
+                or _names_authorizer(api.get("mock_info")) or _names_authorizer(api.get("func_info"))):
             continue  # references no authorizer and has no backend parameter
         path = f"apis[{i}]"
         if frontend:
