@@ -407,6 +407,12 @@ async def cluster_figures(args: argparse.Namespace) -> None:
             print(f"all load requests: {len(lat)}, p50 {lat[len(lat) // 2]:.1f} ms, "
                   f"p99 {lat[int(len(lat) * 0.99)]:.1f} ms, max {lat[-1]:.1f} ms, "
                   f"failed {sum(1 for r in load.records if r[2] != 200)}")
+            # the machine's own noise: requests that overlapped no change, no push and no churn
+            quiet = [r[1] for r in load.records
+                     if not any(r[0] <= w1 and r[0] + r[1] / 1000 >= w0 for _, w0, w1 in windows)]
+            if quiet:
+                print(f"load requests outside any change: {len(quiet)}, worst latency {max(quiet):.1f} ms "
+                      f"(the noise floor of this machine for the worst-latency figures above)")
     finally:
         if load is not None and load.proc.is_alive():
             load.proc.kill()
