@@ -3,13 +3,14 @@ missed deltas (a gap) catches up from the whole snapshot, and a rejected change 
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import aiohttp
 import orjson
 
-from gateway.process.distribution import FULL_KEY, RedisDistributor
+from gateway.process.distribution import FULL_EVERY_S, FULL_KEY, RedisDistributor
 from tests.support.admin_helpers import V2, call
 from tests.support.bigdoc import RELEASE, big_document, group_host, make_api, probe_path
 from tests.support.cluster_helpers import wait_for
@@ -162,3 +163,36 @@ async def test_concurrent_changes_never_replay_this_nodes_own_deltas(make_gatewa
     finally:
         await da.close()
         await db.close()
+
+
+async def test_the_whole_document_is_rewritten_at_most_once_per_interval(make_gateway: Any, redis_url: str) -> None:
+    """Under a steady stream of changes the whole document kept for catch-up is written at most once per
+    FULL_EVERY_S (each write serialises the whole snapshot), not again as soon as the previous write ended."""
+    prefix = f"f{uuid.uuid4().hex[:8]}"
+    a, da = await _node(make_gateway, redis_url, prefix)
+    full_writes: list[float] = []
+    real_set = da.redis.set
+
+    async def counting_set(key: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(key).endswith(FULL_KEY):
+            full_writes.append(time.monotonic())
+        return await real_set(key, *args, **kwargs)
+
+    da.redis.set = counting_set  # type: ignore[method-assign]
+    try:
+        async with aiohttp.ClientSession() as s:
+            await wait_for(lambda: da.local is not None, 10)
+            t0 = time.monotonic()
+            k = 0
+            while time.monotonic() - t0 < 3 * FULL_EVERY_S:
+                body = make_api(4, N_GROUPS, content=f"f{k}")
+                body.pop("id")
+                status, _, _ = await call(s, a.admin_url, "PUT", f"{V2}/apis/a4", json=body)
+                assert status == 200
+                k += 1
+            elapsed = time.monotonic() - t0
+            assert k >= 10
+            assert len(full_writes) <= elapsed / FULL_EVERY_S + 1, (len(full_writes), elapsed)
+            await wait_for(lambda: _full_is(da, da.local), 10)  # the last state still gets written
+    finally:
+        await da.close()
