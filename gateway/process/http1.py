@@ -37,7 +37,8 @@ of a read is parsed and queued, a request without a body is run from the read ca
 it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is written before the
 callback returns, with no wake-up future and no loop turn. The first time the pipeline waits (an upstream
 call, Redis, a request body), the started coroutine is handed to the task, which finishes it and answers the
-rest of the queue in order. A MOCK answer is a :class:`gateway.model.answer.PresetAnswer`: its status line and
+rest of the queue in order; the connection's next requests then go to the task directly (a wake-up is needed
+anyway for them), with a fresh try from the read callback every ``_EAGER_SKIP + 1`` requests. A MOCK answer is a :class:`gateway.model.answer.PresetAnswer`: its status line and
 fixed header lines were serialised when the configuration was compiled (:func:`serialize_preset`).
 """
 
@@ -73,6 +74,9 @@ _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 _NO_BODY_METHODS = frozenset({"HEAD"})
 _BODY_LIMIT = 2 ** 16  # StreamReader low-water mark (high water is twice this)
 MAX_PIPELINED = 16  # queued requests on one connection before reading from it pauses
+# after an answer begun in the read callback had to wait on I/O (an upstream call), the next this many requests of
+# the connection go straight to its task: the wake-up is needed anyway, and the hand-over would only add to it
+_EAGER_SKIP = 15
 _REASONS: dict[int, str] = {}
 
 # llhttp error names (substrings of the parser's message) -> the caller-safe message we answer with (the same
@@ -468,6 +472,7 @@ class Http1Protocol(asyncio.Protocol):
         "_deadline",
         "_drain_first",
         "_drain_waiter",
+        "_eager_skip",
         "_handoff",
         "_head_bytes",
         "_head_started",
@@ -518,6 +523,7 @@ class Http1Protocol(asyncio.Protocol):
         self._handoff: Coroutine[Any, Any, bool] | None = None  # what the task finishes of a request begun
         self._pending: _Resume | None = None  # ... and the handler it continues (a cancellation goes there)
         self._drain_first = False  # a response went out while the client was not reading: drain before the next
+        self._eager_skip = 0  # requests to answer in the task without trying the read callback first
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_step = min(server.head_timeout, server.keepalive_timeout)
@@ -787,7 +793,10 @@ class Http1Protocol(asyncio.Protocol):
             self._task = self._loop.create_task(self._run())
             return
         if self._wakeup is not None:  # the task is parked (not running, not about to start)
-            self._answer_now(task)  # wakes the task itself when the connection ends there
+            if self._eager_skip:  # this connection's answers wait on I/O: the task answers, as it must anyway
+                self._eager_skip -= 1
+            else:
+                self._answer_now(task)  # wakes the task itself when the connection ends there
         if self.busy:
             self._wake()
 
@@ -827,6 +836,7 @@ class Http1Protocol(asyncio.Protocol):
             except Exception:
                 resp, keep_alive = self._crashed()
             else:  # the pipeline waits on I/O: the task continues it, then writes
+                self._eager_skip = _EAGER_SKIP
                 pending = self._pending = _Resume(coro, yielded)  # type: ignore[arg-type]
                 self._handoff = self._finish(req, keep_alive, pending)
                 return
