@@ -38,8 +38,9 @@ it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decisio
 callback returns, with no wake-up future and no loop turn. The first time the pipeline waits (an upstream
 call, Redis, a request body), the started coroutine is handed to the task, which finishes it and answers the
 rest of the queue in order; the connection's next requests then go to the task directly (a wake-up is needed
-anyway for them), with a fresh try from the read callback every ``_EAGER_SKIP + 1`` requests. A MOCK answer is a :class:`gateway.model.answer.PresetAnswer`: its status line and
-fixed header lines were serialised when the configuration was compiled (:func:`serialize_preset`).
+anyway for them), with a fresh try from the read callback every ``_EAGER_SKIP + 1`` requests. A MOCK answer
+is a :class:`gateway.model.answer.PresetAnswer`: its status line and fixed header lines were serialised when
+the configuration was compiled (:func:`serialize_preset`).
 """
 
 from __future__ import annotations
