@@ -39,7 +39,7 @@ from gateway.lib.redis_conn import Client, RedisTarget, make_client
 from gateway.lib.redis_conn import close as close_client
 from gateway.process.reload import ClusterState, snapshot_id
 from gateway.process.transport import RETAIN_S, RedisTransport, keys, payload_key
-from gateway.snapshot.delta import apply_delta, doc_delta
+from gateway.snapshot.delta import apply_delta, doc_delta, merge_deltas
 from gateway.snapshot.load import SLICED_JSON_BYTES, dumps_sliced, loads_json
 
 if TYPE_CHECKING:
@@ -333,9 +333,8 @@ class RedisDistributor:
 
     @staticmethod
     def _replay(doc: dict[str, Any], chain: list[dict[str, Any]]) -> dict[str, Any]:
-        for p in reversed(chain):
-            doc = apply_delta(doc, p["delta"])
-        return doc
+        # the chain as one delta, applied on this node's indexed document (its cost follows the deltas)
+        return apply_delta(doc, merge_deltas([p["delta"] for p in reversed(chain)]))
 
     async def _migrate_legacy(self) -> str | None:
         """No pointer: adopt the snapshot stored by a build before the hash-tagged keys, if any."""

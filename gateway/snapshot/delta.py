@@ -493,17 +493,39 @@ def apply_delta(doc: Doc, delta: dict[str, dict[str, list[Any]]]) -> Doc:
     return out
 
 
+def merge_deltas(deltas: list[dict[str, dict[str, list[Any]]]]) -> dict[str, dict[str, list[Any]]]:
+    """One delta equal to applying ``deltas`` in order (a node that fell behind applies a chain at once, on its
+    indexed document, instead of one delta after another on documents that have no index). An element deleted
+    and put again stays in ``del`` and ``put``: it is removed from its place and appended, as in sequence."""
+    merged: dict[str, tuple[set[str], dict[str, Any]]] = {}
+    for d in deltas:
+        for name, ops in d.items():
+            kf = _key_field(name) or "id"
+            dels, puts = merged.setdefault(name, (set(), {}))
+            for k in ops.get("del") or ():
+                puts.pop(str(k), None)
+                dels.add(str(k))
+            for x in ops.get("put") or []:
+                puts[str(x.get(kf))] = x
+    return {name: {"put": list(puts.values()), "del": sorted(dels)} for name, (dels, puts) in merged.items()}
+
+
 def _apply_indexed(doc: Doc, name: str, kf: str, dels: set[str], puts: dict[str, Any]) -> list[Any] | None:
     """``apply_delta`` of one collection through the active index of ``doc``, or None (the caller scans)."""
     ix = _index_for(doc, name)
     if ix is None or name not in ix.by_key or _key_field(name) != kf:
         return None
     keyed = ix.by_key[name]
-    items = list(doc[name])
+    base = doc[name]
+    items = list(base)
     doomed: list[int] = []
     appended: list[Any] = []
+    removed: list[Any] = []  # for the edit log: what the receiving node's change planner reads
+    replacing: list[Any] = []
+    readded = dels & puts.keys()  # deleted and put again: removed from their place, appended
     if len(dels) > 16:  # many deletions: one pass
-        gone = {id(keyed[k]) for k in dels if k in keyed}
+        removed = [keyed[k] for k in dels if k in keyed]
+        gone = {id(x) for x in removed}
         items = [x for x in items if id(x) not in gone]
         dels = set()
     for k in dels:
@@ -513,8 +535,9 @@ def _apply_indexed(doc: Doc, name: str, kf: str, dels: set[str], puts: dict[str,
             if at is None:
                 return None
             doomed.append(at)
+            removed.append(x)
     for k, x in puts.items():
-        old = keyed.get(k)
+        old = keyed.get(k) if k not in readded else None
         at = position(items, old) if old is not None else None
         if old is not None and at is None:
             return None
@@ -523,11 +546,13 @@ def _apply_indexed(doc: Doc, name: str, kf: str, dels: set[str], puts: dict[str,
         else:
             items[at] = x
             _PLACES[id(x)] = at
+            removed.append(old)
+            replacing.append(x)
     for at in sorted(doomed, reverse=True):
         del items[at]
     items.extend(appended)
     remember_places(items, len(items) - len(appended))
-    return items
+    return _record(items, base, removed, replacing + appended)
 
 
 def _index_for(doc: Doc, collection: str) -> DocIndex | None:

@@ -109,3 +109,46 @@ def test_position_uses_a_checked_hint() -> None:
     assert delta.position(items, {"i": 1}) is None
     done = delta.replaced(shifted, items[500], {"i": "x"})
     assert done is not None and done[1] == 498 and done[0][498] == {"i": "x"}
+
+
+def test_apply_delta_leaves_an_edit_record() -> None:
+    """A node applying a delta through its index records the edit, so its change planner does not compare the
+    collections either."""
+    doc = {"apis": [{"id": f"a{k}", "group_id": "g"} for k in range(40)]}
+    ix = delta.DocIndex.build(doc)
+    assert ix is not None
+    delta.remember(ix)
+    ops = {"apis": {"put": [{"id": "a3", "group_id": "g", "name": "x"}, {"id": "a77", "group_id": "g"}],
+                    "del": ["a9"]}}
+    new = delta.apply_delta(doc, ops)
+    rec = delta.recorded_edit(doc["apis"], new["apis"])
+    assert rec is not None
+    removed, added = rec
+    assert sorted(x["id"] for x in removed) == ["a3", "a9"]
+    assert [x["id"] for x in added] == ["a3", "a77"]
+    compared = delta.list_diff(doc["apis"], new["apis"], 100)
+    assert compared is not None
+    assert sorted(map(id, removed)) == sorted(map(id, compared[0]))
+    assert sorted(map(id, added)) == sorted(map(id, compared[1]))
+
+
+def test_a_merged_chain_of_deltas_equals_the_deltas_in_sequence() -> None:
+    """merge_deltas: a node that fell behind applies the chain as one delta; the document is the same, element
+    order included (an element deleted and put again ends up appended, as in sequence)."""
+    rnd = random.Random(4)
+    for _ in range(300):
+        doc = {"apis": [{"id": f"a{k}", "group_id": "g", "v": 0} for k in range(30)]}
+        ix = delta.DocIndex.build(doc)
+        assert ix is not None
+        delta.remember(ix)
+        chain = []
+        for step in range(rnd.randrange(1, 5)):
+            keys = [f"a{rnd.randrange(40)}" for _ in range(rnd.randrange(0, 4))]
+            dels = [f"a{rnd.randrange(40)}" for _ in range(rnd.randrange(0, 3))]
+            chain.append({"apis": {"put": [{"id": k, "group_id": "g", "v": step + 1} for k in dict.fromkeys(keys)],
+                                   "del": sorted(set(dels) - set(keys))}})
+        sequential: dict[str, Any] = doc
+        for d in chain:
+            sequential = delta.apply_delta(sequential, d)
+        merged = delta.apply_delta(doc, delta.merge_deltas(chain))  # through the index
+        assert merged["apis"] == sequential["apis"]
