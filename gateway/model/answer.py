@@ -122,7 +122,11 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
     latency headers; None when one of them collides with a fixed line or carries CR/LF (the caller then builds
     a ``web.Response``, whose serialisation refuses CR/LF with a 500 as before)."""
     rh = ctx.response_headers
+    mode = ctx.latency_mode
     if rh == _SERVER_ONLY:  # the usual case: no stage added a header
+        if mode == LATENCY_ALWAYS and ctx.backend_ms is None:  # the default settings: one format, no concat
+            return (f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
+                    f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n")
         text = f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
     else:
         parts = []
@@ -135,7 +139,6 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
         if text.count("\n") != n or text.count("\r") != n:
             return None
         text += f"X-Request-Id: {ctx.request_id}\r\n"  # the gateway's own hex id
-    mode = ctx.latency_mode
     if mode == LATENCY_ALWAYS or (mode != LATENCY_OFF and ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
         # the lines set_latency_headers adds to a web.Response (integers: no CR/LF possible)
         text += f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n"

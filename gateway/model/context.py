@@ -10,10 +10,9 @@ latency headers to every response head (docs/operations.md "Response headers").
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -34,6 +33,22 @@ BODY_ERRORS: tuple[type[BaseException], ...] = (RequestPayloadError, ConnectionR
 SERVER_HEADER = "api-gateway"  # the vendor's value (spec 02 §9.6); hides the framework and its version
 
 
+_LOW_HEX = tuple(f"{i:04x}" for i in range(0x10000))  # the counter's low 16 bits, formatted once
+
+
+def _id_stream(prefix: str, start: int) -> Iterator[str]:
+    """Request ids from ``start`` on: the 12 hex digits of the 48-bit counter, formatted 16 bits at a time
+    (one string concatenation per id; a format call per id showed in profiles)."""
+    high, low = (start >> 16) & 0xFFFFFFFF, start & 0xFFFF
+    lows: Sequence[str] = _LOW_HEX[low:]
+    while True:
+        head = f"{prefix}{high:08x}"
+        for tail in lows:
+            yield head + tail
+        high = (high + 1) & 0xFFFFFFFF
+        lows = _LOW_HEX
+
+
 class _RequestIds:
     """Request ids: 32 hex characters, a random per-process prefix (80 bits) and a counter (48 bits).
 
@@ -46,19 +61,21 @@ class _RequestIds:
 
     def reseed(self) -> None:
         self.prefix = os.urandom(10).hex()
-        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+        self.next = _id_stream(self.prefix, int.from_bytes(os.urandom(4), "big")).__next__
+        global _next_id
+        _next_id = self.next
 
     def __call__(self) -> str:
         return new_request_id()
 
 
+_next_id: Callable[[], str]
 _IDS = _RequestIds()
 
 
 def new_request_id() -> str:
     """The next request id (a plain function: half the cost of calling the instance)."""
-    ids = _IDS
-    return f"{ids.prefix}{next(ids.counter) & 0xFFFFFFFFFFFF:012x}"
+    return _next_id()
 
 
 class RequestContext:

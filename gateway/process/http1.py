@@ -110,6 +110,10 @@ def _reason(status: int) -> str:
     return reason
 
 
+# the usual request methods as str (a dict hit costs less than decoding the parser's bytes each request)
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
 class _DateCache:
     """The ``Date`` header value, formatted once per second (as text, and as a whole header line in bytes)."""
 
@@ -739,8 +743,10 @@ class Http1Protocol(asyncio.Protocol):
         self._headers = []
         tes = hdrs.getall("Transfer-Encoding", None)
         te = tes[0] if tes else None
-        target = b"".join(self._url).decode("utf-8", "surrogateescape")
-        method = parser.get_method().decode("ascii", "replace")
+        url = self._url
+        target = (url[0] if len(url) == 1 else b"".join(url)).decode("utf-8", "surrogateescape")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
         ver = parser.get_http_version()
         if ver not in ("1.1", "1.0", "2.0"):  # HTTP/0.9 (no version) and the like: not a request line we take
             raise _FramingError("invalid version")
