@@ -41,6 +41,7 @@ from gateway.core.errors import (
 from gateway.core.ratelog import RateLimitedLog
 from gateway.lib.h1client import HOP_BY_HOP as HOP_BY_HOP  # re-exported: one definition for every backend
 from gateway.lib.h1client import RELAY_DROP, UpstreamError
+from gateway.model.answer import relayed_answer
 from gateway.model.context import BODY_ERRORS, set_latency_headers
 from gateway.model.plan import BackendPlan, BackendRequest
 
@@ -429,11 +430,19 @@ class HttpTarget:
         ctx.backend_body_ms = (time.perf_counter() - body_started) * 1000.0
         return body
 
-    def _small_response(self, ctx: RequestContext, upstream: _Response, body: bytes) -> web.Response:
-        """A small Content-Length answer: one ``web.Response`` (head + body in one write by the listener), the
-        relayed fields passed to its constructor."""
+    def _small_response(self, ctx: RequestContext, upstream: _Response, body: bytes) -> web.StreamResponse:
+        """A small complete answer: on the HTTP/1 listener without response hooks, a head serialised here
+        (:func:`gateway.model.answer.relayed_answer`); else one ``web.Response`` (head + body in one write by the
+        listener), the relayed fields passed to its constructor."""
+        fields = upstream.end_to_end(_RESPONSE_DROP)
+        if ctx.preset_ok:
+            answer = relayed_answer(ctx, upstream.status, upstream.reason, fields, body)
+            if answer is not None:
+                ctx.status = upstream.status
+                ctx.bytes_sent = len(body)
+                return answer  # type: ignore[return-value]  # the HTTP/1 listener writes it (ctx.preset_ok)
         resp = web.Response(status=upstream.status, reason=upstream.reason or None, body=body,
-                            headers=upstream.end_to_end(_RESPONSE_DROP))
+                            headers=fields)
         h = resp.headers
         h.update(ctx.response_headers)
         h["X-Request-Id"] = ctx.request_id

@@ -38,16 +38,19 @@ RESERVED = frozenset({
 class PresetAnswer:
     """One answer: the prepared head (per HTTP version), the per-request header lines, the body."""
 
-    __slots__ = ("body", "dynamic", "head10", "head11", "status")
+    __slots__ = ("body", "date", "dynamic", "head10", "head11", "status")
 
     prepared = False  # what the pipeline frame asks of a web.StreamResponse (a preset is never streamed)
 
-    def __init__(self, status: int, head11: bytes, head10: bytes, dynamic: str, body: bytes) -> None:
+    def __init__(self, status: int, head11: bytes, head10: bytes, dynamic: str, body: bytes,
+                 date: bytes | None = None) -> None:
         self.status = status
         self.head11 = head11
         self.head10 = head10
         self.dynamic = dynamic  # "Name: value\r\n" lines, checked for CR/LF by their maker
         self.body = body
+        # None: the listener adds its own ``Date`` line; b"": the head already carries one (a relayed backend's)
+        self.date = date
 
 
 class PresetHead:
@@ -145,3 +148,62 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
         if ctx.backend_ms is not None:
             text += f"X-Apig-Upstream-Latency: {int(ctx.backend_ms)}\r\n"
     return text
+
+
+# the listener's own lines: a per-request line of a relayed answer never carries one (else: the web.Response path)
+_LISTENER_OWNED = frozenset({"connection", "content-length", "date", "transfer-encoding"})
+# relayed backend fields the usual per-request lines replace (``Server`` from ctx.response_headers, our id)
+_REPLACED_USUAL = frozenset({"server", "x-request-id"})
+_LATENCY = frozenset({"x-apig-latency", "x-apig-upstream-latency"})
+
+
+def relayed_answer(ctx: RequestContext, status: int, reason: str, fields: list[tuple[str, str]], body: bytes
+                   ) -> PresetAnswer | None:
+    """A small complete backend answer as a preset answer made per request: the status line and the relayed
+    ``fields`` (hop-by-hop and Content-Length already left out) serialised directly, instead of a
+    ``web.Response`` the listener then serialises. The same head, up to the order of differently named
+    fields: ``ctx.response_headers``, ``X-Request-Id`` and the latency headers replace same-named backend
+    fields, ``Content-Type`` defaults to ``application/octet-stream`` for a body, the backend's ``Date`` is kept
+    (else the listener adds its own).
+
+    None when the caller must build the ``web.Response`` instead: not the HTTP/1 listener, HEAD, response hooks
+    on the endpoint, a status without a plain body, a backend field named like a latency header, or a
+    per-request header the listener owns or carrying CR/LF."""
+    if not ctx.preset_ok or ctx.method == "HEAD" or status < 200 or status in (204, 304):
+        return None
+    ep = ctx.endpoint
+    if ep is not None and ep.response_hooks:
+        return None
+    dynamic = dynamic_lines(ctx, _LISTENER_OWNED)
+    if dynamic is None:
+        return None
+    rh = ctx.response_headers
+    replaced = _REPLACED_USUAL if rh == _SERVER_ONLY else frozenset(k.lower() for k in rh) | _REPLACED_USUAL
+    lines = []
+    date: bytes | None = None
+    typed = "content-type" in replaced
+    for name, value in fields:
+        low = name.lower()
+        if low in replaced:
+            continue
+        if low == "content-type":
+            typed = True
+        elif low == "date":
+            date = b""
+        elif low in _LATENCY:
+            return None
+        lines.append(f"{name}: {value}\r\n")
+    if body and not typed:
+        lines.append("Content-Type: application/octet-stream\r\n")
+    lines.append(f"Content-Length: {len(body)}\r\n")
+    text = "".join(lines)
+    n = len(lines)
+    if text.count("\r") != n or text.count("\n") != n:  # the parser refused CR/LF already: never a second line
+        return None
+    tail = text.encode("utf-8", "surrogateescape")  # as the listener encodes any head
+    reason = reason or _REASONS.get(status, "")
+    if "\r" in reason or "\n" in reason:
+        return None
+    status_text = f" {status} {reason}\r\n".encode("utf-8", "surrogateescape")
+    return PresetAnswer(status, b"HTTP/1.1" + status_text + tail, b"HTTP/1.0" + status_text + tail, dynamic, body,
+                        date)

@@ -164,9 +164,11 @@ def serialize_preset(answer: PresetAnswer, version: HttpVersion, keep_alive: boo
     prepared head, the per-request lines, ``Date``, ``Connection`` when it differs from the version's default,
     the body. The same head :func:`serialize_response` makes of the equivalent ``web.Response``."""
     if version is HttpVersion11 or version == HttpVersion11:
-        return b"".join((answer.head11, answer.dynamic.encode("utf-8", "surrogateescape"), DATE.line(),
+        return b"".join((answer.head11, answer.dynamic.encode("utf-8", "surrogateescape"),
+                         DATE.line() if answer.date is None else answer.date,
                          b"\r\n" if keep_alive else b"Connection: close\r\n\r\n", answer.body))
-    return b"".join((answer.head10, answer.dynamic.encode("utf-8", "surrogateescape"), DATE.line(),
+    return b"".join((answer.head10, answer.dynamic.encode("utf-8", "surrogateescape"),
+                     DATE.line() if answer.date is None else answer.date,
                      b"Connection: keep-alive\r\n\r\n" if keep_alive else b"\r\n", answer.body))
 
 

@@ -1,0 +1,99 @@
+"""A small complete backend answer on the HTTP/1 listener (gateway.model.answer.relayed_answer): its head is
+serialised by the relay directly, and the wire head equals the one the ``web.Response`` path makes (up to the
+order of differently named fields); HEAD, response hooks, bodiless statuses and other listeners keep the
+``web.Response`` path."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.http import HttpVersion10, HttpVersion11
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.backends.http import HttpTarget
+from gateway.core.settings import LATENCY_ALWAYS, LATENCY_OFF
+from gateway.model.answer import PresetAnswer
+from gateway.model.context import RequestContext
+from gateway.process.http1 import serialize_preset, serialize_response
+
+
+def make_ctx(method: str = "GET", preset_ok: bool = True, latency: int = LATENCY_OFF) -> RequestContext:
+    request = SimpleNamespace(method=method, path="/h", query={}, headers=CIMultiDictProxy(CIMultiDict()))
+    ctx = RequestContext(request, "rid-1", None, "127.0.0.1", 1024)  # type: ignore[arg-type]
+    ctx.preset_ok = preset_ok
+    ctx.latency_mode = latency
+    ctx.backend_ms = 3.0
+    return ctx
+
+
+def upstream(status: int = 200, reason: str = "OK", fields: Any = ()) -> Any:
+    fields = list(fields)
+    return SimpleNamespace(status=status, reason=reason, content_length=None, end_to_end=lambda drop: fields)
+
+
+def small(ctx: RequestContext, up: Any, body: bytes) -> Any:
+    target = HttpTarget.__new__(HttpTarget)
+    return target._small_response(ctx, up, body)
+
+
+def parse(data: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    fields = [line.split(": ", 1) for line in lines[1:]]
+    assert len({k.lower() for k, _ in fields}) == len(fields)  # no header twice
+    return lines[0], {k.lower(): v for k, v in fields}, body
+
+
+NGINX = [("Server", "nginx/1.22.1"), ("Date", "Mon, 30 Nov 2026 22:24:29 GMT"), ("Content-Type", "application/json"),
+         ("X-Request-Id", "caller-chosen"), ("X-B", "caf\xe9")]
+
+
+@pytest.mark.parametrize("version", [HttpVersion11, HttpVersion10])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("fields, reason", [(NGINX, "OK"), ([("X-A", "1")], ""), ([], "Fine")])
+def test_relayed_wire_matches_the_web_response_path(version: Any, keep_alive: bool, fields: Any, reason: str) -> None:
+    body = b'{"hello":"world"}'
+    fast = small(make_ctx(), upstream(200, reason, fields), body)
+    slow = small(make_ctx(preset_ok=False), upstream(200, reason, fields), body)
+    assert isinstance(fast, PresetAnswer) and isinstance(slow, web.Response)
+    fast_line, fast_headers, fast_body = parse(serialize_preset(fast, version, keep_alive))
+    slow_line, slow_headers, slow_body = parse(serialize_response(slow, "GET", version, keep_alive)[0])
+    assert fast_line == slow_line and fast_headers == slow_headers and fast_body == slow_body == body
+    assert fast_headers["server"] == "api-gateway" and fast_headers["x-request-id"] == "rid-1"
+    assert fast_headers["content-length"] == str(len(body)) and "date" in fast_headers
+    if fields is NGINX:  # the backend's own Date and Content-Type pass; no second Date
+        assert fast_headers["date"] == "Mon, 30 Nov 2026 22:24:29 GMT"
+        assert fast_headers["content-type"] == "application/json"
+    else:
+        assert fast_headers["content-type"] == "application/octet-stream"
+
+
+def test_stage_headers_and_latency_replace_backend_fields() -> None:
+    ctx = make_ctx(latency=LATENCY_ALWAYS)
+    ctx.response_headers["X-Apig-RateLimit-Remaining"] = "9"
+    fields = [("x-apig-ratelimit-remaining", "from backend"), ("X-Keep", "1")]
+    answer = small(ctx, upstream(201, "Created", fields), b"x")
+    assert isinstance(answer, PresetAnswer)
+    line, headers, _ = parse(serialize_preset(answer, HttpVersion11, True))
+    assert line == "HTTP/1.1 201 Created" and headers["x-apig-ratelimit-remaining"] == "9"
+    assert headers["x-keep"] == "1" and headers["x-apig-upstream-latency"] == "3" and "x-apig-latency" in headers
+
+
+def test_cases_that_keep_the_web_response_path() -> None:
+    assert isinstance(small(make_ctx(method="HEAD"), upstream(), b""), web.Response)
+    assert isinstance(small(make_ctx(preset_ok=False), upstream(), b"x"), web.Response)  # HTTP/2, gRPC listener
+    for status in (204, 304):
+        assert isinstance(small(make_ctx(), upstream(status, ""), b""), web.Response)
+    ctx = make_ctx()
+    ctx.endpoint = SimpleNamespace(response_hooks=(lambda c, r: None,))  # type: ignore[assignment]
+    assert isinstance(small(ctx, upstream(), b"x"), web.Response)  # set_resp_headers, CORS Vary
+    ctx = make_ctx()
+    ctx.response_headers["X-Origin"] = "a\r\nSet-Cookie: x=1"  # CR/LF: refused by the listener's serialiser
+    assert isinstance(small(ctx, upstream(), b"x"), web.Response)
+    ctx = make_ctx()
+    ctx.response_headers["Date"] = "x"  # a line the listener owns
+    assert isinstance(small(ctx, upstream(), b"x"), web.Response)
+    assert isinstance(small(make_ctx(), upstream(fields=[("X-Apig-Latency", "1")]), b"x"), web.Response)
