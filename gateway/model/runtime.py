@@ -100,6 +100,12 @@ class GroupRuntime:
         self.routers: dict[str, Router[Endpoint]] = {}  # env id -> router (filled by the compiler)
 
 
+# what Runtime.route remembers per (Host, X-Stage, method, path): host, group, (env id, name), endpoint, path
+# parameters, SWA suffix
+_Routed = tuple[str, GroupRuntime, tuple[str, str], Endpoint, dict[str, str], str]
+_ROUTES_MAX = 4096
+
+
 class Runtime:
     """The compiled snapshot (built by :func:`gateway.compiler.compile_snapshot`, never changed after)."""
 
@@ -116,6 +122,7 @@ class Runtime:
         "hosts",
         "log_fields",
         "pre_route",
+        "routes",
         "tls_domains",
         "version",
     )
@@ -134,10 +141,25 @@ class Runtime:
         self.counts: dict[str, int] = {}
         self.compiled_at = time.time()
         self.compile_ms = 0.0
+        # (Host header, X-Stage header, method, path) -> what :meth:`route` found for them: filled by requests,
+        # bounded, and gone with this snapshot (a new snapshot starts empty)
+        self.routes: dict[tuple[str, str | None, str, str], _Routed] = {}
 
     def route(self, ctx: RequestContext) -> Endpoint:
         """Step 2: Host -> group, X-Stage -> environment, method + path -> endpoint."""
-        host = ctx.request.host
+        raw_host = ctx.request.host
+        env_header = ctx.headers.get("X-Stage")
+        method = ctx.method
+        # an OPTIONS request may be a CORS preflight (routed by another header): never remembered
+        key = (raw_host, env_header, method, ctx.path) if method != "OPTIONS" else None
+        routed = self.routes.get(key) if key is not None else None
+        if routed is not None:  # the same request line and headers found this before: nothing to search
+            ctx.host, ctx.group, env, ep, params, ctx.path_suffix = routed
+            ctx.env_id, ctx.env_name = env
+            ctx.endpoint = ep
+            ctx.path_params = params.copy() if params else {}
+            return ep
+        host = raw_host
         if host.startswith("["):
             host = host[1:host.find("]")]
         elif ":" in host:
@@ -148,18 +170,17 @@ class Runtime:
         if group is None:
             raise not_found("The API does not exist or has not been published in the environment.")
         ctx.group = group
-        env_header = ctx.headers.get("X-Stage")
         if env_header:
-            env = self.env_ids.get(env_header.upper())
-            if env is None:
+            found = self.env_ids.get(env_header.upper())
+            if found is None:
                 raise not_found()
+            env = found
         else:
             env = self.default_env
         ctx.env_id, ctx.env_name = env
         router = group.routers.get(env[0])
         if router is None:
             raise not_found()
-        method = ctx.method
         if method == "OPTIONS" and "Access-Control-Request-Method" in ctx.headers:
             # CORS preflight: route by the method the browser intends to use
             match, _ = router.lookup(ctx.headers["Access-Control-Request-Method"].upper(), ctx.path)
@@ -173,7 +194,13 @@ class Runtime:
                 raise not_found("The API does not exist.")
         if match is None:
             raise not_found()
-        ctx.endpoint = match.target
+        ep = match.target
+        ctx.endpoint = ep
         ctx.path_params = match.params
         ctx.path_suffix = match.suffix
+        if key is not None:
+            routes = self.routes
+            if len(routes) >= _ROUTES_MAX:  # many distinct hosts/paths: start over rather than grow
+                routes.clear()
+            routes[key] = (host, group, env, ep, dict(match.params), match.suffix)
         return match.target
