@@ -82,6 +82,7 @@ class RequestContext:
     """Everything the pipeline knows about one request."""
 
     __slots__ = (
+        "_query",
         "account_id",
         "app_id",
         "app_name",
@@ -111,7 +112,6 @@ class RequestContext:
         "path_suffix",
         "peer_ip",
         "preset_ok",
-        "query",
         "request",
         "request_id",
         "response_headers",
@@ -139,7 +139,7 @@ class RequestContext:
         self.client_ip: str = peer_ip
         self.method: str = request.method
         self.path: str = request.path
-        self.query: MultiMapping[str] = request.query
+        self._query: MultiMapping[str] | None = None  # request.query, parsed when first read (a MOCK never does)
         self.headers: CIMultiDictProxy[str] = request.headers
         self.host: str = ""
         self.max_body = max_body
@@ -175,6 +175,14 @@ class RequestContext:
         self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers
         # the listener writes a gateway.model.answer.PresetAnswer (the HTTP/1 listener); else web.Response only
         self.preset_ok = False
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        """The request's query parameters (parsed on first use)."""
+        q = self._query
+        if q is None:
+            q = self._query = self.request.query
+        return q
 
     async def read_body(self) -> bytes:
         """Read and cache the whole request body, enforcing the body limit (413 via DEFAULT_4XX)."""

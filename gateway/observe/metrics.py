@@ -73,6 +73,7 @@ SOURCES_KEY = "metrics.sources"
 LABELS = ("group", "api", "api_name", "env")
 # seconds; covers a MOCK answer (sub-ms) up to the 60 s backend timeout cap
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_FIRST_BUCKET = LATENCY_BUCKETS[0]
 _LE = tuple(floatToGoString(b) for b in LATENCY_BUCKETS)
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 REQUESTS_DOC = "Requests answered, by API, environment and status class"
@@ -201,7 +202,7 @@ class GatewayMetrics:
         seconds = perf_counter() - ctx.started  # what ctx.elapsed_ms() / 1000 is, without the call
         backend_ms = ctx.backend_ms
         if backend_ms is None:  # no backend time (MOCK, errors): the overhead is the total, one bucket search
-            i = bisect_left(LATENCY_BUCKETS, seconds)
+            i = 0 if seconds <= _FIRST_BUCKET else bisect_left(LATENCY_BUCKETS, seconds)  # usually the first
             h = bound.total
             h.counts[i] += 1
             h.total += seconds
