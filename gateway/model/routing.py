@@ -176,23 +176,17 @@ class Router(Generic[T]):
         """The trie node of ``segments`` in this (new) router, copying the shared nodes on the way."""
         node = self._root
         for seg in segments:
-            if is_param(seg):
-                child = node.param
-                if child is None:
-                    if not create:
-                        return None
-                    child = _Node()
-                elif id(child) not in copied:
-                    child = _copy_node(child)
+            param = is_param(seg)
+            child = node.param if param else node.literal.get(seg)
+            if child is None:
+                if not create:
+                    return None
+                child = _Node()
+            elif id(child) not in copied:
+                child = _copy_node(child)
+            if param:
                 node.param = child
             else:
-                child = node.literal.get(seg)
-                if child is None:
-                    if not create:
-                        return None
-                    child = _Node()
-                elif id(child) not in copied:
-                    child = _copy_node(child)
                 node.literal[seg] = child
             copied.add(id(child))
             node = child
