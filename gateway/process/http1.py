@@ -724,8 +724,9 @@ class Http1Protocol(asyncio.Protocol):
             self._head_started = not self.busy
 
     def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        if sum(map(len, self._url)) > self._max_line:
+        parts = self._url
+        parts.append(url)
+        if len(url) > self._max_line or (len(parts) > 1 and sum(map(len, parts)) > self._max_line):
             raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
