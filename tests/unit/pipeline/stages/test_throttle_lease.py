@@ -26,6 +26,14 @@ def granted(asked: list[int], remaining: int = 500) -> Decision:
     return Decision(True, -1, 0, [remaining] * len(asked), "redis", list(asked))
 
 
+def lease_granted(leases: Leases, checks: list[Check]) -> list[int]:
+    """Ask for a lease on ``checks`` and settle it as fully granted; what was asked."""
+    asked = leases.asks(checks)
+    assert asked is not None
+    leases.settle(checks, asked, granted(asked))
+    return asked
+
+
 def test_only_large_bucket_limits_are_leased() -> None:
     leases = Leases(256, nodes=4)
     assert leases.size(bucket("a", BIG)) == 256  # capped at throttle_lease_max
@@ -61,9 +69,7 @@ def test_half_spent_lease_is_topped_up_by_one_call_while_others_keep_spending() 
     clock = Clock()
     leases = Leases(8, nodes=1, clock=clock)
     checks = [bucket("api")]
-    asked = leases.asks(checks)
-    assert asked is not None
-    leases.settle(checks, asked, granted(asked))
+    lease_granted(leases, checks)
     for _ in range(5):
         assert leases.take(checks) is not None
     assert leases.take(checks) is None  # 3 left, below half of 8: this call tops up
@@ -80,9 +86,7 @@ def test_expired_or_changed_limit_lease_is_not_used() -> None:
     clock = Clock()
     leases = Leases(8, nodes=1, clock=clock)
     checks = [bucket("api")]
-    asked = leases.asks(checks)
-    assert asked is not None
-    leases.settle(checks, asked, granted(asked))
+    lease_granted(leases, checks)
     assert leases.take([bucket("api", BIG // 2)]) is None  # the limit changed: the old lease is not used
     assert leases.take(checks) is not None
     clock.now += leases.ttl(8, BIG, 1000) + 0.001
@@ -114,9 +118,7 @@ def test_table_is_bounded_and_cleared_when_redis_goes_down() -> None:
     leases.MAX_KEYS = 3
     for i in range(5):
         checks = [bucket(f"ip:{i}")]
-        asked = leases.asks(checks)
-        assert asked is not None
-        leases.settle(checks, asked, granted(asked))
+        lease_granted(leases, checks)
         assert len(leases) <= 3
     leases.clear()
     assert len(leases) == 0 and leases.take([bucket("ip:4")]) is None
@@ -125,9 +127,7 @@ def test_table_is_bounded_and_cleared_when_redis_goes_down() -> None:
 def test_a_refused_top_up_lets_the_rest_of_the_lease_be_spent() -> None:
     leases = Leases(8, nodes=1, clock=Clock())
     checks = [bucket("api")]
-    asked = leases.asks(checks)
-    assert asked is not None
-    leases.settle(checks, asked, granted(asked))
+    lease_granted(leases, checks)
     for _ in range(5):
         assert leases.take(checks) is not None
     assert leases.take(checks) is None  # below half: this call tries to top up ...
