@@ -41,9 +41,9 @@ from gateway.core.errors import (
 from gateway.core.ratelog import RateLimitedLog
 from gateway.lib.h1client import HOP_BY_HOP as HOP_BY_HOP  # re-exported: one definition for every backend
 from gateway.lib.h1client import RELAY_DROP, UpstreamError
-from gateway.model.answer import relayed_answer
+from gateway.model.answer import relayed_answer, relayed_block_answer
 from gateway.model.context import BODY_ERRORS, set_latency_headers
-from gateway.model.plan import BackendPlan, BackendRequest
+from gateway.model.plan import REQUEST_DROP, BackendPlan, BackendRequest, MappingPlan
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -53,8 +53,8 @@ log = logging.getLogger("gateway.backends")
 # backend failures: one WARNING per (API, member, cause) every 10 s, with the count of the ones left out
 failure_log = RateLimitedLog(log, 10.0)
 
-# Request headers the gateway never forwards as-is.
-_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect"}
+# Request headers the gateway never forwards as-is (defined with the mapping plans, which compile them in).
+_REQUEST_DROP = REQUEST_DROP
 _RESPONSE_DROP = RELAY_DROP  # HOP_BY_HOP | {"content-length"}; the same object: the client prepares that list
 # A request header whose name has '_' where one of these has '-' is dropped (``Transfer_Encoding``,
 # ``X_Forwarded_For``): CGI/WSGI-style backends map '-' and '_' to the same variable, so such a header could
@@ -157,43 +157,46 @@ def copy_end_to_end(source: Any, target: Any, drop: frozenset[str]) -> None:
         add(key, value)
 
 
-def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
-    """Caller headers minus hop-by-hop/dropped ones (and their underscore spellings), plus X-Forwarded-*.
+def forwarded_fields(ctx: RequestContext, mapping: MappingPlan) -> list[tuple[str, str]]:
+    """Caller header fields minus hop-by-hop/dropped ones (and their underscore spellings), plus X-Forwarded-*,
+    as a list of pairs (one pass over the caller's fields; the drop set was compiled into ``mapping``).
 
     The gateway's own X-Forwarded-For/-Proto/-Host and X-Real-IP replace the caller's (X-Forwarded-For extends
-    the caller's chain); they follow the caller's other fields.
+    the caller's chain); they follow the caller's other fields. A caller's X-Request-Id is left out too: the
+    backend request builder appends the gateway's.
     """
-    headers = ctx.headers
     own_host = bool(ctx.host)
-    dropped = _forward_drop(drop, own_host)
-    conn = headers.get("Connection")
+    dropped = mapping.forward_drop_host if own_host else mapping.forward_drop
+    out = []
+    xff = conn = host = None
+    for field in ctx.headers.items():
+        low = field[0].lower()
+        if low in dropped:  # the fields read below are all dropped ones: found in the same pass
+            if low == "host":
+                if host is None:
+                    host = field[1]
+            elif low == "connection":
+                if conn is None:
+                    conn = field[1]
+            elif low == "x-forwarded-for" and xff is None:
+                xff = field[1]
+        elif "_" not in low or low.replace("_", "-") not in _UNDERSCORE_DROP:
+            out.append(field)
     if conn and conn.lower() not in ("keep-alive", "close"):
-        dropped = dropped | {t.strip().lower() for t in conn.split(",")}
-    out = [(k, v) for k, v in headers.items() if (low := k.lower()) not in dropped
-           and ("_" not in low or low.replace("_", "-") not in _UNDERSCORE_DROP)]
-    xff = headers.get("X-Forwarded-For")
+        named = {t.strip().lower() for t in conn.split(",")}
+        out = [f for f in out if f[0].lower() not in named]
     request = ctx.request
     out.append(("X-Forwarded-For", f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip))
     out.append(("X-Forwarded-Proto", request.scheme))
     if own_host:
-        out.append(("X-Forwarded-Host", request.host))
+        out.append(("X-Forwarded-Host", host if host is not None else request.host))
     out.append(("X-Real-IP", ctx.client_ip))
-    return CIMultiDict(out)
+    return out
 
 
-_FORWARD_DROP: dict[tuple[frozenset[str], bool], frozenset[str]] = {}
-_SET_BY_GATEWAY = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-real-ip"})
-
-
-def _forward_drop(drop: frozenset[str], own_host: bool) -> frozenset[str]:
-    """Every lower-case name :func:`forwarded_headers` leaves out, per mapping's ``drop`` (a few sets, cached)."""
-    key = (drop, own_host)
-    got = _FORWARD_DROP.get(key)
-    if got is None:
-        got = _REQUEST_DROP | drop | _SET_BY_GATEWAY | ({"x-forwarded-host"} if own_host else set())
-        if len(_FORWARD_DROP) < 4096:  # one entry per distinct mapping: bounded by the configuration
-            _FORWARD_DROP[key] = got
-    return got
+def forwarded_headers(ctx: RequestContext, drop: frozenset[str]) -> CIMultiDict[str]:
+    """:func:`forwarded_fields` for a mapping whose only dropped names are ``drop``, as a multidict."""
+    return CIMultiDict(forwarded_fields(ctx, MappingPlan((), frozenset(), drop)))
 
 
 async def _limited(ctx: RequestContext, deadline: asyncio.Timeout, timeout_s: float) -> AsyncIterator[bytes]:
@@ -302,96 +305,108 @@ class HttpTarget:
 
     async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
                      ) -> web.StreamResponse:
+        """Forward ``breq``: an attempt per member tried, each in this one coroutine frame (the hot path awaits
+        nothing but the client's exchange)."""
         assert breq is not None  # built for every target but MOCK (pipeline.run)
-        retries = effective_retries(self.retry_count, breq.method)
+        retries = self.retry_count
+        if retries < 0:
+            retries = 1 if breq.method in IDEMPOTENT else 0
         if isinstance(breq.body, aiohttp.StreamReader):
             if breq.body.is_eof():  # it has all arrived (a small body, with its head): bytes, the hot path
                 breq.body = _arrived_body(ctx, breq.body)
             if retries and isinstance(breq.body, aiohttp.StreamReader):
                 breq.body = await ctx.read_body()  # a retry must be able to replay the body
+        hooks = plan.request_hooks
+        # the hot path writes the fields list straight into the head; hooks, a streamed body and the aiohttp
+        # client need the header mapping (made once, Host set in it per attempt)
+        mapping = bool(hooks) or isinstance(breq.body, aiohttp.StreamReader) \
+            or self.services.settings.upstream_client == "aiohttp"
+        upstream = self.upstream
         tried: list[Member] = []
         last: GatewayError | None = None
         for attempt in range(retries + 1):
-            member = self.upstream.choose(ctx, tried)
+            member = upstream.choose(ctx, tried)
             tried.append(member)
             breq.scheme = self.scheme
             breq.host, breq.port = member.host, member.port
-            breq.host_header = self.upstream.host_header(member)
-            breq.headers["Host"] = breq.host_header
-            try:
-                for hook in plan.request_hooks:
-                    res = hook(ctx, breq)
-                    if res is not None:
-                        await res
-            except BaseException:
-                self.upstream.release(member)  # keep least-connection counts exact when a hook fails
-                raise
+            host_header = breq.host_header = upstream.host_header(member)
+            if mapping or breq.mapped:  # hooks edit (and sign) the header mapping, Host included
+                breq.headers["Host"] = host_header
+                try:
+                    for hook in hooks:
+                        res = hook(ctx, breq)
+                        if res is not None:
+                            await res
+                except BaseException:
+                    upstream.release(member)  # keep least-connection counts exact when a hook fails
+                    raise
             if attempt:
                 ctx.retries += 1
             try:
-                return await self._attempt(ctx, breq, member)
+                # --- one attempt: send, then the answer (a GatewayError of BACKEND_* kind tries the next) ---
+                qs = breq.query_text
+                if qs is None:
+                    qs = breq.query_string()
+                target = f"{breq.path}?{qs}" if qs else breq.path
+                body = breq.body
+                sent_at = time.perf_counter()
+                answer: _Response
+                try:
+                    if isinstance(body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp":
+                        answer = await self._send_timed(ctx, breq, target)
+                    else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
+                        answer = await self.services.h1_client().request(
+                            self.scheme, breq.host, breq.port, breq.method, target,
+                            breq.headers if breq.mapped else breq.head_lines(host_header), body, self.ssl,
+                            self.timeout_s)
+                except TimeoutError:
+                    upstream.release(member)
+                    fault = _caller_fault(ctx)
+                    if fault is not None:
+                        raise fault from None
+                    upstream.report(member, False)
+                    _log_failure(ctx, member, f"timeout after {self.timeout_s * 1000:.0f} ms")
+                    raise backend_timeout() from None
+                except GatewayError:
+                    upstream.release(member)
+                    raise
+                except (aiohttp.ClientError, UpstreamError, OSError) as exc:
+                    exc.__traceback__ = None  # its frames (asyncio's connect among them) refer back to it: no cycle
+                    upstream.release(member)
+                    fault = _caller_fault(ctx)
+                    if fault is not None:
+                        raise fault from None
+                    upstream.report(member, False)
+                    _log_failure(ctx, member, _cause(exc))
+                    raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
+                except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
+                    upstream.release(member)
+                    raise
+                upstream.report(member, True)
+                ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
+                extras = ctx.extras
+                extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
+                extras["upstream_status"] = answer.status
+                try:
+                    length = answer.content_length
+                    chunked = answer.chunked
+                    if chunked or (length is not None and length <= SMALL_BODY):
+                        data = answer.take_buffered()  # the common small answer arrived with its head: no await
+                        if data is not None:  # (a chunked one too, when its last chunk is here: sent with a length)
+                            ctx.backend_body_ms = 0.0
+                            return self._small_response(ctx, answer, data)
+                        if not chunked:
+                            return self._small_response(ctx, answer, await self._read_small(ctx, answer))
+                    return await self._relay(ctx, answer)
+                finally:
+                    answer.release()
+                    upstream.release(member)
             except GatewayError as err:
                 last = err
                 if err.error_type not in ("BACKEND_UNAVAILABLE", "BACKEND_TIMEOUT"):
                     raise
         assert last is not None
         raise last
-
-    async def _attempt(self, ctx: RequestContext, breq: BackendRequest, member: Member) -> web.StreamResponse:
-        qs = breq.query_string()
-        target = f"{breq.path}?{qs}" if qs else breq.path
-        body = breq.body
-        sent_at = time.perf_counter()
-        upstream: _Response
-        try:
-            if isinstance(body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp":
-                upstream = await self._send_timed(ctx, breq, target)
-            else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
-                upstream = await self.services.h1_client().request(
-                    self.scheme, breq.host, breq.port, breq.method, target, breq.headers, body, ssl=self.ssl,
-                    timeout=self.timeout_s)
-        except TimeoutError:
-            self.upstream.release(member)
-            fault = _caller_fault(ctx)
-            if fault is not None:
-                raise fault from None
-            self.upstream.report(member, False)
-            _log_failure(ctx, member, f"timeout after {self.timeout_s * 1000:.0f} ms")
-            raise backend_timeout() from None
-        except GatewayError:
-            self.upstream.release(member)
-            raise
-        except (aiohttp.ClientError, UpstreamError, OSError) as exc:
-            exc.__traceback__ = None  # its frames (asyncio's connect among them) refer back to it: no cycle left
-            self.upstream.release(member)
-            fault = _caller_fault(ctx)
-            if fault is not None:
-                raise fault from None
-            self.upstream.report(member, False)
-            _log_failure(ctx, member, _cause(exc))
-            raise backend_unavailable(f"Backend unavailable: {type(exc).__name__}") from None
-        except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
-            self.upstream.release(member)
-            raise
-        self.upstream.report(member, True)
-        ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
-        extras = ctx.extras
-        extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
-        extras["upstream_status"] = upstream.status
-        try:
-            length = upstream.content_length
-            chunked = upstream.chunked
-            if chunked or (length is not None and length <= SMALL_BODY):
-                body = upstream.take_buffered()  # the common small answer arrived with its head: no await
-                if body is not None:  # (a chunked one too, when its last chunk is here: sent with a length)
-                    ctx.backend_body_ms = 0.0
-                    return self._small_response(ctx, upstream, body)
-                if not chunked:
-                    return self._small_response(ctx, upstream, await self._read_small(ctx, upstream))
-            return await self._relay(ctx, upstream)
-        finally:
-            upstream.release()
-            self.upstream.release(member)
 
     async def _send_timed(self, ctx: RequestContext, breq: BackendRequest, target: str) -> _Response:
         """Send under one ``asyncio.timeout``: a streamed caller body (whose waits suspend the backend deadline,
@@ -432,8 +447,17 @@ class HttpTarget:
 
     def _small_response(self, ctx: RequestContext, upstream: _Response, body: bytes) -> web.StreamResponse:
         """A small complete answer: on the HTTP/1 listener without response hooks, a head serialised here
-        (:func:`gateway.model.answer.relayed_answer`); else one ``web.Response`` (head + body in one write by the
-        listener), the relayed fields passed to its constructor."""
+        (:func:`gateway.model.answer.relayed_block_answer` from the backend's header block as received, or
+        :func:`gateway.model.answer.relayed_answer` from its fields); else one ``web.Response`` (head + body in
+        one write by the listener), the relayed fields passed to its constructor."""
+        if ctx.preset_ok:
+            block = upstream.block
+            if block is not None:
+                answer = relayed_block_answer(ctx, upstream.status, upstream.reason, block, body)
+                if answer is not None:
+                    ctx.status = upstream.status
+                    ctx.bytes_sent = len(body)
+                    return answer  # type: ignore[return-value]  # the HTTP/1 listener writes it (ctx.preset_ok)
         fields = upstream.end_to_end(_RESPONSE_DROP)
         if ctx.preset_ok:
             answer = relayed_answer(ctx, upstream.status, upstream.reason, fields, body)
@@ -497,6 +521,7 @@ class _Response(Protocol):
     status: int
     reason: str
     content_length: int | None
+    block: str | None  # the header block as received, when the strict parser passed it whole
 
     @property
     def chunked(self) -> bool: ...
@@ -516,6 +541,8 @@ class _AiohttpResponse:
     """Adapter giving aiohttp's ClientResponse the interface of h1client.UpstreamResponse."""
 
     __slots__ = ("_resp", "content_length", "headers", "reason", "status")
+
+    block: str | None = None
 
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self._resp = resp

@@ -62,6 +62,9 @@ _DIGITS_RX = re.compile(r"[0-9]{1,18}")
 _FAST_HEAD_RX = re.compile(r"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?"
                            r"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*)*")
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# the framing fields of a head that passed _FAST_HEAD_RX, found by one C call (value without surrounding blanks)
+_FRAMING_RX = re.compile(r"\r\n(connection|content-length|transfer-encoding):[ \t]*([^\r]*?)[ \t]*(?=\r|\Z)",
+                         re.IGNORECASE)
 
 
 def _take(buf: bytearray, n: int) -> bytes:
@@ -208,28 +211,43 @@ class _Conn(asyncio.Protocol):
 class UpstreamResponse:
     """Status, header fields and an incremental body reader for one backend response."""
 
-    __slots__ = ("_client", "_conn", "_done", "_headers", "_keep", "_mode", "_named", "_relayed", "_remaining",
-                 "content_length", "fields", "reason", "status", "version")
+    __slots__ = ("_block", "_client", "_conn", "_done", "_fields", "_headers", "_keep", "_mode", "_named",
+                 "_relayed", "_remaining", "block", "content_length", "reason", "status", "version")
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
-                 fields: list[tuple[str, str]], head_request: bool) -> None:
+                 fields: list[tuple[str, str]] | None, head_request: bool, block: str | None = None) -> None:
+        """``fields`` as parsed; or None and ``block``: the header lines of a head that passed the strict
+        one-pattern check, as received (``"\\r\\nName: value"`` per field; the fields are split on first use)."""
         self._client = client
         self._conn = conn
         self.status = status
         self.reason = reason
         self.version = version
-        self.fields = fields  # (name, value) in arrival order, values without surrounding whitespace
+        self._fields = fields
+        self._block = block
         self._headers: CIMultiDict[str] | None = None
+        self._relayed: list[tuple[str, str]] | None = None
         framing: dict[str, list[str]] = {}
-        relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
-        self._relayed = relayed
-        for field in fields:  # one pass: the framing fields, and the fields a relay passes on
-            low = field[0].lower()
-            if low in RELAY_DROP:
-                if low in _FRAMING:
-                    framing.setdefault(low, []).append(field[1])
-            else:
-                relayed.append(field)
+        if fields is None:
+            assert block is not None
+            # the usual answer (nginx: Content-Length and Connection) has two framing fields: found in C
+            for name, value in _FRAMING_RX.findall(block):
+                low = name.lower()
+                got = framing.get(low)
+                if got is None:
+                    framing[low] = [value]
+                else:
+                    got.append(value)
+        else:
+            relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
+            self._relayed = relayed
+            for field in fields:  # one pass: the framing fields, and the fields a relay passes on
+                low = field[0].lower()
+                if low in RELAY_DROP:
+                    if low in _FRAMING:
+                        framing.setdefault(low, []).append(field[1])
+                else:
+                    relayed.append(field)
         tes = framing.get("transfer-encoding")
         cls = framing.get("content-length")
         conns = framing.get("connection")
@@ -243,8 +261,11 @@ class UpstreamResponse:
         conn_hdr = ",".join(conns).lower() if conns else ""
         # fields named by Connection (beyond the usual keep-alive/close) are hop-by-hop too (RFC 9110 §7.6.1)
         self._named: frozenset[str] | None = None
+        # the header block as received, for a relay that passes it on (None: split fields are the only copy)
+        self.block = block
         if conn_hdr and conn_hdr not in ("keep-alive", "close"):
             self._named = frozenset(t.strip() for t in conn_hdr.split(","))
+            self.block = None  # the fields it names must be left out: the relay works on split fields
         self._keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
         self.content_length: int | None = None
         if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
@@ -274,6 +295,18 @@ class UpstreamResponse:
         return self._mode == "chunked"
 
     @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(name, value) in arrival order, values without surrounding whitespace (split on first use)."""
+        fields = self._fields
+        if fields is None:
+            lines = (self._block or "").split("\r\n")
+            fields = self._fields = []
+            for i in range(1, len(lines)):  # lines[0]: the empty text before the first field's CRLF
+                name, _, value = lines[i].partition(":")
+                fields.append((name, value.strip(" \t")))
+        return fields
+
+    @property
     def headers(self) -> CIMultiDict[str]:
         """All header fields as a case-insensitive multidict (built on first use)."""
         if self._headers is None:
@@ -288,9 +321,12 @@ class UpstreamResponse:
         """
         named = self._named
         if drop is RELAY_DROP:
+            relayed = self._relayed
+            if relayed is None:
+                relayed = self._relayed = [f for f in self.fields if f[0].lower() not in RELAY_DROP]
             if named is None:
-                return self._relayed
-            return [(k, v) for k, v in self._relayed if k.lower() not in named]
+                return relayed
+            return [(k, v) for k, v in relayed if k.lower() not in named]
         if named is None:
             return [(k, v) for k, v in self.fields if k.lower() not in drop]
         return [(k, v) for k, v in self.fields if k.lower() not in drop and k.lower() not in named]
@@ -543,12 +579,15 @@ class H1Client:
             self._notify(pool)
 
     async def request(self, scheme: str, host: str, port: int, method: str, target: str,
-                      headers: CIMultiDict[str], body: bytes | AsyncIterator[bytes] | None,
+                      headers: CIMultiDict[str] | str, body: bytes | AsyncIterator[bytes] | None,
                       ssl: Any = None, timeout: float | None = None) -> UpstreamResponse:
         """Send one request and return its response head (the body is read from the returned object).
 
+        ``headers``: a multidict, or the header lines already serialised (each ending in CRLF, no CR/LF inside,
+        ``Host`` included, no framing field: the client adds ``Content-Length`` or chunked framing).
         ``timeout`` (seconds) bounds waiting for a connection, the send and the response head together; when it
         passes, ``TimeoutError``. None: no bound here (the caller may wrap the call in ``asyncio.timeout``).
+        One coroutine frame from the send to the parsed head (the head is parsed by plain methods).
         """
         ctx = self._ssl(scheme, ssl) if scheme == "https" else None
         key = (scheme, host, port, id(ctx))
@@ -567,12 +606,24 @@ class H1Client:
             try:
                 if self._write_head(conn, method, target, headers, body):
                     assert body is not None and not isinstance(body, bytes)
-                    await self._send_stream(conn, body, "Content-Length" not in headers)
+                    await self._send_stream(conn, body, type(headers) is str or "Content-Length" not in headers)
                 else:
                     drain = conn._drain
                     if drain is not None and not drain.done():
                         await conn.drain(deadline)
-                return await self._read_head(conn, method == "HEAD", deadline)
+                got_any = False
+                while True:  # (the loop of _read_head, inline: a coroutine frame less per request)
+                    buf = conn.buf
+                    idx = buf.find(b"\r\n\r\n")
+                    if idx >= 0:
+                        resp = self._parse_head(conn, idx, method == "HEAD")
+                        if resp is not None:
+                            return resp
+                        got_any = True  # an interim answer was skipped
+                        continue
+                    if self._no_head_yet(conn, got_any):
+                        got_any = True
+                    await conn.wait(deadline)
             except TimeoutError:  # (an OSError: before the clause below)
                 self._discard(conn)
                 raise
@@ -589,12 +640,32 @@ class H1Client:
                 raise
         raise UpstreamError("unreachable")  # pragma: no cover
 
-    def _write_head(self, conn: _Conn, method: str, target: str, headers: CIMultiDict[str],
+    def _write_head(self, conn: _Conn, method: str, target: str, headers: CIMultiDict[str] | str,
                     body: bytes | AsyncIterator[bytes] | None) -> bool:
         """Write the request head (and a bytes body); True when a streamed body must follow (:meth:`_send_stream`)."""
         transport = conn.transport
         if transport is None or conn.closed:
             raise _StaleConnection("connection closed before sending")
+        if type(headers) is str:  # serialised by the caller: only the framing is added here
+            if isinstance(body, bytes):
+                if body or method in _BODY_METHODS:
+                    data = f"{method} {target} HTTP/1.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode(
+                        "latin-1", "replace")
+                    if len(body) < 65536:
+                        transport.write(data + body)
+                    else:
+                        transport.write(data)
+                        transport.write(body)
+                    return False
+                transport.write(f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
+                return False
+            if body is None:
+                transport.write(f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
+                return False
+            transport.write(f"{method} {target} HTTP/1.1\r\n{headers}Transfer-Encoding: chunked\r\n\r\n".encode(
+                "latin-1", "replace"))
+            return True
+        assert not isinstance(headers, str)
         try:
             fields = list(map(": ".join, headers.items()))  # C-level iteration: half the cost of an f-string loop
         except TypeError:  # a non-str value
@@ -643,59 +714,71 @@ class H1Client:
         await conn.drain()
 
     async def _read_head(self, conn: _Conn, head_request: bool, deadline: float | None = None) -> UpstreamResponse:
+        """The response head on ``conn`` (skipping interim answers), waiting for it up to ``deadline``."""
         got_any = False
         while True:
-            buf = conn.buf
-            idx = buf.find(b"\r\n\r\n")
-            if idx < 0:
-                if buf:
-                    got_any = True
-                if len(buf) > MAX_HEAD:
-                    raise UpstreamError("response head too large")
-                if conn.eof:
-                    if not got_any and conn.reused:
-                        raise _StaleConnection("idle connection closed by the backend")
-                    raise UpstreamError("backend closed the connection before answering")
-                await conn.wait(deadline)
-                continue
-            if idx > MAX_HEAD:
-                raise UpstreamError("response head too large")
-            text = str(buf[:idx], "latin-1")
-            del buf[:idx + 4]
-            if _FAST_HEAD_RX.fullmatch(text) is not None:
-                lines = text.split("\r\n")
-                first = lines[0]
-                fields = []
-                for i in range(1, len(lines)):
-                    name, _, value = lines[i].partition(":")
-                    fields.append((name, value.strip(" \t")))
-                return UpstreamResponse(self, conn, int(first[9:12]), first[13:], first[5:8], fields, head_request)
-            crlf = text.count("\r\n")
-            if text.count("\r") != crlf or text.count("\n") != crlf or "\x00" in text:
-                # a bare CR/LF or NUL would smuggle a header line into the caller's response
-                raise UpstreamError("malformed response head from backend (bare CR/LF or NUL)")
-            lines = text.split("\r\n")
-            status_line = lines[0].split(" ", 2)
-            if len(status_line) < 2 or not _VERSION_RX.fullmatch(status_line[0]) \
-                    or not _STATUS_RX.fullmatch(status_line[1]):
-                raise UpstreamError("malformed status line from backend")
-            status = int(status_line[1])
-            if 100 <= status < 200:
-                if status == 101:  # the gateway never asks for an upgrade
-                    raise UpstreamError("unexpected 101 Switching Protocols from backend")
+            idx = conn.buf.find(b"\r\n\r\n")
+            if idx >= 0:
+                resp = self._parse_head(conn, idx, head_request)
+                if resp is not None:
+                    return resp
                 got_any = True
-                continue  # interim response (100 Continue, 103 Early Hints): skip
-            fields = []
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                name = name.rstrip(" \t")
-                if not sep or not _TOKEN_RX.fullmatch(name):
-                    # no colon, an empty or non-token name, or obsolete line folding (a leading space)
-                    raise UpstreamError("malformed header line from backend")
-                fields.append((name, value.strip(" \t")))
-            version = status_line[0][5:]
-            reason = status_line[2] if len(status_line) > 2 else ""
-            return UpstreamResponse(self, conn, status, reason, version, fields, head_request)
+                continue
+            if self._no_head_yet(conn, got_any):
+                got_any = True
+            await conn.wait(deadline)
+
+    @staticmethod
+    def _no_head_yet(conn: _Conn, got_any: bool) -> bool:
+        """No complete head buffered: raise when none can come (too large, EOF); else whether bytes arrived."""
+        buf = conn.buf
+        if len(buf) > MAX_HEAD:
+            raise UpstreamError("response head too large")
+        if conn.eof:
+            if not got_any and not buf and conn.reused:
+                raise _StaleConnection("idle connection closed by the backend")
+            raise UpstreamError("backend closed the connection before answering")
+        return bool(buf)
+
+    def _parse_head(self, conn: _Conn, idx: int, head_request: bool) -> UpstreamResponse | None:
+        """The head ending at ``idx`` in the buffer (consumed): the response, or None for an interim answer."""
+        buf = conn.buf
+        if idx > MAX_HEAD:
+            raise UpstreamError("response head too large")
+        text = str(buf[:idx], "latin-1")
+        del buf[:idx + 4]
+        if _FAST_HEAD_RX.fullmatch(text) is not None:
+            # the usual answer: the status line sliced, the header block kept as received (split on demand)
+            eol = text.find("\r\n")
+            if eol < 0:
+                return UpstreamResponse(self, conn, int(text[9:12]), text[13:], text[5:8], None, head_request, "")
+            return UpstreamResponse(self, conn, int(text[9:12]), text[13:eol], text[5:8], None, head_request,
+                                    text[eol:])
+        crlf = text.count("\r\n")
+        if text.count("\r") != crlf or text.count("\n") != crlf or "\x00" in text:
+            # a bare CR/LF or NUL would smuggle a header line into the caller's response
+            raise UpstreamError("malformed response head from backend (bare CR/LF or NUL)")
+        lines = text.split("\r\n")
+        status_line = lines[0].split(" ", 2)
+        if len(status_line) < 2 or not _VERSION_RX.fullmatch(status_line[0]) \
+                or not _STATUS_RX.fullmatch(status_line[1]):
+            raise UpstreamError("malformed status line from backend")
+        status = int(status_line[1])
+        if 100 <= status < 200:
+            if status == 101:  # the gateway never asks for an upgrade
+                raise UpstreamError("unexpected 101 Switching Protocols from backend")
+            return None  # interim response (100 Continue, 103 Early Hints): skip
+        fields = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            name = name.rstrip(" \t")
+            if not sep or not _TOKEN_RX.fullmatch(name):
+                # no colon, an empty or non-token name, or obsolete line folding (a leading space)
+                raise UpstreamError("malformed header line from backend")
+            fields.append((name, value.strip(" \t")))
+        version = status_line[0][5:]
+        reason = status_line[2] if len(status_line) > 2 else ""
+        return UpstreamResponse(self, conn, status, reason, version, fields, head_request)
 
     async def close(self) -> None:
         for pool in self._pools.values():

@@ -15,6 +15,7 @@ sees exactly what it saw before.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 
 from gateway.core.settings import LATENCY_ALWAYS, LATENCY_OFF
+from gateway.lib.h1client import RELAY_DROP
 from gateway.model.context import SERVER_HEADER
 
 if TYPE_CHECKING:
@@ -38,19 +40,26 @@ RESERVED = frozenset({
 class PresetAnswer:
     """One answer: the prepared head (per HTTP version), the per-request header lines, the body."""
 
-    __slots__ = ("body", "date", "dynamic", "head10", "head11", "status")
+    __slots__ = ("_head10", "body", "date", "dynamic", "head11", "status")
 
     prepared = False  # what the pipeline frame asks of a web.StreamResponse (a preset is never streamed)
 
-    def __init__(self, status: int, head11: bytes, head10: bytes, dynamic: str, body: bytes,
+    def __init__(self, status: int, head11: bytes, head10: bytes | None, dynamic: str, body: bytes,
                  date: bytes | None = None) -> None:
         self.status = status
         self.head11 = head11
-        self.head10 = head10
+        self._head10 = head10  # None: made from head11 when an HTTP/1.0 caller needs it
         self.dynamic = dynamic  # "Name: value\r\n" lines, checked for CR/LF by their maker
         self.body = body
         # None: the listener adds its own ``Date`` line; b"": the head already carries one (a relayed backend's)
         self.date = date
+
+    @property
+    def head10(self) -> bytes:
+        head = self._head10
+        if head is None:
+            head = self._head10 = b"HTTP/1.0" + self.head11[8:]
+        return head
 
 
 class PresetHead:
@@ -200,10 +209,49 @@ def relayed_answer(ctx: RequestContext, status: int, reason: str, fields: list[t
     n = len(lines)
     if text.count("\r") != n or text.count("\n") != n:  # the parser refused CR/LF already: never a second line
         return None
-    tail = text.encode("utf-8", "surrogateescape")  # as the listener encodes any head
     reason = reason or _REASONS.get(status, "")
     if "\r" in reason or "\n" in reason:
         return None
-    status_text = f" {status} {reason}\r\n".encode("utf-8", "surrogateescape")
-    return PresetAnswer(status, b"HTTP/1.1" + status_text + tail, b"HTTP/1.0" + status_text + tail, dynamic, body,
-                        date)
+    head = f"HTTP/1.1 {status} {reason}\r\n{text}".encode("utf-8", "surrogateescape")  # as the listener would
+    return PresetAnswer(status, head, None, dynamic, body, date)
+
+
+# what a relayed preset answer cuts out of the backend's header block: hop-by-hop fields and Content-Length (the
+# relay frames the body itself), and the fields the usual per-request lines replace (Server, X-Request-Id)
+_BLOCK_CUT_RX = re.compile("\r\n(?:" + "|".join(sorted(map(re.escape, RELAY_DROP | _REPLACED_USUAL))) + "):[^\r]*",
+                           re.IGNORECASE)
+_BLOCK_SEEN_RX = re.compile(r"\r\n(content-type|date|x-apig-latency|x-apig-upstream-latency):", re.IGNORECASE)
+
+
+def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: str, body: bytes
+                         ) -> PresetAnswer | None:
+    """:func:`relayed_answer` from the backend's header block as received (``"\\r\\nName: value"`` per field, a
+    block the upstream client's strict parser passed whole: no bare CR/LF, no NUL, token names, no field named
+    by ``Connection``): the relayed lines are the block with the left-out fields cut by one C call, instead of
+    fields split, filtered and joined again. The same head up to blanks around values (passed as received).
+
+    None when the caller must take :func:`relayed_answer` (a stage added response headers) or the
+    ``web.Response`` (as for :func:`relayed_answer`)."""
+    if not ctx.preset_ok or ctx.method == "HEAD" or status < 200 or status in (204, 304) \
+            or ctx.response_headers != _SERVER_ONLY:
+        return None
+    ep = ctx.endpoint
+    if ep is not None and ep.response_hooks:
+        return None
+    block = _BLOCK_CUT_RX.sub("", block)
+    typed = date = False
+    for name in _BLOCK_SEEN_RX.findall(block):
+        low = name.lower()
+        if low == "content-type":
+            typed = True
+        elif low == "date":
+            date = True
+        else:  # a backend field named like a latency header
+            return None
+    dynamic = dynamic_lines(ctx, _LISTENER_OWNED)
+    if dynamic is None:  # pragma: no cover  (only ``Server`` in ctx.response_headers: never None)
+        return None
+    typing = "" if typed or not body else "Content-Type: application/octet-stream\r\n"
+    head = (f"HTTP/1.1 {status} {reason or _REASONS.get(status, '')}{block}\r\n{typing}"
+            f"Content-Length: {len(body)}\r\n{dynamic}").encode("utf-8", "surrogateescape")
+    return PresetAnswer(status, head, None, "", body, b"" if date else None)

@@ -12,7 +12,7 @@ Everything here is request-time data, immutable once the compiler (:mod:`gateway
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import StreamReader, web
@@ -20,6 +20,7 @@ from multidict import CIMultiDict
 
 from gateway.core.errors import backend_path_param_missing
 from gateway.core.urlpath import encode_param
+from gateway.lib.h1client import HOP_BY_HOP
 
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
@@ -30,22 +31,78 @@ Stage = Callable[["RequestContext"], Awaitable[None]]
 ResponseHook = Callable[["RequestContext", web.StreamResponse], None]
 
 
-@dataclass(slots=True)
-class BackendRequest:
-    """The request the gateway is about to send to a backend (edited by signing hooks)."""
+# Request header names the gateway never forwards as the caller sent them (lower case)
+REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-apig-appcode", "expect"}
+# the fields the gateway sets itself: a caller's copy never passes (X-Forwarded-Host only when the gateway sets it)
+SET_BY_GATEWAY = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id"})
+# names a mapped header may not carry for the one-pass head (the general path then replaces them as before)
+_GATEWAY_OWNED = REQUEST_DROP | SET_BY_GATEWAY | {"x-forwarded-host"}
 
-    method: str
-    path: str  # percent-encoded path
-    query: list[tuple[str, str]]  # decoded pairs (what signers canonicalise)
-    headers: CIMultiDict[str]
-    body: bytes | StreamReader | None
-    scheme: str = "http"
-    host: str = ""  # connect address, filled per attempt by the target
-    port: int = 0
-    host_header: str = ""
-    # the query text as sent: the caller's unmapped parameters verbatim, then the mapped ones encoded
-    # (None: encode ``query``)
-    query_text: str | None = None
+
+class BackendRequest:
+    """The request the gateway is about to send to a backend (edited by signing hooks).
+
+    The header fields are kept as a list of ``(name, value)`` pairs (``fields``: the caller's forwarded fields,
+    the gateway's own, the mapped ones; no ``Host``) until something needs them as a mapping: the first read
+    of :attr:`headers` makes the case-insensitive multidict, which from then on is the only copy (request
+    hooks such as backend signing edit it). The HTTP target writes an untouched list straight into the request
+    head (:meth:`head_lines`): no multidict per request on the hot path.
+    """
+
+    __slots__ = ("_headers", "body", "fields", "host", "host_header", "method", "path", "port", "query",
+                 "query_text", "scheme")
+
+    def __init__(self, method: str, path: str, query: list[tuple[str, str]],
+                 headers: CIMultiDict[str] | None = None, body: bytes | StreamReader | None = None,
+                 scheme: str = "http", host: str = "", port: int = 0, host_header: str = "",
+                 query_text: str | None = None, fields: list[tuple[str, str]] | None = None) -> None:
+        self.method = method
+        self.path = path  # percent-encoded path
+        self.query = query  # decoded pairs (what signers canonicalise)
+        self._headers = headers
+        self.fields = fields if headers is None else None
+        self.body = body
+        self.scheme = scheme
+        self.host = host  # connect address, filled per attempt by the target
+        self.port = port
+        self.host_header = host_header
+        # the query text as sent: the caller's unmapped parameters verbatim, then the mapped ones encoded
+        # (None: encode ``query``)
+        self.query_text = query_text
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The header fields as a multidict (made from ``fields`` on first use; then the only copy)."""
+        h = self._headers
+        if h is None:
+            h = self._headers = CIMultiDict(self.fields or ())
+            self.fields = None
+        return h
+
+    @headers.setter
+    def headers(self, value: CIMultiDict[str]) -> None:
+        self._headers = value
+        self.fields = None
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the fields were made into :attr:`headers` (a hook or the general path needed the mapping)."""
+        return self._headers is not None
+
+    def head_lines(self, host_header: str) -> str:
+        """The untouched ``fields`` and ``Host`` as request head lines, each ending in CRLF (a CR or LF inside a
+        field becomes a space: never a second line)."""
+        fields = self.fields or []
+        try:
+            text = "\r\n".join(map(": ".join, fields))  # C-level iteration
+        except TypeError:  # a non-str value
+            text = "\r\n".join([f"{k}: {v}" for k, v in fields])
+        text = f"{text}\r\nHost: {host_header}\r\n" if fields else f"Host: {host_header}\r\n"
+        n = len(fields) + 1
+        if text.count("\r") != n or text.count("\n") != n:
+            text = "".join(f"{k}: {v}".replace("\r", " ").replace("\n", " ") + "\r\n"
+                           for k, v in [*fields, ("Host", host_header)])
+        return text
 
     def query_string(self) -> str:
         if self.query_text is not None:
@@ -92,6 +149,31 @@ class MappingPlan:
     # declared QUERY/HEADER parameters with a default_value that are forwarded under their own name: when the
     # caller omits one, the default is added to the backend request (docs/parameters.md)
     defaults: tuple[tuple[str, str], ...] = ()
+    # derived (see _forwarding): every lower-case caller header name left out of the backend request, without
+    # and with X-Forwarded-Host (set by the gateway when the request came to one of its domains) ...
+    forward_drop: frozenset[str] = field(init=False, repr=False, compare=False)
+    forward_drop_host: frozenset[str] = field(init=False, repr=False, compare=False)
+    # ... and whether the mapped header names are distinct and none is a field the gateway sets itself: then
+    # the mapped fields are appended after the forwarded ones (else a multidict replaces same-named fields)
+    plain_headers: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(bp.name.lower() for bp in self.params if bp.location == "HEADER") + tuple(
+            name.lower() for loc, name in self.defaults if loc == "HEADER")
+        key = (self.drop_headers, names)
+        got = _FORWARDING.get(key)
+        if got is None:
+            base = REQUEST_DROP | self.drop_headers | SET_BY_GATEWAY
+            plain = len(set(names)) == len(names) and not set(names) & _GATEWAY_OWNED
+            got = (base, base | {"x-forwarded-host"}, plain)
+            if len(_FORWARDING) < 4096:  # one entry per distinct mapping shape: bounded by the configuration
+                _FORWARDING[key] = got
+        object.__setattr__(self, "forward_drop", got[0])
+        object.__setattr__(self, "forward_drop_host", got[1])
+        object.__setattr__(self, "plain_headers", got[2])
+
+
+_FORWARDING: dict[tuple[frozenset[str], tuple[str, ...]], tuple[frozenset[str], frozenset[str], bool]] = {}
 
 
 def apply_mapping(

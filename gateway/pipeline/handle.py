@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 
 from aiohttp import StreamReader, web
+from multidict import CIMultiDict
 
-from gateway.backends.http import forwarded_headers
+from gateway.backends.http import forwarded_fields
 from gateway.core.errors import GatewayError, body_too_large, internal_error
 from gateway.core.urlpath import (
     clean_header_value,
@@ -38,24 +39,40 @@ from gateway.pipeline.grpc import is_grpc
 
 log = logging.getLogger("gateway.pipeline.handle")
 
+_NO_PARAMS: dict[str, str] = {}
+
+
 def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
                           uri: UriTemplate | None) -> BackendRequest:
-    path_params, add_query, add_headers = apply_mapping(ctx, mapping)
-    headers = forwarded_headers(ctx, mapping.drop_headers)
-    for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
-        headers[k] = clean_header_value(v)
-    headers["X-Request-Id"] = ctx.request_id  # correlation: replaces a caller-supplied one (docs/parameters.md)
-    drop_query = mapping.drop_query
-    caller_query = ctx.query
-    query = [(k, v) for k, v in caller_query.items() if k not in drop_query] if caller_query else []
+    if mapping.params or mapping.defaults:
+        path_params, add_query, add_headers = apply_mapping(ctx, mapping)
+    else:  # nothing mapped (most APIs)
+        path_params, add_query, add_headers = _NO_PARAMS, [], []
+    fields = forwarded_fields(ctx, mapping)
+    headers: CIMultiDict[str] | None = None
+    if mapping.plain_headers:  # distinct mapped names, none the gateway's own: appended as they are
+        for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
+            fields.append((k, clean_header_value(v)))
+        fields.append(("X-Request-Id", ctx.request_id))  # correlation (docs/parameters.md)
+    else:  # a mapped header replaces a same-named field (the last of two mapped ones wins)
+        headers = CIMultiDict(fields)
+        for k, v in add_headers:
+            headers[k] = clean_header_value(v)
+        headers["X-Request-Id"] = ctx.request_id
     target = ctx.request.raw_path  # the request target as received
     if target.startswith("/"):
         raw_path, raw_query = split_target(target)  # no URL object built on the hot path
     else:  # absolute-form target: let yarl take it apart
         url = ctx.request.rel_url
         raw_path, raw_query = url.raw_path, url.raw_query_string
-    # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
-    query_text = raw_query_without(raw_query, drop_query)
+    drop_query = mapping.drop_query
+    if raw_query:
+        query = [(k, v) for k, v in ctx.query.items() if k not in drop_query]
+        # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
+        query_text = raw_query_without(raw_query, drop_query)
+    else:  # no caller query: nothing to parse
+        query = []
+        query_text = ""
     if add_query:
         query.extend(add_query)
         added = "&".join([f"{quote_component(k)}={quote_component(v)}" for k, v in add_query])
@@ -75,8 +92,7 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         body = ctx.request.content
     else:
         body = None
-    return BackendRequest(method=method, path=path or "/", query=query, headers=headers, body=body,
-                          query_text=query_text)
+    return BackendRequest(method, path or "/", query, headers, body, "http", "", 0, "", query_text, fields)
 
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:

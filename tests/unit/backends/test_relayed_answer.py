@@ -29,9 +29,16 @@ def make_ctx(method: str = "GET", preset_ok: bool = True, latency: int = LATENCY
     return ctx
 
 
-def upstream(status: int = 200, reason: str = "OK", fields: Any = ()) -> Any:
+def upstream(status: int = 200, reason: str = "OK", fields: Any = (), block: str | None = None) -> Any:
     fields = list(fields)
-    return SimpleNamespace(status=status, reason=reason, content_length=None, end_to_end=lambda drop: fields)
+    return SimpleNamespace(status=status, reason=reason, content_length=None, end_to_end=lambda drop: fields,
+                           block=block)
+
+
+def block_of(fields: Any) -> str:
+    """The header block of a head the upstream client passed whole, with the framing fields a relay cuts."""
+    hop = [("Connection", "keep-alive"), ("content-length", "17"), ("Keep-Alive", "timeout=5")]
+    return "".join(f"\r\n{k}: {v}" for k, v in [*hop[:1], *fields, *hop[1:]])
 
 
 def small(ctx: RequestContext, up: Any, body: bytes) -> Any:
@@ -54,9 +61,11 @@ NGINX = [("Server", "nginx/1.22.1"), ("Date", "Mon, 30 Nov 2026 22:24:29 GMT"), 
 @pytest.mark.parametrize("version", [HttpVersion11, HttpVersion10])
 @pytest.mark.parametrize("keep_alive", [True, False])
 @pytest.mark.parametrize("fields, reason", [(NGINX, "OK"), ([("X-A", "1")], ""), ([], "Fine")])
-def test_relayed_wire_matches_the_web_response_path(version: Any, keep_alive: bool, fields: Any, reason: str) -> None:
+@pytest.mark.parametrize("from_block", [False, True])
+def test_relayed_wire_matches_the_web_response_path(version: Any, keep_alive: bool, fields: Any, reason: str,
+                                                    from_block: bool) -> None:
     body = b'{"hello":"world"}'
-    fast = small(make_ctx(), upstream(200, reason, fields), body)
+    fast = small(make_ctx(), upstream(200, reason, fields, block_of(fields) if from_block else None), body)
     slow = small(make_ctx(preset_ok=False), upstream(200, reason, fields), body)
     assert isinstance(fast, PresetAnswer) and isinstance(slow, web.Response)
     fast_line, fast_headers, fast_body = parse(serialize_preset(fast, version, keep_alive))
@@ -97,3 +106,26 @@ def test_cases_that_keep_the_web_response_path() -> None:
     ctx.response_headers["Date"] = "x"  # a line the listener owns
     assert isinstance(small(ctx, upstream(), b"x"), web.Response)
     assert isinstance(small(make_ctx(), upstream(fields=[("X-Apig-Latency", "1")]), b"x"), web.Response)
+
+
+def test_block_answer_cuts_framing_and_replaced_fields_whatever_their_case() -> None:
+    block = ("\r\nSERVER: nginx\r\nx-request-id: theirs\r\ncontent-type: text/plain\r\nTransfer-Encoding: chunked"
+             "\r\nTE: trailers\r\nX-Te: kept\r\nDate: Mon, 30 Nov 2026 22:24:29 GMT\r\nUpgrade: h2c")
+    answer = small(make_ctx(), upstream(200, "OK", [("ignored", "x")], block), b"hi")
+    assert isinstance(answer, PresetAnswer) and answer.dynamic == ""
+    line, headers, body = parse(serialize_preset(answer, HttpVersion10, True))
+    assert line == "HTTP/1.0 200 OK" and body == b"hi"
+    assert headers == {"content-type": "text/plain", "x-te": "kept", "date": "Mon, 30 Nov 2026 22:24:29 GMT",
+                       "content-length": "2", "server": "api-gateway", "x-request-id": "rid-1",
+                       "connection": "keep-alive"}
+
+
+def test_block_answer_falls_back_to_the_fields_or_the_web_response() -> None:
+    fields = [("X-A", "1")]
+    ctx = make_ctx()
+    ctx.response_headers["X-Apig-RateLimit-Remaining"] = "9"  # a stage header: the fields path replaces by name
+    answer = small(ctx, upstream(200, "OK", fields, block_of(fields)), b"x")
+    assert isinstance(answer, PresetAnswer) and "X-Apig-RateLimit-Remaining: 9" in answer.dynamic
+    assert isinstance(small(make_ctx(method="HEAD"), upstream(block=block_of(fields)), b""), web.Response)
+    latency = [("x-apig-latency", "5")]
+    assert isinstance(small(make_ctx(), upstream(fields=latency, block=block_of(latency)), b"x"), web.Response)
