@@ -218,8 +218,14 @@ def relayed_answer(ctx: RequestContext, status: int, reason: str, fields: list[t
 
 # what a relayed preset answer cuts out of the backend's header block: hop-by-hop fields and Content-Length (the
 # relay frames the body itself), and the fields the usual per-request lines replace (Server, X-Request-Id)
-_BLOCK_CUT_RX = re.compile("\r\n(?:" + "|".join(sorted(map(re.escape, RELAY_DROP | _REPLACED_USUAL))) + "):[^\r]*",
-                           re.IGNORECASE)
+def _cut_rx(names: frozenset[str]) -> re.Pattern[str]:
+    return re.compile("\r\n(?:" + "|".join(sorted(map(re.escape, names))) + "):[^\r]*", re.IGNORECASE)
+
+
+_BLOCK_CUT_RX = _cut_rx(RELAY_DROP | _REPLACED_USUAL)
+# the names of ctx.response_headers (stage headers such as the rate-limit ones) -> (their cut, Content-Type set by
+# a stage): a handful per configuration
+_CUTS: dict[tuple[str, ...], tuple[re.Pattern[str], bool]] = {}
 _BLOCK_SEEN_RX = re.compile(r"\r\n(content-type|date|x-apig-latency|x-apig-upstream-latency):", re.IGNORECASE)
 
 
@@ -230,16 +236,28 @@ def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: s
     by ``Connection``): the relayed lines are the block with the left-out fields cut by one C call, instead of
     fields split, filtered and joined again. The same head up to blanks around values (passed as received).
 
-    None when the caller must take :func:`relayed_answer` (a stage added response headers) or the
-    ``web.Response`` (as for :func:`relayed_answer`)."""
-    if not ctx.preset_ok or ctx.method == "HEAD" or status < 200 or status in (204, 304) \
-            or ctx.response_headers != _SERVER_ONLY:
+    None when the caller must build the ``web.Response`` (as for :func:`relayed_answer`)."""
+    if not ctx.preset_ok or ctx.method == "HEAD" or status < 200 or status in (204, 304):
         return None
     ep = ctx.endpoint
     if ep is not None and ep.response_hooks:
         return None
-    block = _BLOCK_CUT_RX.sub("", block)
-    typed = date = False
+    rh = ctx.response_headers
+    if rh == _SERVER_ONLY:
+        block = _BLOCK_CUT_RX.sub("", block)
+        typed = False
+    else:  # the per-request lines replace same-named backend fields: cut those too
+        names = tuple(rh)
+        got = _CUTS.get(names)
+        if got is None:
+            low = frozenset(k.lower() for k in names)
+            got = (_cut_rx(RELAY_DROP | _REPLACED_USUAL | low), "content-type" in low)
+            if len(_CUTS) >= 1024:
+                _CUTS.clear()
+            _CUTS[names] = got
+        block = got[0].sub("", block)
+        typed = got[1]
+    date = False
     for name in _BLOCK_SEEN_RX.findall(block):
         low = name.lower()
         if low == "content-type":
@@ -249,7 +267,7 @@ def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: s
         else:  # a backend field named like a latency header
             return None
     dynamic = dynamic_lines(ctx, _LISTENER_OWNED)
-    if dynamic is None:  # pragma: no cover  (only ``Server`` in ctx.response_headers: never None)
+    if dynamic is None:  # a per-request line the listener owns, or CR/LF in one
         return None
     typing = "" if typed or not body else "Content-Type: application/octet-stream\r\n"
     head = (f"HTTP/1.1 {status} {reason or _REASONS.get(status, '')}{block}\r\n{typing}"

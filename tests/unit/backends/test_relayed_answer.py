@@ -80,11 +80,12 @@ def test_relayed_wire_matches_the_web_response_path(version: Any, keep_alive: bo
         assert fast_headers["content-type"] == "application/octet-stream"
 
 
-def test_stage_headers_and_latency_replace_backend_fields() -> None:
+@pytest.mark.parametrize("from_block", [False, True])
+def test_stage_headers_and_latency_replace_backend_fields(from_block: bool) -> None:
     ctx = make_ctx(latency=LATENCY_ALWAYS)
     ctx.response_headers["X-Apig-RateLimit-Remaining"] = "9"
     fields = [("x-apig-ratelimit-remaining", "from backend"), ("X-Keep", "1")]
-    answer = small(ctx, upstream(201, "Created", fields), b"x")
+    answer = small(ctx, upstream(201, "Created", fields, block_of(fields) if from_block else None), b"x")
     assert isinstance(answer, PresetAnswer)
     line, headers, _ = parse(serialize_preset(answer, HttpVersion11, True))
     assert line == "HTTP/1.1 201 Created" and headers["x-apig-ratelimit-remaining"] == "9"
@@ -120,12 +121,17 @@ def test_block_answer_cuts_framing_and_replaced_fields_whatever_their_case() -> 
                        "connection": "keep-alive"}
 
 
-def test_block_answer_falls_back_to_the_fields_or_the_web_response() -> None:
+def test_block_answer_falls_back_to_the_web_response() -> None:
     fields = [("X-A", "1")]
     ctx = make_ctx()
-    ctx.response_headers["X-Apig-RateLimit-Remaining"] = "9"  # a stage header: the fields path replaces by name
-    answer = small(ctx, upstream(200, "OK", fields, block_of(fields)), b"x")
-    assert isinstance(answer, PresetAnswer) and "X-Apig-RateLimit-Remaining: 9" in answer.dynamic
+    ctx.response_headers["Content-Type"] = "text/html"  # a stage's Content-Type replaces the backend's
+    answer = small(ctx, upstream(200, "OK", fields, "\r\nContent-Type: a/b" + block_of(fields)), b"x")
+    assert isinstance(answer, PresetAnswer)
+    _, headers, _ = parse(serialize_preset(answer, HttpVersion11, True))
+    assert headers["content-type"] == "text/html" and headers["x-a"] == "1"
+    ctx = make_ctx()
+    ctx.response_headers["X-Bad"] = "a\r\nSet-Cookie: x=1"
+    assert isinstance(small(ctx, upstream(200, "OK", fields, block_of(fields)), b"x"), web.Response)
     assert isinstance(small(make_ctx(method="HEAD"), upstream(block=block_of(fields)), b""), web.Response)
     latency = [("x-apig-latency", "5")]
     assert isinstance(small(make_ctx(), upstream(fields=latency, block=block_of(latency)), b"x"), web.Response)
