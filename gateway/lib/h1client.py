@@ -4,7 +4,8 @@ Role in the pipeline: step 17 (forward). :class:`gateway.backends.http.HttpTarge
 request through :class:`H1Client` (or aiohttp's client when ``upstream_client = "aiohttp"``). Why our
 own: aiohttp's general-purpose client spends ~170 µs per request on this machine (tracing, cookie and
 redirect machinery, per-request timers and objects); a proxy needs none of it. This client writes the
-request head (+ a bytes body) in one ``transport.write``, parses the response head with one
+request head (+ a bytes body) in one ``transport.write`` (queued with the other writes of the loop pass,
+:mod:`gateway.core.writebatch`), parses the response head with one
 ``find``/``split`` and frames the body (Content-Length, chunked, close-delimited, none) itself.
 
 Semantics:
@@ -38,6 +39,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from multidict import CIMultiDict
+
+from gateway.core.writebatch import WriteBatch
 
 HIGH_WATER = 256 * 1024
 MAX_HEAD = 64 * 1024
@@ -499,6 +502,9 @@ class H1Client:
         self._pools: dict[tuple[Any, ...], _Pool] = {}
         self._default_ssl: ssl_mod.SSLContext | None = None
         self._ca_file = ca_file
+        # complete requests are written at the end of the loop pass, together (one connection carries one request
+        # at a time, so nothing else is ever written to a connection with a queued request)
+        self._batch = WriteBatch()
 
     def _ssl(self, scheme: str, ssl: Any) -> ssl_mod.SSLContext | None:
         if scheme != "https":
@@ -683,11 +689,11 @@ class H1Client:
             text = "\r\n".join(f.replace("\r", " ").replace("\n", " ") for f in fields)
         head = (f"{method} {target} HTTP/1.1\r\n{text}\r\n\r\n" if fields else f"{method} {target} HTTP/1.1\r\n\r\n"
                 ).encode("latin-1", "replace")
-        if is_bytes:
+        if is_bytes:  # a complete request: sent with the other writes of this loop pass (gateway.core.writebatch)
             if not body:
-                transport.write(head)
+                self._batch.write(conn.loop, transport, head)
             elif len(body) < 65536:  # type: ignore[arg-type]
-                transport.write(head + body)  # type: ignore[operator]
+                self._batch.write(conn.loop, transport, head + body)  # type: ignore[operator]
             else:
                 transport.write(head)
                 transport.write(body)  # type: ignore[arg-type]

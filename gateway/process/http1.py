@@ -7,7 +7,9 @@ Role in the pipeline: step 0 (accept) for HTTP/1.0 and HTTP/1.1, the default pub
 listeners, and its response is written back by :class:`Http1Protocol`:
 
 * a small ``web.Response`` (head + bytes body) is serialised by :func:`serialize_response` and sent with one
-  ``transport.write``; nothing else of aiohttp's response machinery runs;
+  ``transport.write``; nothing else of aiohttp's response machinery runs. Complete answers are queued and
+  written together at the end of the loop pass (:mod:`gateway.core.writebatch`); any other write to the
+  connection, and its close, flushes the queue first, so bytes never overtake each other;
 * a streamed response (``StreamResponse.prepare(request)`` by the HTTP relay) writes through
   :class:`Http1Writer`: chunked framing on HTTP/1.1 when the length is unknown, close-delimited on HTTP/1.0,
   and ``await`` on the transport's write buffer (back-pressure);
@@ -34,8 +36,9 @@ most one timer handle that re-arms itself lazily, so a busy keep-alive connectio
 No task switch per request: each connection has one handler task, parked between requests. Once every request
 of a read is parsed and queued, a request without a body is run from the read callback itself *as that task*
 (``asyncio.current_task()`` is the connection's task, so ``asyncio.timeout`` and cancellation work as inside
-it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is written before the
-callback returns, with no wake-up future and no loop turn. The first time the pipeline waits (an upstream
+it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is ready before the
+callback returns (and written with the other answers of the loop pass), with no wake-up future and no task
+switch. The first time the pipeline waits (an upstream
 call, Redis, a request body), the started coroutine is handed to the task, which finishes it and answers the
 rest of the queue in order; the connection's next requests then go to the task directly (a wake-up is needed
 anyway for them), with a fresh try from the read callback every ``_EAGER_SKIP + 1`` requests. A MOCK answer
@@ -63,6 +66,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 from gateway.core.settings import Settings
+from gateway.core.writebatch import WriteBatch
 from gateway.model.answer import PresetAnswer
 from gateway.process.listener import BAD_VERSION_KEY, error_response
 
@@ -451,6 +455,7 @@ class Http1Server:
         self.max_body = int(settings.max_body_bytes)
         self.connections: set[Http1Protocol] = set()
         self.closing = False
+        self.batch = WriteBatch()  # complete answers of one loop pass, written together (gateway.core.writebatch)
 
     def __call__(self) -> Http1Protocol:
         return Http1Protocol(self)
@@ -575,6 +580,7 @@ class Http1Protocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
+            self.server.batch.flush()  # the answers queued in this loop pass go out before the close
             self.transport.close()
 
     def pause(self, reason: str) -> None:
@@ -611,6 +617,7 @@ class Http1Protocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             raise ConnectionResetError("client connection closed")
+        self.server.batch.flush()  # after any answer still queued for this connection (gateway.core.writebatch)
         t.write(data)
 
     async def drain(self) -> None:
@@ -710,6 +717,7 @@ class Http1Protocol(asyncio.Protocol):
             return
         try:
             data, _ = serialize_response(resp, "GET", HttpVersion11, False)
+            self.server.batch.flush()
             t.write(data)
         finally:
             t.close()
@@ -772,6 +780,7 @@ class Http1Protocol(asyncio.Protocol):
             expect = hdrs.get("Expect")
             if expect is not None and expect.lower() == "100-continue" and version == HttpVersion11 \
                     and (req.content_length or 0) <= self.server.max_body and self.transport is not None:
+                self.server.batch.flush()
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         else:
             self.current_complete = True
@@ -854,7 +863,7 @@ class Http1Protocol(asyncio.Protocol):
                 _leave_task(loop, task)
                 if outer is not None:
                     _enter_task(loop, outer)
-            keep = self._write_now(req, resp, keep_alive)
+            keep = self._write_now(req, resp, keep_alive, False)  # from the read callback: written at once
             if keep is None:  # streamed: the task writes it
                 self._handoff = self._write_later(req, resp, keep_alive)
                 return
@@ -967,27 +976,35 @@ class Http1Protocol(asyncio.Protocol):
         pipeline_log.exception("unhandled error outside the pipeline from %s", self.peer)
         return error_response(500, "APIG.0601", "Internal server error."), False
 
-    def _write_now(self, req: Http1Request, resp: Any, keep_alive: bool) -> bool | None:
+    def _write_now(self, req: Http1Request, resp: Any, keep_alive: bool, batched: bool = True) -> bool | None:
         """Write a complete response (preset, or a ``web.Response`` with a bytes body) at once; returns whether
-        the connection stays open, or None when the response is streamed (:meth:`_write_later`)."""
+        the connection stays open, or None when the response is streamed (:meth:`_write_later`).
+
+        ``batched``: queued with the loop pass's other answers (:mod:`gateway.core.writebatch`), as the
+        connection's task does after an I/O wait. The read callback's answers (MOCK, errors) go out at once:
+        there the client overlaps with the gateway's next reads, and a batch measured slower."""
         if req is self.current and not self.current_complete:
             keep_alive = False  # the rest of an unread body is still coming: do not parse it as a request
         t = self.transport
         if t is None:
             return False
         if type(resp) is PresetAnswer:  # a MOCK answer prepared at config-load time (gateway.model.answer)
-            t.write(serialize_preset(resp, req.version, keep_alive))
-            return keep_alive
-        if not resp.prepared and isinstance(resp, web.Response) and \
+            data = serialize_preset(resp, req.version, keep_alive)
+        elif not resp.prepared and isinstance(resp, web.Response) and \
                 (resp.body is None or isinstance(resp.body, bytes)) and not resp.chunked and not resp.compression:
             try:
-                data, keep = serialize_response(resp, req.method, req.version, keep_alive)
+                data, keep_alive = serialize_response(resp, req.method, req.version, keep_alive)
             except HeaderInjection:
                 self._injected(req, resp)
                 return False
+        else:
+            return None
+        if batched:
+            self.server.batch.write(self._loop, t, data)
+        else:
+            self.server.batch.flush()
             t.write(data)
-            return keep
-        return None
+        return keep_alive
 
     async def _write_later(self, req: Http1Request, resp: web.StreamResponse, keep_alive: bool) -> bool:
         """Finish a streamed response (the relay wrote its head and body) or stream one through aiohttp."""
@@ -1012,6 +1029,7 @@ class Http1Protocol(asyncio.Protocol):
         if not resp.prepared and self.transport is not None:
             data, _ = serialize_response(error_response(500, "APIG.0601", "Internal server error."),
                                          req.method, req.version, False)
+            self.server.batch.flush()
             self.transport.write(data)
 
 
