@@ -134,8 +134,9 @@ def run(duration: int) -> list[tuple[str, dict[str, float]]] | None:
         cert, key = _cert(tmp)
         cfg = tmp / "snapshot.json"
         cfg.write_bytes(orjson.dumps(snapshot(grpc_port)))
+        python = os.environ.get("BENCH_GATEWAY_PYTHON", sys.executable)  # benchmarks/run.py --gateway-python
         gw = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
+            [python, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
              "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING",
              "--set", f"https_listen=127.0.0.1:{https_port}", "--set", f"tls_cert_file={cert}",
              "--set", f"tls_key_file={key}", "--workers", "1"],

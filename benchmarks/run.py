@@ -297,11 +297,24 @@ def idle_rss_mb(pid: int, port: int, n: int) -> tuple[float, float, int]:
     return asyncio.run(run())
 
 
+# the interpreter that runs the gateway processes (--gateway-python; default: this one)
+GATEWAY_PYTHON = [sys.executable]
+
+
+def interpreter_info(python: str) -> str:
+    """One line naming the gateway's interpreter: version, and whether libpython is a shared library or linked
+    into the executable (how CPython was built changes the gateway's speed: see docs/performance.md)."""
+    code = ("import sys; print(sys.version.split()[0], 'shared-libpython' if any('libpython' in line for line in "
+            "open('/proc/self/maps')) else 'libpython-linked-in')")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return f"{python} (CPython {out[0]}, {out[1]})"
+
+
 def start_gateway(procs: Procs, cfg: Path, redis_url: str | None, listener: str | None, workers: str = "1"
                   ) -> tuple[int, int]:
     gw_port = free_port()
     admin_port = free_port() if workers == "1" else 0  # workers take admin port + K: 0 gives each a free one
-    args = [sys.executable, "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
+    args = [GATEWAY_PYTHON[0], "-m", "gateway", "run", "--config", str(cfg), "--listen", f"127.0.0.1:{gw_port}",
             "--admin-listen", f"127.0.0.1:{admin_port}", "--no-access-log", "--log-level", "WARNING",
             "--workers", workers]
     if redis_url:
@@ -500,7 +513,13 @@ def main() -> int:
     ap.add_argument("--skip-route", action="store_true")
     ap.add_argument("--skip-proxy", action="store_true")
     ap.add_argument("--skip-h2", action="store_true", help="skip HTTP/2 and gRPC (benchmarks/h2_bench.py)")
+    ap.add_argument("--gateway-python", default=sys.executable,
+                    help="the Python interpreter that runs the gateway (with the gateway installed; `make bench` "
+                         "passes the one of BENCH_PYTHON)")
     args = ap.parse_args()
+    GATEWAY_PYTHON[0] = args.gateway_python
+    os.environ["BENCH_GATEWAY_PYTHON"] = args.gateway_python  # benchmarks/h2_bench.py starts its gateway with it
+    print(f"gateway interpreter: {interpreter_info(args.gateway_python)}")
     if not args.skip_proxy:
         print_proxy(*proxy_bench(args.duration, args.connections, args.listener, args.idle_connections, args.rounds,
                                  not args.no_compare_listener))
