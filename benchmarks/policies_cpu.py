@@ -76,10 +76,14 @@ async def measure(calls: int, redis_url: str | None) -> None:
         ctx = context()
         ep = runtime.route(ctx)
         for _name, stage in ep.stages:
-            await stage(ctx)
+            waiting = stage(ctx)  # as the pipeline does: None from a plain-function stage
+            if waiting is not None:
+                await waiting
         plan = ep.select_backend(ctx)
         for _name, stage in plan.stages:
-            await stage(ctx)
+            waiting = stage(ctx)
+            if waiting is not None:
+                await waiting
         return build_backend_request(ctx, ep, plan.method, plan.mapping, plan.uri)
 
     breq = await one()
@@ -102,7 +106,9 @@ async def measure(calls: int, redis_url: str | None) -> None:
     for name, stage in ep.stages:  # each stage on one routed context, after the stages before it
         t0 = time.process_time()
         for _ in range(calls):
-            await stage(ctx)
+            waiting = stage(ctx)
+            if waiting is not None:
+                await waiting
         parts[name] = time.process_time() - t0
     plan = ep.select_backend(ctx)
     t0 = time.process_time()

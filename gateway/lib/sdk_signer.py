@@ -58,6 +58,7 @@ __all__ = [
     "parse_authorization",
     "parse_date",
     "parse_query",
+    "parse_signature",
     "payload_hash",
     "prepare_key",
     "sign",
@@ -65,6 +66,7 @@ __all__ = [
     "signed_header_names",
     "string_to_sign",
     "verify",
+    "verify_lines",
     "verify_prepared",
     "verify_target",
 ]
@@ -72,9 +74,12 @@ __all__ = [
 HEADER_DATE = "X-Sdk-Date"
 HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
 
-_AUTH_RX = re.compile(
-    r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$"
-)
+# the Authorization value up to its (last) ``Signature=``: constant per app and signed-header list, so parsed once
+# per exact text; with ``Signature=`` + ASCII hex + optional trailing whitespace after it, this is exactly
+# ``^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$``
+# (a hex signature holds no ``Signature=``, so the last one is the one that pattern would match)
+_PREFIX_RX = re.compile(r"\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*")
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 _DATE_RX = re.compile(r"^\d{8}T\d{6}Z$", re.ASCII)
 
 V = TypeVar("V")
@@ -175,18 +180,47 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(h for h in raw.lower().split(";") if h)
 
 
-_signed_names = _Memo(_names, size=256, max_key=512)  # SignedHeaders lists repeat: memoised per exact text
+def _prefix(head: str) -> tuple[str, tuple[str, ...], str] | None:
+    m = _PREFIX_RX.fullmatch(head)
+    if m is None:
+        return None
+    names = _names(m.group(2))
+    if not names:
+        return None
+    return m.group(1), names, ";".join(names)
+
+
+# (access, signed names, SignedHeaders as signed) per exact text before ``Signature=``: an app signs with the same
+# key and header list call after call, so this parses once while every signature differs
+_prefixes = _Memo(_prefix, size=256, max_key=1024)
+
+
+def parse_signature(value: str) -> tuple[str, tuple[str, ...], str, str] | None:
+    """The request path's parse of an ``Authorization: SDK-HMAC-SHA256 ...`` value: (access key, signed header
+    names lower-cased, those names joined with ``;`` as signed, the signature lower-cased), or None when the
+    value is not well formed. Lenient about spacing exactly as :func:`parse_authorization`; the part before
+    ``Signature=`` is parsed once per exact text (bounded memo), the signature itself on every call."""
+    head, sep, tail = value.rpartition("Signature=")
+    if not sep:
+        return None
+    parsed = _prefixes.data.get(head)
+    if parsed is None:  # not remembered, or remembered as malformed (the memo answers None again)
+        parsed = _prefixes(head)
+        if parsed is None:
+            return None
+    sig = tail.rstrip()
+    if not sig or sig.strip(_HEX_DIGITS):  # not only ASCII hex digits (strip leaves any other character)
+        return None
+    access, names, signed = parsed
+    return access, names, signed, sig.lower()
 
 
 def parse_authorization(value: str) -> Credentials | None:
     """Parse the header leniently (spacing); None when it is not a well-formed SDK-HMAC-SHA256 value."""
-    m = _AUTH_RX.match(value)
-    if m is None:
+    parsed = parse_signature(value)
+    if parsed is None:
         return None
-    names = _signed_names(m.group(2))
-    if not names:
-        return None
-    return Credentials(m.group(1), names, m.group(3).lower())
+    return Credentials(parsed[0], parsed[1], parsed[3])
 
 
 def parse_date(value: str) -> datetime | None:
@@ -217,7 +251,9 @@ def check_date(raw_date: str | None, skew: float) -> tuple[str, str | None]:
     if not raw_date:
         return "", "x-sdk-date not found"
     sdk_date = raw_date.strip()
-    stamp = _date_stamps(sdk_date)
+    stamp = _date_stamps.data.get(sdk_date)
+    if stamp is None:  # not remembered (or remembered as malformed: the memo answers that again)
+        stamp = _date_stamps(sdk_date)
     if stamp is None:
         return sdk_date, "invalid x-sdk-date, expected the form 20240326T030801Z"
     now = time.time()
@@ -282,6 +318,21 @@ def verify_target(key: PreparedKey, signature: str, method: str, raw_target: str
     mac = key.copy()
     mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
     return hmac.compare_digest(mac.hexdigest(), signature.lower())
+
+
+def verify_lines(key: PreparedKey, signature: str, method: str, raw_target: str, header_lines: str,
+                 signed: str, payload_hash: str, sdk_date: str) -> bool:
+    """:func:`verify_target` when the caller already made the canonical header lines (``name:value`` + newline
+    per signed header, the values stripped) and the ``;``-joined signed names (:func:`parse_signature`);
+    ``signature`` lower-case. The hash of the canonical request and the HMAC are computed on every call and
+    compared in constant time."""
+    target = canonical_target.data.get(raw_target)
+    if target is None:
+        target = canonical_target(raw_target)
+    canonical = f"{method.upper()}\n{target}\n{header_lines}\n{signed}\n{payload_hash}"
+    mac = key.copy()
+    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac.hexdigest(), signature)
 
 
 def verify(secret: str, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],

@@ -25,8 +25,10 @@ from gateway.lib.h1client import HOP_BY_HOP
 if TYPE_CHECKING:
     from gateway.model.context import RequestContext
 
-# A request stage: reads and enriches the context, or raises GatewayError to end the request.
-Stage = Callable[["RequestContext"], Awaitable[None]]
+# A request stage: reads and enriches the context, or raises GatewayError to end the request. It returns None
+# when it is done (a stage that never waits is a plain function: no coroutine per request), else an awaitable
+# the pipeline awaits (an ``async def`` stage).
+Stage = Callable[["RequestContext"], Awaitable[None] | None]
 # A response hook: edits a response of the endpoint (success or error) just before its head is sent.
 ResponseHook = Callable[["RequestContext", web.StreamResponse], None]
 

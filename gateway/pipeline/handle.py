@@ -136,10 +136,14 @@ async def handle(ctx: RequestContext) -> web.StreamResponse:
                 resp = ep.cors(ctx)  # a preflight, answered before any stage; else None
             if resp is None:
                 for _name, stage in ep.stages:
-                    await stage(ctx)
+                    waiting = stage(ctx)  # None: the stage is done (it never waits); else an awaitable
+                    if waiting is not None:
+                        await waiting
                 plan = ep.select_backend(ctx)
                 for _name, stage in plan.stages:
-                    await stage(ctx)
+                    waiting = stage(ctx)
+                    if waiting is not None:
+                        await waiting
                 target = plan.target
                 # a MOCK answer needs nothing from the backend request: skip building it (hot path)
                 breq = None if target.kind == "MOCK" else build_backend_request(ctx, ep, plan.method, plan.mapping,

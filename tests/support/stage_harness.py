@@ -61,7 +61,9 @@ def request_context(runtime: Runtime, method: str = "GET", path: str = "/", *,
 async def run_stage(stage: Stage, ctx: RequestContext) -> GatewayError | None:
     """Run ``stage``; the GatewayError it ends the request with, or None when the request continues."""
     try:
-        await stage(ctx)
+        waiting = stage(ctx)  # a plain-function stage returns None, an async one an awaitable (as in handle)
+        if waiting is not None:
+            await waiting
     except GatewayError as err:
         return err
     return None

@@ -194,22 +194,46 @@ def _compile_table(index: Index) -> dict[str, list[CompiledAcl]]:
     return table
 
 
+IP_VERDICTS_MAX = 4096  # client addresses whose verdict one IP ACL stage remembers (emptied when full)
+_ALLOWED, _UNKNOWN, _DENIED = 0, 1, 2
+
+
+def _ip_verdict(acls: tuple[CompiledAcl, ...], client_ip: str) -> int:
+    key = ip_key(client_ip)
+    for acl in acls:
+        if key is None:
+            if acl.permit:
+                return _UNKNOWN
+            continue
+        if acl.ips.contains_key(key) is not acl.permit:  # type: ignore[union-attr]
+            return _DENIED
+    return _ALLOWED
+
+
 def _ip_stage(acls: tuple[CompiledAcl, ...]) -> Stage:
-    async def ip_acl(ctx: RequestContext) -> None:
-        key = ip_key(ctx.client_ip)
-        for acl in acls:
-            if key is None:
-                if acl.permit:
-                    raise ip_denied("Unknown client IP address.", "APIG.0401")
-                continue
-            if acl.ips.contains_key(key) is not acl.permit:  # type: ignore[union-attr]
-                raise ip_denied()
+    # client address -> verdict: a pure function of the address and this compiled stage (a new snapshot builds
+    # a new stage), so each address is parsed and looked up once, not on every call
+    verdicts: dict[str, int] = {}
+
+    def ip_acl(ctx: RequestContext) -> None:
+        client_ip = ctx.client_ip
+        verdict = verdicts.get(client_ip)
+        if verdict is None:
+            verdict = _ip_verdict(acls, client_ip)
+            if len(client_ip) <= 64:  # an address (a header-supplied text that is not one is not remembered)
+                if len(verdicts) >= IP_VERDICTS_MAX:
+                    verdicts.clear()
+                verdicts[client_ip] = verdict
+        if verdict:
+            if verdict == _UNKNOWN:
+                raise ip_denied("Unknown client IP address.", "APIG.0401")
+            raise ip_denied()
 
     return ip_acl
 
 
 def _domain_stage(acls: tuple[CompiledAcl, ...]) -> Stage:
-    async def domain_acl(ctx: RequestContext) -> None:
+    def domain_acl(ctx: RequestContext) -> None:
         for acl in acls:
             subject = ctx.user_name if acl.entity_type == "DOMAIN" else (ctx.identity or {}).get("domain_id")
             if subject is None:

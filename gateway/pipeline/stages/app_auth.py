@@ -33,6 +33,8 @@ from gateway.pipeline.stages.apps import App, app_registry
 from gateway.snapshot.features import feature_config
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from gateway.model.context import RequestContext
     from gateway.model.plan import Stage
     from gateway.pipeline.spec import BuildContext, EndpointDraft
@@ -82,7 +84,13 @@ class AppAuthenticator:
         proto = ctx.headers.get("X-Forwarded-Proto", "")
         return any(peer in net for net in self.trusted) and proto.split(",")[0].strip().lower() == "https"
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
+        if self.app_code or self.modes is not None:
+            return self._other_modes(ctx)
+        return self._signature(ctx)
+
+    async def _other_modes(self, ctx: RequestContext) -> None:
+        """AppCode and the credential modes first (a call that carries none of them: the signature)."""
         if self.app_code:
             code = ctx.headers.get(APP_CODE_HEADER)
             if code:
@@ -98,39 +106,75 @@ class AppAuthenticator:
             if found is not None:
                 _identify(ctx, *found)
                 return
-        value = ctx.headers.get(self.header)
+        waiting = self._signature(ctx)
+        if waiting is not None:
+            await waiting
+
+    def _signature(self, ctx: RequestContext) -> Awaitable[None] | None:
+        """The SDK-HMAC-SHA256 signature: checked here when the payload hash needs no body read (a call
+        without a body, the usual GET), else by the returned coroutine."""
+        headers = ctx.headers
+        value = headers.get(self.header)
         if not value:
             raise app_header_missing(f"{self.header.lower()} not found")
-        creds = sdk_signer.parse_authorization(value)
+        creds = sdk_signer.parse_signature(value)
         if creds is None:
             raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
                                    "(Access=..., SignedHeaders=..., Signature=...)")
-        sdk_date, problem = sdk_signer.check_date(ctx.headers.get(sdk_signer.HEADER_DATE), self.skew)
+        access, names, signed, signature = creds
+        sdk_date, problem = sdk_signer.check_date(headers.get(sdk_signer.HEADER_DATE), self.skew)
         if problem is not None:
             raise app_auth_failure(problem)
-        app = self.registry.by_key.get(creds.access)
+        app = self.registry.by_key.get(access)
         if app is None:
-            raise app_auth_failure(f"app not found, appkey {creds.access[:200]}")
-        if "host" not in creds.signed_headers:  # else a signed call could be replayed on another domain
+            raise app_auth_failure(f"app not found, appkey {access[:200]}")
+        if "host" not in names:  # else a signed call could be replayed on another domain
             raise app_auth_failure("SignedHeaders must include host")
-        headers = ctx.headers
-        for name in creds.signed_headers:
-            n = len(headers.getall(name, ()))
-            if n != 1:  # a repeated signed header would be signed once but reach the backend twice
-                raise app_auth_failure(f"signed header {name[:64]} not found" if n == 0
+        lines = []
+        for name in names:  # the canonical header lines, each signed header present exactly once
+            found = headers.getall(name, ())
+            if len(found) != 1:  # a repeated signed header would be signed once but reach the backend twice
+                raise app_auth_failure(f"signed header {name[:64]} not found" if not found
                                        else f"signed header {name[:64]} appears more than once")
-        claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256, ())
+            lines.append(f"{name}:{found[0].strip()}\n")
+        header_lines = "".join(lines)
+        if sdk_signer.HEADER_CONTENT_SHA256 not in headers:
+            body = ctx.body
+            if body is None:
+                if ctx.request.body_exists:
+                    return self._with_body(ctx, app, creds, header_lines, sdk_date, ())
+                body = ctx.body = b""  # a GET: what read_body would do, without awaiting
+            # sdk_date passed the fixed-format check: it is exactly what format_date(when) would give
+            if app.mac is not None:
+                ok = sdk_signer.verify_lines(app.mac, signature, ctx.method, ctx.request.raw_path, header_lines,
+                                             signed, sdk_signer.payload_hash(body), sdk_date)
+            else:
+                ok = self._verify_secret(ctx, app, signature, names, sdk_signer.payload_hash(body), sdk_date)
+            if not ok:
+                raise app_auth_failure("verify signature fail")
+            ctx.app_id = app.id
+            ctx.app_name = app.name
+            ctx.identity = app.signed_identity
+            return None
+        claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256)
         if len(claimed) > 1:
             raise app_auth_failure("x-sdk-content-sha256 appears more than once")
-        if claimed:
-            digest = claimed[0].strip()
-        elif ctx.body is None and not ctx.request.body_exists:  # a GET: what read_body would do, without awaiting
-            ctx.body = b""
-            digest = sdk_signer.EMPTY_SHA256
-        else:
-            digest = sdk_signer.payload_hash(await ctx.read_body())
+        return self._with_body(ctx, app, creds, header_lines, sdk_date, claimed)
+
+    @staticmethod
+    def _verify_secret(ctx: RequestContext, app: App, signature: str, names: tuple[str, ...], digest: str,
+                       sdk_date: str) -> bool:
+        """An app without a prepared key (not built by the registry): the reference verification."""
+        path, query = sdk_signer.split_target(ctx.request.raw_path)
+        return sdk_signer.verify(app.secret, signature, ctx.method, path, sdk_signer.parse_query(query),
+                                 ctx.headers, names, digest, sdk_date)
+
+    async def _with_body(self, ctx: RequestContext, app: App, creds: tuple[str, tuple[str, ...], str, str],
+                         header_lines: str, sdk_date: str, claimed: list[str] | tuple[()]) -> None:
+        """The signature of a call whose payload hash needs its body (or a claimed ``x-sdk-content-sha256``)."""
+        _access, names, signed, signature = creds
+        digest = claimed[0].strip() if claimed else sdk_signer.payload_hash(await ctx.read_body())
         target = ctx.request.raw_path
-        # sdk_date passed the fixed-format check: it is exactly what format_date(when) would give
         digests = [digest]
         if digest == sdk_signer.UNSIGNED_PAYLOAD:
             # the two official signers differ here: the APIG SDK signs the literal; huaweicloudsdkcore sends
@@ -141,12 +185,10 @@ class AppAuthenticator:
             if candidate is not digest and await ctx.read_body():
                 break  # the empty-body form only stands for an empty body
             if app.mac is not None:
-                ok = sdk_signer.verify_target(app.mac, creds.signature, ctx.method, target, headers,
-                                              creds.signed_headers, candidate, sdk_date)
+                ok = sdk_signer.verify_lines(app.mac, signature, ctx.method, target, header_lines, signed,
+                                             candidate, sdk_date)
             else:
-                path, query = sdk_signer.split_target(target)
-                ok = sdk_signer.verify(app.secret, creds.signature, ctx.method, path, sdk_signer.parse_query(query),
-                                       headers, creds.signed_headers, candidate, sdk_date)
+                ok = self._verify_secret(ctx, app, signature, names, candidate, sdk_date)
             if ok:
                 break
         if not ok:
@@ -155,11 +197,13 @@ class AppAuthenticator:
         if claimed and digest != sdk_signer.UNSIGNED_PAYLOAD and \
                 digest.lower() != sdk_signer.payload_hash(await ctx.read_body()):
             raise app_auth_failure("x-sdk-content-sha256 does not match the body")
-        _identify(ctx, app, "signature")
+        ctx.app_id = app.id
+        ctx.app_name = app.name
+        ctx.identity = app.signed_identity
 
 
 def _app_checks(apps: dict[str, App], authorized: frozenset[str]) -> Stage:
-    async def app_checks(ctx: RequestContext) -> None:
+    def app_checks(ctx: RequestContext) -> None:
         app_id = ctx.app_id
         if app_id is None:  # another mode let an unidentified call through: nothing to check
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.lib.ipset import IpSet, parse_entry
 from gateway.lib.sdk_signer import PreparedKey, prepare_key
@@ -176,6 +176,13 @@ class App:
     acl_ips: IpSet | None = None
     # HMAC-SHA256 keyed with the secret, prepared at compile time (the request path copies it)
     mac: PreparedKey | None = field(default=None, compare=False, repr=False)
+    # ``ctx.identity`` of a call this app signed, made once and shared by those calls (read only, like an
+    # AK/SK key's identity)
+    signed_identity: dict[str, Any] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signed_identity", {"app_id": self.id, "app_key": self.key, "app_name": self.name,
+                                                     "auth_mode": "signature"})
 
 
 @dataclass

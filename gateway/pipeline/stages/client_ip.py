@@ -98,7 +98,7 @@ class ProxyResolver:
 
 
 def make_stage(header: str | None, xff_index: int | None, trusted: list[Any]) -> Stage:
-    async def client_ip(ctx: RequestContext) -> None:
+    def client_ip(ctx: RequestContext) -> None:
         if trusted:
             try:
                 peer = ipaddress.ip_address(ctx.peer_ip)

@@ -103,26 +103,75 @@ def _check_value(p: ReqParam, value: str) -> None:
             )
 
 
-def read_params(ctx: RequestContext, plan: tuple[ReqParam, ...]) -> None:
-    """Read, default and validate the declared request parameters into ``ctx.params``."""
-    values = ctx.params
-    for p in plan:
-        if p.location == "QUERY":
-            value = ctx.query.get(p.name)
-        elif p.location == "HEADER":
-            value = ctx.headers.get(p.name)
-        else:
-            value = ctx.path_params.get(p.name)
-        if value is None or (value == "" and p.location == "PATH"):
-            if p.default is not None:
-                value = p.default
-            elif p.required:
-                raise bad_parameter(f"Invalid parameter value: parameter {p.name} is required")
+_PATH, _QUERY, _HEADER = 0, 1, 2
+
+
+def _checker(p: ReqParam) -> Callable[[str], None] | None:
+    """The validation of one parameter as one function with its limits bound (None: no validation)."""
+    if not p.validate:
+        return None
+    if p.enum is None and p.is_number:
+        lo, hi = p.min_num, p.max_num
+
+        def number(value: str) -> None:
+            try:
+                num = float(value)
+            except ValueError:
+                raise bad_parameter(f"Invalid parameter value: parameter {p.name} must be a number") from None
+            if (lo is not None and num < lo) or (hi is not None and num > hi):
+                raise bad_parameter(f"Invalid parameter value: parameter {p.name} must be between {lo} and {hi}")
+
+        return number
+    if p.enum is None:
+        least, most = p.min_size, p.max_size
+
+        def string(value: str) -> None:
+            n = len(value)
+            if (least is not None and n < least) or (most is not None and n > most):
+                raise bad_parameter(
+                    f"Invalid parameter value: parameter {p.name} length must be between {least} and {most}")
+
+        return string
+    return lambda value: _check_value(p, value)
+
+
+# per declared parameter: where it is read (_PATH/_QUERY/_HEADER), its name, its ctx.params key, default,
+# required, the bound validation
+Step = tuple[int, str, tuple[str, str], str | None, bool, Callable[[str], None] | None]
+
+
+def compile_reader(plan: tuple[ReqParam, ...]) -> tuple[Step, ...]:
+    where = {"QUERY": _QUERY, "HEADER": _HEADER}
+    return tuple((where.get(p.location, _PATH), p.name, (p.location, p.name), p.default, p.required, _checker(p))
+                 for p in plan)
+
+
+def params_reader(steps: tuple[Step, ...]) -> Stage:
+    """The stage: read, default and validate the declared request parameters into ``ctx.params``."""
+
+    def request_parameters(ctx: RequestContext) -> None:
+        values = ctx.params
+        for where, name, key, default, required, check in steps:
+            if where == _QUERY:
+                value = ctx.query.get(name)
+            elif where == _HEADER:
+                value = ctx.headers.get(name)
             else:
-                continue
-        if p.validate:
-            _check_value(p, value)
-        values[(p.location, p.name)] = value
+                value = ctx.path_params.get(name)
+                if value == "":
+                    value = None
+            if value is None:
+                if default is not None:
+                    value = default
+                elif required:
+                    raise bad_parameter(f"Invalid parameter value: parameter {name} is required")
+                else:
+                    continue
+            if check is not None:
+                check(value)
+            values[key] = value
+
+    return request_parameters
 
 
 # --- $context.* system parameters ------------------------------------------------------------------
@@ -238,12 +287,7 @@ def build_params_stage(draft: EndpointDraft, build: BuildContext) -> Stage | Non
     req = _declared(draft.api)
     if not req:
         return None
-    plan = compile_req_params(req)
-
-    async def stage(ctx: RequestContext) -> None:
-        read_params(ctx, plan)
-
-    return stage
+    return params_reader(compile_reader(compile_req_params(req)))
 
 
 def check_system_names(index: Index, problems: list[str]) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import pytest
+from multidict import CIMultiDict
 
 from gateway.lib import sdk_signer as s
 
@@ -276,3 +278,49 @@ def test_prepared_key_is_a_reusable_hmac_sha256() -> None:
         mac = key.copy()
         mac.update(b"abc")
         assert mac.hexdigest() == hmac.new(SECRET.encode(), b"abc", hashlib.sha256).hexdigest()
+
+
+_REFERENCE_RX = re.compile(
+    r"^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$")
+
+
+def test_parse_signature_accepts_exactly_what_the_reference_pattern_accepts() -> None:
+    """The request path parses the part before ``Signature=`` once per text and the signature on every call: the
+    outcome must be the single regular expression's, on well-formed values and on every near miss."""
+    good = "SDK-HMAC-SHA256 Access=key1, SignedHeaders=Host;X-Sdk-Date, Signature=ABcd0123"
+    cases = [good, good + " ", good + "\n", good + "\t\n", " " + good, good.replace(", ", ","),
+             good.replace(" Access", "   Access"), good.replace(", Sig", " ,  Sig")]
+    # every single-character edit at every position of the good value, and a few hostile shapes
+    for i in range(len(good) + 1):
+        for ch in ("", " ", ",", "=", "g", "A", "\u00e9", "\u212a", ";", "\n"):
+            cases.append(good[:i] + ch + good[i + 1:])
+            cases.append(good[:i] + ch + good[i:])
+    cases += ["SDK-HMAC-SHA256 Access=Signature=x, SignedHeaders=host, Signature=00",
+              "SDK-HMAC-SHA256 Access=k, SignedHeaders=host, Signature=Signature=00",
+              "SDK-HMAC-SHA256 Access=k, SignedHeaders=;;, Signature=00",
+              "SDK-HMAC-SHA256 Access=k, SignedHeaders=host, Signature=", "Signature=00", ""]
+    for value in cases:
+        m = _REFERENCE_RX.match(value)
+        got = s.parse_signature(value)
+        names = tuple(h for h in m.group(2).lower().split(";") if h) if m is not None else ()
+        if m is None or not names:
+            assert got is None, value
+        else:
+            assert got == (m.group(1), names, ";".join(names), m.group(3).lower()), value
+        assert s.parse_signature(value) == got  # the remembered answer is the same
+
+
+def test_verify_lines_agrees_with_verify_target() -> None:
+    hdrs = s.sign_request("ak", "sk-secret-1", "GET", "http://h.example/p/a b?x=1&a=2", {"X-Extra": " v "})
+    headers = CIMultiDict(hdrs)
+    parsed = s.parse_signature(hdrs["Authorization"])
+    assert parsed is not None
+    _access, names, signed, sig = parsed
+    lines = "".join(f"{n}:{headers[n].strip()}\n" for n in names)
+    key = s.prepare_key("sk-secret-1")
+    target = "/p/a%20b?x=1&a=2"
+    assert s.verify_target(key, sig, "GET", target, headers, names, s.EMPTY_SHA256, hdrs["X-Sdk-Date"])
+    assert s.verify_lines(key, sig, "GET", target, lines, signed, s.EMPTY_SHA256, hdrs["X-Sdk-Date"])
+    assert not s.verify_lines(key, sig, "POST", target, lines, signed, s.EMPTY_SHA256, hdrs["X-Sdk-Date"])
+    assert not s.verify_lines(s.prepare_key("other"), sig, "GET", target, lines, signed, s.EMPTY_SHA256,
+                              hdrs["X-Sdk-Date"])

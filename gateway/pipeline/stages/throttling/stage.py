@@ -27,10 +27,12 @@ from gateway.core.errors import throttled
 from gateway.pipeline.stages.throttling.plan import PolicyPlan, QuotaPlan, SnapshotPlan, snapshot_plan
 from gateway.pipeline.stages.throttling.plugin import RateLimitPlan
 from gateway.pipeline.stages.throttling.service import ThrottleService
-from gateway.pipeline.stages.throttling.store import BUCKET, WINDOW, Check
+from gateway.pipeline.stages.throttling.store import BUCKET, WINDOW, Check, Decision
 from gateway.snapshot.plugins import bound_plugin
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Sequence
+
     from gateway.model.context import RequestContext
     from gateway.model.plan import Stage
     from gateway.pipeline.spec import BuildContext, EndpointDraft
@@ -38,9 +40,14 @@ if TYPE_CHECKING:
 
 HEADER = "X-Apig-RateLimit-"
 T = TypeVar("T")
+K = TypeVar("K")
 
-# a label per check: (header name, message subject, limit shown, time text)
-Label = tuple[str, str, int, str]
+# a label per check: (header name, message subject, limit shown, time text, header value after the remaining count)
+Label = tuple[str, str, int, str, str]
+
+
+def _label(name: str, subject: str, limit: int, time: str) -> Label:
+    return HEADER + name, subject, limit, time, f",limit:{limit},time:{time}"
 
 
 def _mode_tag(mode: int, period_ms: int) -> str:
@@ -51,6 +58,7 @@ class EndpointThrottle:
     """The compiled throttling of one publication; :meth:`run` is the stage."""
 
     __slots__ = (
+        "_combos",
         "_per_app",
         "_per_ip",
         "api_check",
@@ -84,7 +92,7 @@ class EndpointThrottle:
         self.api_check: Check | None = None
         self.api_label: Label | None = None
         self.ip_limit = 0
-        self.ip_label: Label = ("", "", 0, "")
+        self.ip_label: Label = ("", "", 0, "", "")
         self.app_generic: tuple[int, Label] = (0, self.ip_label)
         self.user_generic: tuple[int, Label] = (0, self.ip_label)
         self.app_special: dict[str, tuple[int, Label]] = {}
@@ -98,33 +106,34 @@ class EndpointThrottle:
             if policy.api_limit > 0:  # a rate_limit plug-in's api_limit -1: no API limit
                 self.api_check = (self.prefix + "api", policy.api_limit, policy.period_ms, policy.mode,
                                   policy.anchor_ms)
-                self.api_label = (HEADER + "api", "policy api", policy.api_limit, policy.time)
+                self.api_label = _label("api", "policy api", policy.api_limit, policy.time)
             if plugin is not None:
                 rp = f"{key_prefix}:{kind}:{{{scope}}}:"
                 self.rules = tuple(
                     (r.match, (f"{rp}{_mode_tag(r.mode, r.period_ms)}:r{r.index}", r.limit, r.period_ms, r.mode,
                                policy.anchor_ms),
-                     (HEADER + "rule", f"policy rule {r.name}", r.limit, r.time))
+                     _label("rule", f"policy rule {r.name}", r.limit, r.time))
                     for r in plugin.rules)
             self.ip_limit = policy.ip_limit or 0
             t = policy.time
-            self.ip_label = (HEADER + "ip", "policy ip", self.ip_limit, t)
-            self.app_generic = (policy.app_limit or 0, (HEADER + "app", "policy app", policy.app_limit or 0, t))
-            self.user_generic = (policy.user_limit or 0,
-                                 (HEADER + "user", "policy user", policy.user_limit or 0, t))
-            self.app_special = {k: (v, (HEADER + "app", "policy app", v, t)) for k, v in policy.special_app.items()}
-            self.user_special = {k: (v, (HEADER + "user", "policy user", v, t))
-                                 for k, v in policy.special_user.items()}
+            self.ip_label = _label("ip", "policy ip", self.ip_limit, t)
+            self.app_generic = (policy.app_limit or 0, _label("app", "policy app", policy.app_limit or 0, t))
+            self.user_generic = (policy.user_limit or 0, _label("user", "policy user", policy.user_limit or 0, t))
+            self.app_special = {k: (v, _label("app", "policy app", v, t)) for k, v in policy.special_app.items()}
+            self.user_special = {k: (v, _label("user", "policy user", v, t)) for k, v in policy.special_user.items()}
         self.ceiling_check: Check | None = None
         self.ceiling_label: Label | None = None
         if plan.ceiling > 0:
             self.ceiling_check = (f"{key_prefix}:c:{{{api_id}}}:b", plan.ceiling, 1000, BUCKET, 0)
-            self.ceiling_label = (HEADER + "api-allenv", "policy api-allenv", plan.ceiling, "1 second")
+            self.ceiling_label = _label("api-allenv", "policy api-allenv", plan.ceiling, "1 second")
         self.quotas: dict[str, QuotaPlan] = plan.quota_by_app
         self.quota_prefix = f"{key_prefix}:q:"
         # per app id / client IP: the check and its label, built on first sight (bounded, see _memo)
         self._per_app: dict[str, tuple[Check, Label] | None] = {}
         self._per_ip: dict[str, Check] = {}
+        # (app id, account id, client IP) -> every check and label of such a call, made on first sight (bounded,
+        # see _memo): without parameter rules nothing else about a request changes what is checked
+        self._combos: dict[tuple[str | None, str | None, str], tuple[tuple[Check, ...], tuple[Label, ...]]] = {}
 
     def _app_entry(self, app: str) -> tuple[Check, Label] | None:
         limit, label = self.app_special.get(app, self.app_generic)
@@ -139,7 +148,47 @@ class EndpointThrottle:
         assert p is not None
         return _memo(self._per_ip, ip, (f"{self.prefix}i:{ip}", self.ip_limit, p.period_ms, p.mode, p.anchor_ms))
 
-    async def run(self, ctx: RequestContext) -> None:
+    def run(self, ctx: RequestContext) -> Awaitable[None] | None:
+        """The stage: decided here when the store needs no wait (in-process store, token leases), else by the
+        returned coroutine (a Redis call)."""
+        checks: Sequence[Check]
+        labels: Sequence[Label]
+        if self.rules:  # a parameter rule matches the request itself: collect per call
+            checks, labels = self._collect(ctx)
+        else:
+            key = (ctx.app_id, ctx.account_id, ctx.client_ip)
+            combo = self._combos.get(key)
+            if combo is None:
+                got = self._collect(ctx)
+                combo = _memo(self._combos, key, (tuple(got[0]), tuple(got[1])))
+            checks, labels = combo
+        if not checks:
+            return None
+        d = self.service.decide_now(checks, self.shared)  # in-process store or token leases: no coroutine
+        if d is None:
+            return self._admit(ctx, checks, labels)
+        self._apply(ctx, d, labels)
+        return None
+
+    async def _admit(self, ctx: RequestContext, checks: Sequence[Check], labels: Sequence[Label]) -> None:
+        self._apply(ctx, await self.service.admit(checks, self.shared, leases_tried=True), labels)
+
+    def _apply(self, ctx: RequestContext, d: Decision, labels: Sequence[Label]) -> None:
+        """The ``X-Apig-RateLimit-*`` headers, and THROTTLED when the decision refused the call."""
+        if self.headers == "always" or (self.headers == "debug" and
+                                        ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
+            rh = ctx.response_headers
+            for (name, _subject, _limit, _time, tail), remain in zip(labels, d.remaining, strict=False):
+                rh[name] = f"remain:{remain}{tail}"
+        if not d.allowed:
+            retry = str(max(1, math.ceil(d.retry_ms / 1000.0)))
+            if d.source == "closed":
+                raise throttled("throttling store unavailable", retry)
+            _name, subject, limit, time, _tail = labels[d.failed]
+            raise throttled(f"{subject} over ratelimit,limit:{limit},time:{time}", retry)
+
+    def _collect(self, ctx: RequestContext) -> tuple[list[Check], list[Label]]:
+        """The checks of one call and their labels, in the order that decides which limit is reported."""
         checks: list[Check] = []
         labels: list[Label] = []
         p = self.policy
@@ -179,31 +228,15 @@ class EndpointThrottle:
             if q is not None:
                 checks.append((f"{self.quota_prefix}{{{q.quota_id}:{ctx.app_id}}}:w{q.period_ms}", q.limit,
                                q.period_ms, WINDOW, q.anchor_ms))
-                labels.append((HEADER + "quota", "credential quota", q.limit, q.time))
-        if not checks:
-            return
-        service = self.service
-        d = service.decide_now(checks, self.shared)  # in-process store or token leases: no coroutine
-        if d is None:
-            d = await service.admit(checks, self.shared, leases_tried=True)
-        if self.headers == "always" or (self.headers == "debug" and
-                                        ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
-            rh = ctx.response_headers
-            for (name, _subject, limit, time), remain in zip(labels, d.remaining, strict=False):
-                rh[name] = f"remain:{remain},limit:{limit},time:{time}"
-        if not d.allowed:
-            retry = str(max(1, math.ceil(d.retry_ms / 1000.0)))
-            if d.source == "closed":
-                raise throttled("throttling store unavailable", retry)
-            _name, subject, limit, time = labels[d.failed]
-            raise throttled(f"{subject} over ratelimit,limit:{limit},time:{time}", retry)
+                labels.append(_label("quota", "credential quota", q.limit, q.time))
+        return checks, labels
 
 
 _MISSING = object()
 MEMO_MAX = 4096  # per-app / per-IP entries remembered by one publication's stage
 
 
-def _memo(table: dict[str, T], key: str, value: T) -> T:
+def _memo(table: dict[K, T], key: K, value: T) -> T:
     """Remember ``value`` under ``key`` (the table is emptied when full: many distinct callers cost bounded
     memory, and only the formatting of a key is saved)."""
     if len(table) >= MEMO_MAX:

@@ -94,6 +94,41 @@ class LocalStore:
         if now >= self._next_sweep:
             self._sweep(now)
         state = self._state
+        # token buckets that admit the call (the usual case): taken as they are checked, in place; a refusal or
+        # a window counter undoes what this call took and decides with _admit_exact. Undoing is exact: a
+        # bucket's state (level at ``now``, ``now``) drains to the same levels as the state it replaced, and a
+        # bucket made here and undone is at level 0 (the same as no entry).
+        remaining: list[int] = []
+        taken: list[list[float]] = []
+        for key, limit, period, mode, _anchor in checks:
+            if mode == BUCKET:
+                st = state.get(key)
+                if st is None:
+                    if limit >= 1:
+                        st = state[key] = [1.0, now, 0.0, now + period]
+                        remaining.append(limit - 1)
+                        taken.append(st)
+                        continue
+                else:
+                    used = st[0] - (now - st[1]) * limit / period
+                    if used < 0.0:
+                        used = 0.0
+                    free = limit - used
+                    if free >= 1.0:
+                        st[0] = used + 1.0
+                        st[1] = now
+                        st[3] = now + period
+                        remaining.append(int(free) - 1)
+                        taken.append(st)
+                        continue
+            for st in taken:
+                st[0] -= 1.0
+            return self._admit_exact(checks, now)
+        return Decision(True, -1, 0, remaining)
+
+    def _admit_exact(self, checks: Sequence[Check], now: float) -> Decision:
+        """Check every limit first, then take one unit from each only if all pass (window counters, refusals)."""
+        state = self._state
         failed = -1
         retry = 0.0
         remaining: list[int] = []  # tentative: after this call for passing checks, now for failing ones

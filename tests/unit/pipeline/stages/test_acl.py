@@ -40,3 +40,22 @@ async def test_domain_acl_checks_the_account() -> None:
     assert err is not None and err.code == "APIG.0302"
     ctx.user_name = "acme"
     assert await run_stage(stage, ctx) is None
+
+
+async def test_ip_acl_remembers_each_address_verdict_within_bounds() -> None:
+    from gateway.pipeline.stages import acl as acl_mod
+
+    rt = compile_doc(_doc(_acl("p", "PERMIT", "10.0.0.0/8")))
+    stage = stage_of(endpoint(rt, "a"), "ip_acl")
+    assert stage is not None
+    assert stage(request_context(rt, api_id="a", peer="10.1.2.3")) is None  # a plain function: nothing to await
+    for _ in range(2):  # first sight and remembered: the same answers
+        assert await run_stage(stage, request_context(rt, api_id="a", peer="10.1.2.3")) is None
+        err = await run_stage(stage, request_context(rt, api_id="a", peer="192.0.2.1"))
+        assert err is not None and err.code == "APIG.0402"
+        err = await run_stage(stage, request_context(rt, api_id="a", peer="not-an-ip"))
+        assert err is not None and err.code == "APIG.0401"
+    for i in range(acl_mod.IP_VERDICTS_MAX + 10):  # many callers: bounded memory, still the right verdicts
+        assert await run_stage(stage, request_context(rt, api_id="a", peer=f"10.0.{i // 256}.{i % 256}")) is None
+    err = await run_stage(stage, request_context(rt, api_id="a", peer="192.0.2.1"))
+    assert err is not None and err.code == "APIG.0402"

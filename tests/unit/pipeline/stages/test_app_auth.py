@@ -45,3 +45,19 @@ async def test_app_checks_refuse_an_unauthorized_app() -> None:
     ctx.app_id = "app1"
     err = await run_stage(checks, ctx)
     assert err is not None and (err.code, err.status) == ("APIG.0304", 403)
+
+
+async def test_a_call_without_body_is_verified_without_a_coroutine() -> None:
+    rt = compile_doc(_doc(app_auths=[grant("app1", "a")]))
+    auth = stage_of(endpoint(rt, "a"), "app_auth")
+    assert auth is not None
+    ctx = request_context(rt, "GET", "/a", headers=signed_headers("GET", "/a"), api_id="a")
+    assert auth(ctx) is None  # decided on the spot
+    assert ctx.app_id == "app1" and ctx.identity is not None and ctx.identity["auth_mode"] == "signature"
+    other = request_context(rt, "GET", "/a", headers=signed_headers("GET", "/a"), api_id="a")
+    assert auth(other) is None and other.identity == ctx.identity
+    tampered = signed_headers("GET", "/a")
+    value = tampered["Authorization"]
+    tampered["Authorization"] = value[:-1] + ("1" if value[-1] == "0" else "0")  # one hex digit changed
+    err = await run_stage(auth, request_context(rt, "GET", "/a", headers=tampered, api_id="a"))
+    assert err is not None and err.code == "APIG.0303"

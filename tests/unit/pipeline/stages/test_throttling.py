@@ -32,6 +32,8 @@ async def test_per_app_and_per_ip_checks_are_remembered_but_bounded() -> None:
         ctx.app_id = "app-1"
         assert await run_stage(stage, ctx) is None
     assert set(owner._per_ip) == {"10.0.0.1", "10.0.0.2"} and set(owner._per_app) == {"app-1"}
+    # every check of a call is remembered per (app, account, client IP) too
+    assert set(owner._combos) == {("app-1", None, "10.0.0.1"), ("app-1", None, "10.0.0.2")}
     ctx = request_context(rt, api_id="a", peer="10.0.0.1")
     err = await run_stage(stage, ctx)  # the remembered per-IP check still counts: 3rd call from 10.0.0.1
     assert err is not None and err.status == 429 and "policy ip" in err.message
