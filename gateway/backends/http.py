@@ -121,10 +121,11 @@ class Address:
 class DirectUpstream:
     """A backend given as ``url_domain`` host:port."""
 
-    __slots__ = ("_host_header", "address")
+    __slots__ = ("_host_header", "addr_text", "address")
 
     def __init__(self, host: str, port: int, scheme: str) -> None:
         self.address = Address(host, port)
+        self.addr_text = f"{host}:{port}"
         default = DEFAULT_PORTS[scheme]
         shown = f"[{host}]" if ":" in host else host
         self._host_header = shown if port == default else f"{shown}:{port}"
@@ -317,20 +318,29 @@ class HttpTarget:
             if retries and isinstance(breq.body, aiohttp.StreamReader):
                 breq.body = await ctx.read_body()  # a retry must be able to replay the body
         hooks = plan.request_hooks
-        # the hot path writes the fields list straight into the head; hooks, a streamed body and the aiohttp
-        # client need the header mapping (made once, Host set in it per attempt)
-        mapping = bool(hooks) or isinstance(breq.body, aiohttp.StreamReader) \
-            or self.services.settings.upstream_client == "aiohttp"
+        # a streamed body and the aiohttp client are sent under one asyncio.timeout (_send_timed)
+        timed = isinstance(breq.body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp"
+        # the hot path writes the fields list straight into the head; hooks and the timed path need the header
+        # mapping (made once, Host set in it per attempt)
+        mapping = bool(hooks) or timed
         upstream = self.upstream
+        # one fixed address: nothing to choose, count or report
+        direct = upstream if type(upstream) is DirectUpstream else None
         tried: list[Member] = []
         last: GatewayError | None = None
+        member: Member
         for attempt in range(retries + 1):
-            member = upstream.choose(ctx, tried)
-            tried.append(member)
+            if direct is not None:
+                member = direct.address
+                host_header = direct._host_header
+            else:
+                member = upstream.choose(ctx, tried)
+                tried.append(member)
+                host_header = upstream.host_header(member)
             breq.scheme = self.scheme
             breq.host, breq.port = member.host, member.port
-            host_header = breq.host_header = upstream.host_header(member)
-            if mapping or breq.mapped:  # hooks edit (and sign) the header mapping, Host included
+            breq.host_header = host_header
+            if mapping or breq.fields is None:  # hooks edit (and sign) the header mapping, Host included
                 breq.headers["Host"] = host_header
                 try:
                     for hook in hooks:
@@ -348,17 +358,16 @@ class HttpTarget:
                 if qs is None:
                     qs = breq.query_string()
                 target = f"{breq.path}?{qs}" if qs else breq.path
-                body = breq.body
                 sent_at = time.perf_counter()
                 answer: _Response
                 try:
-                    if isinstance(body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp":
+                    if timed or isinstance(breq.body, aiohttp.StreamReader):  # (a hook may have set a reader)
                         answer = await self._send_timed(ctx, breq, target)
                     else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
                         answer = await self.services.h1_client().request(
                             self.scheme, breq.host, breq.port, breq.method, target,
-                            breq.headers if breq.mapped else breq.head_lines(host_header), body, self.ssl,
-                            self.timeout_s)
+                            breq.headers if breq.fields is None else breq.head_lines(host_header), breq.body,
+                            self.ssl, self.timeout_s)
                 except TimeoutError:
                     upstream.release(member)
                     fault = _caller_fault(ctx)
@@ -382,10 +391,12 @@ class HttpTarget:
                 except asyncio.CancelledError:  # caller went away: give the member back (least-connections count)
                     upstream.release(member)
                     raise
-                upstream.report(member, True)
+                if direct is None:
+                    upstream.report(member, True)
                 ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
                 extras = ctx.extras
-                extras["upstream_addr"] = f"{breq.host}:{breq.port}"  # for the kafka_log plug-in's record
+                # for the kafka_log plug-in's record
+                extras["upstream_addr"] = direct.addr_text if direct is not None else f"{breq.host}:{breq.port}"
                 extras["upstream_status"] = answer.status
                 try:
                     length = answer.content_length
@@ -400,7 +411,8 @@ class HttpTarget:
                     return await self._relay(ctx, answer)
                 finally:
                     answer.release()
-                    upstream.release(member)
+                    if direct is None:
+                        upstream.release(member)
             except GatewayError as err:
                 last = err
                 if err.error_type not in ("BACKEND_UNAVAILABLE", "BACKEND_TIMEOUT"):

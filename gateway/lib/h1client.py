@@ -66,8 +66,7 @@ _FAST_HEAD_RX = re.compile(r"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?
                            r"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*)*")
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 # the framing fields of a head that passed _FAST_HEAD_RX, found by one C call (value without surrounding blanks)
-_FRAMING_RX = re.compile(r"\r\n(connection|content-length|transfer-encoding):[ \t]*([^\r]*?)[ \t]*(?=\r|\Z)",
-                         re.IGNORECASE)
+_FRAMING_RX = re.compile(r"\r\n(?i:(connection|content-length|transfer-encoding)):[ \t]*([^\r]*)")
 
 
 def _take(buf: bytearray, n: int) -> bytes:
@@ -96,11 +95,12 @@ class UpstreamError(Exception):
 
 
 class _Conn(asyncio.Protocol):
-    __slots__ = ("_drain", "buf", "closed", "deadline", "eof", "exc", "key", "last_used", "loop", "paused", "reused",
-                 "timer", "timer_at", "transport", "waiter")
+    __slots__ = ("_drain", "buf", "closed", "deadline", "eof", "exc", "key", "last_used", "loop", "paused", "pool",
+                 "reused", "timer", "timer_at", "transport", "waiter")
 
-    def __init__(self, key: tuple[Any, ...]) -> None:
+    def __init__(self, key: tuple[Any, ...], pool: _Pool | None = None) -> None:
         self.key = key
+        self.pool = pool  # the pool it belongs to (None: looked up by key)
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.waiter: asyncio.Future[None] | None = None
@@ -215,7 +215,7 @@ class UpstreamResponse:
     """Status, header fields and an incremental body reader for one backend response."""
 
     __slots__ = ("_block", "_client", "_conn", "_done", "_fields", "_headers", "_keep", "_mode", "_named",
-                 "_relayed", "_remaining", "block", "content_length", "reason", "status", "version")
+                 "_relayed", "_remaining", "block", "chunked", "content_length", "reason", "status", "version")
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
                  fields: list[tuple[str, str]] | None, head_request: bool, block: str | None = None) -> None:
@@ -230,18 +230,23 @@ class UpstreamResponse:
         self._block = block
         self._headers: CIMultiDict[str] | None = None
         self._relayed: list[tuple[str, str]] | None = None
-        framing: dict[str, list[str]] = {}
+        tes: list[str] | None = None
+        cls: list[str] | None = None
+        conns: list[str] | None = None
         if fields is None:
             assert block is not None
             # the usual answer (nginx: Content-Length and Connection) has two framing fields: found in C
             for name, value in _FRAMING_RX.findall(block):
                 low = name.lower()
-                got = framing.get(low)
-                if got is None:
-                    framing[low] = [value]
+                value = value.rstrip(" \t")
+                if low == "content-length":
+                    cls = [value] if cls is None else [*cls, value]
+                elif low == "connection":
+                    conns = [value] if conns is None else [*conns, value]
                 else:
-                    got.append(value)
+                    tes = [value] if tes is None else [*tes, value]
         else:
+            framing: dict[str, list[str]] = {}
             relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
             self._relayed = relayed
             for field in fields:  # one pass: the framing fields, and the fields a relay passes on
@@ -251,9 +256,9 @@ class UpstreamResponse:
                         framing.setdefault(low, []).append(field[1])
                 else:
                     relayed.append(field)
-        tes = framing.get("transfer-encoding")
-        cls = framing.get("content-length")
-        conns = framing.get("connection")
+            tes = framing.get("transfer-encoding")
+            cls = framing.get("content-length")
+            conns = framing.get("connection")
         te = ",".join(tes).lower() if tes else ""
         if cls is None:
             cl = None
@@ -269,33 +274,33 @@ class UpstreamResponse:
         if conn_hdr and conn_hdr not in ("keep-alive", "close"):
             self._named = frozenset(t.strip() for t in conn_hdr.split(","))
             self.block = None  # the fields it names must be left out: the relay works on split fields
-        self._keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
-        self.content_length: int | None = None
+        keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
+        length: int | None = None
         if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
-            self._mode = "none"
-            self.content_length = cl if head_request else None
+            mode = "none"
+            length = cl if head_request else None
         elif te:
             if cl is not None:
-                self._keep = False  # both framings: Transfer-Encoding wins, the connection is not reused
+                keep = False  # both framings: Transfer-Encoding wins, the connection is not reused
             if te.rsplit(",", 1)[-1].strip() == "chunked":
-                self._mode = "chunked"
+                mode = "chunked"
             else:  # chunked is not the final coding: the body ends when the connection does
-                self._mode = "close"
-                self._keep = False
+                mode = "close"
+                keep = False
         elif cl is not None:
-            self._mode = "length"
-            self.content_length = cl
+            mode = "length"
+            length = cl
         else:
-            self._mode = "close"
-            self._keep = False
-        self._remaining = self.content_length or 0
-        self._done = self._mode == "none" or (self._mode == "length" and self._remaining == 0)
-        if self._done:
+            mode = "close"
+            keep = False
+        self._keep = keep
+        self._mode = mode
+        self.chunked = mode == "chunked"
+        self.content_length = length
+        self._remaining = length or 0
+        self._done = False
+        if mode == "none" or (mode == "length" and not length):
             self._finish()
-
-    @property
-    def chunked(self) -> bool:
-        return self._mode == "chunked"
 
     @property
     def fields(self) -> list[tuple[str, str]]:
@@ -351,19 +356,25 @@ class UpstreamResponse:
     def take_buffered(self) -> bytes | None:
         """The whole body when it is already buffered (the common small answer), else None: a Content-Length
         body, or a chunked one up to its last chunk (decoded; trailers dropped as by :meth:`iter_chunks`)."""
-        conn = self._conn
-        if self._mode == "chunked" and not self._done:
-            return self._take_chunked()
-        if self._mode == "length" and not self._done and len(conn.buf) >= self._remaining:
+        if self._done:
+            return None
+        mode = self._mode
+        if mode == "length":
+            buf = self._conn.buf
             n = self._remaining
-            if len(conn.buf) == n:
-                body = bytes(conn.buf)
-                conn.buf.clear()
+            have = len(buf)
+            if have < n:
+                return None
+            if have == n:
+                body = bytes(buf)
+                buf.clear()
             else:
-                body = _take(conn.buf, n)
+                body = _take(buf, n)
             self._remaining = 0
             self._finish()
             return body
+        if mode == "chunked":
+            return self._take_chunked()
         return None
 
     def _take_chunked(self) -> bytes | None:
@@ -485,12 +496,13 @@ class UpstreamResponse:
 
 
 class _Pool:
-    __slots__ = ("active", "idle", "waiters")
+    __slots__ = ("active", "closed", "idle", "waiters")
 
     def __init__(self) -> None:
         self.idle: deque[_Conn] = deque()
         self.active = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.closed = False  # the client was closed: connections given back are closed
 
 
 class H1Client:
@@ -554,7 +566,7 @@ class H1Client:
         try:
             loop = asyncio.get_running_loop()
             _, conn = await loop.create_connection(
-                lambda: _Conn(key), host, port, ssl=ctx, server_hostname=host if ctx is not None else None)
+                lambda: _Conn(key, pool), host, port, ssl=ctx, server_hostname=host if ctx is not None else None)
         except BaseException:
             pool.active -= 1
             self._notify(pool)
@@ -569,13 +581,16 @@ class H1Client:
                 return
 
     def _release(self, conn: _Conn) -> None:
-        pool = self._pools.get(conn.key)
+        pool = conn.pool
         if pool is None:
+            pool = self._pools.get(conn.key)
+        if pool is None or pool.closed:
             conn.close()
             return
         conn.last_used = time.monotonic()
         pool.idle.append(conn)
-        self._notify(pool)
+        if pool.waiters:
+            self._notify(pool)
 
     def _discard(self, conn: _Conn) -> None:
         conn.close()
@@ -598,8 +613,19 @@ class H1Client:
         ctx = self._ssl(scheme, ssl) if scheme == "https" else None
         key = (scheme, host, port, id(ctx))
         deadline: float | None = None
+        conn: _Conn | None
         for fresh_try in (False, True):
-            conn = self._idle(key)
+            pool = self._pools.get(key)
+            if pool is not None and pool.idle:  # (the common case of _idle, inline)
+                conn = pool.idle.pop()
+                if conn.closed or conn.eof or conn.buf or time.monotonic() - conn.last_used > self.keepalive_s:
+                    conn.close()
+                    pool.active -= 1
+                    conn = self._idle(key)
+                else:
+                    conn.reused = True
+            else:
+                conn = None
             if conn is None:
                 if timeout is not None and deadline is None:
                     deadline = asyncio.get_running_loop().time() + timeout
@@ -627,7 +653,9 @@ class H1Client:
                             return resp
                         got_any = True  # an interim answer was skipped
                         continue
-                    if self._no_head_yet(conn, got_any):
+                    if conn.eof or len(buf) > MAX_HEAD:
+                        self._no_head_yet(conn, got_any)  # raises
+                    if buf:
                         got_any = True
                     await conn.wait(deadline)
             except TimeoutError:  # (an OSError: before the clause below)
@@ -788,6 +816,7 @@ class H1Client:
 
     async def close(self) -> None:
         for pool in self._pools.values():
+            pool.closed = True
             while pool.idle:
                 pool.idle.pop().close()
         self._pools.clear()

@@ -86,11 +86,6 @@ class BackendRequest:
         self._headers = value
         self.fields = None
 
-    @property
-    def mapped(self) -> bool:
-        """Whether the fields were made into :attr:`headers` (a hook or the general path needed the mapping)."""
-        return self._headers is not None
-
     def head_lines(self, host_header: str) -> str:
         """The untouched ``fields`` and ``Host`` as request head lines, each ending in CRLF (a CR or LF inside a
         field becomes a space: never a second line)."""
