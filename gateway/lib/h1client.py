@@ -35,7 +35,7 @@ import re
 import ssl as ssl_mod
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from multidict import CIMultiDict
@@ -67,6 +67,30 @@ _FAST_HEAD_RX = re.compile(r"HTTP/[0-9]\.[0-9] [2-5][0-9][0-9](?: [^\r\n\x00]*)?
 _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 # the framing fields of a head that passed _FAST_HEAD_RX, found by one C call (value without surrounding blanks)
 _FRAMING_RX = re.compile(r"\r\n(?i:(connection|content-length|transfer-encoding)):[ \t]*([^\r]*)")
+# Content-Length, Connection and Transfer-Encoding values of a header block (None: no such field)
+Framing = tuple[tuple[str, ...] | None, tuple[str, ...] | None, tuple[str, ...] | None]
+# Heads seen recently that passed the strict pattern -> (status, reason, version, header block, framing). A backend
+# answers with the same head again and again (its Date changes once a second): the pattern check, the status line
+# slicing and the framing search run once per distinct head text. Bounded; emptied when full.
+_HEADS: dict[str, tuple[int, str, str, str, Framing]] = {}
+_HEADS_MAX = 512
+
+
+def _block_framing(block: str) -> Framing:
+    """The framing fields' values in a header block that passed the strict pattern (found by one C call)."""
+    cls: tuple[str, ...] | None = None
+    conns: tuple[str, ...] | None = None
+    tes: tuple[str, ...] | None = None
+    for name, value in _FRAMING_RX.findall(block):
+        low = name.lower()
+        value = value.rstrip(" \t")
+        if low == "content-length":
+            cls = (value,) if cls is None else (*cls, value)
+        elif low == "connection":
+            conns = (value,) if conns is None else (*conns, value)
+        else:
+            tes = (value,) if tes is None else (*tes, value)
+    return cls, conns, tes
 
 
 def _take(buf: bytearray, n: int) -> bytes:
@@ -77,7 +101,7 @@ def _take(buf: bytearray, n: int) -> bytes:
     return data
 
 
-def content_length(values: list[str]) -> int | None:
+def content_length(values: Sequence[str]) -> int | None:
     """The one ``Content-Length`` of a response (every copy, comma-separated or repeated, must agree)."""
     if not values:
         return None
@@ -218,9 +242,11 @@ class UpstreamResponse:
                  "_relayed", "_remaining", "block", "chunked", "content_length", "reason", "status", "version")
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
-                 fields: list[tuple[str, str]] | None, head_request: bool, block: str | None = None) -> None:
+                 fields: list[tuple[str, str]] | None, head_request: bool, block: str | None = None,
+                 framing: Framing | None = None) -> None:
         """``fields`` as parsed; or None and ``block``: the header lines of a head that passed the strict
-        one-pattern check, as received (``"\\r\\nName: value"`` per field; the fields are split on first use)."""
+        one-pattern check, as received (``"\\r\\nName: value"`` per field; the fields are split on first use),
+        with its ``framing`` (found when not given)."""
         self._client = client
         self._conn = conn
         self.status = status
@@ -230,35 +256,26 @@ class UpstreamResponse:
         self._block = block
         self._headers: CIMultiDict[str] | None = None
         self._relayed: list[tuple[str, str]] | None = None
-        tes: list[str] | None = None
-        cls: list[str] | None = None
-        conns: list[str] | None = None
+        tes: Sequence[str] | None
+        cls: Sequence[str] | None
+        conns: Sequence[str] | None
         if fields is None:
             assert block is not None
-            # the usual answer (nginx: Content-Length and Connection) has two framing fields: found in C
-            for name, value in _FRAMING_RX.findall(block):
-                low = name.lower()
-                value = value.rstrip(" \t")
-                if low == "content-length":
-                    cls = [value] if cls is None else [*cls, value]
-                elif low == "connection":
-                    conns = [value] if conns is None else [*conns, value]
-                else:
-                    tes = [value] if tes is None else [*tes, value]
+            cls, conns, tes = framing if framing is not None else _block_framing(block)
         else:
-            framing: dict[str, list[str]] = {}
+            found: dict[str, list[str]] = {}
             relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
             self._relayed = relayed
             for field in fields:  # one pass: the framing fields, and the fields a relay passes on
                 low = field[0].lower()
                 if low in RELAY_DROP:
                     if low in _FRAMING:
-                        framing.setdefault(low, []).append(field[1])
+                        found.setdefault(low, []).append(field[1])
                 else:
                     relayed.append(field)
-            tes = framing.get("transfer-encoding")
-            cls = framing.get("content-length")
-            conns = framing.get("connection")
+            tes = found.get("transfer-encoding")
+            cls = found.get("content-length")
+            conns = found.get("connection")
         te = ",".join(tes).lower() if tes else ""
         if cls is None:
             cl = None
@@ -781,13 +798,17 @@ class H1Client:
             raise UpstreamError("response head too large")
         text = str(buf[:idx], "latin-1")
         del buf[:idx + 4]
-        if _FAST_HEAD_RX.fullmatch(text) is not None:
+        seen = _HEADS.get(text)
+        if seen is None and _FAST_HEAD_RX.fullmatch(text) is not None:
             # the usual answer: the status line sliced, the header block kept as received (split on demand)
             eol = text.find("\r\n")
-            if eol < 0:
-                return UpstreamResponse(self, conn, int(text[9:12]), text[13:], text[5:8], None, head_request, "")
-            return UpstreamResponse(self, conn, int(text[9:12]), text[13:eol], text[5:8], None, head_request,
-                                    text[eol:])
+            block = "" if eol < 0 else text[eol:]
+            seen = (int(text[9:12]), text[13:] if eol < 0 else text[13:eol], text[5:8], block, _block_framing(block))
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[text] = seen
+        if seen is not None:
+            return UpstreamResponse(self, conn, seen[0], seen[1], seen[2], None, head_request, seen[3], seen[4])
         crlf = text.count("\r\n")
         if text.count("\r") != crlf or text.count("\n") != crlf or "\x00" in text:
             # a bare CR/LF or NUL would smuggle a header line into the caller's response

@@ -229,6 +229,13 @@ _CUTS: dict[tuple[str, ...], tuple[re.Pattern[str], bool]] = {}
 _BLOCK_SEEN_RX = re.compile(r"\r\n(content-type|date|x-apig-latency|x-apig-upstream-latency):", re.IGNORECASE)
 
 
+# (status, reason, header block, names of ctx.response_headers or None for the usual Server only, body length) ->
+# (the head up to the per-request lines, the backend sent a Date), or None: a backend field named like a latency
+# header. Backends repeat their heads (the Date changes once a second): the cut runs once per distinct head.
+_BLOCK_HEADS: dict[tuple[int, str, str, tuple[str, ...] | None, int], tuple[bytes, bool] | None] = {}
+_BLOCK_HEADS_MAX = 512
+
+
 def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: str, body: bytes
                          ) -> PresetAnswer | None:
     """:func:`relayed_answer` from the backend's header block as received (``"\\r\\nName: value"`` per field, a
@@ -243,11 +250,28 @@ def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: s
     if ep is not None and ep.response_hooks:
         return None
     rh = ctx.response_headers
-    if rh == _SERVER_ONLY:
+    key = (status, reason, block, None if rh == _SERVER_ONLY else tuple(rh), len(body))
+    try:
+        head = _BLOCK_HEADS[key]
+    except KeyError:
+        head = _block_head(*key)
+        if len(_BLOCK_HEADS) >= _BLOCK_HEADS_MAX:
+            _BLOCK_HEADS.clear()
+        _BLOCK_HEADS[key] = head
+    if head is None:
+        return None
+    dynamic = dynamic_lines(ctx, _LISTENER_OWNED)
+    if dynamic is None:  # a per-request line the listener owns, or CR/LF in one
+        return None
+    return PresetAnswer(status, head[0], None, dynamic, body, b"" if head[1] else None)
+
+
+def _block_head(status: int, reason: str, block: str, names: tuple[str, ...] | None, length: int
+                ) -> tuple[bytes, bool] | None:
+    if names is None:
         block = _BLOCK_CUT_RX.sub("", block)
         typed = False
     else:  # the per-request lines replace same-named backend fields: cut those too
-        names = tuple(rh)
         got = _CUTS.get(names)
         if got is None:
             low = frozenset(k.lower() for k in names)
@@ -266,10 +290,7 @@ def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: s
             date = True
         else:  # a backend field named like a latency header
             return None
-    dynamic = dynamic_lines(ctx, _LISTENER_OWNED)
-    if dynamic is None:  # a per-request line the listener owns, or CR/LF in one
-        return None
-    typing = "" if typed or not body else "Content-Type: application/octet-stream\r\n"
+    typing = "" if typed or not length else "Content-Type: application/octet-stream\r\n"
     head = (f"HTTP/1.1 {status} {reason or _REASONS.get(status, '')}{block}\r\n{typing}"
-            f"Content-Length: {len(body)}\r\n{dynamic}").encode("utf-8", "surrogateescape")
-    return PresetAnswer(status, head, None, "", body, b"" if date else None)
+            f"Content-Length: {length}\r\n").encode("utf-8", "surrogateescape")
+    return head, date

@@ -113,7 +113,7 @@ def test_block_answer_cuts_framing_and_replaced_fields_whatever_their_case() -> 
     block = ("\r\nSERVER: nginx\r\nx-request-id: theirs\r\ncontent-type: text/plain\r\nTransfer-Encoding: chunked"
              "\r\nTE: trailers\r\nX-Te: kept\r\nDate: Mon, 30 Nov 2026 22:24:29 GMT\r\nUpgrade: h2c")
     answer = small(make_ctx(), upstream(200, "OK", [("ignored", "x")], block), b"hi")
-    assert isinstance(answer, PresetAnswer) and answer.dynamic == ""
+    assert isinstance(answer, PresetAnswer)
     line, headers, body = parse(serialize_preset(answer, HttpVersion10, True))
     assert line == "HTTP/1.0 200 OK" and body == b"hi"
     assert headers == {"content-type": "text/plain", "x-te": "kept", "date": "Mon, 30 Nov 2026 22:24:29 GMT",
@@ -135,3 +135,17 @@ def test_block_answer_falls_back_to_the_web_response() -> None:
     assert isinstance(small(make_ctx(method="HEAD"), upstream(block=block_of(fields)), b""), web.Response)
     latency = [("x-apig-latency", "5")]
     assert isinstance(small(make_ctx(), upstream(fields=latency, block=block_of(latency)), b"x"), web.Response)
+
+
+def test_block_heads_are_reused_per_head_body_length_and_stage_headers() -> None:
+    block = "\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 2"
+    a = small(make_ctx(), upstream(200, "OK", [], block), b"hi")
+    b = small(make_ctx(), upstream(200, "OK", [], block), b"hey")
+    assert a.head11 is not b.head11 and b"Content-Length: 3\r\n" in b.head11
+    again = small(make_ctx(), upstream(200, "OK", [], block), b"hi")
+    assert again.head11 is a.head11 and again.dynamic == a.dynamic  # one cut for both
+    ctx = make_ctx()
+    ctx.response_headers["Content-Type"] = "text/html"
+    c = small(ctx, upstream(200, "OK", [], block), b"hi")
+    assert b"text/plain" in a.head11 and b"text/plain" not in c.head11 and "Content-Type: text/html" in c.dynamic
+    assert parse(serialize_preset(c, HttpVersion11, True))[1]["content-type"] == "text/html"

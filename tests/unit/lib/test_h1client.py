@@ -386,3 +386,68 @@ async def test_a_chunked_body_already_buffered_is_taken_at_once() -> None:
         more.set()
         await client.close()
         server.close()
+
+
+async def test_a_repeated_head_is_checked_once_and_each_response_keeps_its_own_fields() -> None:
+    from gateway.lib import h1client
+
+    good = b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+    bad = b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (good, good, bad):
+            await read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        first = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+        assert await first.read() == b"ok"
+        assert good[:-6].decode("latin-1") in h1client._HEADS  # the head text, without its blank line
+        second = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+        assert (second.status, second.reason, second.content_length, await second.read()) == (200, "OK", 2, b"ok")
+        assert second.block is first.block  # one parse for both
+        first.fields.append(("X-Mine", "1"))  # each response splits its own fields
+        assert second.fields == [("Server", "s"), ("Content-Length", "2"), ("Connection", "keep-alive")]
+        with pytest.raises(UpstreamError):  # a different head text: checked again (conflicting lengths)
+            await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_request_head_lines_serialised_by_the_caller_get_the_framing_added() -> None:
+    heads: list[bytes] = []
+    bodies: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(4):
+            head, body = await read_request(reader)
+            heads.append(head)
+            bodies.append(body)
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    async def stream() -> Any:
+        yield b"ab"
+        yield b"c"
+
+    server, port = await serve(handler)
+    client = H1Client()
+    lines = "X-A: 1\r\nHost: backend\r\n"
+    try:
+        for method, body in (("GET", None), ("POST", b""), ("PUT", b"data"), ("POST", stream())):
+            r = await client.request("http", "127.0.0.1", port, method, "/p?q=1", lines, body)
+            assert r.status == 204
+            r.release()
+        assert heads[0] == b"GET /p?q=1 HTTP/1.1\r\nX-A: 1\r\nHost: backend\r\n\r\n"
+        assert heads[1] == b"POST /p?q=1 HTTP/1.1\r\nX-A: 1\r\nHost: backend\r\nContent-Length: 0\r\n\r\n"
+        assert heads[2].endswith(b"Host: backend\r\nContent-Length: 4\r\n\r\n") and bodies[2] == b"data"
+        assert heads[3].endswith(b"Host: backend\r\nTransfer-Encoding: chunked\r\n\r\n") and bodies[3] == b"abc"
+    finally:
+        await client.close()
+        server.close()
