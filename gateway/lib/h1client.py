@@ -698,20 +698,23 @@ class H1Client:
         if transport is None or conn.closed:
             raise _StaleConnection("connection closed before sending")
         if type(headers) is str:  # serialised by the caller: only the framing is added here
+            # a complete request is sent with the other writes of this loop pass (gateway.core.writebatch)
             if isinstance(body, bytes):
                 if body or method in _BODY_METHODS:
                     data = f"{method} {target} HTTP/1.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode(
                         "latin-1", "replace")
                     if len(body) < 65536:
-                        transport.write(data + body)
+                        self._batch.write(conn.loop, transport, data + body)
                     else:
                         transport.write(data)
                         transport.write(body)
                     return False
-                transport.write(f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
+                self._batch.write(conn.loop, transport,
+                                  f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
                 return False
             if body is None:
-                transport.write(f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
+                self._batch.write(conn.loop, transport,
+                                  f"{method} {target} HTTP/1.1\r\n{headers}\r\n".encode("latin-1", "replace"))
                 return False
             transport.write(f"{method} {target} HTTP/1.1\r\n{headers}Transfer-Encoding: chunked\r\n\r\n".encode(
                 "latin-1", "replace"))
