@@ -44,6 +44,7 @@ from gateway.lib.sdk_hmac import (
 __all__ = [
     "ALGORITHM",
     "DATE_FORMAT",
+    "DATE_STAMPS",
     "EMPTY_SHA256",
     "UNSIGNED_PAYLOAD",
     "Credentials",
@@ -241,6 +242,8 @@ def _date_stamp(value: str) -> float | None:
 
 
 _date_stamps = _Memo(_date_stamp, size=256, max_key=64)  # every call signed in the same second shares one
+# the memo of X-Sdk-Date instants, for a verifier's inline probe of a remembered (stripped, well-formed) date
+DATE_STAMPS = _date_stamps
 
 
 def check_date(raw_date: str | None, skew: float) -> tuple[str, str | None]:

@@ -74,23 +74,20 @@ class Leases:
         goes to Redis and tops it up, while the calls after it keep spending what is left."""
         held = self._held
         asking = self._asking
-        entries = []
-        now = -1.0
+        now = self._clock()
+        remaining: list[int] = []  # one entry per lease taken from so far (undone when a later one cannot give)
         for key, limit, period, _mode, _anchor in checks:
             e = held.get(key)
-            if e is None or e[0] < 1.0 or e[2] != limit or e[3] != period:
-                return None
-            if e[0] < e[5] and key not in asking:
-                return None
-            if now < 0.0:
-                now = self._clock()
-            if e[1] <= now:
-                return None
-            entries.append(e)
-        remaining = []
-        for e in entries:
-            e[0] -= 1.0
-            remaining.append(int(e[4] + e[0]))
+            if e is not None:
+                left = e[0]
+                if left >= 1.0 and e[1] > now and e[2] == limit and e[3] == period and \
+                        (left >= e[5] or key in asking):
+                    e[0] = left - 1.0
+                    remaining.append(int(e[4] + left - 1.0))
+                    continue
+            for taken in checks[:len(remaining)]:
+                held[taken[0]][0] += 1.0
+            return None
         self.spent += 1
         return Decision(True, -1, 0, remaining, "lease")
 

@@ -167,6 +167,11 @@ class EndpointThrottle:
         d = self.service.decide_now(checks, self.shared)  # in-process store or token leases: no coroutine
         if d is None:
             return self._admit(ctx, checks, labels)
+        if d.allowed and self.headers == "always":  # the usual answer: the headers, nothing to raise
+            rh = ctx.response_headers
+            for label, remain in zip(labels, d.remaining, strict=False):
+                rh[label[0]] = f"remain:{remain}{label[4]}"
+            return None
         self._apply(ctx, d, labels)
         return None
 

@@ -98,16 +98,14 @@ class LocalStore:
         # a window counter undoes what this call took and decides with _admit_exact. Undoing is exact: a
         # bucket's state (level at ``now``, ``now``) drains to the same levels as the state it replaced, and a
         # bucket made here and undone is at level 0 (the same as no entry).
-        remaining: list[int] = []
-        taken: list[list[float]] = []
+        remaining: list[int] = []  # one entry per check taken so far
         for key, limit, period, mode, _anchor in checks:
             if mode == BUCKET:
                 st = state.get(key)
                 if st is None:
                     if limit >= 1:
-                        st = state[key] = [1.0, now, 0.0, now + period]
+                        state[key] = [1.0, now, 0.0, now + period]
                         remaining.append(limit - 1)
-                        taken.append(st)
                         continue
                 else:
                     used = st[0] - (now - st[1]) * limit / period
@@ -119,10 +117,9 @@ class LocalStore:
                         st[1] = now
                         st[3] = now + period
                         remaining.append(int(free) - 1)
-                        taken.append(st)
                         continue
-            for st in taken:
-                st[0] -= 1.0
+            for taken in checks[:len(remaining)]:
+                state[taken[0]][0] -= 1.0
             return self._admit_exact(checks, now)
         return Decision(True, -1, 0, remaining)
 

@@ -61,3 +61,21 @@ async def test_a_call_without_body_is_verified_without_a_coroutine() -> None:
     tampered["Authorization"] = value[:-1] + ("1" if value[-1] == "0" else "0")  # one hex digit changed
     err = await run_stage(auth, request_context(rt, "GET", "/a", headers=tampered, api_id="a"))
     assert err is not None and err.code == "APIG.0303"
+
+
+async def test_a_remembered_date_is_still_checked_against_the_clock_every_call() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.lib.sdk_signer import DATE_FORMAT
+
+    rt = compile_doc(_doc(app_auths=[grant("app1", "a")]))
+    auth = stage_of(endpoint(rt, "a"), "app_auth")
+    assert auth is not None
+    old = (datetime.now(UTC) - timedelta(hours=2)).strftime(DATE_FORMAT)
+    for _ in range(2):  # the second call finds the instant remembered: still refused
+        ctx = request_context(rt, "GET", "/a", headers=signed_headers("GET", "/a", date=old), api_id="a")
+        err = await run_stage(auth, ctx)
+        assert err is not None and err.code == "APIG.0303" and "signature expired" in err.message
+    padded = signed_headers("GET", "/a")
+    padded["X-Sdk-Date"] = f" {padded['X-Sdk-Date']} "  # blanks around the date: stripped as before
+    assert await run_stage(auth, request_context(rt, "GET", "/a", headers=padded, api_id="a")) is None
