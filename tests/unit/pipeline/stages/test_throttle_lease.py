@@ -152,3 +152,22 @@ def test_fallback_shadow_counts_leased_units_at_the_grant() -> None:
     assert round(store.used(checks[0])) == 10 and store.used(checks[1]) == 2
     store.record(checks, [500, 0])  # capped at the limit; 0 leaves the check alone
     assert round(store.used(checks[0])) == 100 and store.used(checks[1]) == 2
+
+
+def test_a_call_one_lease_cannot_serve_takes_nothing_from_the_others() -> None:
+    clock = Clock()
+    leases = Leases(256, nodes=1, clock=clock)
+    a, b = bucket("a"), bucket("b")
+    lease_granted(leases, [a, b])
+    held = leases._held
+    left = (held["a"][0], held["b"][0])
+    served = leases.take([a, b])
+    assert served is not None and served.remaining == [int(held["a"][4] + held["a"][0]),
+                                                        int(held["b"][4] + held["b"][0])]
+    assert (held["a"][0], held["b"][0]) == (left[0] - 1, left[1] - 1)
+    assert leases.take([a, bucket("c")]) is None  # no lease on "c": the unit taken from "a" is given back
+    assert leases.take([a, b, bucket("c")]) is None
+    assert (held["a"][0], held["b"][0]) == (left[0] - 1, left[1] - 1)
+    clock.now += 10.0  # expired: nothing is served, nothing is taken
+    assert leases.take([a, b]) is None
+    assert (held["a"][0], held["b"][0]) == (left[0] - 1, left[1] - 1)
