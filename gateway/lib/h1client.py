@@ -69,10 +69,12 @@ _HEX_RX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _FRAMING_RX = re.compile(r"\r\n(?i:(connection|content-length|transfer-encoding)):[ \t]*([^\r]*)")
 # Content-Length, Connection and Transfer-Encoding values of a header block (None: no such field)
 Framing = tuple[tuple[str, ...] | None, tuple[str, ...] | None, tuple[str, ...] | None]
+# how a head frames its body: (mode: none|length|chunked|close, keep the connection, length, names Connection lists)
+Frame = tuple[str, bool, int | None, frozenset[str] | None]
 # Heads seen recently that passed the strict pattern -> (status, reason, version, header block, framing). A backend
 # answers with the same head again and again (its Date changes once a second): the pattern check, the status line
 # slicing and the framing search run once per distinct head text. Bounded; emptied when full.
-_HEADS: dict[str, tuple[int, str, str, str, Framing]] = {}
+_HEADS: dict[str, tuple[int, str, str, str, Framing, Frame]] = {}
 _HEADS_MAX = 512
 
 
@@ -99,6 +101,43 @@ def _take(buf: bytearray, n: int) -> bytes:
         data = bytes(view[:n])
     del buf[:n]
     return data
+
+
+def _frame(status: int, version: str, framing: tuple[Sequence[str] | None, Sequence[str] | None,
+                                                     Sequence[str] | None], head_request: bool) -> Frame:
+    """The body framing of a response from its Content-Length, Connection and Transfer-Encoding values."""
+    cls, conns, tes = framing
+    te = ",".join(tes).lower() if tes else ""
+    if cls is None:
+        cl = None
+    elif len(cls) == 1 and _DIGITS_RX.fullmatch(cls[0]) is not None:
+        cl = int(cls[0])  # the common case: one plain value
+    else:
+        cl = content_length(cls)
+    conn_hdr = ",".join(conns).lower() if conns else ""
+    named = None
+    if conn_hdr and conn_hdr not in ("keep-alive", "close"):
+        named = frozenset(t.strip() for t in conn_hdr.split(","))
+    keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
+    length: int | None = None
+    if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
+        mode = "none"
+        length = cl if head_request else None
+    elif te:
+        if cl is not None:
+            keep = False  # both framings: Transfer-Encoding wins, the connection is not reused
+        if te.rsplit(",", 1)[-1].strip() == "chunked":
+            mode = "chunked"
+        else:  # chunked is not the final coding: the body ends when the connection does
+            mode = "close"
+            keep = False
+    elif cl is not None:
+        mode = "length"
+        length = cl
+    else:
+        mode = "close"
+        keep = False
+    return mode, keep, length, named
 
 
 def content_length(values: Sequence[str]) -> int | None:
@@ -243,10 +282,10 @@ class UpstreamResponse:
 
     def __init__(self, client: H1Client, conn: _Conn, status: int, reason: str, version: str,
                  fields: list[tuple[str, str]] | None, head_request: bool, block: str | None = None,
-                 framing: Framing | None = None) -> None:
+                 framing: Framing | None = None, frame: Frame | None = None) -> None:
         """``fields`` as parsed; or None and ``block``: the header lines of a head that passed the strict
         one-pattern check, as received (``"\\r\\nName: value"`` per field; the fields are split on first use),
-        with its ``framing`` (found when not given)."""
+        with its ``framing`` values and how they ``frame`` the body (both found when not given)."""
         self._client = client
         self._conn = conn
         self.status = status
@@ -256,64 +295,34 @@ class UpstreamResponse:
         self._block = block
         self._headers: CIMultiDict[str] | None = None
         self._relayed: list[tuple[str, str]] | None = None
-        tes: Sequence[str] | None
-        cls: Sequence[str] | None
-        conns: Sequence[str] | None
-        if fields is None:
-            assert block is not None
-            cls, conns, tes = framing if framing is not None else _block_framing(block)
-        else:
-            found: dict[str, list[str]] = {}
-            relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
-            self._relayed = relayed
-            for field in fields:  # one pass: the framing fields, and the fields a relay passes on
-                low = field[0].lower()
-                if low in RELAY_DROP:
-                    if low in _FRAMING:
-                        found.setdefault(low, []).append(field[1])
-                else:
-                    relayed.append(field)
-            tes = found.get("transfer-encoding")
-            cls = found.get("content-length")
-            conns = found.get("connection")
-        te = ",".join(tes).lower() if tes else ""
-        if cls is None:
-            cl = None
-        elif len(cls) == 1 and _DIGITS_RX.fullmatch(cls[0]) is not None:
-            cl = int(cls[0])  # the common case: one plain value
-        else:
-            cl = content_length(cls)
-        conn_hdr = ",".join(conns).lower() if conns else ""
-        # fields named by Connection (beyond the usual keep-alive/close) are hop-by-hop too (RFC 9110 §7.6.1)
-        self._named: frozenset[str] | None = None
-        # the header block as received, for a relay that passes it on (None: split fields are the only copy)
-        self.block = block
-        if conn_hdr and conn_hdr not in ("keep-alive", "close"):
-            self._named = frozenset(t.strip() for t in conn_hdr.split(","))
-            self.block = None  # the fields it names must be left out: the relay works on split fields
-        keep = ("close" not in conn_hdr) and (version == "1.1" or "keep-alive" in conn_hdr)
-        length: int | None = None
-        if head_request or status in _NO_BODY_STATUS or 100 <= status < 200:
-            mode = "none"
-            length = cl if head_request else None
-        elif te:
-            if cl is not None:
-                keep = False  # both framings: Transfer-Encoding wins, the connection is not reused
-            if te.rsplit(",", 1)[-1].strip() == "chunked":
-                mode = "chunked"
-            else:  # chunked is not the final coding: the body ends when the connection does
-                mode = "close"
-                keep = False
-        elif cl is not None:
-            mode = "length"
-            length = cl
-        else:
-            mode = "close"
-            keep = False
-        self._keep = keep
+        if frame is None:
+            if fields is None:
+                assert block is not None
+                frame = _frame(status, version, framing if framing is not None else _block_framing(block),
+                               head_request)
+            else:
+                found: dict[str, list[str]] = {}
+                relayed: list[tuple[str, str]] = []  # the fields not in RELAY_DROP, found in the same pass
+                self._relayed = relayed
+                for field in fields:  # one pass: the framing fields, and the fields a relay passes on
+                    low = field[0].lower()
+                    if low in RELAY_DROP:
+                        if low in _FRAMING:
+                            found.setdefault(low, []).append(field[1])
+                    else:
+                        relayed.append(field)
+                frame = _frame(status, version, (found.get("content-length"), found.get("connection"),
+                                                 found.get("transfer-encoding")), head_request)
+        mode, keep, length, named = frame
         self._mode = mode
-        self.chunked = mode == "chunked"
+        self._keep = keep
         self.content_length = length
+        # fields named by Connection (beyond the usual keep-alive/close) are hop-by-hop too (RFC 9110 §7.6.1)
+        self._named = named
+        # the header block as received, for a relay that passes it on (None: the fields it names must be left
+        # out, the relay works on split fields)
+        self.block = block if named is None else None
+        self.chunked = mode == "chunked"
         self._remaining = length or 0
         self._done = False
         if mode == "none" or (mode == "length" and not length):
@@ -806,12 +815,16 @@ class H1Client:
             # the usual answer: the status line sliced, the header block kept as received (split on demand)
             eol = text.find("\r\n")
             block = "" if eol < 0 else text[eol:]
-            seen = (int(text[9:12]), text[13:] if eol < 0 else text[13:eol], text[5:8], block, _block_framing(block))
+            status = int(text[9:12])
+            framing = _block_framing(block)
+            seen = (status, text[13:] if eol < 0 else text[13:eol], text[5:8], block, framing,
+                    _frame(status, text[5:8], framing, False))  # (raises for conflicting lengths: not kept)
             if len(_HEADS) >= _HEADS_MAX:
                 _HEADS.clear()
             _HEADS[text] = seen
         if seen is not None:
-            return UpstreamResponse(self, conn, seen[0], seen[1], seen[2], None, head_request, seen[3], seen[4])
+            return UpstreamResponse(self, conn, seen[0], seen[1], seen[2], None, head_request, seen[3], seen[4],
+                                    None if head_request else seen[5])
         crlf = text.count("\r\n")
         if text.count("\r") != crlf or text.count("\n") != crlf or "\x00" in text:
             # a bare CR/LF or NUL would smuggle a header line into the caller's response

@@ -136,9 +136,13 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
     rh = ctx.response_headers
     mode = ctx.latency_mode
     if rh == _SERVER_ONLY:  # the usual case: no stage added a header
-        if mode == LATENCY_ALWAYS and ctx.backend_ms is None:  # the default settings: one format, no concat
+        if mode == LATENCY_ALWAYS:  # the default settings: one format, no concat
+            if ctx.backend_ms is None:
+                return (f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
+                        f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n")
             return (f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
-                    f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n")
+                    f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n"
+                    f"X-Apig-Upstream-Latency: {int(ctx.backend_ms)}\r\n")
         text = f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
     else:
         parts = []

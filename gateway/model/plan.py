@@ -215,6 +215,17 @@ class UriTemplate:
     """A backend ``req_uri`` split into literal text and ``{param}`` slots (env vars already substituted)."""
 
     parts: tuple[tuple[bool, str], ...]  # (is_param, text_or_name)
+    # derived: (text before, name, text after) when the template has exactly one slot (the usual "/x/{id}")
+    single: tuple[str, str, str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        slots = [i for i, (is_param, _) in enumerate(self.parts) if is_param]
+        single = None
+        if len(slots) == 1:
+            i = slots[0]
+            parts = self.parts
+            single = ("".join(t for _, t in parts[:i]), parts[i][1], "".join(t for _, t in parts[i + 1:]))
+        object.__setattr__(self, "single", single)
 
     @classmethod
     def parse(cls, uri: str) -> UriTemplate:
@@ -236,6 +247,15 @@ class UriTemplate:
         return cls(tuple(parts))
 
     def render(self, values: dict[str, str], fallback: dict[str, str]) -> str:
+        single = self.single
+        if single is not None:
+            before, name, after = single
+            value = values.get(name)
+            if value is None:
+                value = fallback.get(name)
+                if value is None:
+                    raise backend_path_param_missing(name)
+            return f"{before}{encode_param(value)}{after}"
         out = []
         for is_param, text in self.parts:
             if not is_param:
