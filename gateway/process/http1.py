@@ -36,12 +36,14 @@ most one timer handle that re-arms itself lazily, so a busy keep-alive connectio
 No task switch per request: each connection has one handler task, parked between requests. Once every request
 of a read is parsed and queued, a request without a body is run from the read callback itself *as that task*
 (``asyncio.current_task()`` is the connection's task, so ``asyncio.timeout`` and cancellation work as inside
-it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is ready before the
-callback returns (and written with the other answers of the loop pass), with no wake-up future and no task
-switch. The first time the pipeline waits (an upstream
-call, Redis, a request body), the started coroutine is handed to the task, which finishes it and answers the
-rest of the queue in order; the connection's next requests then go to the task directly (a wake-up is needed
-anyway for them), with a fresh try from the read callback every ``_EAGER_SKIP + 1`` requests. A MOCK answer
+it): an answer that needs no I/O wait (a MOCK answer, an error, a cached decision) is written before the
+callback returns, with no wake-up future and no loop turn. When the pipeline waits on a future (an upstream
+call, Redis), the coroutine is resumed from that future's done-callback, again as the connection's task,
+which stays parked throughout: a request that waits costs the loop turn its future needs and nothing more
+(its answer is then written with the other answers of the loop pass, :mod:`gateway.core.writebatch`). A
+cancellation of the task (a timeout inside the pipeline) is delivered where the coroutine waits, as a task
+would. Requests with a body, streamed answers and a client that stops reading its answers are left to the
+task, which answers the rest of the queue in order. A MOCK answer
 is a :class:`gateway.model.answer.PresetAnswer`: its status line and fixed header lines were serialised when
 the configuration was compiled (:func:`serialize_preset`).
 """
@@ -79,9 +81,6 @@ _EMPTY_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 _NO_BODY_METHODS = frozenset({"HEAD"})
 _BODY_LIMIT = 2 ** 16  # StreamReader low-water mark (high water is twice this)
 MAX_PIPELINED = 16  # queued requests on one connection before reading from it pauses
-# after an answer begun in the read callback had to wait on I/O (an upstream call), the next this many requests of
-# the connection go straight to its task: the wake-up is needed anyway, and the hand-over would only add to it
-_EAGER_SKIP = 15
 _REASONS: dict[int, str] = {}
 
 # llhttp error names (substrings of the parser's message) -> the caller-safe message we answer with (the same
@@ -481,10 +480,14 @@ class Http1Protocol(asyncio.Protocol):
     """One client connection: parse, queue (pipelining), handle one request at a time, write responses."""
 
     __slots__ = (
+        "_d_cancel",
+        "_d_coro",
+        "_d_keep",
+        "_d_req",
+        "_d_wait",
         "_deadline",
         "_drain_first",
         "_drain_waiter",
-        "_eager_skip",
         "_handoff",
         "_head_bytes",
         "_head_started",
@@ -535,7 +538,13 @@ class Http1Protocol(asyncio.Protocol):
         self._handoff: Coroutine[Any, Any, bool] | None = None  # what the task finishes of a request begun
         self._pending: _Resume | None = None  # ... and the handler it continues (a cancellation goes there)
         self._drain_first = False  # a response went out while the client was not reading: drain before the next
-        self._eager_skip = 0  # requests to answer in the task without trying the read callback first
+        # the handler driven outside the task (_answer_now): its coroutine, request, keep-alive, the future it
+        # waits on, and a cancellation of the task that reached it after that future was done
+        self._d_coro: Coroutine[Any, Any, Any] | None = None
+        self._d_req: Http1Request | None = None
+        self._d_keep = False
+        self._d_wait: asyncio.Future[Any] | None = None
+        self._d_cancel = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_step = min(server.head_timeout, server.keepalive_timeout)
@@ -803,21 +812,16 @@ class Http1Protocol(asyncio.Protocol):
     # --- handling ---------------------------------------------------------------------------------------
     def _start_next(self) -> None:
         """Requests are queued and the connection is idle: answer them. Requests without a body are answered
-        right here (see :meth:`_answer_now`); whatever waits on I/O, and every other request, is answered by
-        the connection's handler task, in order."""
+        right here and driven to their end outside the task (see :meth:`_answer_now`); every other request is
+        answered by the connection's handler task, in order."""
         self.busy = True
         self._deadline = None  # a connection being answered has no deadline
         task = self._task
         if task is None:
             self._task = self._loop.create_task(self._run())
-            return
-        if self._wakeup is not None:  # the task is parked (not running, not about to start)
-            if self._eager_skip:  # this connection's answers wait on I/O: the task answers, as it must anyway
-                self._eager_skip -= 1
-            else:
-                self._answer_now(task)  # wakes the task itself when the connection ends there
-        if self.busy:
-            self._wake()
+        elif self._wakeup is not None:  # the task is parked (not running, not about to start)
+            self._answer_now(task)  # wakes the task itself when it has something to do
+        # else: the task is about to run (just created, or woken): it answers the queue
 
     def _wake(self) -> None:
         w = self._wakeup
@@ -826,58 +830,119 @@ class Http1Protocol(asyncio.Protocol):
             if not w.done():
                 w.set_result(None)
 
-    def _answer_now(self, task: asyncio.Task[None]) -> None:
-        """Run the pipeline for the queued requests without a body from this callback, as the connection's
-        task (``asyncio.current_task()`` is that task, so timeouts and cancellation behave as inside it): a
-        response that needs no I/O wait (a MOCK answer, an error) is written with no task switch at all. The
-        first time the pipeline waits, the started coroutine is handed to the task, which finishes it."""
+    def _answer_now(self, task: asyncio.Task[None], batched: bool = False) -> None:
+        """Answer the queued requests without a body from this callback, as the connection's task (it stays
+        parked): each handler coroutine is driven by :meth:`_step` here, and, when it waits on a future (an
+        upstream answer, Redis), from that future's done-callback (:meth:`_on_ready`), with
+        ``asyncio.current_task()`` the connection's task, so ``asyncio.timeout`` and cancellation behave as
+        inside it. A request with a body (or a rejection, a streamed answer, a client that does not read) goes
+        to the task, which answers the rest of the queue in order."""
         queue = self._queue
-        loop = self._loop
         while queue:
             req, keep_alive = queue[0]
             if type(req) is not Http1Request or req.body_exists:
-                return  # a rejection, or a body still arriving: the task answers it
-            outer = None
-            try:
-                _enter_task(loop, task)
-            except RuntimeError:  # called from inside another task (a test driving the protocol): step aside
-                outer = asyncio.current_task(loop)
-                if outer is None:
-                    return
-                _leave_task(loop, outer)
-                _enter_task(loop, task)
-            queue.popleft()
-            coro = self.server.handler(req)
-            try:
-                yielded = coro.send(None)  # type: ignore[attr-defined]
-            except StopIteration as stop:
-                resp = stop.value
-            except Exception:
-                resp, keep_alive = self._crashed()
-            else:  # the pipeline waits on I/O: the task continues it, then writes
-                self._eager_skip = _EAGER_SKIP
-                pending = self._pending = _Resume(coro, yielded)  # type: ignore[arg-type]
-                self._handoff = self._finish(req, keep_alive, pending)
+                self._wake()  # a rejection, or a body still arriving: the task answers it
                 return
+            queue.popleft()
+            self._d_req = req
+            self._d_keep = keep_alive
+            self._d_coro = self.server.handler(req)
+            if not self._step(task, None, batched):
+                return  # waiting on I/O (the driver goes on), or the task took over
+        if not self._go_idle():
+            self._wake()  # the parked task ends
+
+    def _step(self, task: asyncio.Task[None], exc: BaseException | None, batched: bool) -> bool:
+        """Run the driven handler (``_d_coro``) until it waits or ends, as ``task``; what a task step does.
+        True: answered and written, the next queued request may go; False: it waits (its future's done-callback
+        resumes it), or the task was woken to carry on. ``batched``: an answer is queued with the loop pass's
+        others (after an I/O wait); from the read callback it is written at once (see :meth:`_write_now`)."""
+        coro = self._d_coro
+        assert coro is not None
+        loop = self._loop
+        outer = None
+        try:
+            _enter_task(loop, task)
+        except RuntimeError:  # called from inside another task (a test driving the protocol): step aside
+            outer = asyncio.current_task(loop)
+            assert outer is not None
+            _leave_task(loop, outer)
+            _enter_task(loop, task)
+        keep_alive = self._d_keep
+        try:
+            try:
+                yielded = coro.send(None) if exc is None else coro.throw(exc)
             finally:
                 _leave_task(loop, task)
                 if outer is not None:
                     _enter_task(loop, outer)
-            keep = self._write_now(req, resp, keep_alive, False)  # from the read callback: written at once
-            if keep is None:  # streamed: the task writes it
-                self._handoff = self._write_later(req, resp, keep_alive)
-                return
-            if not keep or self.transport is None:
-                self._answered(False)
-                self._wake()  # the parked task ends
-                return
-            if self._paused_writing:  # the client is not reading its answers: the task waits before the next
-                self._drain_first = True
-                return
-            if self._pauses and len(queue) < MAX_PIPELINED // 2:
-                self.resume("pipeline")
-        if not self._go_idle():
+        except StopIteration as stop:
+            resp = stop.value
+        except asyncio.CancelledError:  # the handler let the task's cancellation through: the task ends with it
+            self._d_coro = self._d_req = None
+            self._queue.clear()
+            self.busy = False
+            self.close()
+            task.cancel()
+            return False
+        except Exception:
+            resp, keep_alive = self._crashed()
+        else:
+            if getattr(yielded, "_asyncio_future_blocking", None):  # an asyncio future: await it (as a task)
+                yielded._asyncio_future_blocking = False
+                self._d_wait = yielded
+                yielded.add_done_callback(self._on_ready)
+                return False
+            # anything else (a bare ``yield``): the task continues the coroutine, then the queue
+            req = self._d_req
+            self._d_coro = self._d_req = None
+            pending = self._pending = _Resume(coro, yielded)  # type: ignore[arg-type]
+            self._handoff = self._finish(req, keep_alive, pending)  # type: ignore[arg-type]
             self._wake()
+            return False
+        req = self._d_req
+        self._d_coro = self._d_req = None
+        keep = self._write_now(req, resp, keep_alive, batched)  # type: ignore[arg-type]
+        if keep is None:  # streamed: the task writes it
+            self._handoff = self._write_later(req, resp, keep_alive)  # type: ignore[arg-type]
+            self._wake()
+            return False
+        if not keep or self.transport is None:
+            self._answered(False)
+            self._wake()  # the parked task ends
+            return False
+        if self._paused_writing:  # the client is not reading its answers: the task waits before the next
+            self._drain_first = True
+            self._wake()
+            return False
+        if self._pauses and len(self._queue) < MAX_PIPELINED // 2:
+            self.resume("pipeline")
+        return True
+
+    def _on_ready(self, fut: asyncio.Future[Any]) -> None:
+        """Done-callback of the future the driven handler waits on: its next step (what a task's wake-up does),
+        then the rest of the queue."""
+        self._d_wait = None
+        exc: BaseException | None = None
+        if self._d_cancel:  # the task was cancelled after this future was already done
+            self._d_cancel = False
+            exc = asyncio.CancelledError()
+        # else the future's own await returns its result or raises its exception where the handler waits
+        task = self._task
+        assert task is not None
+        if self._step(task, exc, True):
+            if self._queue:
+                self._answer_now(task, True)
+            elif not self._go_idle():
+                self._wake()  # the parked task ends
+
+    def _cancel_driven(self) -> None:
+        """The connection's task was cancelled while a driven handler waits (``asyncio.timeout`` in the
+        handler, ...): what ``Task.cancel`` does, cancel the future it waits on, or throw ``CancelledError``
+        at its next step."""
+        w = self._d_wait
+        if w is None or not w.cancel():
+            self._d_cancel = True
 
     def _answered(self, keep: bool) -> bool:
         """After one response: False (and the connection closed) when nothing more is answered on it."""
@@ -906,7 +971,9 @@ class Http1Protocol(asyncio.Protocol):
         requests in order, then parks until the next ones."""
         try:
             while True:
-                if self.busy:
+                if self._d_coro is not None:  # a handler is driven outside the task: stay parked for it
+                    pass  # (until it ends: current_task() must stay a live task for its timeouts)
+                elif self.busy:
                     after_answer = self._drain_first
                     self._drain_first = False
                     h = self._handoff
@@ -937,12 +1004,17 @@ class Http1Protocol(asyncio.Protocol):
                         after_answer = True
                     if not self._go_idle():
                         return
-                if self.transport is None or self.transport.is_closing():
+                    if self.transport is None or self.transport.is_closing():
+                        return
+                elif self.transport is None or self.transport.is_closing():
                     return
                 w = self._wakeup = self._loop.create_future()
                 try:
                     await w
                 except asyncio.CancelledError:
+                    if self._d_coro is not None:  # meant for the handler driven outside the task
+                        self._cancel_driven()
+                        continue
                     if self._pending is None:  # nothing of a handler to deliver it to
                         if self._handoff is not None:
                             self._handoff.close()

@@ -1,7 +1,7 @@
 """The HTTP/1 listener's eager answers (gateway.process.http1): a request without a body is answered from the
-read callback when the pipeline needs no I/O wait, and handed to the connection's task when it does; in both
-cases ``asyncio.current_task()`` is the connection's task, timeouts and cancellation behave as inside it, and
-the order of pipelined answers holds."""
+read callback when the pipeline needs no I/O wait, and driven from the done-callbacks of the futures it waits
+on when it does (the connection's task stays parked); in both cases ``asyncio.current_task()`` is the
+connection's task, timeouts and cancellation behave as inside it, and the order of pipelined answers holds."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def test_a_synchronous_answer_is_written_inside_the_read_callback() -> Non
     assert not proto.busy and proto._wakeup is not None and not proto._wakeup.done()  # no wake-up needed
 
 
-async def test_an_answer_that_waits_is_finished_by_the_task_in_order() -> None:
+async def test_an_answer_that_waits_is_driven_to_its_end_in_order() -> None:
     seen: list[str] = []
 
     async def handler(request: Any) -> web.Response:
@@ -55,17 +55,110 @@ async def test_an_answer_that_waits_is_finished_by_the_task_in_order() -> None:
     await until(lambda: t.out.count(b"HTTP/1.1 200") == 2)
     out = bytes(t.out)
     assert seen == ["/slow", "/fast"] and out.index(b"/slow") < out.index(b"/fast")
-    # this connection's answers waited on I/O: its next requests go to the task directly for a while ...
-    from gateway.process.http1 import _EAGER_SKIP
-
-    for n in range(_EAGER_SKIP):
-        await parked(proto)
-        proto.data_received(REQ)
-        assert t.out.count(b"HTTP/1.1 200") == 2 + n  # not written inside the read callback
-        await until(lambda n=n: t.out.count(b"HTTP/1.1 200") == 3 + n)
+    # a request that does not wait is still answered inside the read callback after one that did
     await parked(proto)
-    proto.data_received(REQ)  # ... then the read callback tries again (and this answer needs no wait)
-    assert t.out.count(b"HTTP/1.1 200") == 3 + _EAGER_SKIP
+    proto.data_received(REQ)
+    assert t.out.count(b"HTTP/1.1 200") == 3
+
+
+async def test_answers_that_wait_never_wake_the_parked_task() -> None:
+    """Handlers that wait on futures (an upstream call) are driven from the futures' done-callbacks: the
+    connection's task stays parked on the same wake-up future across requests, pipelined ones included, and
+    ``current_task()`` is the connection's task at every step."""
+    tasks: list[Any] = []
+
+    async def handler(request: Any) -> web.Response:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0.001)
+        tasks.append(asyncio.current_task())
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, fut.set_result, request.path)
+        path = await fut
+        tasks.append(asyncio.current_task())
+        return web.Response(body=path.encode())
+
+    proto, t = connect(handler)
+    await parked(proto)
+    wakeup = proto._wakeup
+    proto.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    await until(lambda: b"/1" in t.out)
+    proto.data_received(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == 3)
+    out = bytes(t.out)
+    assert out.index(b"/1") < out.index(b"/2") < out.index(b"/3")
+    assert proto._wakeup is wakeup and not wakeup.done()  # never woken
+    assert tasks == [proto._task] * 9 and not proto.busy
+
+
+async def test_a_failed_wait_is_raised_where_the_driven_handler_waits() -> None:
+    async def handler(request: Any) -> web.Response:
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(fut.set_exception, ConnectionResetError("upstream gone"))
+        try:
+            await fut
+        except ConnectionResetError as exc:
+            return web.Response(status=502, body=str(exc).encode())
+        return web.Response(body=b"never")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(REQ)
+    await until(lambda: b"upstream gone" in t.out)
+    assert t.out.startswith(b"HTTP/1.1 502") and not t.closed
+
+
+async def test_a_bare_yield_hands_the_handler_to_the_task() -> None:
+    seen: list[Any] = []
+
+    async def handler(request: Any) -> web.Response:
+        await asyncio.sleep(0)  # a bare yield, not a future: the task continues the coroutine
+        seen.append(asyncio.current_task())
+        return web.Response(body=request.path.encode())
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(REQ + REQ)
+    await until(lambda: t.out.count(b"HTTP/1.1 200") == 2)
+    assert seen == [proto._task, proto._task]
+
+
+async def test_a_lost_client_keeps_the_task_until_the_driven_handler_ends() -> None:
+    release = asyncio.Event()
+    timed_out: list[bool] = []
+
+    async def handler(request: Any) -> web.Response:
+        await release.wait()
+        try:
+            async with asyncio.timeout(0.01):  # needs a live current task to fire
+                await asyncio.sleep(5)
+        except TimeoutError:
+            timed_out.append(True)
+        return web.Response(body=b"late")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    task = proto._task
+    proto.data_received(REQ)
+    proto.connection_lost(None)
+    await asyncio.sleep(0.01)
+    assert not task.done()  # the handler still runs as this task
+    release.set()
+    await until(lambda: task.done())
+    assert timed_out == [True] and not task.cancelled() and b"late" not in t.out
+
+
+async def test_a_cancellation_the_driven_handler_lets_through_ends_the_connection() -> None:
+    async def handler(request: Any) -> web.Response:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        await asyncio.sleep(5)
+        return web.Response(body=b"never")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    task = proto._task
+    proto.data_received(REQ)
+    await until(lambda: task.done())
+    assert task.cancelled() and t.closed and b"never" not in t.out
 
 
 async def test_a_timeout_started_in_the_read_callback_fires_inside_the_handler() -> None:
