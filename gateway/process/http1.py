@@ -846,7 +846,7 @@ class Http1Protocol(asyncio.Protocol):
             queue.popleft()
             self._d_req = req
             self._d_keep = keep_alive
-            self._d_coro = self.server.handler(req)
+            self._d_coro = self.server.handler(req)  # type: ignore[assignment]
             if not self._step(task, None, batched):
                 return  # waiting on I/O (the driver goes on), or the task took over
         if not self._go_idle():
@@ -896,7 +896,7 @@ class Http1Protocol(asyncio.Protocol):
             # anything else (a bare ``yield``): the task continues the coroutine, then the queue
             req = self._d_req
             self._d_coro = self._d_req = None
-            pending = self._pending = _Resume(coro, yielded)  # type: ignore[arg-type]
+            pending = self._pending = _Resume(coro, yielded)
             self._handoff = self._finish(req, keep_alive, pending)  # type: ignore[arg-type]
             self._wake()
             return False
