@@ -65,9 +65,9 @@ async def test_a_batched_answer_is_written_before_the_connection_closes() -> Non
 
 
 async def test_a_direct_answer_never_overtakes_a_batched_one() -> None:
-    """The first answer waits (the task answers it after the wait: batched); the next request arrives in the same
-    loop pass and is answered from the read callback (written directly): the queue is flushed first, so the bytes
-    keep the requests' order."""
+    """The first answer waits (answered after the wait, from its future's done-callback: batched); the next
+    request arrives in the same loop pass and is answered from the read callback (written directly): the queue
+    is flushed first, so the bytes keep the requests' order."""
     gate = asyncio.Event()
 
     async def handler(request: Any) -> web.Response:
@@ -78,16 +78,15 @@ async def test_a_direct_answer_never_overtakes_a_batched_one() -> None:
     proto, t = connect(handler)
     await until(lambda: proto._wakeup is not None)  # the connection's task is parked
     proto.data_received(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-    await until(lambda: proto._handoff is None and proto.busy)  # the task now waits on the gate
+    await until(lambda: proto._handoff is None and proto.busy)  # the handler now waits on the gate
     loop = asyncio.get_running_loop()
     queued: list[int] = []
 
-    def fast_arrives() -> None:  # runs after the task's step that answered /slow, before the batch's flush
+    def fast_arrives() -> None:  # runs after the step that answered /slow, before the batch's flush
         queued.append(len(proto.server.batch))
-        proto._eager_skip = 0  # answer from the read callback (not the task)
         proto.data_received(b"GET /fast HTTP/1.1\r\nHost: h\r\n\r\n")
 
-    gate.set()  # schedules the task's step (it answers /slow into the batch, whose flush is scheduled then) ...
+    gate.set()  # schedules the handler's step (it answers /slow into the batch, whose flush is scheduled then) ...
     loop.call_soon(fast_arrives)  # ... and this runs right after that step, before the flush
     await until(lambda: t.out.count(b"HTTP/1.1 200 OK") == 2)
     assert queued == [1]  # /slow was still queued when /fast was answered directly
