@@ -130,20 +130,24 @@ class RequestContext:
         runtime: Runtime,
         peer_ip: str,
         max_body: int,
+        client_ip: str | None = None,
+        latency_mode: int = LATENCY_ALWAYS,
+        body_timeout: float = 8.0,
+        preset_ok: bool = False,
     ) -> None:
         self.request = request
         self.request_id: str = request_id
         self.runtime = runtime
         self.started = time.perf_counter()
         self.peer_ip = peer_ip
-        self.client_ip: str = peer_ip
+        self.client_ip: str = peer_ip if client_ip is None else client_ip
         self.method: str = request.method
         self.path: str = request.path
         self._query: MultiMapping[str] | None = None  # request.query, parsed when first read (a MOCK never does)
         self.headers: CIMultiDictProxy[str] = request.headers
         self.host: str = ""
         self.max_body = max_body
-        self.body_timeout: float = 8.0  # seconds the caller may pause within its body (Settings.client_body_timeout_s)
+        self.body_timeout = body_timeout  # seconds the caller may pause within a body (client_body_timeout_s)
         self.group: GroupRuntime | None = None
         self.endpoint: Endpoint | None = None
         self.env_id: str = ""
@@ -172,9 +176,9 @@ class RequestContext:
         self.backend_body_ms: float = 0.0
         self.retries: int = 0
         self.extras: dict[str, Any] = {}
-        self.latency_mode: int = LATENCY_ALWAYS  # the server sets it from Settings.latency_headers
+        self.latency_mode: int = latency_mode  # the server passes Settings.latency_headers
         # the listener writes a gateway.model.answer.PresetAnswer (the HTTP/1 listener); else web.Response only
-        self.preset_ok = False
+        self.preset_ok = preset_ok
 
     @property
     def query(self) -> MultiMapping[str]:

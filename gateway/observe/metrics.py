@@ -209,13 +209,25 @@ class GatewayMetrics:
             h = bound.overhead
             h.counts[i] += 1
             h.total += seconds
-        else:
-            bound.total.observe(seconds)
-            backend = bound.backend
-            if backend is None:
-                backend = bound.backend = _Hist()
-            backend.observe(backend_ms / 1000.0)
-            bound.overhead.observe(max(seconds * 1000.0 - backend_ms - ctx.backend_body_ms, 0.0) / 1000.0)
+        else:  # the three histograms inline (a method call each showed in profiles)
+            h = bound.total
+            h.counts[0 if seconds <= _FIRST_BUCKET else bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            h.total += seconds
+            bh = bound.backend
+            if bh is None:
+                bh = bound.backend = _Hist()
+            b = backend_ms / 1000.0
+            bh.counts[0 if b <= _FIRST_BUCKET else bisect_left(LATENCY_BUCKETS, b)] += 1
+            bh.total += b
+            o = seconds - b - ctx.backend_body_ms / 1000.0
+            if o <= _FIRST_BUCKET:  # usually: the gateway's own share is well under 0.5 ms
+                o = 0.0 if o < 0.0 else o
+                i = 0
+            else:
+                i = bisect_left(LATENCY_BUCKETS, o)
+            h = bound.overhead
+            h.counts[i] += 1
+            h.total += o
         if ctx.retries:
             bound.retries.inc(ctx.retries)
         err = ctx.error

@@ -523,7 +523,7 @@ class Http1Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
-        self._url: list[bytes] = []
+        self._url = b""  # the request target so far (llhttp may hand it over in pieces)
         self._headers: list[tuple[str, str]] = []  # the head's fields so far, decoded
         self._max_line = server.max_line
         self._max_field = server.max_field
@@ -734,16 +734,17 @@ class Http1Protocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._in_head = True
         self._head_bytes = 0
-        self._url = []
+        self._url = b""
         self._headers = []
         if self._idle:  # the keep-alive deadline ends; a head still incomplete after this read gets its own
             self._idle = False
             self._head_started = not self.busy
 
     def on_url(self, url: bytes) -> None:
-        parts = self._url
-        parts.append(url)
-        if len(url) > self._max_line or (len(parts) > 1 and sum(map(len, parts)) > self._max_line):
+        if self._url:  # a further piece (the target arrived over several reads: each read brings one at most)
+            url = self._url + url
+        self._url = url
+        if len(url) > self._max_line:
             raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -759,12 +760,10 @@ class Http1Protocol(asyncio.Protocol):
         self._in_head = False
         self._head_started = False
         parser = self._parser
-        hdrs: CIMultiDict[str] = CIMultiDict(self._headers)
-        self._headers = []
+        hdrs: CIMultiDict[str] = CIMultiDict(self._headers)  # (the list is replaced by the next message's)
         tes = hdrs.getall("Transfer-Encoding", None)
         te = tes[0] if tes else None
-        url = self._url
-        target = (url[0] if len(url) == 1 else b"".join(url)).decode("utf-8", "surrogateescape")
+        target = self._url.decode("utf-8", "surrogateescape")
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
         ver = parser.get_http_version()

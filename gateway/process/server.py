@@ -66,6 +66,8 @@ class Gateway:
         self.http1: Http1Server | None = None  # the llhttp public listener, when selected
         self._client_ip = ProxyResolver(settings.trusted_networks())
         self._latency_mode = latency_mode(settings.latency_headers)
+        self._max_body = settings.max_body_bytes  # per-request context values, read once
+        self._body_timeout = settings.client_body_timeout_s
         self.public_port: int | None = None
         self.admin_port: int | None = None
         self.https_port: int | None = None
@@ -187,14 +189,10 @@ class Gateway:
         runtime = self.services.runtime
         peer = request.remote or "0.0.0.0"
         resolver = self._client_ip  # trusted proxies (pipeline/stages/client_ip.py); none: the peer is the client
-        client = resolver(peer, request.headers) if resolver.trusted else peer
-        settings = self.settings
-        ctx = RequestContext(request, new_request_id(), runtime, peer, settings.max_body_bytes)  # type: ignore[arg-type]
-        ctx.client_ip = client
-        ctx.latency_mode = self._latency_mode
-        ctx.body_timeout = settings.client_body_timeout_s
-        h1 = type(request) is Http1Request
-        ctx.preset_ok = h1  # this listener writes preset answers (model/answer.py)
+        h1 = type(request) is Http1Request  # this listener writes preset answers (model/answer.py)
+        ctx = RequestContext(request, new_request_id(), runtime, peer, self._max_body,  # type: ignore[arg-type]
+                             resolver(peer, request.headers) if resolver.trusted else peer, self._latency_mode,
+                             self._body_timeout, h1)
         self.inflight += 1
         try:
             if runtime is None:
