@@ -46,3 +46,26 @@ def test_endpoint_binding_and_swap() -> None:
     assert rendered is not None
     line = next(x for x in rendered[0].decode().splitlines() if x.startswith("apig_requests_total{"))
     assert 'api="a"' in line and line.endswith(" 3.0")
+
+
+def test_a_forwarded_request_lands_in_the_buckets_of_its_three_times() -> None:
+    """Total, backend and overhead (total minus backend head and body time) each in the first bucket whose
+    bound is at least the value; an overhead that rounds below zero counts as zero."""
+    from time import perf_counter
+
+    services = Services(Settings())
+    metrics.setup(services)
+    m = services.extras[metrics.EXTRAS_KEY]
+    ep = Ep()
+    ctx = ctx_for(ep, perf_counter() - 0.040, backend_ms=30.0)  # 40 ms in all, 30 ms backend head
+    ctx.backend_body_ms = 3.0
+    m.observe(ctx)
+    bound = m._by_endpoint[ep]
+    buckets = metrics.LATENCY_BUCKETS
+    assert bound.total.counts[buckets.index(0.05)] == 1  # 40 ms: the 50 ms bucket
+    assert bound.backend.counts[buckets.index(0.05)] == 1 and bound.backend.total == 0.03
+    assert bound.overhead.counts[buckets.index(0.01)] == 1  # about 7 ms: the 10 ms bucket
+    assert 0.006 < bound.overhead.total < 0.02
+    m.observe(ctx_for(ep, perf_counter(), backend_ms=5.0))  # backend time above the total (clock skew)
+    assert bound.overhead.counts[0] == 1 and bound.backend.counts[buckets.index(0.005)] == 1
+    assert bound.total.counts[0] == 1 and bound.overhead.total < 0.02

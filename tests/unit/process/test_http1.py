@@ -241,6 +241,20 @@ async def test_head_limits() -> None:
     assert t.closed and t.out.startswith(b"HTTP/1.1 400")
 
 
+async def test_a_request_target_in_pieces_is_joined_and_bounded() -> None:
+    proto, t = connect(max_line_bytes=200)
+    for piece in (b"GET /pie", b"ces/of/a", b"/target?q=1", b" HTTP/1.1\r\nHost: h\r\n\r\n"):
+        proto.data_received(piece)
+    await until(lambda: b"HTTP/1.1 200" in t.out)
+    assert b"GET /pieces/of/a/target [('q', '1')]" in t.out and not t.closed
+    proto, t = connect(max_line_bytes=200)
+    proto.data_received(b"GET /")
+    for _ in range(3):  # no single piece is too long; together they are
+        proto.data_received(b"a" * 90)
+    await until(lambda: t.closed)
+    assert t.out.startswith(b"HTTP/1.1 400") and b"too long" in t.out
+
+
 async def test_chunked_request_body_and_expect_continue() -> None:
     proto, t = connect()
     proto.data_received(b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
