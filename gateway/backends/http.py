@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-from aiohttp import web
+from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 
 from gateway.core.errors import (
@@ -293,7 +293,7 @@ class HttpTarget:
     """Forwarding to an HTTP(S) upstream."""
 
     kind = "HTTP"
-    __slots__ = ("retry_count", "scheme", "services", "ssl", "timeout_s", "upstream")
+    __slots__ = ("_aiohttp", "_direct", "retry_count", "scheme", "services", "ssl", "timeout_s", "upstream")
 
     def __init__(self, services: Services, scheme: str, upstream: Upstream, timeout_ms: int,
                  retry_count: int, ssl: Any = None) -> None:
@@ -303,6 +303,9 @@ class HttpTarget:
         self.timeout_s = timeout_ms / 1000.0
         self.retry_count = retry_count
         self.ssl = ssl
+        self._aiohttp = services.settings.upstream_client == "aiohttp"  # (process settings: fixed)
+        # one fixed address: nothing to choose, count or report
+        self._direct = upstream if type(upstream) is DirectUpstream else None
 
     async def invoke(self, ctx: RequestContext, breq: BackendRequest | None, plan: BackendPlan
                      ) -> web.StreamResponse:
@@ -312,20 +315,20 @@ class HttpTarget:
         retries = self.retry_count
         if retries < 0:
             retries = 1 if breq.method in IDEMPOTENT else 0
-        if isinstance(breq.body, aiohttp.StreamReader):
+        timed = self._aiohttp
+        if breq.body is not None and type(breq.body) is not bytes and isinstance(breq.body, StreamReader):
             if breq.body.is_eof():  # it has all arrived (a small body, with its head): bytes, the hot path
                 breq.body = _arrived_body(ctx, breq.body)
-            if retries and isinstance(breq.body, aiohttp.StreamReader):
+            if retries and isinstance(breq.body, StreamReader):
                 breq.body = await ctx.read_body()  # a retry must be able to replay the body
+            # a streamed body (like the aiohttp client) is sent under one asyncio.timeout (_send_timed)
+            timed = timed or isinstance(breq.body, StreamReader)
         hooks = plan.request_hooks
-        # a streamed body and the aiohttp client are sent under one asyncio.timeout (_send_timed)
-        timed = isinstance(breq.body, aiohttp.StreamReader) or self.services.settings.upstream_client == "aiohttp"
         # the hot path writes the fields list straight into the head; hooks and the timed path need the header
         # mapping (made once, Host set in it per attempt)
         mapping = bool(hooks) or timed
         upstream = self.upstream
-        # one fixed address: nothing to choose, count or report
-        direct = upstream if type(upstream) is DirectUpstream else None
+        direct = self._direct
         tried: list[Member] = []
         last: GatewayError | None = None
         member: Member
@@ -361,7 +364,7 @@ class HttpTarget:
                 sent_at = time.perf_counter()
                 answer: _Response
                 try:
-                    if timed or isinstance(breq.body, aiohttp.StreamReader):  # (a hook may have set a reader)
+                    if timed or isinstance(breq.body, StreamReader):  # (a hook may have set a reader)
                         answer = await self._send_timed(ctx, breq, target)
                     else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
                         answer = await self.services.h1_client().request(
