@@ -5,7 +5,8 @@ Role in the pipeline: at config-load time every ACL is compiled once (IP lists i
 publications; each endpoint gets at most two stages:
 
 * ``ip_acl`` — the resolved client IP (``ctx.client_ip``, see :mod:`gateway.pipeline.stages.client_ip`)
-  against the publication's ``IP`` ACL, before authentication;
+  against the publication's ``IP`` ACL, before authentication (each compiled stage remembers the verdict per
+  address, at most ``IP_VERDICTS_MAX``);
 * ``domain_acl`` — the caller's account name (``ctx.user_name``, set by IAM authentication)
   against a ``DOMAIN`` ACL and the account id (``ctx.identity["domain_id"]``) against a ``DOMAIN_ID`` ACL.
 

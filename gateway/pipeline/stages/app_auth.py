@@ -11,7 +11,8 @@ order 20 ``app_auth`` identifies the app:
     (the header name can be changed by the ``custom_auth_header.app_auth_header`` feature) with
     ``X-Sdk-Date`` within ``Settings.app_auth_clock_skew_s`` (900 s) of the gateway clock, verified with
     :mod:`gateway.lib.sdk_signer` and compared in constant time. The body is read only when the
-    payload hash is needed (no ``x-sdk-content-sha256`` header).
+    payload hash is needed (no ``x-sdk-content-sha256`` header): a call without a body is verified without a
+    coroutine (the stage returns None), one with a body by the coroutine it returns.
   Missing credentials -> ``AUTH_HEADER_MISSING``; anything wrong -> ``AUTH_FAILURE`` (APIG.0303) with a
   reason that never contains the secret or the expected signature.
 

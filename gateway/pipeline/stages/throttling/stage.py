@@ -8,7 +8,9 @@ default per-API ceiling -> credential quota; asks the store to admit all of them
 
 Built only for publications that need it: a bound policy or ``rate_limit`` plug-in, a non-zero default
 ceiling, or any credential quota in the snapshot. Everything static (keys, limits, header labels) is
-computed here at load time.
+computed here at load time; without parameter rules the checks of a call depend only on (app, account,
+client IP), so they are remembered per such triple (bounded). The stage is a plain function when the store
+decides without waiting (in-process store, token leases) and returns a coroutine only for a Redis call.
 
 A ``rate_limit`` plug-in bound to the publication replaces its classic policy (the vendor: "a request
 throttling policy becomes invalid if a request throttling 2.0 policy is bound to the same API"); its basic
