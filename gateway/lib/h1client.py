@@ -184,11 +184,16 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if len(self.buf) > HIGH_WATER and not self.paused and self.transport is not None:
+        buf = self.buf
+        buf += data
+        if len(buf) > HIGH_WATER and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
-        self._wake()
+        w = self.waiter  # (_wake, inline)
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -397,7 +402,12 @@ class UpstreamResponse:
             else:
                 body = _take(buf, n)
             self._remaining = 0
-            self._finish()
+            self._done = True  # (_finish, inline)
+            conn = self._conn
+            if self._keep and not buf and not conn.closed and not conn.eof:
+                self._client._release(conn)
+            else:
+                self._client._discard(conn)
             return body
         if mode == "chunked":
             return self._take_chunked()

@@ -127,6 +127,8 @@ def _head(status: int, headers: tuple[tuple[str, str], ...], length: int
 
 _SERVER_ONLY = {"Server": SERVER_HEADER}
 _SERVER_LINE = f"Server: {SERVER_HEADER}\r\n"
+# (names of ctx.response_headers, names they may not use) -> none of them is taken
+_FREE_NAMES: dict[tuple[tuple[str, ...], frozenset[str]], bool] = {}
 
 
 def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
@@ -145,13 +147,17 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
                     f"X-Apig-Upstream-Latency: {int(ctx.backend_ms)}\r\n")
         text = f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
     else:
-        parts = []
-        for k, v in rh.items():
-            if k.lower() in names:
-                return None
-            parts.append(f"{k}: {v}\r\n")
-        text = "".join(parts)
-        n = len(parts)
+        key = (tuple(rh), names)  # the stage headers' names repeat (rate-limit headers): checked once
+        free = _FREE_NAMES.get(key)
+        if free is None:
+            free = not any(k.lower() in names for k in key[0])
+            if len(_FREE_NAMES) >= 1024:
+                _FREE_NAMES.clear()
+            _FREE_NAMES[key] = free
+        if not free:
+            return None
+        text = "".join([f"{k}: {v}\r\n" for k, v in rh.items()])
+        n = len(rh)
         if text.count("\n") != n or text.count("\r") != n:
             return None
         text += f"X-Request-Id: {ctx.request_id}\r\n"  # the gateway's own hex id
