@@ -69,6 +69,11 @@ class Leases:
         return min(period, max(MIN_TTL_S, period * lease * self.divisor / max(1, limit)))
 
     def take(self, checks: Sequence[Check]) -> Decision | None:
+        """:meth:`take_units` as a decision."""
+        remaining = self.take_units(checks)
+        return None if remaining is None else Decision(True, -1, 0, remaining, "lease")
+
+    def take_units(self, checks: Sequence[Check]) -> list[int] | None:
         """Admit the call from the leases when every check has a live one (one unit each), else None. A
         lease that has fallen below half its size (and is not being topped up) also answers None: that call
         goes to Redis and tops it up, while the calls after it keep spending what is left."""
@@ -89,7 +94,7 @@ class Leases:
                 held[taken[0]][0] += 1.0
             return None
         self.spent += 1
-        return Decision(True, -1, 0, remaining, "lease")
+        return remaining
 
     def asks(self, checks: Sequence[Check]) -> list[int] | None:
         """Lease sizes to ask for with this call's Redis decision (None: nothing to ask). Marks the keys as

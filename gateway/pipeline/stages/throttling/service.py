@@ -171,6 +171,33 @@ class ThrottleService:
             return self._leased(checks)
         return None
 
+    def decide_fast(self, checks: Sequence[Check], shared: bool = True) -> list[int] | Decision | None:
+        """:meth:`decide_now` for the stage's hot path: the calls left per check (a list) when the call is
+        admitted without a wait, by the in-process store's token buckets or this node's leases (no Decision
+        made); a Decision when it was decided otherwise without a wait (a refusal, a window counter, a divided
+        local limit); None when ``admit(checks, shared, leases_tried=True)`` must be awaited."""
+        stats = self.stats
+        if self.redis_url is None or not shared:
+            stats["decisions_local"] += 1
+            local = self.local
+            if self.local_divisor > 1:
+                d = local.admit(scaled(checks, self.local_divisor))
+            else:
+                remaining = local.take(checks)
+                if remaining is not None:
+                    stats["admitted"] += 1
+                    return remaining
+                d = local.admit_exact(checks)
+            stats["admitted" if d.allowed else "rejected"] += 1
+            return d
+        if self.redis_up and self.leases is not None:
+            remaining = self.leases.take_units(checks)
+            if remaining is not None:  # every check had a live lease: no Redis call
+                stats["decisions_leased"] += 1
+                stats["admitted"] += 1
+            return remaining
+        return None
+
     def _leased(self, checks: Sequence[Check]) -> Decision | None:
         leased = self.leases.take(checks)  # type: ignore[union-attr]
         if leased is not None:  # every check had a live lease: no Redis call (the fallback shadow counted the

@@ -166,15 +166,17 @@ class EndpointThrottle:
             checks, labels = combo
         if not checks:
             return None
-        d = self.service.decide_now(checks, self.shared)  # in-process store or token leases: no coroutine
-        if d is None:
+        d = self.service.decide_fast(checks, self.shared)  # in-process store or token leases: no coroutine
+        if isinstance(d, Decision):  # refused, or decided the general way
+            self._apply(ctx, d, labels)
+        elif d is None:
             return self._admit(ctx, checks, labels)
-        if d.allowed and self.headers == "always":  # the usual answer: the headers, nothing to raise
+        elif self.headers == "always":  # admitted (the usual answer), ``d`` the calls left per check
             rh = ctx.response_headers
-            for label, remain in zip(labels, d.remaining, strict=False):
+            for label, remain in zip(labels, d, strict=False):
                 rh[label[0]] = f"remain:{remain}{label[4]}"
-            return None
-        self._apply(ctx, d, labels)
+        else:
+            self._apply(ctx, Decision(True, -1, 0, d), labels)
         return None
 
     async def _admit(self, ctx: RequestContext, checks: Sequence[Check], labels: Sequence[Label]) -> None:

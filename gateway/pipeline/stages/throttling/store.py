@@ -90,14 +90,23 @@ class LocalStore:
         return len(self._state)
 
     def admit(self, checks: Sequence[Check]) -> Decision:
+        remaining = self.take(checks)
+        if remaining is not None:
+            return Decision(True, -1, 0, remaining)
+        return self._admit_exact(checks, self._clock() * 1000.0)
+
+    def take(self, checks: Sequence[Check]) -> list[int] | None:
+        """The usual case of :meth:`admit`: when every check is a token bucket that admits the call, take one
+        unit from each and return the calls left per check; else None, having taken nothing (then
+        :meth:`admit` decides: a refusal, a window counter).
+
+        Each bucket is taken in place as it is checked; a bucket that refuses undoes what this call took.
+        Undoing is exact: a bucket's state (level at ``now``, ``now``) drains to the same levels as the state it
+        replaced, and a bucket made here and undone is at level 0 (the same as no entry)."""
         now = self._clock() * 1000.0
         if now >= self._next_sweep:
             self._sweep(now)
         state = self._state
-        # token buckets that admit the call (the usual case): taken as they are checked, in place; a refusal or
-        # a window counter undoes what this call took and decides with _admit_exact. Undoing is exact: a
-        # bucket's state (level at ``now``, ``now``) drains to the same levels as the state it replaced, and a
-        # bucket made here and undone is at level 0 (the same as no entry).
         remaining: list[int] = []  # one entry per check taken so far
         for key, limit, period, mode, _anchor in checks:
             if mode == BUCKET:
@@ -120,8 +129,15 @@ class LocalStore:
                         continue
             for taken in checks[:len(remaining)]:
                 state[taken[0]][0] -= 1.0
-            return self._admit_exact(checks, now)
-        return Decision(True, -1, 0, remaining)
+            return None
+        return remaining
+
+    def admit_exact(self, checks: Sequence[Check]) -> Decision:
+        """:meth:`admit` after :meth:`take` answered None (the same decision, without trying take again)."""
+        now = self._clock() * 1000.0
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return self._admit_exact(checks, now)
 
     def _admit_exact(self, checks: Sequence[Check], now: float) -> Decision:
         """Check every limit first, then take one unit from each only if all pass (window counters, refusals)."""

@@ -43,3 +43,30 @@ def test_a_refused_call_takes_nothing_from_the_buckets_checked_before() -> None:
     d = store.admit([roomy, tight])
     assert not d.allowed and d.failed == 1 and d.remaining == [9, 0]  # what is left now
     assert round(store.used(roomy), 6) == 1.0  # only the admitted call counted
+
+
+def test_take_answers_the_calls_left_or_takes_nothing() -> None:
+    now = [50.0]
+    store = LocalStore(clock=lambda: now[0])
+    a, b, day = ("a", 5, 1000, BUCKET, 0), ("b", 1, 60_000, BUCKET, 0), ("day", 9, 86_400_000, WINDOW, 0)
+    assert store.take([a, b]) == [4, 0]
+    assert store.take([a, b]) is None  # "b" is empty: "a" gives its unit back
+    assert round(store.used(a), 6) == 1.0
+    assert store.take([a, day]) is None  # a window counter: admit decides
+    assert round(store.used(a), 6) == 1.0 and store.used(day) == 0
+    d = store.admit_exact([a, day])
+    assert d.allowed and d.remaining == [3, 8]
+
+
+async def test_the_service_fast_decision_is_a_list_when_admitted() -> None:
+    from gateway.core.settings import load_settings
+    from gateway.model.services import Services
+    from gateway.pipeline.stages.throttling.service import ThrottleService
+
+    svc = ThrottleService(Services(load_settings({}, environ={})))
+    check = ("k", 2, 60_000, BUCKET, 0)
+    assert svc.decide_fast([check]) == [1]
+    assert svc.decide_fast([check]) == [0]
+    refused = svc.decide_fast([check])
+    assert isinstance(refused, Decision) and not refused.allowed and refused.failed == 0
+    assert (svc.stats["decisions_local"], svc.stats["admitted"], svc.stats["rejected"]) == (3, 2, 1)
