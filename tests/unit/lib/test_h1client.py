@@ -299,6 +299,7 @@ async def test_fields_end_to_end_and_lenient_but_legal_heads() -> None:
         assert r.end_to_end(HOP_BY_HOP | {"content-length"}) == [("Server", "s"), ("X-Multi", "a"), ("x-multi", "b")]
         assert r.end_to_end(RELAY_DROP) == [("Server", "s"), ("X-Multi", "a"), ("x-multi", "b")]  # made while parsing
         assert r.headers.getall("X-MULTI") == ["a", "b"] and r.headers["x-hop"] == "1"
+        assert r.block is None  # Connection names X-Hop: a relay must work on the split fields
         r = await client.request("http", "127.0.0.1", port, "GET", "/", hdrs(), None)
         assert (r.status, r.reason, await r.read()) == (201, "", b"k")
         assert r.fields == [("X-Sp", "v"), ("X-Empty", ""), ("X-Ws", "padded"), ("Content-Length", "1")]
@@ -448,6 +449,28 @@ async def test_request_head_lines_serialised_by_the_caller_get_the_framing_added
         assert heads[1] == b"POST /p?q=1 HTTP/1.1\r\nX-A: 1\r\nHost: backend\r\nContent-Length: 0\r\n\r\n"
         assert heads[2].endswith(b"Host: backend\r\nContent-Length: 4\r\n\r\n") and bodies[2] == b"data"
         assert heads[3].endswith(b"Host: backend\r\nTransfer-Encoding: chunked\r\n\r\n") and bodies[3] == b"abc"
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_a_remembered_head_still_frames_a_head_request_without_a_body() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for body in (b"hello", b"", b"world"):  # GET, HEAD (the same head text, no body), GET
+            await read_request(reader)
+            writer.write(head + body)
+            await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    client = H1Client()
+    try:
+        for method, body in (("GET", b"hello"), ("HEAD", b""), ("GET", b"world")):
+            r = await client.request("http", "127.0.0.1", port, method, "/", hdrs(), None)
+            assert (r.status, r.content_length, await r.read()) == (200, 5, body)
+        assert client._pools[("http", "127.0.0.1", port, id(None))].active == 1  # one connection for all three
     finally:
         await client.close()
         server.close()
