@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import StreamReader, web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 
 from gateway.core.errors import backend_path_param_missing
 from gateway.core.urlpath import encode_param
@@ -41,6 +41,10 @@ SET_BY_GATEWAY = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-real-ip",
 _GATEWAY_OWNED = REQUEST_DROP | SET_BY_GATEWAY | {"x-forwarded-host"}
 
 
+# (the caller's query parameters, the names left out, the mapped pairs added)
+QuerySource = tuple["MultiMapping[str]", frozenset[str], list[tuple[str, str]]]
+
+
 class BackendRequest:
     """The request the gateway is about to send to a backend (edited by signing hooks).
 
@@ -51,16 +55,18 @@ class BackendRequest:
     head (:meth:`head_lines`): no multidict per request on the hot path.
     """
 
-    __slots__ = ("_headers", "body", "fields", "host", "host_header", "method", "path", "port", "query",
-                 "query_text", "scheme")
+    __slots__ = ("_headers", "_query", "_query_from", "body", "fields", "host", "host_header", "method", "path",
+                 "port", "query_text", "scheme")
 
-    def __init__(self, method: str, path: str, query: list[tuple[str, str]],
+    def __init__(self, method: str, path: str, query: list[tuple[str, str]] | None,
                  headers: CIMultiDict[str] | None = None, body: bytes | StreamReader | None = None,
                  scheme: str = "http", host: str = "", port: int = 0, host_header: str = "",
-                 query_text: str | None = None, fields: list[tuple[str, str]] | None = None) -> None:
+                 query_text: str | None = None, fields: list[tuple[str, str]] | None = None,
+                 query_from: QuerySource | None = None) -> None:
         self.method = method
         self.path = path  # percent-encoded path
-        self.query = query  # decoded pairs (what signers canonicalise)
+        self._query = query  # decoded pairs (what signers canonicalise); None: made from ``query_from``
+        self._query_from = query_from
         self._headers = headers
         self.fields = fields if headers is None else None
         self.body = body
@@ -71,6 +77,25 @@ class BackendRequest:
         # the query text as sent: the caller's unmapped parameters verbatim, then the mapped ones encoded
         # (None: encode ``query``)
         self.query_text = query_text
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        """The decoded query pairs (what signers canonicalise): the caller's minus the dropped names, then the
+        mapped ones (made on first use: only signers and function targets read them)."""
+        q = self._query
+        if q is None:
+            if self._query_from is None:
+                q = []
+            else:
+                caller, drop, added = self._query_from
+                q = [(k, v) for k, v in caller.items() if k not in drop]
+                q.extend(added)
+            self._query = q
+        return q
+
+    @query.setter
+    def query(self, value: list[tuple[str, str]]) -> None:
+        self._query = value
 
     @property
     def headers(self) -> CIMultiDict[str]:

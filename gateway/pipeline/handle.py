@@ -66,15 +66,17 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         url = ctx.request.rel_url
         raw_path, raw_query = url.raw_path, url.raw_query_string
     drop_query = mapping.drop_query
-    if raw_query:
-        query = [(k, v) for k, v in ctx.query.items() if k not in drop_query]
+    query: list[tuple[str, str]] | None
+    if raw_query:  # the decoded pairs are made when read (signers, function targets)
+        query = None
+        query_from = (ctx.query, drop_query, add_query)
         # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
         query_text = raw_query_without(raw_query, drop_query)
     else:  # no caller query: nothing to parse
-        query = []
+        query = add_query
+        query_from = None
         query_text = ""
     if add_query:
-        query.extend(add_query)
         added = "&".join([f"{quote_component(k)}={quote_component(v)}" for k, v in add_query])
         query_text = f"{query_text}&{added}" if query_text else added
     if uri is not None:
@@ -92,7 +94,8 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         body = ctx.request.content
     else:
         body = None
-    return BackendRequest(method, path or "/", query, headers, body, "http", "", 0, "", query_text, fields)
+    return BackendRequest(method, path or "/", query, headers, body, "http", "", 0, "", query_text, fields,
+                          query_from)
 
 
 def render_error(ctx: RequestContext, err: GatewayError) -> web.Response:
