@@ -960,14 +960,20 @@ class Http1Protocol(asyncio.Protocol):
     def _go_idle(self) -> bool:
         """Every queued request is answered: arm the header-read or keep-alive deadline (False: closed)."""
         self.busy = False
-        if self.server.closing or self.transport is None:
+        server = self.server
+        if server.closing or self.transport is None:
             self.close()
             return False
         if self._in_head:
-            self._set_deadline(self.server.head_timeout)
+            seconds = server.head_timeout
         else:
             self._idle = True
-            self._set_deadline(self.server.keepalive_timeout)
+            seconds = server.keepalive_timeout
+        loop = self._loop  # what _set_deadline does, inline (once per answered request)
+        now = loop.time()
+        self._deadline = deadline = now + seconds
+        if self._timer is None:
+            self._timer = loop.call_at(min(deadline, now + self._timer_step), self._on_timer)
         return True
 
     async def _run(self) -> None:
@@ -1064,8 +1070,13 @@ class Http1Protocol(asyncio.Protocol):
         t = self.transport
         if t is None:
             return False
-        if type(resp) is PresetAnswer:  # a MOCK answer prepared at config-load time (gateway.model.answer)
-            data = serialize_preset(resp, req.version, keep_alive)
+        if type(resp) is PresetAnswer:  # prepared at config-load time, or a relayed answer (gateway.model.answer)
+            if keep_alive and req.version is HttpVersion11:  # the usual case of serialize_preset, inline
+                date = resp.date
+                data = b"".join((resp.head11, resp.dynamic.encode("utf-8", "surrogateescape"),
+                                 DATE.line() if date is None else date, b"\r\n", resp.body))
+            else:
+                data = serialize_preset(resp, req.version, keep_alive)
         elif not resp.prepared and isinstance(resp, web.Response) and \
                 (resp.body is None or isinstance(resp.body, bytes)) and not resp.chunked and not resp.compression:
             try:

@@ -99,3 +99,35 @@ def test_dynamic_lines() -> None:
                                               "\r\nX-Request-Id: rid-1\r\n")
     ctx.response_headers["content-type"] = "x/y"
     assert dynamic_lines(ctx, head.names) is None
+
+
+@pytest.mark.parametrize("req_line, extra, version, keep", [
+    (b"GET /p HTTP/1.1", b"", HttpVersion11, True),
+    (b"GET /p HTTP/1.1", b"Connection: close\r\n", HttpVersion11, False),
+    (b"GET /p HTTP/1.0", b"Connection: keep-alive\r\n", HttpVersion10, True),
+    (b"GET /p HTTP/1.0", b"", HttpVersion10, False),
+])
+async def test_the_listener_writes_a_preset_answer_as_serialize_preset_does(
+        req_line: bytes, extra: bytes, version: Any, keep: bool) -> None:
+    from gateway.process.http1 import DATE
+    from tests.unit.process.test_http1 import connect, until
+
+    answer = PresetAnswer(200, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n",
+                          b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n",
+                          "Server: api-gateway\r\n", b"ok")
+
+    async def handler(request: Any) -> PresetAnswer:
+        return answer
+
+    proto, t = connect(handler)
+    await until(lambda: proto._wakeup is not None)
+    proto.data_received(req_line + b"\r\nHost: h\r\n" + extra + b"\r\n")
+    await until(lambda: t.out.endswith(b"ok"))
+    import re
+
+    def undated(data: bytes) -> bytes:  # the Date line may cross a second between the two
+        return re.sub(rb"Date: [^\r]*\r\n", b"Date: -\r\n", data)
+
+    assert b"Date: " in t.out and DATE.line().startswith(b"Date: ")
+    assert undated(bytes(t.out)) == undated(serialize_preset(answer, version, keep))
+    assert t.closed is not keep
