@@ -80,7 +80,7 @@ HEADER_CONTENT_SHA256 = "X-Sdk-Content-Sha256"
 # ``^\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9A-Fa-f]+)\s*$``
 # (a hex signature holds no ``Signature=``, so the last one is the one that pattern would match)
 _PREFIX_RX = re.compile(r"\s*SDK-HMAC-SHA256\s+Access=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*")
-_HEX_DIGITS = "0123456789abcdefABCDEF"
+_HEX_RX = re.compile(r"[0-9A-Fa-f]+")
 _DATE_RX = re.compile(r"^\d{8}T\d{6}Z$", re.ASCII)
 
 V = TypeVar("V")
@@ -210,7 +210,13 @@ def parse_signature(value: str) -> tuple[str, tuple[str, ...], str, str] | None:
         if parsed is None:
             return None
     sig = tail.rstrip()
-    if not sig or sig.strip(_HEX_DIGITS):  # not only ASCII hex digits (strip leaves any other character)
+    if not sig:
+        return None
+    try:  # an even number of hex digits (the usual 64) in C; blanks inside would shorten the bytes
+        hex_only = len(bytes.fromhex(sig)) * 2 == len(sig)
+    except ValueError:
+        hex_only = False
+    if not hex_only and _HEX_RX.fullmatch(sig) is None:  # an odd count of hex digits is still hex
         return None
     access, names, signed = parsed
     return access, names, signed, sig.lower()

@@ -41,8 +41,14 @@ SET_BY_GATEWAY = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-real-ip",
 _GATEWAY_OWNED = REQUEST_DROP | SET_BY_GATEWAY | {"x-forwarded-host"}
 
 
-# (the caller's query parameters, the names left out, the mapped pairs added)
-QuerySource = tuple["MultiMapping[str]", frozenset[str], list[tuple[str, str]]]
+class _HasQuery(Protocol):
+    @property
+    def query(self) -> MultiMapping[str]: ...
+
+
+# (what holds the caller's query parameters (the request context: parsed on first read), the names left out, the
+# mapped pairs added)
+QuerySource = tuple[_HasQuery, frozenset[str], list[tuple[str, str]]]
 
 
 class BackendRequest:
@@ -88,7 +94,7 @@ class BackendRequest:
                 q = []
             else:
                 caller, drop, added = self._query_from
-                q = [(k, v) for k, v in caller.items() if k not in drop]
+                q = [(k, v) for k, v in caller.query.items() if k not in drop]
                 q.extend(added)
             self._query = q
         return q

@@ -69,7 +69,7 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
     query: list[tuple[str, str]] | None
     if raw_query:  # the decoded pairs are made when read (signers, function targets)
         query = None
-        query_from = (ctx.query, drop_query, add_query)
+        query_from = (ctx, drop_query, add_query)  # ctx.query parsed only if read
         # unmapped parameters go out byte for byte as the caller sent them; mapped ones are appended encoded
         query_text = raw_query_without(raw_query, drop_query)
     else:  # no caller query: nothing to parse

@@ -146,14 +146,46 @@ def compile_reader(plan: tuple[ReqParam, ...]) -> tuple[Step, ...]:
                  for p in plan)
 
 
+def _raw_query(ctx: RequestContext) -> str | None:
+    """The caller's raw query text when the listener's plain split of it gives the parameters as sent (an
+    origin-form target without a fragment, no ``%`` or ``+`` in its query); None: read ``ctx.query`` (decoded
+    by the listener)."""
+    target = ctx.request.raw_path
+    if not target.startswith("/") or "#" in target:  # absolute-form target, a fragment: the listener decides
+        return None
+    query = target.partition("?")[2]
+    if "%" in query or "+" in query:
+        return None
+    return query
+
+
+def query_value(raw: str, name: str) -> str | None:
+    """The first value of ``name`` in a raw query without ``%`` or ``+``: what ``ctx.query.get(name)`` gives
+    (a name without ``=`` has the empty value), without making the query's multidict."""
+    if name not in raw:
+        return None
+    for part in raw.split("&"):
+        key, _, value = part.partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def params_reader(steps: tuple[Step, ...]) -> Stage:
-    """The stage: read, default and validate the declared request parameters into ``ctx.params``."""
+    """The stage: read, default and validate the declared request parameters into ``ctx.params``. A declared
+    query parameter is read from the raw query text when it needs no decoding (the query's multidict is then
+    made only if something else reads it)."""
 
     def request_parameters(ctx: RequestContext) -> None:
         values = ctx.params
+        raw: str | None = ""
+        unread = True
         for where, name, key, default, required, check in steps:
             if where == _QUERY:
-                value = ctx.query.get(name)
+                if unread:
+                    raw = _raw_query(ctx)
+                    unread = False
+                value = ctx.query.get(name) if raw is None else query_value(raw, name) if raw else None
             elif where == _HEADER:
                 value = ctx.headers.get(name)
             else:

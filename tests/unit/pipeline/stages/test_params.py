@@ -34,3 +34,31 @@ def test_unknown_system_parameter_is_a_snapshot_problem() -> None:
     with pytest.raises(SnapshotError) as exc:
         compile_doc(snapshot([api]))
     assert any("apis[0].backend_params[0].value: unknown system parameter" in p for p in exc.value.problems)
+
+
+def test_query_value_matches_the_listeners_first_value() -> None:
+    from gateway.pipeline.stages.params import query_value
+    from gateway.process.http1 import _split_query
+
+    for raw in ("q=abc", "a=1&q=2&q=3", "q", "q=", "qq=1&q=2", "xq=1", "=v&q=a=b", "&&q=x&", "a=1", "Q=1",
+                "q=1;a=2", "a=q&b=1"):
+        parsed = _split_query(raw)
+        for name in ("q", "a", "Q", "b", "qq"):
+            assert query_value(raw, name) == parsed.get(name), (raw, name)
+
+
+async def test_query_parameters_read_from_the_raw_text_or_decoded() -> None:
+    api = mock_api("a", "/a", req_params=[
+        {"name": "q", "location": "QUERY", "type": "STRING", "required": 1, "valid_enable": 1, "max_size": 5},
+        {"name": "r", "location": "QUERY", "type": "STRING", "required": 2}])
+    rt = compile_doc(snapshot([api]))
+    stage = stage_of(endpoint(rt, "a"), "request_parameters")
+    assert stage is not None
+    for path, q, r in (("/a?q=abc", "abc", None), ("/a?r=1&q=x&q=y", "x", "1"), ("/a?q=a%20b", "a b", None),
+                       ("/a?q=a+b&r=", "a b", ""), ("/a?q=", "", None)):
+        ctx = request_context(rt, "GET", path, api_id="a")
+        assert await run_stage(stage, ctx) is None, path
+        assert ctx.params.get(("QUERY", "q")) == q and ctx.params.get(("QUERY", "r")) == r, path
+    for path in ("/a", "/a?r=1", "/a?q=abcdef", "/a?qq=1"):
+        err = await run_stage(stage, request_context(rt, "GET", path, api_id="a"))
+        assert err is not None and err.error_type == "REQUEST_PARAMETERS_FAILURE", path
