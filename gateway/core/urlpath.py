@@ -37,7 +37,9 @@ _UNRESERVED_RX = re.compile(r"[A-Za-z0-9._~-]*")
 
 def quote_component(text: str) -> str:
     """``quote(text, safe="")`` (one query name or value, one path parameter), without the call when there is
-    nothing to encode (the usual case: ids, numbers, plain words)."""
+    nothing to encode (the usual case: ids, numbers, plain words: letters and digits are checked in C first)."""
+    if text.isalnum() and text.isascii():
+        return text
     return text if _UNRESERVED_RX.fullmatch(text) else quote(text, safe="")
 
 
@@ -125,6 +127,8 @@ def raw_query_without(raw: str, drop: frozenset[str]) -> str:
 
 def encode_param(value: str) -> str:
     """Percent-encode one backend ``{param}`` value: a single segment, never a dot segment."""
+    if value.isalnum() and value.isascii():  # ids and numbers, checked in C
+        return value
     if value in (".", ".."):
         return "%2E" * len(value)
     return value if _UNRESERVED_RX.fullmatch(value) else quote(value, safe="")

@@ -36,3 +36,14 @@ def test_raw_query_without_drops_decoded_names_only(raw: str, drop: frozenset[st
     assert raw_query_without(raw, drop) == expected
     reference = "&".join(p for p in raw.split("&") if unquote_plus(p.split("=", 1)[0]) not in drop)
     assert expected == reference
+
+
+def test_quote_component_and_encode_param_agree_with_quote() -> None:
+    from urllib.parse import quote
+
+    from gateway.core.urlpath import encode_param, quote_component
+
+    for text in ("abc", "42", "A1b2", "", "a-b_c.d~e", "a b", "a/b", "é", "٣", "²", "Ⅻ", "ab\r\n", "x%41", ".", ".."):
+        assert quote_component(text) == quote(text, safe=""), text
+        expected = "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
+        assert encode_param(text) == expected, text
