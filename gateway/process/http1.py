@@ -1022,6 +1022,11 @@ class Http1Protocol(asyncio.Protocol):
                 try:
                     await w
                 except asyncio.CancelledError:
+                    if self._task is not None and not self._task.cancelling():
+                        # a cancellation already withdrawn: an asyncio.timeout of a driven handler expired in the
+                        # loop pass its awaited answer arrived in, the handler then ended normally and the timeout
+                        # uncancelled on exit. Meant for nobody now: not the connection, not the next handler.
+                        continue
                     if self._d_coro is not None:  # meant for the handler driven outside the task
                         self._cancel_driven()
                         continue

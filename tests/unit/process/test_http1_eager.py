@@ -179,6 +179,74 @@ async def test_a_timeout_started_in_the_read_callback_fires_inside_the_handler()
     assert not proto._task.cancelling()  # the cancellation was consumed by the timeout, not left on the task
 
 
+async def test_a_timeout_expiring_as_the_awaited_answer_arrives_loses_no_queued_request() -> None:
+    """The race of a timeout and the answer it guards, in one loop pass, timeout first: the timeout cancels the
+    connection's task (what ``asyncio.timeout`` does), then the answer resumes the driven handler, which ends
+    normally (the timeout withdraws its cancellation on exit). The cancellation the task still receives is
+    then not a request to end the connection: the pipelined request with a body is answered too."""
+    loop = asyncio.get_running_loop()
+    waits: dict[str, Any] = {}
+
+    async def handler(request: Any) -> web.Response:
+        if request.path == "/race":
+            fut = loop.create_future()
+            async with asyncio.timeout(30) as cm:
+                waits["cm"], waits["fut"] = cm, fut
+                await fut
+            return web.Response(body=b"in time")
+        return web.Response(body=b"body " + await request.content.read())
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(b"GET /race HTTP/1.1\r\nHost: h\r\n\r\n"
+                        b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+    await until(lambda: "fut" in waits)
+
+    def race() -> None:  # in one callback: the timeout's expiry is scheduled first, then the answer's wake-up
+        waits["cm"].reschedule(loop.time() - 1)
+        waits["fut"].set_result(None)
+
+    loop.call_soon(race)
+    await until(lambda: b"body hi" in t.out)
+    assert t.out.index(b"in time") < t.out.index(b"body hi") and not t.closed
+    await parked(proto)
+    assert not proto._task.cancelling()
+
+
+async def test_a_withdrawn_cancellation_never_reaches_the_next_driven_handler() -> None:
+    """The same race, the next pipelined request without a body and waiting too (driven at once): the withdrawn
+    cancellation must not be delivered to it; it gets its own answer and the connection stays open."""
+    loop = asyncio.get_running_loop()
+    waits: dict[str, Any] = {}
+
+    async def handler(request: Any) -> web.Response:
+        fut = loop.create_future()
+        if request.path == "/race":
+            async with asyncio.timeout(30) as cm:
+                waits["cm"], waits["fut"] = cm, fut
+                await fut
+            return web.Response(body=b"in time")
+        waits["next"] = fut
+        await fut
+        return web.Response(body=b"next answered")
+
+    proto, t = connect(handler)
+    await parked(proto)
+    proto.data_received(b"GET /race HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+    await until(lambda: "fut" in waits)
+
+    def race() -> None:
+        waits["cm"].reschedule(loop.time() - 1)
+        waits["fut"].set_result(None)
+
+    loop.call_soon(race)
+    await until(lambda: "next" in waits and b"in time" in t.out)
+    await until(lambda: not proto._task.cancelling() and proto._wakeup is not None)  # the stale cancel is spent
+    waits["next"].set_result(None)
+    await until(lambda: b"next answered" in t.out)
+    assert not t.closed
+
+
 async def test_a_cancel_before_the_task_resumes_reaches_the_handler() -> None:
     """The handler cancels its task, then waits: the task is woken by the cancellation before it took the
     handed-over coroutine; the CancelledError is delivered where the handler waits."""
