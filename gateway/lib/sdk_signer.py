@@ -285,13 +285,52 @@ class PreparedKey(Protocol):
 
     def hexdigest(self) -> str: ...
 
+    def hexmac(self, msg: bytes, /) -> str: ...
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _PaddedKey:
+    """HMAC-SHA256 (RFC 2104) keyed once: the SHA-256 states after the inner and the outer padded key. Each
+    MAC copies both states (OpenSSL's own HMAC object costs more per copy and per digest); the states are never
+    changed in place."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, inner: hashlib._Hash, outer: hashlib._Hash) -> None:
+        self._inner = inner
+        self._outer = outer
+
+    def copy(self) -> _PaddedKey:
+        return _PaddedKey(self._inner.copy(), self._outer)
+
+    def update(self, msg: bytes, /) -> None:
+        self._inner.update(msg)
+
+    def hexdigest(self) -> str:
+        outer = self._outer.copy()
+        outer.update(self._inner.digest())
+        return outer.hexdigest()
+
+    def hexmac(self, msg: bytes, /) -> str:
+        """The hex HMAC of ``msg`` (this key unchanged)."""
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
 
 def prepare_key(secret: str) -> PreparedKey:
-    """An HMAC-SHA256 keyed with ``secret``, prepared once (compile time) and copied per verification. On CPython
-    with OpenSSL this is the C HMAC object behind :class:`hmac.HMAC` (its ``copy`` skips the Python wrapper)."""
-    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
-    inner = getattr(mac, "_hmac", None)
-    return inner if inner is not None and hasattr(inner, "copy") else mac
+    """An HMAC-SHA256 keyed with ``secret``, prepared once (compile time): the inner and outer SHA-256 states
+    of RFC 2104, copied per verification (the same MAC as ``hmac.new(secret, msg, sha256)``)."""
+    key = secret.encode("utf-8")
+    if len(key) > 64:  # the SHA-256 block size
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return _PaddedKey(hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD)))
 
 
 def verify_prepared(key: PreparedKey, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],
@@ -302,9 +341,8 @@ def verify_prepared(key: PreparedKey, signature: str, method: str, path: str, qu
     lines = "".join([f"{name}:{headers[name].strip()}\n" for name in signed_headers])
     canonical = "\n".join((method.upper(), canonical_uri(path), canonical_query(query_pairs), lines,
                            ";".join(signed_headers), payload_hash))
-    mac = key.copy()
-    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
-    return hmac.compare_digest(mac.hexdigest(), signature.lower())
+    mac = key.hexmac(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac, signature.lower())
 
 
 def _canonical_target(raw_target: str) -> str:
@@ -324,9 +362,8 @@ def verify_target(key: PreparedKey, signature: str, method: str, raw_target: str
     on every call (``headers`` case-insensitive, each signed name looked up directly)."""
     lines = "".join([f"{name}:{headers[name].strip()}\n" for name in signed_headers])
     canonical = f"{method.upper()}\n{canonical_target(raw_target)}\n{lines}\n{';'.join(signed_headers)}\n{payload_hash}"
-    mac = key.copy()
-    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
-    return hmac.compare_digest(mac.hexdigest(), signature.lower())
+    mac = key.hexmac(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac, signature.lower())
 
 
 def verify_lines(key: PreparedKey, signature: str, method: str, raw_target: str, header_lines: str,
@@ -339,9 +376,8 @@ def verify_lines(key: PreparedKey, signature: str, method: str, raw_target: str,
     if target is None:
         target = canonical_target(raw_target)
     canonical = f"{method.upper()}\n{target}\n{header_lines}\n{signed}\n{payload_hash}"
-    mac = key.copy()
-    mac.update(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
-    return hmac.compare_digest(mac.hexdigest(), signature)
+    mac = key.hexmac(f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}".encode())
+    return hmac.compare_digest(mac, signature)
 
 
 def verify(secret: str, signature: str, method: str, path: str, query_pairs: Iterable[tuple[str, str]],

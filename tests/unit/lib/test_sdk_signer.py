@@ -324,3 +324,17 @@ def test_verify_lines_agrees_with_verify_target() -> None:
     assert not s.verify_lines(key, sig, "POST", target, lines, signed, s.EMPTY_SHA256, hdrs["X-Sdk-Date"])
     assert not s.verify_lines(s.prepare_key("other"), sig, "GET", target, lines, signed, s.EMPTY_SHA256,
                               hdrs["X-Sdk-Date"])
+
+
+@pytest.mark.parametrize("secret", ["", "s", "sk-secret-1", "x" * 63, "y" * 64, "z" * 65, "k" * 200, "clé-秘密"])
+def test_prepared_key_is_hmac_sha256(secret: str) -> None:
+    key = s.prepare_key(secret)
+    for msg in (b"", b"SDK-HMAC-SHA256\n20240326T030801Z\n" + b"e" * 64, b"m" * 200):
+        expected = hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).hexdigest()
+        assert key.hexmac(msg) == expected
+        assert key.hexmac(msg) == expected  # the key is reusable
+        mac = key.copy()
+        mac.update(msg[:7])
+        mac.update(msg[7:])
+        assert mac.hexdigest() == expected
+    assert s.prepare_key(secret + "!").hexmac(b"m") != key.hexmac(b"m")
