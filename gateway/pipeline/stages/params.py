@@ -146,19 +146,6 @@ def compile_reader(plan: tuple[ReqParam, ...]) -> tuple[Step, ...]:
                  for p in plan)
 
 
-def _raw_query(ctx: RequestContext) -> str | None:
-    """The caller's raw query text when the listener's plain split of it gives the parameters as sent (an
-    origin-form target without a fragment, no ``%`` or ``+`` in its query); None: read ``ctx.query`` (decoded
-    by the listener)."""
-    target = ctx.request.raw_path
-    if not target.startswith("/") or "#" in target:  # absolute-form target, a fragment: the listener decides
-        return None
-    query = target.partition("?")[2]
-    if "%" in query or "+" in query:
-        return None
-    return query
-
-
 def query_value(raw: str, name: str) -> str | None:
     """The first value of ``name`` in a raw query without ``%`` or ``+``: what ``ctx.query.get(name)`` gives
     (a name without ``=`` has the empty value), without making the query's multidict."""
@@ -178,13 +165,18 @@ def params_reader(steps: tuple[Step, ...]) -> Stage:
 
     def request_parameters(ctx: RequestContext) -> None:
         values = ctx.params
-        raw: str | None = ""
+        raw: str | None = None
         unread = True
         for where, name, key, default, required, check in steps:
             if where == _QUERY:
                 if unread:
-                    raw = _raw_query(ctx)
                     unread = False
+                    # the raw query text when the listener's plain split of it gives the parameters as sent: an
+                    # origin-form target without a fragment, no % or + in its query (else None: ctx.query)
+                    target = ctx.request.raw_path
+                    raw = None if target[:1] != "/" or "#" in target else target.partition("?")[2]
+                    if raw is not None and ("%" in raw or "+" in raw):
+                        raw = None
                 value = ctx.query.get(name) if raw is None else query_value(raw, name) if raw else None
             elif where == _HEADER:
                 value = ctx.headers.get(name)
