@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
@@ -127,8 +127,16 @@ def _head(status: int, headers: tuple[tuple[str, str], ...], length: int
 
 _SERVER_ONLY = {"Server": SERVER_HEADER}
 _SERVER_LINE = f"Server: {SERVER_HEADER}\r\n"
-# (names of ctx.response_headers, names they may not use) -> none of them is taken
-_FREE_NAMES: dict[tuple[tuple[str, ...], frozenset[str]], bool] = {}
+# (names of ctx.response_headers, names they may not use) -> the %-format of their lines (one ``%s`` per value), or
+# None when one of them is taken or holds CR/LF; the stage headers' names repeat (the rate-limit ones): made once
+_LINE_FORMATS: dict[tuple[tuple[str, ...], frozenset[str]], str | None] = {}
+_UNSEEN: Any = object()
+
+
+def _line_format(rh_names: tuple[str, ...], names: frozenset[str]) -> str | None:
+    if any(k.lower() in names or "\r" in k or "\n" in k for k in rh_names):
+        return None
+    return "".join([f"{k.replace('%', '%%')}: %s\r\n" for k in rh_names])
 
 
 def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
@@ -148,19 +156,31 @@ def dynamic_lines(ctx: RequestContext, names: frozenset[str]) -> str | None:
         text = f"{_SERVER_LINE}X-Request-Id: {ctx.request_id}\r\n"
     else:
         key = (tuple(rh), names)  # the stage headers' names repeat (rate-limit headers): checked once
-        free = _FREE_NAMES.get(key)
-        if free is None:
-            free = not any(k.lower() in names for k in key[0])
-            if len(_FREE_NAMES) >= 1024:
-                _FREE_NAMES.clear()
-            _FREE_NAMES[key] = free
-        if not free:
+        fmt = _LINE_FORMATS.get(key, _UNSEEN)
+        if fmt is _UNSEEN:
+            fmt = _line_format(key[0], names)
+            if len(_LINE_FORMATS) >= 1024:
+                _LINE_FORMATS.clear()
+            _LINE_FORMATS[key] = fmt
+        if fmt is None:
             return None
-        text = "".join([f"{k}: {v}\r\n" for k, v in rh.items()])
-        n = len(rh)
-        if text.count("\n") != n or text.count("\r") != n:
+        values = tuple(rh.values())
+        try:
+            joined = "".join(values)
+        except TypeError:  # a value that is not a str: its text, as a format would give it
+            values = tuple(map(str, values))
+            joined = "".join(values)
+        if "\r" in joined or "\n" in joined:
             return None
-        text += f"X-Request-Id: {ctx.request_id}\r\n"  # the gateway's own hex id
+        if mode == LATENCY_ALWAYS:  # the default settings: one format
+            lines = fmt % values
+            if ctx.backend_ms is None:
+                return (f"{lines}X-Request-Id: {ctx.request_id}\r\n"
+                        f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n")
+            return (f"{lines}X-Request-Id: {ctx.request_id}\r\n"
+                    f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n"
+                    f"X-Apig-Upstream-Latency: {int(ctx.backend_ms)}\r\n")
+        text = f"{fmt % values}X-Request-Id: {ctx.request_id}\r\n"  # the gateway's own hex id
     if mode == LATENCY_ALWAYS or (mode != LATENCY_OFF and ctx.headers.get("X-Apig-Mode", "").lower() == "debug"):
         # the lines set_latency_headers adds to a web.Response (integers: no CR/LF possible)
         text += f"X-Apig-Latency: {int((time.perf_counter() - ctx.started) * 1000.0)}\r\n"
