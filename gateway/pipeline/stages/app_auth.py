@@ -27,6 +27,8 @@ import ipaddress
 import time
 from typing import TYPE_CHECKING
 
+from multidict import istr
+
 from gateway.core.errors import app_auth_failure, app_frozen, app_header_missing, app_ip_denied, app_unauthorized
 from gateway.lib import sdk_signer
 from gateway.lib.ipset import ip_key
@@ -42,6 +44,10 @@ if TYPE_CHECKING:
     from gateway.pipeline.spec import BuildContext, EndpointDraft
 
 APP_CODE_HEADER = "X-Apig-AppCode"
+# header names looked up on every signed call, as case-insensitive keys made once (a plain str is case-folded
+# on each lookup)
+_DATE = istr(sdk_signer.HEADER_DATE)
+_CONTENT_SHA256 = istr(sdk_signer.HEADER_CONTENT_SHA256)
 _NONE: list[str] = []  # what a missing signed header gives (never changed)
 
 
@@ -68,7 +74,7 @@ class AppAuthenticator:
     def __init__(self, build: BuildContext, app_code: bool) -> None:
         s = build.settings
         self.registry = app_registry(build)
-        self.header = _auth_header_name(build)
+        self.header = istr(_auth_header_name(build))
         self.app_code = app_code
         self.allow_http = bool(s.app_code_allow_http)
         self.skew = float(s.app_auth_clock_skew_s)
@@ -125,7 +131,7 @@ class AppAuthenticator:
             raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
                                    "(Access=..., SignedHeaders=..., Signature=...)")
         access, names, signed, signature = creds
-        raw_date = headers.get(sdk_signer.HEADER_DATE)
+        raw_date = headers.get(_DATE)
         stamp = sdk_signer.DATE_STAMPS.data.get(raw_date) if raw_date else None  # remembered, so already stripped
         if stamp is not None and raw_date is not None and abs(time.time() - stamp) <= self.skew:
             sdk_date = raw_date  # what check_date would find
@@ -147,7 +153,7 @@ class AppAuthenticator:
                 raise app_auth_failure(f"signed header {name[:64]} not found" if not found
                                        else f"signed header {name[:64]} appears more than once") from None
             header_lines += f"{name}:{value.strip()}\n"
-        if sdk_signer.HEADER_CONTENT_SHA256 not in headers:
+        if _CONTENT_SHA256 not in headers:
             body = ctx.body
             if body is None:
                 if ctx.request.body_exists:

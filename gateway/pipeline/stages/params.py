@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from multidict import istr
+
 from gateway.core.errors import bad_parameter
 from gateway.model.plan import BackendParam, MappingPlan, Stage
 
@@ -142,8 +144,9 @@ Step = tuple[int, str, tuple[str, str], str | None, bool, Callable[[str], None] 
 
 def compile_reader(plan: tuple[ReqParam, ...]) -> tuple[Step, ...]:
     where = {"QUERY": _QUERY, "HEADER": _HEADER}
-    return tuple((where.get(p.location, _PATH), p.name, (p.location, p.name), p.default, p.required, _checker(p))
-                 for p in plan)
+    # a header's name as a case-insensitive key made once (a plain str is case-folded on every lookup)
+    return tuple((where.get(p.location, _PATH), istr(p.name) if p.location == "HEADER" else p.name,
+                  (p.location, p.name), p.default, p.required, _checker(p)) for p in plan)
 
 
 def query_value(raw: str, name: str) -> str | None:
