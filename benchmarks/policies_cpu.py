@@ -37,24 +37,32 @@ from gateway.pipeline.handle import build_backend_request  # noqa: E402
 
 
 class BenchRequest:
-    """The parts of the listener's request object the pipeline reads (query parsed once, like the listener)."""
+    """The parts of the listener's request object the pipeline reads (the query parsed on first read, like the
+    listener: the parameter stage reads a plain query from its raw text, so the full pipeline never parses it)."""
 
     def __init__(self, target: str, headers: CIMultiDictProxy[str]) -> None:
         self.method = "GET"
         self.raw_path = target
-        self.path, _, raw_query = target.partition("?")
-        md: MultiDict[str] = MultiDict()
-        for part in raw_query.split("&"):
-            if part:
-                k, _, v = part.partition("=")
-                md.add(k, v)
-        self.query = MultiDictProxy(md)
+        self.path, _, self._raw_query = target.partition("?")
+        self._query: MultiDictProxy[str] | None = None
         self.headers = headers
         self.host = headers.get("Host")
         self.content_length = None
         self.body_exists = False
         self.scheme = "http"
         self.remote = "127.0.0.1"
+
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        q = self._query
+        if q is None:
+            md: MultiDict[str] = MultiDict()
+            for part in self._raw_query.split("&"):
+                if part:
+                    k, _, v = part.partition("=")
+                    md.add(k, v)
+            q = self._query = MultiDictProxy(md)
+        return q
 
 
 async def measure(calls: int, redis_url: str | None) -> None:
