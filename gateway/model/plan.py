@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict, MultiMapping
 
 from gateway.core.errors import backend_path_param_missing
-from gateway.core.urlpath import encode_param
+from gateway.core.urlpath import clean_header_value, encode_param, quote_component
 from gateway.lib.h1client import HOP_BY_HOP
 
 if TYPE_CHECKING:
@@ -184,8 +184,12 @@ class MappingPlan:
     # ... and whether the mapped header names are distinct and none is a field the gateway sets itself: then
     # the mapped fields are appended after the forwarded ones (else a multidict replaces same-named fields)
     plain_headers: bool = field(init=False, repr=False, compare=False)
+    # ... and the params and defaults as one sequence of steps (see _steps) for :func:`apply_mapping_into`
+    steps: tuple[MappingStep, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", _steps(self.params, self.defaults) if self.params or self.defaults
+                           else ())
         names = tuple(bp.name.lower() for bp in self.params if bp.location == "HEADER") + tuple(
             name.lower() for loc, name in self.defaults if loc == "HEADER")
         key = (self.drop_headers, names)
@@ -199,6 +203,35 @@ class MappingPlan:
         object.__setattr__(self, "forward_drop", got[0])
         object.__setattr__(self, "forward_drop_host", got[1])
         object.__setattr__(self, "plain_headers", got[2])
+
+
+# one mapping step, compiled once: (location, how, arg, name, text) where ``how`` is _CONSTANT (``arg`` the value:
+# a header's cleaned of CR/LF), _SOURCE (``arg`` the request parameter's (location, name)), _SYSTEM (``arg`` the
+# getter) or _DEFAULT (``arg`` the declared parameter's key, added when the caller omits it); ``text`` is the
+# encoded name plus "=" of a QUERY step (plus the encoded value of a constant one), "" otherwise
+MappingStep = tuple[str, int, Any, str, str]
+_CONSTANT, _SOURCE, _SYSTEM, _DEFAULT = range(4)
+
+
+def _steps(params: tuple[BackendParam, ...], defaults: tuple[tuple[str, str], ...]) -> tuple[MappingStep, ...]:
+    out: list[MappingStep] = []
+    for bp in params:
+        loc = bp.location
+        text = f"{quote_component(bp.name)}=" if loc == "QUERY" else ""
+        if bp.constant is not None:
+            value = bp.constant
+            if loc == "HEADER":
+                value = clean_header_value(value)
+            elif loc == "QUERY":
+                text = f"{text}{quote_component(value)}"
+            out.append((loc, _CONSTANT, value, bp.name, text))
+        elif bp.source is not None:
+            out.append((loc, _SOURCE, bp.source, bp.name, text))
+        else:
+            out.append((loc, _SYSTEM, bp.system, bp.name, text))
+    for loc, name in defaults:
+        out.append((loc, _DEFAULT, (loc, name), name, f"{quote_component(name)}=" if loc == "QUERY" else ""))
+    return tuple(out)
 
 
 _FORWARDING: dict[tuple[frozenset[str], tuple[str, ...]], tuple[frozenset[str], frozenset[str], bool]] = {}
@@ -239,6 +272,50 @@ def apply_mapping(
         elif name not in ctx.headers and (value := values.get((loc, name))) is not None:
             headers.append((name, value))
     return path_params, query, headers
+
+
+def apply_mapping_into(ctx: RequestContext, plan: MappingPlan, fields: list[tuple[str, str]]
+                       ) -> tuple[dict[str, str], list[tuple[str, str]], str]:
+    """:func:`apply_mapping` for a plan with ``plain_headers``, in one pass over its compiled steps: the mapped
+    header fields are appended to ``fields`` (values cleaned of CR/LF: a value may come from the caller); returns
+    the backend path params, the mapped query pairs (decoded) and the same pairs as query text (encoded)."""
+    path_params: dict[str, str] = {}
+    query: list[tuple[str, str]] = []
+    texts: list[str] = []
+    values = ctx.params
+    value: str | None
+    for loc, how, arg, name, text in plan.steps:
+        if how == _CONSTANT:  # compiled: cleaned (header) or encoded (query) once
+            if loc == "HEADER":
+                fields.append((name, arg))
+            elif loc == "QUERY":
+                query.append((name, arg))
+                texts.append(text)
+            else:
+                path_params[name] = arg
+            continue
+        if how == _SOURCE:
+            value = values.get(arg)
+            if value is None:
+                src_loc, src_name = arg
+                value = (ctx.query.get(src_name) if src_loc == "QUERY" else ctx.headers.get(src_name)
+                         if src_loc == "HEADER" else ctx.path_params.get(src_name))
+        elif how == _SYSTEM:
+            value = arg(ctx)
+        else:  # a default: only when the caller omitted the parameter
+            if name in (ctx.query if loc == "QUERY" else ctx.headers):
+                continue
+            value = values.get(arg)
+        if value is None:
+            continue
+        if loc == "HEADER":
+            fields.append((name, clean_header_value(value)))
+        elif loc == "QUERY":
+            query.append((name, value))
+            texts.append(f"{text}{quote_component(value)}")
+        else:
+            path_params[name] = value
+    return path_params, query, "&".join(texts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from gateway.core.urlpath import (
     split_target,
 )
 from gateway.model.context import RequestContext
-from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate, apply_mapping
+from gateway.model.plan import BackendRequest, MappingPlan, UriTemplate, apply_mapping, apply_mapping_into
 from gateway.model.responses import DEFAULT_RESPONSES
 from gateway.model.runtime import Endpoint
 from gateway.pipeline.grpc import error_response as grpc_error_response
@@ -44,17 +44,17 @@ _NO_PARAMS: dict[str, str] = {}
 
 def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, mapping: MappingPlan,
                           uri: UriTemplate | None) -> BackendRequest:
-    if mapping.params or mapping.defaults:
-        path_params, add_query, add_headers = apply_mapping(ctx, mapping)
-    else:  # nothing mapped (most APIs)
-        path_params, add_query, add_headers = _NO_PARAMS, [], []
     fields = forwarded_fields(ctx, mapping)
     headers: CIMultiDict[str] | None = None
+    added: str | None = None  # the mapped query pairs as text, when made with them
     if mapping.plain_headers:  # distinct mapped names, none the gateway's own: appended as they are
-        for k, v in add_headers:  # values may come from the caller (query -> header): no CR/LF may pass
-            fields.append((k, clean_header_value(v)))
+        if mapping.steps:  # one pass over the compiled steps; values from the caller are cleaned of CR/LF
+            path_params, add_query, added = apply_mapping_into(ctx, mapping, fields)
+        else:  # nothing mapped (most APIs)
+            path_params, add_query = _NO_PARAMS, []
         fields.append(("X-Request-Id", ctx.request_id))  # correlation (docs/parameters.md)
     else:  # a mapped header replaces a same-named field (the last of two mapped ones wins)
+        path_params, add_query, add_headers = apply_mapping(ctx, mapping)
         headers = CIMultiDict(fields)
         for k, v in add_headers:
             headers[k] = clean_header_value(v)
@@ -77,7 +77,8 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
         query_from = None
         query_text = ""
     if add_query:
-        added = "&".join([f"{quote_component(k)}={quote_component(v)}" for k, v in add_query])
+        if added is None:
+            added = "&".join([f"{quote_component(k)}={quote_component(v)}" for k, v in add_query])
         query_text = f"{query_text}&{added}" if query_text else added
     if uri is not None:
         path = uri.render(path_params, ctx.path_params)

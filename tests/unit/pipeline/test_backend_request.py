@@ -9,7 +9,14 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.model.plan import BackendParam, BackendRequest, MappingPlan, UriTemplate
+from gateway.model.plan import (
+    BackendParam,
+    BackendRequest,
+    MappingPlan,
+    UriTemplate,
+    apply_mapping,
+    apply_mapping_into,
+)
 from gateway.pipeline.handle import build_backend_request
 
 
@@ -70,3 +77,37 @@ def test_head_lines_never_make_a_second_line() -> None:
     assert BackendRequest("GET", "/", [], fields=[]).head_lines("h") == "Host: h\r\n"
     given = BackendRequest("GET", "/", [], headers=CIMultiDict(A="1"))  # hooks' tests build it with a mapping
     assert given.fields is None and given.headers["A"] == "1"
+
+
+def test_compiled_mapping_steps_give_what_apply_mapping_gives() -> None:
+    """The one-pass mapping over compiled steps (plain headers) matches the general one: path params, query
+    pairs and their text (constants encoded once), header values cleaned, defaults only when omitted."""
+    params = (
+        BackendParam("PATH", "item", None, ("PATH", "id"), None),
+        BackendParam("QUERY", "q x", None, ("QUERY", "q"), None),
+        BackendParam("QUERY", "k", "a b&c", None, None),
+        BackendParam("HEADER", "X-Const", "c\r\n1", None, None),
+        BackendParam("HEADER", "X-From-Query", None, ("QUERY", "evil"), None),
+        BackendParam("HEADER", "X-Sys", None, None, lambda c: c.request_id),
+        BackendParam("HEADER", "X-None", None, None, lambda c: None),
+        BackendParam("PATH", "fixed", "f", None, None),
+    )
+    plan = MappingPlan(params, frozenset({"q", "q x", "k", "evil"}),
+                       frozenset({"x-const", "x-from-query", "x-sys", "x-none", "x-def", "x-given"}),
+                       (("QUERY", "page"), ("HEADER", "X-Def"), ("QUERY", "given"), ("HEADER", "X-Given")))
+    assert plan.plain_headers and len(plan.steps) == len(params) + 4
+    c = ctx("/a/7?q=v%201&evil=a%0D%0Ab&given=1", X_Given="2")
+    c.query["q"], c.query["evil"] = "v 1", "a\r\nb"
+    c.params = {("QUERY", "page"): "1", ("HEADER", "X-Def"): "d", ("QUERY", "given"): "0",
+                ("HEADER", "X-Given"): "0"}
+    fields: list[tuple[str, str]] = []
+    path_params, query, text = apply_mapping_into(c, plan, fields)
+    want_path, want_query, want_headers = apply_mapping(c, plan)
+    assert path_params == want_path == {"item": "7", "fixed": "f"}
+    assert query == want_query == [("q x", "v 1"), ("k", "a b&c"), ("page", "1")]
+    assert text == "q%20x=v%201&k=a%20b%26c&page=1"
+    assert fields == [(k, v.replace("\r", " ").replace("\n", " ")) for k, v in want_headers] == [
+        ("X-Const", "c  1"), ("X-From-Query", "a  b"), ("X-Sys", "rid"), ("X-Def", "d")]
+    breq = build_backend_request(c, None, "GET", plan, UriTemplate.parse("/i/{item}/{fixed}"))  # type: ignore[arg-type]
+    assert breq.path == "/i/7/f" and breq.query_text == "given=1&q%20x=v%201&k=a%20b%26c&page=1"
+    assert MappingPlan((), frozenset(), frozenset()).steps == ()
