@@ -397,10 +397,11 @@ class HttpTarget:
                 if direct is None:
                     upstream.report(member, True)
                 ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
-                extras = ctx.extras
-                # for the kafka_log plug-in's record
-                extras["upstream_addr"] = direct.addr_text if direct is not None else f"{breq.host}:{breq.port}"
-                extras["upstream_status"] = answer.status
+                ep = ctx.endpoint
+                if ep is not None and ep.log_plugin is not None:  # only the kafka_log plug-in's record reads them
+                    extras = ctx.extras
+                    extras["upstream_addr"] = direct.addr_text if direct is not None else f"{breq.host}:{breq.port}"
+                    extras["upstream_status"] = answer.status
                 try:
                     length = answer.content_length
                     chunked = answer.chunked

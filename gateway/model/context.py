@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
+from time import perf_counter
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +138,7 @@ class RequestContext:
         self.request = request
         self.request_id: str = request_id
         self.runtime = runtime
-        self.started = time.perf_counter()
+        self.started = perf_counter()
         self.peer_ip = peer_ip
         self.client_ip: str = peer_ip if client_ip is None else client_ip
         self.method: str = request.method
@@ -235,7 +235,7 @@ class RequestContext:
                 hook(self, resp)
 
     def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000.0
+        return (perf_counter() - self.started) * 1000.0
 
 
 def set_latency_headers(ctx: RequestContext, headers: MutableMapping[str, str]) -> None:
@@ -248,6 +248,6 @@ def set_latency_headers(ctx: RequestContext, headers: MutableMapping[str, str]) 
     mode = ctx.latency_mode
     if mode != LATENCY_ALWAYS and (mode == LATENCY_OFF or ctx.headers.get("X-Apig-Mode", "").lower() != "debug"):
         return
-    headers["X-Apig-Latency"] = str(int((time.perf_counter() - ctx.started) * 1000.0))
+    headers["X-Apig-Latency"] = str(int((perf_counter() - ctx.started) * 1000.0))
     if ctx.backend_ms is not None:
         headers["X-Apig-Upstream-Latency"] = str(int(ctx.backend_ms))
