@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -64,6 +65,7 @@ _UNDERSCORE_DROP = _REQUEST_DROP | {"x-forwarded-for", "x-forwarded-proto", "x-f
                                     "x-request-id"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "OPTIONS", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+_NOT_TRIED: list[Any] = []  # a fixed address tries no members (never appended to)
 SMALL_BODY = 65536  # responses up to this size (with a Content-Length) are relayed in one write
 
 
@@ -329,7 +331,7 @@ class HttpTarget:
         mapping = bool(hooks) or timed
         upstream = self.upstream
         direct = self._direct
-        tried: list[Member] = []
+        tried: list[Member] = [] if direct is None else _NOT_TRIED  # (a fixed address never chooses)
         last: GatewayError | None = None
         member: Member
         for attempt in range(retries + 1):
@@ -361,13 +363,16 @@ class HttpTarget:
                 if qs is None:
                     qs = breq.query_string()
                 target = f"{breq.path}?{qs}" if qs else breq.path
-                sent_at = time.perf_counter()
+                sent_at = perf_counter()
                 answer: _Response
                 try:
                     if timed or isinstance(breq.body, StreamReader):  # (a hook may have set a reader)
                         answer = await self._send_timed(ctx, breq, target)
                     else:  # the hot path: the client's own deadline, no asyncio.timeout (a timer) per request
-                        answer = await self.services.h1_client().request(
+                        client = self.services._h1  # (what h1_client() returns once made: a call less)
+                        if client is None:
+                            client = self.services.h1_client()
+                        answer = await client.request(
                             self.scheme, breq.host, breq.port, breq.method, target,
                             breq.headers if breq.fields is None else breq.head_lines(host_header), breq.body,
                             self.ssl, self.timeout_s)
@@ -396,7 +401,7 @@ class HttpTarget:
                     raise
                 if direct is None:
                     upstream.report(member, True)
-                ctx.backend_ms = (time.perf_counter() - sent_at) * 1000.0
+                ctx.backend_ms = (perf_counter() - sent_at) * 1000.0
                 ep = ctx.endpoint
                 if ep is not None and ep.log_plugin is not None:  # only the kafka_log plug-in's record reads them
                     extras = ctx.extras

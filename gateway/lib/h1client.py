@@ -36,6 +36,7 @@ import ssl as ssl_mod
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from time import monotonic
 from typing import Any
 
 from multidict import CIMultiDict
@@ -541,6 +542,9 @@ class _Pool:
         self.closed = False  # the client was closed: connections given back are closed
 
 
+_NO_TLS = 0  # the pool key's TLS part for plain connections (no id() call per request)
+
+
 class H1Client:
     """Keep-alive connection pools and the request/response exchange."""
 
@@ -647,14 +651,14 @@ class H1Client:
         One coroutine frame from the send to the parsed head (the head is parsed by plain methods).
         """
         ctx = self._ssl(scheme, ssl) if scheme == "https" else None
-        key = (scheme, host, port, id(ctx))
+        key = (scheme, host, port, _NO_TLS if ctx is None else id(ctx))
         deadline: float | None = None
         conn: _Conn | None
         for fresh_try in (False, True):
             pool = self._pools.get(key)
             if pool is not None and pool.idle:  # (the common case of _idle, inline)
                 conn = pool.idle.pop()
-                if conn.closed or conn.eof or conn.buf or time.monotonic() - conn.last_used > self.keepalive_s:
+                if conn.closed or conn.eof or conn.buf or monotonic() - conn.last_used > self.keepalive_s:
                     conn.close()
                     pool.active -= 1
                     conn = self._idle(key)

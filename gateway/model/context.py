@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from time import perf_counter
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
