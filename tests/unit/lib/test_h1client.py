@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from gateway.lib.h1client import HOP_BY_HOP, RELAY_DROP, H1Client, UpstreamError
+from gateway.lib.h1client import _NO_TLS, HOP_BY_HOP, RELAY_DROP, H1Client, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -475,7 +475,7 @@ async def test_a_remembered_head_still_frames_a_head_request_without_a_body() ->
         for method, body in (("GET", b"hello"), ("HEAD", b""), ("GET", b"world")):
             r = await client.request("http", "127.0.0.1", port, method, "/", hdrs(), None)
             assert (r.status, r.content_length, await r.read()) == (200, 5, body)
-        assert client._pools[("http", "127.0.0.1", port, id(None))].active == 1  # one connection for all three
+        assert client._pools[("http", "127.0.0.1", port, _NO_TLS)].active == 1  # one connection for all three
     finally:
         await client.close()
         server.close()
