@@ -189,11 +189,12 @@ def forwarded_fields(ctx: RequestContext, mapping: MappingPlan) -> list[tuple[st
         named = {t.strip().lower() for t in conn.split(",")}
         out = [f for f in out if f[0].lower() not in named]
     request = ctx.request
-    out.append(("X-Forwarded-For", f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip))
-    out.append(("X-Forwarded-Proto", request.scheme))
-    if own_host:
-        out.append(("X-Forwarded-Host", host if host is not None else request.host))
-    out.append(("X-Real-IP", ctx.client_ip))
+    xff = f"{xff}, {ctx.peer_ip}" if xff else ctx.peer_ip
+    if own_host:  # one extend, not one append per field
+        out += (("X-Forwarded-For", xff), ("X-Forwarded-Proto", request.scheme),
+                ("X-Forwarded-Host", host if host is not None else request.host), ("X-Real-IP", ctx.client_ip))
+    else:
+        out += (("X-Forwarded-For", xff), ("X-Forwarded-Proto", request.scheme), ("X-Real-IP", ctx.client_ip))
     return out
 
 

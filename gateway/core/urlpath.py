@@ -114,6 +114,11 @@ def raw_query_without(raw: str, drop: frozenset[str]) -> str:
         raw = quote(raw, safe=_QUERY_SAFE)
     if not drop or not raw:
         return raw
+    if "&" not in raw:  # one parameter (the usual mapped query): kept or not, no list
+        name = raw.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        return "" if name in drop else raw
     kept = []
     for part in raw.split("&"):
         name = part.partition("=")[0]

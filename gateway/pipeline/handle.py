@@ -60,8 +60,10 @@ def build_backend_request(ctx: RequestContext, ep: Endpoint, plan_method: str, m
             headers[k] = clean_header_value(v)
         headers["X-Request-Id"] = ctx.request_id
     target = ctx.request.raw_path  # the request target as received
-    if target.startswith("/"):
-        raw_path, raw_query = split_target(target)  # no URL object built on the hot path
+    if target.startswith("/"):  # no URL object built on the hot path
+        raw_path, _, raw_query = target.partition("?")
+        if "#" in target:  # a fragment (never sent by a conforming client)
+            raw_path, raw_query = split_target(target)
     else:  # absolute-form target: let yarl take it apart
         url = ctx.request.rel_url
         raw_path, raw_query = url.raw_path, url.raw_query_string

@@ -31,6 +31,10 @@ def test_encode_param_never_leaves_a_separator_or_dot_segment(text: str) -> None
     ("a+b=1&c=2", frozenset({"a+b"}), "a+b=1&c=2"),  # "a+b" decodes to "a b": not the dropped name
     ("flag&x=1&flag=2", frozenset({"flag"}), "x=1"),
     ("k=1&k=2&m", frozenset(), "k=1&k=2&m"),
+    ("r=1", frozenset({"q"}), "r=1"),  # one parameter (no list made): kept, dropped by its decoded name
+    ("a+b=1", frozenset({"a b"}), ""),
+    ("a%20b", frozenset({"a b"}), ""),
+    ("a+b=1", frozenset({"a+b"}), "a+b=1"),
 ])
 def test_raw_query_without_drops_decoded_names_only(raw: str, drop: frozenset[str], expected: str) -> None:
     assert raw_query_without(raw, drop) == expected
