@@ -39,6 +39,8 @@ from gateway.snapshot.features import feature_config
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from multidict import CIMultiDictProxy
+
     from gateway.model.context import RequestContext
     from gateway.model.plan import Stage
     from gateway.pipeline.spec import BuildContext, EndpointDraft
@@ -49,6 +51,9 @@ APP_CODE_HEADER = "X-Apig-AppCode"
 _DATE = istr(sdk_signer.HEADER_DATE)
 _CONTENT_SHA256 = istr(sdk_signer.HEADER_CONTENT_SHA256)
 _NONE: list[str] = []  # what a missing signed header gives (never changed)
+_STAMPS = sdk_signer.DATE_STAMPS.data  # the remembered X-Sdk-Date instants (the memo's dict is never replaced)
+_SIG_HEX = 64  # the hex digits of an SDK-HMAC-SHA256 signature
+SIGNERS_MAX = 256  # signature prefixes remembered per compiled authenticator (emptied when full)
 
 
 def _identify(ctx: RequestContext, app: App, mode: str) -> None:
@@ -69,7 +74,7 @@ def _auth_header_name(build: BuildContext) -> str:
 class AppAuthenticator:
     """The compiled APP authentication of one publication."""
 
-    __slots__ = ("allow_http", "app_code", "header", "modes", "registry", "skew", "trusted")
+    __slots__ = ("_signers", "allow_http", "app_code", "header", "modes", "registry", "skew", "trusted")
 
     def __init__(self, build: BuildContext, app_code: bool) -> None:
         s = build.settings
@@ -80,6 +85,10 @@ class AppAuthenticator:
         self.skew = float(s.app_auth_clock_skew_s)
         self.trusted = s.trusted_networks()
         self.modes = credential_modes(build)  # app_api_key, app_basic, app_secret, app_jwt, app_token
+        # the text before the 64 signature digits (``SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=``)
+        # -> (app, signed names, names as signed), for prefixes that parsed, name an app of this configuration
+        # and sign ``host``: an app sends the same prefix call after call while every signature differs
+        self._signers: dict[str, tuple[App, tuple[str, ...], str]] = {}
 
     def _https(self, ctx: RequestContext) -> bool:
         if ctx.request.scheme == "https":
@@ -126,24 +135,27 @@ class AppAuthenticator:
         value = headers.get(self.header)
         if not value:
             raise app_header_missing(f"{self.header.lower()} not found")
-        creds = sdk_signer.parse_signature(value)
-        if creds is None:
-            raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
-                                   "(Access=..., SignedHeaders=..., Signature=...)")
-        access, names, signed, signature = creds
+        known = self._signers.get(value[:-_SIG_HEX])
+        signature = value[-_SIG_HEX:]
+        if known is not None:  # a remembered prefix: the 64 characters after it must be hex digits, as parsed
+            try:
+                if len(bytes.fromhex(signature)) * 2 != _SIG_HEX:  # blanks inside shorten it
+                    known = None
+            except ValueError:
+                known = None
+        if known is None:
+            known, signature = self._parse(headers, value)
+        else:
+            signature = signature.lower()
+        app, names, signed = known
         raw_date = headers.get(_DATE)
-        stamp = sdk_signer.DATE_STAMPS.data.get(raw_date) if raw_date else None  # remembered, so already stripped
+        stamp = _STAMPS.get(raw_date) if raw_date else None  # remembered, so already stripped
         if stamp is not None and raw_date is not None and abs(time.time() - stamp) <= self.skew:
             sdk_date = raw_date  # what check_date would find
         else:
             sdk_date, problem = sdk_signer.check_date(raw_date, self.skew)
             if problem is not None:
                 raise app_auth_failure(problem)
-        app = self.registry.by_key.get(access)
-        if app is None:
-            raise app_auth_failure(f"app not found, appkey {access[:200]}")
-        if "host" not in names:  # else a signed call could be replayed on another domain
-            raise app_auth_failure("SignedHeaders must include host")
         header_lines = ""  # the canonical header lines, each signed header present exactly once
         for name in names:
             found = headers.getall(name, _NONE)
@@ -157,7 +169,7 @@ class AppAuthenticator:
             body = ctx.body
             if body is None:
                 if ctx.request.body_exists:
-                    return self._with_body(ctx, app, creds, header_lines, sdk_date, ())
+                    return self._with_body(ctx, app, ("", names, signed, signature), header_lines, sdk_date, ())
                 body = ctx.body = b""  # a GET: what read_body would do, without awaiting
             digest = sdk_signer.payload_hash(body) if body else sdk_signer.EMPTY_SHA256
             # sdk_date passed the fixed-format check: it is exactly what format_date(when) would give
@@ -175,7 +187,35 @@ class AppAuthenticator:
         claimed = headers.getall(sdk_signer.HEADER_CONTENT_SHA256)
         if len(claimed) > 1:
             raise app_auth_failure("x-sdk-content-sha256 appears more than once")
-        return self._with_body(ctx, app, creds, header_lines, sdk_date, claimed)
+        return self._with_body(ctx, app, ("", names, signed, signature), header_lines, sdk_date, claimed)
+
+    def _parse(self, headers: CIMultiDictProxy[str], value: str
+               ) -> tuple[tuple[App, tuple[str, ...], str], str]:
+        """A signature prefix not remembered: parsed and checked in full (the errors in their usual order),
+        then remembered when the signature is the usual 64 digits at the very end."""
+        creds = sdk_signer.parse_signature(value)
+        if creds is None:
+            raise app_auth_failure(f"{self.header.lower()} is not an SDK-HMAC-SHA256 signature "
+                                   "(Access=..., SignedHeaders=..., Signature=...)")
+        access, names, signed, signature = creds
+        raw_date = headers.get(_DATE)
+        stamp = _STAMPS.get(raw_date) if raw_date else None
+        if stamp is None or abs(time.time() - stamp) > self.skew:
+            _sdk_date, problem = sdk_signer.check_date(raw_date, self.skew)
+            if problem is not None:
+                raise app_auth_failure(problem)
+        app = self.registry.by_key.get(access)
+        if app is None:
+            raise app_auth_failure(f"app not found, appkey {access[:200]}")
+        if "host" not in names:  # else a signed call could be replayed on another domain
+            raise app_auth_failure("SignedHeaders must include host")
+        known = (app, names, signed)
+        if len(signature) == _SIG_HEX and value[-_SIG_HEX:].lower() == signature:  # no blank after: remembered
+            signers = self._signers
+            if len(signers) >= SIGNERS_MAX:
+                signers.clear()
+            signers[value[:-_SIG_HEX]] = known
+        return known, signature
 
     @staticmethod
     def _verify_secret(ctx: RequestContext, app: App, signature: str, names: tuple[str, ...], digest: str,

@@ -79,3 +79,39 @@ async def test_a_remembered_date_is_still_checked_against_the_clock_every_call()
     padded = signed_headers("GET", "/a")
     padded["X-Sdk-Date"] = f" {padded['X-Sdk-Date']} "  # blanks around the date: stripped as before
     assert await run_stage(auth, request_context(rt, "GET", "/a", headers=padded, api_id="a")) is None
+
+
+async def test_a_remembered_signature_prefix_still_checks_every_signature() -> None:
+    rt = compile_doc(_doc(app_auths=[grant("app1", "a")]))
+    auth = stage_of(endpoint(rt, "a"), "app_auth")
+    assert auth is not None
+    first = signed_headers("GET", "/a")
+    assert auth(request_context(rt, "GET", "/a", headers=first, api_id="a")) is None  # the prefix is remembered
+    prefix, sig = first["Authorization"][:-64], first["Authorization"][-64:]
+    assert prefix.endswith("Signature=")
+    ok = signed_headers("GET", "/a")
+    ok["Authorization"] = prefix + sig.upper()  # upper-case digits: the same signature
+    assert auth(request_context(rt, "GET", "/a", headers=ok, api_id="a")) is None
+    cases = {
+        "tampered": prefix + sig[:-1] + ("1" if sig[-1] == "0" else "0"),
+        "not hex": prefix + "z" + sig[1:],
+        "blank inside": prefix + sig[:30] + " " + sig[31:],
+        "signed for another path": signed_headers("GET", "/b")["Authorization"],
+    }
+    for what, value in cases.items():
+        headers = signed_headers("GET", "/a")
+        headers["Authorization"] = value
+        err = await run_stage(auth, request_context(rt, "GET", "/a", headers=headers, api_id="a"))
+        assert err is not None and err.code == "APIG.0303", what
+    padded = signed_headers("GET", "/a")
+    padded["Authorization"] += "  "  # a blank after the signature: the general parse, still accepted
+    assert await run_stage(auth, request_context(rt, "GET", "/a", headers=padded, api_id="a")) is None
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.lib.sdk_signer import DATE_FORMAT
+
+    old = (datetime.now(UTC) - timedelta(hours=2)).strftime(DATE_FORMAT)
+    stale = signed_headers("GET", "/a", date=old)
+    assert stale["Authorization"][:-64] == prefix  # the remembered prefix: the clock is still read
+    err = await run_stage(auth, request_context(rt, "GET", "/a", headers=stale, api_id="a"))
+    assert err is not None and "signature expired" in err.message
