@@ -61,6 +61,8 @@ class Gateway:
         accesslog.setup(self.services)
         metrics.setup(self.services)
         kafka_log.setup(self.services)
+        # the kafka_log hook runs only while the active snapshot binds a kafka_log plug-in (see _activate)
+        self._log_hook = self.services.completion_hooks.pop()
         self._runners: list[web.BaseRunner] = []
         self._servers: list[asyncio.Server] = []  # public sockets opened outside an aiohttp runner
         self.http1: Http1Server | None = None  # the llhttp public listener, when selected
@@ -172,6 +174,7 @@ class Gateway:
 
     def _activate(self, doc: dict[str, Any], runtime: Runtime, source: str = "admin") -> None:
         self.services.runtime = runtime  # the atomic swap
+        self._bind_log_hook(runtime)
         self.document = doc
         self.services.reloads += 1
         for hook in self.services.swap_hooks:
@@ -180,6 +183,17 @@ class Gateway:
             ahook(doc, runtime, source)
         log.info("snapshot %s active: %s (compiled in %.1f ms)", runtime.version, runtime.counts,
                  runtime.compile_ms)
+
+    def _bind_log_hook(self, runtime: Runtime) -> None:
+        """The kafka_log completion hook is one of the completion hooks only while some endpoint of the active
+        snapshot has a kafka_log plug-in: every other request makes no call for it."""
+        hooks = self.services.completion_hooks
+        hook = self._log_hook
+        wanted = any(ep.log_plugin is not None for ep in runtime.endpoints.values())
+        if wanted and hook not in hooks:
+            hooks.append(hook)
+        elif not wanted and hook in hooks:
+            hooks.remove(hook)
 
     def load_config_path(self, path: str) -> Runtime:
         return self.apply_document(load_path(path), source="file")
