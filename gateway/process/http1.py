@@ -84,6 +84,8 @@ _NO_BODY_METHODS = frozenset({"HEAD"})
 _CONTENT_LENGTH = istr("Content-Length")
 _TRANSFER_ENCODING = istr("Transfer-Encoding")
 _HOST = istr("Host")
+_CONNECTION = istr("Connection")
+_PROXY_CONNECTION = istr("Proxy-Connection")  # llhttp reads it as Connection
 _BODY_LIMIT = 2 ** 16  # StreamReader low-water mark (high water is twice this)
 MAX_PIPELINED = 16  # queued requests on one connection before reading from it pauses
 _REASONS: dict[int, str] = {}
@@ -771,12 +773,19 @@ class Http1Protocol(asyncio.Protocol):
         target = self._url.decode("utf-8", "surrogateescape")
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("ascii", "replace")
-        ver = parser.get_http_version()
-        if ver not in ("1.1", "1.0", "2.0"):  # HTTP/0.9 (no version) and the like: not a request line we take
-            raise _FramingError("invalid version")
-        bad_version = ver == "2.0"  # a plain-text "HTTP/2.0" request line: answered 505 by the pipeline
-        version = HttpVersion10 if ver == "1.0" else HttpVersion11
-        keep_alive = bool(parser.should_keep_alive()) and not bad_version and not self.server.closing
+        if parser.should_keep_alive() and _CONNECTION not in hdrs and _PROXY_CONNECTION not in hdrs:
+            # llhttp keeps a request alive without a Connection field only for HTTP/1.1 (it takes 0.9, 1.0, 1.1
+            # and 2.0; the others need "keep-alive" in that field): the version string (a format call) is not asked
+            bad_version = False
+            version = HttpVersion11
+            keep_alive = not self.server.closing
+        else:
+            ver = parser.get_http_version()
+            if ver not in ("1.1", "1.0", "2.0"):  # HTTP/0.9 (no version) and the like: not a request line we take
+                raise _FramingError("invalid version")
+            bad_version = ver == "2.0"  # a plain-text "HTTP/2.0" request line: answered 505 by the pipeline
+            version = HttpVersion10 if ver == "1.0" else HttpVersion11
+            keep_alive = bool(parser.should_keep_alive()) and not bad_version and not self.server.closing
         if tes is not None and (len(tes) != 1 or tes[0].strip().lower() != "chunked"):  # only one, plain chunked
             raise _FramingError("unsupported transfer-encoding")
         try:

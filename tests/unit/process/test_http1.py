@@ -197,6 +197,31 @@ async def test_http_1_0_closes_unless_keep_alive() -> None:
     assert b"Connection: keep-alive" in t.out and not t.closed
 
 
+@pytest.mark.parametrize("line, fields, version, bad, keep", [
+    (b"HTTP/1.1", b"", (1, 1), False, True),
+    (b"HTTP/1.1", b"Connection: close\r\n", (1, 1), False, False),
+    (b"HTTP/1.1", b"Connection: keep-alive\r\n", (1, 1), False, True),
+    (b"HTTP/1.0", b"Connection: keep-alive\r\n", (1, 0), False, True),
+    (b"HTTP/1.0", b"Proxy-Connection: keep-alive\r\n", (1, 0), False, True),
+    (b"HTTP/1.0", b"", (1, 0), False, False),
+    (b"HTTP/2.0", b"Connection: keep-alive\r\n", (1, 1), True, False),
+    (b"HTTP/2.0", b"Proxy-Connection: keep-alive\r\n", (1, 1), True, False),
+])
+async def test_version_and_keep_alive_of_a_request(line: bytes, fields: bytes, version: tuple[int, int], bad: bool,
+                                                  keep: bool) -> None:
+    """The version is taken without asking llhttp for its text when only HTTP/1.1 can be kept alive."""
+    seen: list[Any] = []
+
+    async def handler(request: Any) -> web.Response:
+        seen.append((tuple(request.version), request.bad_version, request.keep_alive))
+        return web.Response(body=b"v")
+
+    proto, t = connect(handler)
+    proto.data_received(b"GET /x " + line + b"\r\nHost: h\r\n" + fields + b"\r\n")
+    await until(lambda: bool(seen) and b"\r\n\r\n" in t.out)
+    assert seen == [(version, bad, keep)]
+
+
 @pytest.mark.parametrize("raw", [
     b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
