@@ -88,6 +88,14 @@ _HEADS: dict[tuple[int, tuple[tuple[str, str], ...], int], tuple[bytes, bytes, f
 _HEADS_MAX = 4096
 
 
+def _remember(table: dict[Any, Any], limit: int, key: Any, value: Any) -> Any:
+    """Store ``value`` under ``key`` in a bounded memo table (emptied when full); returns ``value``."""
+    if len(table) >= limit:
+        table.clear()
+    table[key] = value
+    return value
+
+
 def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> PresetHead | None:
     """The preset head of a fixed answer, or None when it cannot be one (a status without a plain body,
     a header the listener owns, CR/LF inside a header: those take the ``web.Response`` path)."""
@@ -95,10 +103,7 @@ def preset_head(status: int, headers: Iterable[tuple[str, str]], body: bytes) ->
     try:
         head = _HEADS[key]
     except KeyError:
-        head = _head(*key)
-        if len(_HEADS) >= _HEADS_MAX:
-            _HEADS.clear()
-        _HEADS[key] = head
+        head = _remember(_HEADS, _HEADS_MAX, key, _head(*key))
     if head is None:
         return None
     return PresetHead(status, head[0], head[1], head[2], body)
@@ -282,12 +287,9 @@ def relayed_block_answer(ctx: RequestContext, status: int, reason: str, block: s
     rh = ctx.response_headers
     key = (status, reason, block, None if rh == _SERVER_ONLY else tuple(rh), len(body))
     try:
-        head = _BLOCK_HEADS[key]
+        head = _BLOCK_HEADS[key]  # the hit, inline (hot path)
     except KeyError:
-        head = _block_head(*key)
-        if len(_BLOCK_HEADS) >= _BLOCK_HEADS_MAX:
-            _BLOCK_HEADS.clear()
-        _BLOCK_HEADS[key] = head
+        head = _remember(_BLOCK_HEADS, _BLOCK_HEADS_MAX, key, _block_head(*key))
     if head is None:
         return None
     dynamic = dynamic_lines(ctx, _LISTENER_OWNED)

@@ -34,6 +34,17 @@ async def raw_backend() -> AsyncIterator[tuple[RawBackend, str]]:
     await backend.close()
 
 
+async def send_chunked(port: int, chunks: str) -> bytes:
+    """POST /p with a chunked body written in one piece (``chunks``: the framed body); the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /p HTTP/1.1\r\nHost: {GROUP_HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 f"{chunks}".encode())
+    async with asyncio.timeout(20):
+        answer = await reader.read(-1)
+    writer.close()
+    return answer
+
+
 async def send(port: int, target: str, headers: list[tuple[str, str]] | None = None, method: str = "GET",
                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     """One request written byte for byte; returns (status, lower-case headers, body)."""
@@ -174,24 +185,14 @@ async def test_a_body_that_has_all_arrived_goes_out_with_its_length(make_gateway
     req = backend.requests[-1]
     assert req.header("Content-Length") == ["7"] and not req.header("Transfer-Encoding") and req.body == b'{"a":1}'
     # chunked from the caller, complete in one write: re-framed with its length
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST /p HTTP/1.1\r\nHost: {GROUP_HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 f"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".encode())
-    async with asyncio.timeout(20):
-        answer = await reader.read(-1)
-    writer.close()
+    answer = await send_chunked(port, "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
     req = backend.requests[-1]
     assert req.header("Content-Length") == ["11"] and not req.header("Transfer-Encoding")
     assert req.body == b"hello world"
     # complete but over the limit (chunked, so no declared length to refuse it early): 413, never forwarded
     before = len(backend.requests)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST /p HTTP/1.1\r\nHost: {GROUP_HOST}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 f"7d0\r\n{'z' * 2000}\r\n0\r\n\r\n".encode())
-    async with asyncio.timeout(20):
-        answer = await reader.read(-1)
-    writer.close()
+    answer = await send_chunked(port, f"7d0\r\n{'z' * 2000}\r\n0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 413") and len(backend.requests) == before
 
 
